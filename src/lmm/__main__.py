@@ -1,0 +1,5 @@
+"""`python -m lmm` runs the CLI."""
+
+from lmm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""The one error family. Every message says what to do next."""
+
+from __future__ import annotations
+
+
+class LmmError(Exception):
+    """Base of every error lmm raises on purpose; the CLI prints it without a traceback."""
+
+
+class StoreError(LmmError):
+    """The store cannot be opened, migrated or written."""
+
+
+class InputError(LmmError):
+    """A file given to lmm is not in a format it can read."""
+
+
+class MissingExtra(LmmError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"this needs the optional dependency {module!r}; install it with: pip install 'lmm[{extra}]'"
+        )

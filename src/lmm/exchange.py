@@ -1,0 +1,216 @@
+"""Export and import the store as JSONL: a lossless round trip, so a memory can move machines.
+
+The first line is a header naming the format version; then one object per row, tagged by `table`.
+Rows refer to each other by natural keys (project path, session id, source path), never by the
+integer ids of one particular database file. Import is idempotent and redacts again on the way in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from lmm import __version__
+from lmm.errors import InputError
+from lmm.redact import redact
+from lmm.store import Store
+
+FORMAT = "lmm-export"
+VERSION = 1
+
+# Tables in dependency order, with the columns that travel (integer ids are re-derived on import).
+_SESSION_COLS = ["id", "source", "title", "parent_session_id", "started_at", "ended_at", "extra"]
+_TURN_COLS = [
+    "session_id", "key", "uuid", "parent_uuid", "uuids", "message_id", "role", "kind", "text",
+    "thinking", "tools", "timestamp", "cwd", "git_branch", "line_no", "is_sidechain", "agent_id",
+    "parent_tool_use_id", "dia_id", "speaker", "files", "extra",
+]  # fmt: skip
+_REDACTED_TEXT = {"text", "thinking", "title", "tools", "extra"}
+
+
+def _rows(store: Store) -> Iterator[dict[str, Any]]:
+    db = store.db
+    for r in db.execute("SELECT path, name, created_at FROM projects ORDER BY id"):
+        yield {"table": "projects", **dict(r)}
+    for r in db.execute(
+        "SELECT s.path, s.format, s.size, s.mtime_ns, s.head_hash, s.offset, s.line_no, "
+        "s.malformed, s.skipped FROM sources s ORDER BY id"
+    ):
+        yield {"table": "sources", **dict(r)}
+    cols = ", ".join(f"s.{c}" for c in _SESSION_COLS)
+    for r in db.execute(
+        f"SELECT {cols}, p.path AS project FROM sessions s "
+        "LEFT JOIN projects p ON p.id = s.project_id ORDER BY s.rowid"
+    ):
+        yield {"table": "sessions", **dict(r)}
+    cols = ", ".join(f"t.{c}" for c in _TURN_COLS)
+    for r in db.execute(
+        f"SELECT {cols}, p.path AS project, src.path AS source FROM turns t "
+        "LEFT JOIN projects p ON p.id = t.project_id LEFT JOIN sources src ON src.id = t.source_id "
+        "ORDER BY t.id"
+    ):
+        yield {"table": "turns", **dict(r)}
+    for r in db.execute("SELECT * FROM agent_links ORDER BY rowid"):
+        yield {"table": "agent_links", **dict(r)}
+    for r in db.execute(
+        "SELECT src.path AS source, i.line_no, i.reason FROM parse_issues i "
+        "JOIN sources src ON src.id = i.source_id ORDER BY i.id"
+    ):
+        yield {"table": "parse_issues", **dict(r)}
+    yield from _extra_rows(db)
+
+
+def _extra_rows(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    """Rows of tables added by later migrations (cognitions, embeddings...) travel as they are."""
+    core = {"projects", "sources", "sessions", "turns", "agent_links", "parse_issues"}
+    tables = [
+        r[0]
+        for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE '%_fts%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY rowid"
+        )
+    ]
+    for table in tables:
+        if table in core or table in EXPORT_SKIP:
+            continue
+        for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid"):
+            yield {"table": table, **{k: _plain(r[k]) for k in r.keys()}}  # noqa: SIM118
+
+
+EXPORT_SKIP: set[str] = set()  # derived tables a later migration may add (rebuilt, not exported)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$bytes": value.hex()}
+    return value
+
+
+def export_jsonl(store: Store, out: IO[bytes]) -> int:
+    """Write the whole store to `out`. Returns the number of rows written."""
+    header = {"format": FORMAT, "version": VERSION, "lmm": __version__,
+              "schema_version": store.db.execute("PRAGMA user_version").fetchone()[0]}  # fmt: skip
+    out.write(orjson.dumps(header) + b"\n")
+    n = 0
+    for row in _rows(store):
+        out.write(orjson.dumps(row) + b"\n")
+        n += 1
+    return n
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("rb") as f:
+        first = f.readline()
+        try:
+            header = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            header = None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise InputError(
+                f"{path} is not an lmm export (its first line is not an {FORMAT} header); "
+                "to read Claude Code transcripts or chat logs use `lmm ingest` instead"
+            )
+        if int(header.get("version", 0)) > VERSION:
+            raise InputError(f"{path} was written by a newer lmm; upgrade lmm to import it")
+        for line_no, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"{path}:{line_no}: not valid JSON ({exc}); nothing was imported") from exc
+            if not isinstance(row, dict) or "table" not in row:
+                raise InputError(f"{path}:{line_no}: a row without a 'table'; nothing was imported")
+            yield line_no, row
+
+
+def import_jsonl(store: Store, path: Path) -> dict[str, int]:
+    """Merge an export into `store` in one transaction (all or nothing). Returns rows per table."""
+    counts: dict[str, int] = {}
+    db = store.db
+    with store.transaction():
+        for line_no, row in _read_lines(path):
+            table = row.pop("table")
+            for k in _REDACTED_TEXT & row.keys():
+                if isinstance(row[k], str):
+                    row[k] = redact(row[k])
+            try:
+                _import_row(store, table, row)
+            except (sqlite3.Error, KeyError, TypeError) as exc:
+                raise InputError(
+                    f"{path}:{line_no}: cannot import this {table} row ({exc}); nothing was imported"
+                ) from exc
+            counts[table] = counts.get(table, 0) + 1
+        db.execute("INSERT INTO turns_fts(turns_fts) VALUES ('integrity-check')")
+    return counts
+
+
+def _source_id(store: Store, path: str | None) -> int | None:
+    if path is None:
+        return None
+    row = store.db.execute("SELECT id FROM sources WHERE path = ?", (path,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _import_row(store: Store, table: str, row: dict[str, Any]) -> None:
+    db = store.db
+    if table == "projects":
+        db.execute(
+            "INSERT OR IGNORE INTO projects (path, name, created_at) VALUES (?, ?, ?)",
+            (row["path"], row["name"], row["created_at"]),
+        )
+    elif table == "sources":
+        cols = list(row)
+        db.execute(
+            f"INSERT OR IGNORE INTO sources ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [row[c] for c in cols],
+        )
+    elif table == "sessions":
+        project = row.pop("project")
+        row["project_id"] = store.project_id(project) if project else None
+        cols = list(row)
+        db.execute(
+            f"INSERT OR IGNORE INTO sessions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [row[c] for c in cols],
+        )
+    elif table == "turns":
+        project, source = row.pop("project"), row.pop("source")
+        row["project_id"] = store.project_id(project) if project else None
+        row["source_id"] = _source_id(store, source)
+        cols = list(row)
+        db.execute(
+            f"INSERT OR IGNORE INTO turns ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [row[c] for c in cols],
+        )
+    elif table == "agent_links":
+        db.execute(
+            "INSERT OR IGNORE INTO agent_links VALUES (?, ?, ?)",
+            (row["session_id"], row["agent_id"], row["tool_use_id"]),
+        )
+    elif table == "parse_issues":
+        sid = _source_id(store, row["source"])
+        if sid is not None:
+            db.execute(
+                "INSERT OR IGNORE INTO parse_issues (source_id, line_no, reason) VALUES (?, ?, ?)",
+                (sid, row["line_no"], row["reason"]),
+            )
+    else:
+        import_extra_row(store, table, row)
+
+
+def import_extra_row(store: Store, table: str, row: dict[str, Any]) -> None:
+    """Rows of later tables: insert as they are (their own unique keys make this idempotent)."""
+    known = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if table not in known:
+        raise KeyError(f"unknown table {table!r}")
+    values = {k: bytes.fromhex(v["$bytes"]) if isinstance(v, dict) and "$bytes" in v else v
+              for k, v in row.items()}  # fmt: skip
+    cols = list(values)
+    store.db.execute(
+        f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        [values[c] for c in cols],
+    )

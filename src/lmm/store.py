@@ -1,0 +1,400 @@
+"""The local memory store: one SQLite file (WAL, mode 0600), schema under numbered migrations.
+
+Every text goes through `redact()` on its way in, so no write path can store a secret.
+Rows keep provenance: project (full cwd path), session, message uuid, timestamp, git branch,
+source file and line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from lmm import migrations
+from lmm.errors import StoreError
+from lmm.records import SessionInfo, Turn
+from lmm.redact import redact
+
+BUSY_TIMEOUT_MS = 30_000
+TOOL_INPUT_MAX = 4_000  # characters of a tool call's input kept in the tools column
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the SQLite file at `path`: WAL, busy timeout, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    try:
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"cannot open the store at {path}: {exc}. If the file is damaged, move it aside "
+            "and run `lmm import` on your latest export, or `lmm ingest` again."
+        ) from exc
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def quote_fts(query: str) -> str:
+    """Quote every word of user text so FTS5 reads it as plain terms, never as syntax."""
+    words = [w for w in query.replace("\x00", " ").split() if w.strip()]
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# The upsert merges a turn that arrives in pieces (an assistant response whose lines were split
+# by an interleaved tool result, or by an incremental read) and ignores pieces already stored.
+_PRESENT = "instr(turns.uuids, json_quote(excluded.uuid)) > 0"
+_LONGER = "json_array_length(excluded.uuids) > json_array_length(turns.uuids)"
+
+
+def _merge_text(col: str, sep: str = "char(10)") -> str:
+    return (
+        f"CASE WHEN {_PRESENT} THEN excluded.{col} "
+        f"WHEN turns.{col} = '' THEN excluded.{col} WHEN excluded.{col} = '' THEN turns.{col} "
+        f"ELSE turns.{col} || {sep} || excluded.{col} END"
+    )
+
+
+def _merge_json(col: str) -> str:
+    return (
+        f"CASE WHEN {_PRESENT} THEN excluded.{col} ELSE (SELECT json_group_array(json(value)) "
+        f"FROM (SELECT value FROM json_each(turns.{col}) UNION ALL "
+        f"SELECT value FROM json_each(excluded.{col}))) END"
+    )
+
+
+_TURN_COLUMNS = (
+    "session_id, key, uuid, parent_uuid, uuids, message_id, role, kind, text, thinking, tools, "
+    "timestamp, cwd, git_branch, project_id, source_id, line_no, is_sidechain, agent_id, "
+    "parent_tool_use_id, dia_id, speaker, files, extra"
+)
+_INSERT_TURN = f"""
+INSERT INTO turns ({_TURN_COLUMNS}) VALUES ({", ".join("?" * 24)})
+ON CONFLICT (session_id, key) DO UPDATE SET
+    text = {_merge_text("text")},
+    thinking = {_merge_text("thinking")},
+    tools = {_merge_json("tools")},
+    uuids = {_merge_json("uuids")},
+    files = {_merge_json("files")},
+    agent_id = coalesce(turns.agent_id, excluded.agent_id),
+    parent_tool_use_id = coalesce(turns.parent_tool_use_id, excluded.parent_tool_use_id)
+WHERE NOT ({_PRESENT}) OR ({_LONGER})
+"""
+
+
+def _tools_json(turn: Turn) -> str:
+    items: list[dict[str, Any]] = [
+        {"type": "call", "id": c.id, "name": c.name, "input": redact(c.input[:TOOL_INPUT_MAX])}
+        for c in turn.tool_calls
+    ]
+    items += [
+        {"type": "result", "tool_use_id": r.tool_use_id, "is_error": r.is_error}
+        for r in turn.tool_results
+    ]
+    return _json(items)
+
+
+@dataclass
+class Hit:
+    """One keyword-search result."""
+
+    turn_id: int
+    session_id: str
+    role: str
+    kind: str
+    text: str
+    timestamp: str | None
+    project: str | None
+    score: float
+    snippet: str
+
+
+class Store:
+    """A connection to the store plus small caches of project and source ids."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = connect(path)
+        try:
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot migrate the store at {path}: {exc}") from exc
+        self._projects: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rolls back on any error so nothing half-written stays."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- projects and sessions
+
+    def project_id(self, path: str) -> int:
+        """The id of the project at `path` (a full directory path), created on first use."""
+        if (pid := self._projects.get(path)) is not None:
+            return pid
+        name = path.rstrip("/").rsplit("/", 1)[-1] or path
+        self.db.execute("INSERT OR IGNORE INTO projects (path, name) VALUES (?, ?)", (path, name))
+        pid = int(self.db.execute("SELECT id FROM projects WHERE path = ?", (path,)).fetchone()[0])
+        self._projects[path] = pid
+        return pid
+
+    def add_session(self, info: SessionInfo) -> None:
+        pid = self.project_id(info.project) if info.project else None
+        extra = {k: redact(v) for k, v in info.extra.items()}
+        if info.agent_id:
+            extra["agent_id"] = info.agent_id
+        if info.parent_tool_use_id:
+            extra["parent_tool_use_id"] = info.parent_tool_use_id
+        self.db.execute(
+            """INSERT INTO sessions (id, project_id, source, title, parent_session_id, extra)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET
+                project_id = coalesce(sessions.project_id, excluded.project_id),
+                title = coalesce(excluded.title, sessions.title),
+                parent_session_id = coalesce(sessions.parent_session_id, excluded.parent_session_id)
+            """,
+            (
+                info.session_id,
+                pid,
+                info.source,
+                redact(info.title) if info.title else None,
+                info.parent_session_id,
+                _json(extra),
+            ),
+        )
+
+    def session_project(self, session_id: str) -> int | None:
+        row = self.db.execute("SELECT project_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def refresh_sessions(self, session_ids: Iterable[str]) -> None:
+        """Recompute each session's first and last timestamps from its turns."""
+        self.db.executemany(
+            """UPDATE sessions SET
+                started_at = (SELECT min(timestamp) FROM turns WHERE session_id = sessions.id),
+                ended_at = (SELECT max(timestamp) FROM turns WHERE session_id = sessions.id)
+            WHERE id = ?""",
+            [(s,) for s in session_ids],
+        )
+
+    # ---- turns
+
+    def add_turns(self, turns: Iterable[Turn], source_id: int | None = None) -> int:
+        """Insert or merge turns (redacted). Returns how many rows were inserted or changed."""
+        rows = []
+        links = []
+        for t in turns:
+            pid = self.project_id(t.cwd) if t.cwd else self.session_project(t.session_id)
+            uuid = t.uuid or t.key
+            rows.append(
+                (
+                    t.session_id,
+                    t.key,
+                    uuid,
+                    t.parent_uuid,
+                    _json(t.uuids or [uuid]),
+                    t.message_id,
+                    t.role,
+                    t.kind,
+                    redact(t.text),
+                    redact(t.thinking),
+                    _tools_json(t),
+                    t.timestamp,
+                    t.cwd,
+                    t.git_branch,
+                    pid,
+                    source_id,
+                    t.line_no,
+                    int(t.is_sidechain),
+                    t.agent_id,
+                    t.parent_tool_use_id,
+                    t.dia_id,
+                    t.speaker,
+                    _json(t.files),
+                    _json({k: redact(v) for k, v in t.extra.items()}) if t.extra else "{}",
+                )
+            )
+            if "agent_id" in t.extra and "tool_use_id" in t.extra:
+                links.append((t.session_id, t.extra["agent_id"], t.extra["tool_use_id"]))
+        before = self.db.total_changes
+        self.db.executemany(_INSERT_TURN, rows)
+        changed = self.db.total_changes - before
+        if links:
+            self.db.executemany("INSERT OR IGNORE INTO agent_links VALUES (?, ?, ?)", links)
+        return changed
+
+    def link_subagents(self) -> int:
+        """Hang sub-agent turns under the parent tool call that started them."""
+        cur = self.db.execute(
+            """UPDATE turns SET parent_tool_use_id = (
+                SELECT tool_use_id FROM agent_links l
+                WHERE l.session_id = turns.session_id AND l.agent_id = turns.agent_id)
+            WHERE agent_id IS NOT NULL AND parent_tool_use_id IS NULL AND EXISTS (
+                SELECT 1 FROM agent_links l
+                WHERE l.session_id = turns.session_id AND l.agent_id = turns.agent_id)"""
+        )
+        return cur.rowcount
+
+    def session_turns(self, session_id: str) -> list[Turn]:
+        """A session's turns in conversation order (the uuid/parentUuid graph)."""
+        from lmm.transcripts import conversation_order
+
+        rows = self.db.execute(
+            "SELECT * FROM turns WHERE session_id = ? ORDER BY source_id, line_no, id", (session_id,)
+        ).fetchall()
+        return conversation_order([row_to_turn(r) for r in rows])
+
+    # ---- sources (incremental ingest bookkeeping)
+
+    def source(self, path: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM sources WHERE path = ?", (path,)).fetchone()
+
+    def upsert_source(self, path: str, fmt: str, **fields: Any) -> int:
+        self.db.execute(
+            "INSERT INTO sources (path, format) VALUES (?, ?) ON CONFLICT (path) DO NOTHING",
+            (path, fmt),
+        )
+        if fields:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.db.execute(
+                f"UPDATE sources SET {sets}, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                "WHERE path = ?",
+                (*fields.values(), path),
+            )
+        return int(self.db.execute("SELECT id FROM sources WHERE path = ?", (path,)).fetchone()[0])
+
+    def add_issues(self, source_id: int, issues: Iterable[tuple[int, str]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO parse_issues (source_id, line_no, reason) VALUES (?, ?, ?)",
+            [(source_id, line, reason[:500]) for line, reason in issues],
+        )
+
+    # ---- reading
+
+    def stats(self) -> dict[str, Any]:
+        one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "projects": one("SELECT count(*) FROM projects"),
+            "sessions": one("SELECT count(*) FROM sessions"),
+            "turns": one("SELECT count(*) FROM turns"),
+            "subagents": one(
+                "SELECT count(*) FROM (SELECT DISTINCT session_id, agent_id FROM turns "
+                "WHERE agent_id IS NOT NULL)"
+            ),
+            "sources": one("SELECT count(*) FROM sources"),
+            "malformed_lines": one("SELECT count(*) FROM parse_issues"),
+            "first_turn": one("SELECT min(timestamp) FROM turns"),
+            "last_turn": one("SELECT max(timestamp) FROM turns"),
+            "schema_version": one("PRAGMA user_version"),
+            "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "path": str(self.path),
+        }
+
+    def search(self, query: str, *, project: str | None = None, limit: int = 10) -> list[Hit]:
+        """Keyword search (FTS5 BM25) over stored turns, optionally within a project's path."""
+        match = quote_fts(query)
+        if not match:
+            return []
+        sql = """
+            SELECT t.id, t.session_id, t.role, t.kind, t.text, t.timestamp, p.path AS project,
+                   bm25(turns_fts) AS score,
+                   snippet(turns_fts, 0, '[', ']', ' … ', 16) AS snippet
+            FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid
+            LEFT JOIN projects p ON p.id = t.project_id
+            WHERE turns_fts MATCH ?"""
+        params: list[Any] = [match]
+        if project:
+            sql += " AND (p.path = ? OR p.path LIKE ? ESCAPE '\\')"
+            params += [project.rstrip("/"), _like_prefix(project.rstrip("/")) + "/%"]
+        sql += " ORDER BY score LIMIT ?"
+        params.append(limit)
+        return [
+            Hit(
+                turn_id=r["id"],
+                session_id=r["session_id"],
+                role=r["role"],
+                kind=r["kind"],
+                text=r["text"],
+                timestamp=r["timestamp"],
+                project=r["project"],
+                score=-float(r["score"]),
+                snippet=r["snippet"],
+            )
+            for r in self.db.execute(sql, params)
+        ]
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def row_to_turn(r: sqlite3.Row) -> Turn:
+    from lmm.records import ToolCall, ToolResult
+
+    tools = orjson.loads(r["tools"])
+    return Turn(
+        session_id=r["session_id"],
+        key=r["key"],
+        role=r["role"],
+        kind=r["kind"],
+        text=r["text"],
+        uuid=r["uuid"],
+        parent_uuid=r["parent_uuid"],
+        uuids=orjson.loads(r["uuids"]),
+        message_id=r["message_id"],
+        thinking=r["thinking"],
+        tool_calls=[ToolCall(t["id"], t["name"], t["input"]) for t in tools if t["type"] == "call"],
+        tool_results=[
+            ToolResult(t["tool_use_id"], "", t["is_error"]) for t in tools if t["type"] == "result"
+        ],
+        timestamp=r["timestamp"],
+        cwd=r["cwd"],
+        git_branch=r["git_branch"],
+        is_sidechain=bool(r["is_sidechain"]),
+        agent_id=r["agent_id"],
+        parent_tool_use_id=r["parent_tool_use_id"],
+        line_no=r["line_no"],
+        dia_id=r["dia_id"],
+        speaker=r["speaker"],
+        files=orjson.loads(r["files"]),
+        extra=orjson.loads(r["extra"]),
+    )
+
+
+def open_store(path: Path | None = None) -> Store:
+    """The store at `path`, or at `$LMM_HOME/lmm.db`."""
+    from lmm import paths
+
+    return Store(path or paths.db_path())
