@@ -109,7 +109,95 @@ CREATE TABLE parse_issues (
 );
 """
 
-MIGRATIONS: list[str] = [M001_INITIAL]
+# Cognitions: durable knowledge extracted from turns, with sources, merged and superseded.
+M002_COGNITIONS = """
+CREATE TABLE cognitions (
+    id INTEGER PRIMARY KEY,
+    uid TEXT NOT NULL UNIQUE,       -- stable id: hash of scope, category and normalised text
+    project_id INTEGER REFERENCES projects(id),  -- NULL: applies to every project
+    category TEXT NOT NULL,         -- preference | decision | fact | lesson | workflow | gotcha
+    subject TEXT,                   -- what it is about ("package manager"); contradictions share it
+    text TEXT NOT NULL,
+    keywords TEXT NOT NULL DEFAULT '[]',
+    salience REAL NOT NULL DEFAULT 0.5,
+    evidence INTEGER NOT NULL DEFAULT 1,  -- how many source turns support it
+    origin TEXT NOT NULL,           -- rules | lm | user | code
+    status TEXT NOT NULL DEFAULT 'active',  -- active | superseded | forgotten
+    superseded_by INTEGER REFERENCES cognitions(id),
+    valid_from TEXT,                -- when it was first stated (its earliest source)
+    valid_until TEXT,               -- when a newer cognition replaced it
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX cognitions_scope ON cognitions(project_id, status, category);
+CREATE INDEX cognitions_subject ON cognitions(project_id, subject) WHERE subject IS NOT NULL;
+
+CREATE TABLE cognition_sources (
+    cognition_id INTEGER NOT NULL REFERENCES cognitions(id) ON DELETE CASCADE,
+    session_id TEXT,                -- NULL for code and user sources
+    turn_key TEXT,
+    uuid TEXT,                      -- the source record's uuid
+    timestamp TEXT,
+    file_path TEXT,                 -- for codebase knowledge: the file it came from
+    line_no INTEGER,
+    quote TEXT,                     -- the words of the source that support it
+    UNIQUE (cognition_id, session_id, turn_key, file_path)
+);
+CREATE INDEX cognition_sources_turn ON cognition_sources(session_id, turn_key);
+
+CREATE VIRTUAL TABLE cognitions_fts USING fts5(
+    text, keywords, content='cognitions', content_rowid='id', tokenize='porter unicode61'
+);
+CREATE TRIGGER cognitions_ai AFTER INSERT ON cognitions BEGIN
+    INSERT INTO cognitions_fts(rowid, text, keywords) VALUES (new.id, new.text, new.keywords);
+END;
+CREATE TRIGGER cognitions_ad AFTER DELETE ON cognitions BEGIN
+    INSERT INTO cognitions_fts(cognitions_fts, rowid, text, keywords)
+    VALUES ('delete', old.id, old.text, old.keywords);
+END;
+CREATE TRIGGER cognitions_au AFTER UPDATE OF text, keywords ON cognitions BEGIN
+    INSERT INTO cognitions_fts(cognitions_fts, rowid, text, keywords)
+    VALUES ('delete', old.id, old.text, old.keywords);
+    INSERT INTO cognitions_fts(rowid, text, keywords) VALUES (new.id, new.text, new.keywords);
+END;
+
+-- how far each extractor has read each session (extraction is incremental and idempotent)
+CREATE TABLE extraction_state (
+    session_id TEXT NOT NULL,
+    extractor TEXT NOT NULL,
+    last_turn_id INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT,
+    PRIMARY KEY (session_id, extractor)
+);
+
+-- codebase files already read by `lmm ingest-code` (re-runs read only changed files)
+CREATE TABLE code_files (
+    path TEXT PRIMARY KEY,
+    project_id INTEGER REFERENCES projects(id),
+    sha TEXT NOT NULL,
+    updated_at TEXT
+);
+"""
+
+# Dense vectors for turns and cognitions, tagged with the embedder that made them.
+M003_VECTORS = """
+CREATE TABLE vectors (
+    item_kind TEXT NOT NULL,        -- turn | cognition
+    item_id INTEGER NOT NULL,
+    model TEXT NOT NULL,            -- embedder id
+    dim INTEGER NOT NULL,
+    vec BLOB NOT NULL,              -- float32, little-endian, L2-normalised
+    PRIMARY KEY (item_kind, item_id, model)
+);
+CREATE TABLE embedders (
+    model TEXT PRIMARY KEY,
+    dim INTEGER NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+"""
+
+MIGRATIONS: list[str] = [M001_INITIAL, M002_COGNITIONS, M003_VECTORS]
 
 
 def apply(db: sqlite3.Connection) -> int:

@@ -1,0 +1,54 @@
+"""The `lmm` command line: thin calls into the library. Results on stdout, diagnostics on stderr.
+
+Each command group lives in its own module with a `register(sub, common)` function. Every command
+takes `--json` for scripts; `LMM_HOME` picks the store's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from lmm import __version__, paths
+from lmm.cli import store_cmds
+from lmm.errors import LmmError
+
+# Command groups, in the order `lmm --help` lists them.
+GROUPS = [store_cmds]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
+    parser = argparse.ArgumentParser(
+        prog="lmm",
+        description="A local memory layer for coding agents. "
+        f"Store: $LMM_HOME/lmm.db (now {paths.db_path()}).",
+    )
+    parser.add_argument("--version", action="version", version=f"lmm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="lmm: %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except LmmError as exc:
+        print(f"lmm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lmm: interrupted; everything committed so far is kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
