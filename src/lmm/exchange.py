@@ -122,7 +122,9 @@ def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: not valid JSON ({exc}); nothing was imported") from exc
+                raise InputError(
+                    f"{path}:{line_no}: not valid JSON ({exc}); nothing was imported"
+                ) from exc
             if not isinstance(row, dict) or "table" not in row:
                 raise InputError(f"{path}:{line_no}: a row without a 'table'; nothing was imported")
             yield line_no, row
@@ -142,7 +144,8 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
                 _import_row(store, table, row)
             except (sqlite3.Error, KeyError, TypeError) as exc:
                 raise InputError(
-                    f"{path}:{line_no}: cannot import this {table} row ({exc}); nothing was imported"
+                    f"{path}:{line_no}: cannot import this {table} row ({exc}); "
+                    "nothing was imported"
                 ) from exc
             counts[table] = counts.get(table, 0) + 1
         db.execute("INSERT INTO turns_fts(turns_fts) VALUES ('integrity-check')")
@@ -156,6 +159,15 @@ def _source_id(store: Store, path: str | None) -> int | None:
     return None if row is None else int(row[0])
 
 
+def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    cols = list(row)
+    marks = ", ".join("?" * len(cols))
+    db.execute(
+        f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+        [row[c] for c in cols],
+    )
+
+
 def _import_row(store: Store, table: str, row: dict[str, Any]) -> None:
     db = store.db
     if table == "projects":
@@ -164,28 +176,16 @@ def _import_row(store: Store, table: str, row: dict[str, Any]) -> None:
             (row["path"], row["name"], row["created_at"]),
         )
     elif table == "sources":
-        cols = list(row)
-        db.execute(
-            f"INSERT OR IGNORE INTO sources ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [row[c] for c in cols],
-        )
+        _insert(db, "sources", row)
     elif table == "sessions":
         project = row.pop("project")
         row["project_id"] = store.project_id(project) if project else None
-        cols = list(row)
-        db.execute(
-            f"INSERT OR IGNORE INTO sessions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [row[c] for c in cols],
-        )
+        _insert(db, "sessions", row)
     elif table == "turns":
         project, source = row.pop("project"), row.pop("source")
         row["project_id"] = store.project_id(project) if project else None
         row["source_id"] = _source_id(store, source)
-        cols = list(row)
-        db.execute(
-            f"INSERT OR IGNORE INTO turns ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [row[c] for c in cols],
-        )
+        _insert(db, "turns", row)
     elif table == "agent_links":
         db.execute(
             "INSERT OR IGNORE INTO agent_links VALUES (?, ?, ?)",
@@ -209,8 +209,4 @@ def import_extra_row(store: Store, table: str, row: dict[str, Any]) -> None:
         raise KeyError(f"unknown table {table!r}")
     values = {k: bytes.fromhex(v["$bytes"]) if isinstance(v, dict) and "$bytes" in v else v
               for k, v in row.items()}  # fmt: skip
-    cols = list(values)
-    store.db.execute(
-        f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-        [values[c] for c in cols],
-    )
+    _insert(store.db, table, values)

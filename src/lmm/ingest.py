@@ -56,7 +56,8 @@ class IngestReport:
             f"{self.files_skipped} skipped, {self.files_rewritten} rewritten), "
             f"{self.sessions} sessions ({self.sessions_new} new), {self.subagents} sub-agents, "
             f"{self.turns_new} new turns ({self.turns_total} stored), "
-            f"{self.malformed} malformed lines, {mb:.1f} MB in {self.seconds:.2f} s ({rate:.1f} MB/s)"
+            f"{self.malformed} malformed lines, "
+            f"{mb:.1f} MB in {self.seconds:.2f} s ({rate:.1f} MB/s)"
         )
 
 
@@ -163,12 +164,9 @@ def _ingest_transcript(run: _Run, tf: TranscriptFile) -> None:
     st = path.stat()
     key = str(path.resolve())
     src = store.source(key)
-    if (
-        src is not None
-        and src["size"] == st.st_size
-        and src["mtime_ns"] == st.st_mtime_ns
-        and (src["offset"] == st.st_size or src["skipped"])
-    ):
+    # Same size and mtime as when last read: nothing new (a truncated last line stays unread
+    # until the file changes, and is not reported again).
+    if src is not None and src["size"] == st.st_size and src["mtime_ns"] == st.st_mtime_ns:
         report.files_unchanged += 1
         return
     start, line_no = 0, 0
@@ -253,7 +251,9 @@ def _count_turns(store: Store) -> int:
     return int(store.db.execute("SELECT count(*) FROM turns").fetchone()[0])
 
 
-def plan(paths: Sequence[Path], fmt: str = "auto") -> tuple[list[TranscriptFile], list[tuple[Path, str]]]:
+def plan(
+    paths: Sequence[Path], fmt: str = "auto"
+) -> tuple[list[TranscriptFile], list[tuple[Path, str]]]:
     """Split the inputs into Claude Code transcripts and whole-file imports (generic, LoCoMo)."""
     for p in paths:
         if not p.exists():
@@ -308,4 +308,6 @@ def ingest(
 def total_bytes(paths: Sequence[Path], fmt: str = "auto") -> int:
     """Bytes a full read of `paths` would consume (for progress bars)."""
     transcripts, others = plan(paths, fmt)
-    return sum(t.path.stat().st_size for t in transcripts) + sum(p.stat().st_size for p, _ in others)
+    return sum(t.path.stat().st_size for t in transcripts) + sum(
+        p.stat().st_size for p, _ in others
+    )

@@ -74,9 +74,10 @@ def _merge_text(col: str, sep: str = "char(10)") -> str:
 
 def _merge_json(col: str) -> str:
     return (
-        f"CASE WHEN {_PRESENT} THEN excluded.{col} ELSE (SELECT json_group_array(json(value)) "
-        f"FROM (SELECT value FROM json_each(turns.{col}) UNION ALL "
-        f"SELECT value FROM json_each(excluded.{col}))) END"
+        f"CASE WHEN {_PRESENT} THEN excluded.{col} ELSE (SELECT json_group_array("
+        "CASE WHEN type IN ('object', 'array') THEN json(value) ELSE value END) "
+        f"FROM (SELECT value, type FROM json_each(turns.{col}) UNION ALL "
+        f"SELECT value, type FROM json_each(excluded.{col}))) END"
     )
 
 
@@ -196,7 +197,9 @@ class Store:
         )
 
     def session_project(self, session_id: str) -> int | None:
-        row = self.db.execute("SELECT project_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT project_id FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
         return None if row is None else row[0]
 
     def refresh_sessions(self, session_ids: Iterable[str]) -> None:
@@ -272,7 +275,8 @@ class Store:
         from lmm.transcripts import conversation_order
 
         rows = self.db.execute(
-            "SELECT * FROM turns WHERE session_id = ? ORDER BY source_id, line_no, id", (session_id,)
+            "SELECT * FROM turns WHERE session_id = ? ORDER BY source_id, line_no, id",
+            (session_id,),
         ).fetchall()
         return conversation_order([row_to_turn(r) for r in rows])
 
