@@ -1,4 +1,4 @@
-"""The store: schema, permissions, merge-on-upsert, redaction at the write boundary, search scope."""
+"""The store: schema, permissions, merge-on-upsert, redaction on write, search scope."""
 
 from __future__ import annotations
 
@@ -69,8 +69,10 @@ def test_full_reread_replaces_a_partial_turn(store: Store) -> None:
 
 def test_secrets_never_reach_the_database_file(store: Store) -> None:
     key = "sk-ant-api03-" + "Q" * 40
-    store.add_turns([_turn("u9", f"export ANTHROPIC_API_KEY={key}", thinking=f"the key {key}",
-                           tool_calls=[ToolCall("t", "Bash", f'{{"command": "echo {key}"}}')])])  # fmt: skip
+    call = ToolCall("t", "Bash", f'{{"command": "echo {key}"}}')
+    turn = _turn("u9", f"export ANTHROPIC_API_KEY={key}", thinking=f"the key {key}")
+    turn.tool_calls = [call]
+    store.add_turns([turn])
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     raw = b"".join(p.read_bytes() for p in store.path.parent.iterdir() if p.is_file())

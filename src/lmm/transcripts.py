@@ -1,21 +1,46 @@
 """Claude Code JSONL transcripts -> `Turn`s, streaming.
 
-API (used by `lmm.ingest`):
+API (used by `lmm.ingest` and `lmm.store`):
 - `discover(paths) -> list[TranscriptFile]`: every transcript under the given files/folders, with
   its layout (main session file, sibling `agent-*.jsonl`, or `<session>/subagents/agent-*.jsonl`).
 - `TranscriptReader(file, offset=0, line_no=0)`: iterate it to get `Turn`, `ParseIssue` and
-  `SessionInfo` items in file order; reading starts at byte `offset` (a line boundary). After
-  iteration `reader.offset` is the byte offset just past the last complete line consumed and
-  `reader.line_no` its 1-based number; every `Turn.end_offset` is the offset just past its last line.
+  `SessionInfo` items in file order; reading starts at byte `offset` (a line boundary). While
+  iterating, `reader.offset` is the byte offset just past the last line whose items have all been
+  yielded (`reader.line_no` its 1-based number); every `Turn.end_offset` is the offset just past
+  its last line. A last line without a newline that does not parse is reported, not consumed.
+- `conversation_order(turns)` and `main_branch(turns)`: read-time ordering by the uuid graph.
+
+Sub-agent turns keep the session id of their parent session and carry `agent_id`. A parent's
+tool_result turn that started a sub-agent carries `extra["agent_id"]` and `extra["tool_use_id"]`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
+from typing import Any
 
-from lmm.records import ParseIssue, SessionInfo, Turn
+import orjson
+
+from lmm.records import ParseIssue, SessionInfo, ToolCall, ToolResult, Turn
+
+log = logging.getLogger(__name__)
+
+RESULT_HEAD = 2000  # chars of a long tool result kept in Turn.text before the cut ...
+RESULT_TAIL = 1000  # ... and after it
+INPUT_CHARS = 500  # chars of a tool call's JSON input shown in Turn.text
+LINK_CAP = 10_000  # bound on every bookkeeping dict (pending tool calls, prompts, sidechains)
+WARMUP_PROMPT = "Warmup"  # the prompt Claude Code 2.0 sends to pre-warm sub-agents
+IMAGE = "[image]"
+
+_PATH_KEYS = ("file_path", "path", "notebook_path")
+_AGENT_TOOLS = frozenset({"Task", "Agent"})
+_BOUNDARIES = " \n\t\"',;"  # where a long text may be cut without splitting a token (or secret)
+_LAYOUT_RANK = {"session": 0, "agent": 1, "subagent": 2}
 
 
 @dataclass
@@ -27,8 +52,56 @@ class TranscriptFile:
     meta: dict[str, object] = field(default_factory=dict)  # <agent>.meta.json, when present
 
 
+# ---- discovery
+
+
 def discover(paths: Sequence[Path]) -> list[TranscriptFile]:
-    raise NotImplementedError
+    """Every non-empty *.jsonl under `paths` (files or folders, searched recursively), classified
+    by layout and sorted: main session files first, then agent files, each by path."""
+    found: dict[Path, TranscriptFile] = {}
+    for root in paths:
+        root = Path(root)
+        if root.is_dir():
+            candidates: Iterable[Path] = root.rglob("*.jsonl")
+        elif root.suffix == ".jsonl" and root.is_file():
+            candidates = [root]
+        else:
+            log.debug("skipping %s: not a folder or a .jsonl file", root)
+            continue
+        for path in candidates:
+            try:
+                if not path.is_file() or path.stat().st_size == 0:
+                    continue
+            except OSError:
+                continue
+            found.setdefault(path.resolve(), classify(path))
+    return sorted(found.values(), key=lambda f: (_LAYOUT_RANK[f.layout], str(f.path)))
+
+
+def classify(path: Path) -> TranscriptFile:
+    """Layout of one transcript file, from its name and folders alone."""
+    if not path.name.startswith("agent-"):
+        return TranscriptFile(path, "session", session_id=path.stem)
+    agent_id = path.stem[len("agent-") :]
+    folders = path.parent.parts
+    if "subagents" not in folders:
+        return TranscriptFile(path, "agent", agent_id=agent_id)
+    # <session>/subagents/[workflows/<run>/]agent-<id>.jsonl: the session is above `subagents`
+    at = len(folders) - 1 - folders[::-1].index("subagents")
+    session_id = folders[at - 1] if at > 0 else None
+    return TranscriptFile(path, "subagent", session_id, agent_id, _read_meta(path))
+
+
+def _read_meta(path: Path) -> dict[str, object]:
+    meta_path = path.with_name(path.stem + ".meta.json")
+    try:
+        meta = orjson.loads(meta_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+# ---- reading
 
 
 class TranscriptReader:
@@ -37,6 +110,538 @@ class TranscriptReader:
         self.offset = offset
         self.line_no = line_no
         self.skipped_reason: str | None = None  # e.g. "warmup probe": the whole file is dropped
+        self._path = str(file.path)
+        self._is_agent_file = file.layout != "session"
+        self._sessions: dict[str, tuple[str | None, str | None]] = {}  # id -> (project, title)
+        self._titles: dict[str, str] = {}  # session id -> title learned from a summary record
+        self._summaries: dict[str, str] = {}  # leafUuid -> summary, leaf not yet seen
+        self._recent: dict[str, str] = {}  # uuid -> session id, for summaries after their leaf
+        self._tool_names: dict[str, str] = {}  # tool_use id -> tool name, until its result
+        self._prompts: dict[str, str] = {}  # Task/Agent prompt -> tool_use id (inline sidechains)
+        self._side_links: dict[str, str] = {}  # sidechain uuid -> parent tool_use id
+        self._last_session: str | None = None
 
     def __iter__(self) -> Iterator[Turn | ParseIssue | SessionInfo]:
-        raise NotImplementedError
+        try:
+            fh = open(self.file.path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as e:
+            yield ParseIssue(self._path, self.line_no, f"cannot open: {e.strerror}")
+            return
+        with fh:
+            fh.seek(self.offset)
+            yield from self._read(fh)
+
+    def _read(self, fh: Iterable[bytes]) -> Iterator[Turn | ParseIssue | SessionInfo]:
+        lines: Iterator[bytes] = iter(fh)
+        if self._is_agent_file and self.offset == 0:
+            head = list(islice(lines, 2))
+            first = _parse(head[0]) if head else ""
+            if isinstance(first, dict) and _is_warmup(first, head[1] if len(head) > 1 else b""):
+                self.skipped_reason = "warmup probe"
+                for raw in chain(head, lines):
+                    if raw.endswith(b"\n"):
+                        self.offset, self.line_no = self.offset + len(raw), self.line_no + 1
+                return
+            lines = chain(head, lines)
+        pos, line_no = self.offset, self.line_no
+        pending: Turn | None = None  # assistant turn whose next line may share its message.id
+        pending_text: list[str] = []
+        pending_thinking: list[str] = []
+        pending_line = 0  # number of the pending turn's last line
+
+        for raw in lines:
+            line_no += 1
+            end = pos + len(raw)
+            record = _parse(raw)
+            if not isinstance(record, dict):
+                if not raw.endswith(b"\n"):  # may still be being written: leave it for later
+                    if pending is not None:
+                        self.offset, self.line_no = pending.end_offset, pending_line
+                        yield from self._flush(pending, pending_text, pending_thinking)
+                    self.offset, self.line_no = pos, line_no - 1
+                    yield ParseIssue(self._path, line_no, f"truncated last line: {record}")
+                    return
+                pos = end
+                if record == "":  # blank line
+                    if pending is None:
+                        self.offset, self.line_no = end, line_no
+                    continue
+                if pending is not None:
+                    self.offset, self.line_no = pending.end_offset, pending_line
+                    yield from self._flush(pending, pending_text, pending_thinking)
+                    pending = None
+                self.offset, self.line_no = end, line_no
+                yield ParseIssue(self._path, line_no, record)
+                continue
+            pos = end
+
+            rtype = record.get("type")
+            if rtype == "assistant":
+                message = record.get("message")
+                if not isinstance(message, dict):
+                    message = {}
+                mid = _str(message.get("id"))
+                if (
+                    pending is not None
+                    and mid is not None
+                    and pending.message_id == mid
+                    and pending.session_id == self._session_of(record)
+                ):
+                    self._merge_assistant(pending, record, message, pending_text, pending_thinking)
+                    pending.end_offset, pending_line = end, line_no
+                    continue
+                if pending is not None:
+                    self.offset, self.line_no = pending.end_offset, pending_line
+                    yield from self._flush(pending, pending_text, pending_thinking)
+                pending_text, pending_thinking = [], []
+                pending = self._turn(record, mid or _str(record.get("uuid")) or f"line:{line_no}")
+                pending.role, pending.message_id = "assistant", mid
+                pending.line_no, pending.end_offset, pending_line = line_no, end, line_no
+                if pending.is_sidechain and not self._is_agent_file:
+                    self._link_inline_sidechain(pending)
+                self._merge_assistant(pending, record, message, pending_text, pending_thinking)
+                continue
+
+            turn = self._other(record, rtype, line_no, end)
+            if turn is None:  # a record that is not a turn (snapshot, queue operation, ...)
+                if pending is None:
+                    self.offset, self.line_no = end, line_no
+                continue
+            if pending is not None:
+                self.offset, self.line_no = pending.end_offset, pending_line
+                yield from self._flush(pending, pending_text, pending_thinking)
+                pending = None
+            self.offset, self.line_no = end, line_no
+            yield from self._emit(turn)
+
+        if pending is not None:
+            self.offset, self.line_no = pending.end_offset, pending_line
+            yield from self._flush(pending, pending_text, pending_thinking)
+        self.offset, self.line_no = pos, line_no
+
+    # ---- records -> turns
+
+    def _session_of(self, record: dict[str, Any]) -> str:
+        if self.file.layout == "subagent" and self.file.session_id:
+            return self.file.session_id  # the folder names the parent session
+        sid = record.get("sessionId")
+        if isinstance(sid, str) and sid:
+            return sid
+        return self.file.session_id or self._last_session or self.file.path.stem
+
+    def _turn(self, record: dict[str, Any], key: str) -> Turn:
+        """A Turn with the provenance fields every record kind shares."""
+        uuid = _str(record.get("uuid"))
+        agent_id = _str(record.get("agentId")) or self.file.agent_id
+        return Turn(
+            session_id=self._session_of(record),
+            key=key,
+            role="system",
+            kind="message",
+            text="",
+            uuid=uuid,
+            parent_uuid=_str(record.get("parentUuid")),
+            uuids=[uuid] if uuid else [],
+            timestamp=_str(record.get("timestamp")),
+            cwd=_str(record.get("cwd")),
+            git_branch=_str(record.get("gitBranch")) or None,
+            is_sidechain=record.get("isSidechain") is True or self._is_agent_file,
+            agent_id=agent_id,
+        )
+
+    def _merge_assistant(
+        self,
+        turn: Turn,
+        record: dict[str, Any],
+        message: dict[str, Any],
+        text: list[str],
+        thinking: list[str],
+    ) -> None:
+        uuid = _str(record.get("uuid"))
+        if uuid and uuid not in turn.uuids:
+            turn.uuids.append(uuid)
+            if turn.parent_tool_use_id is not None:
+                _remember(self._side_links, uuid, turn.parent_tool_use_id)
+        content = message.get("content")
+        if isinstance(content, str):
+            text.append(content)
+            return
+        if not isinstance(content, list):
+            return
+        for block in content:
+            if not isinstance(block, dict):
+                if isinstance(block, str):
+                    text.append(block)
+                continue
+            btype = block.get("type")
+            if btype == "text":
+                if isinstance(value := block.get("text"), str) and value:
+                    text.append(value)
+            elif btype == "thinking":
+                if isinstance(value := block.get("thinking"), str) and value:
+                    thinking.append(value)
+            elif btype in ("tool_use", "server_tool_use"):
+                text.append(self._tool_call(turn, block))
+            elif btype == "image":
+                text.append(IMAGE)
+
+    def _tool_call(self, turn: Turn, block: dict[str, Any]) -> str:
+        call_id = _str(block.get("id")) or ""
+        name = _str(block.get("name")) or "?"
+        raw_input = block.get("input")
+        try:
+            input_json = orjson.dumps(raw_input if raw_input is not None else {}).decode()
+        except TypeError:
+            input_json = "{}"
+        turn.tool_calls.append(ToolCall(call_id, name, input_json))
+        if call_id:
+            _remember(self._tool_names, call_id, name)
+        if isinstance(raw_input, dict):
+            for k in _PATH_KEYS:
+                path = raw_input.get(k)
+                if isinstance(path, str) and path and path not in turn.files:
+                    turn.files.append(path)
+            prompt = raw_input.get("prompt")
+            if name in _AGENT_TOOLS and call_id and not turn.is_sidechain:
+                if isinstance(prompt, str):
+                    _remember(self._prompts, prompt, call_id)
+                # some sidechains hang straight off the calling record instead of a prompt
+                for uuid in turn.uuids:
+                    _remember(self._side_links, uuid, call_id)
+        return f"[tool: {name}] {clip(input_json, INPUT_CHARS, 0)}"
+
+    def _other(self, record: dict[str, Any], rtype: object, line_no: int, end: int) -> Turn | None:
+        """The Turn for a non-assistant record, or None when it is not one."""
+        if rtype == "summary":
+            summary = record.get("summary")
+            leaf = _str(record.get("leafUuid"))
+            if not isinstance(summary, str):
+                return None
+            if leaf:
+                sid = self._recent.get(leaf)
+                if sid is not None:
+                    self._titles.setdefault(sid, summary)
+                else:
+                    _remember(self._summaries, leaf, summary)
+            turn = Turn(
+                session_id=self._last_session or self.file.session_id or self._session_of(record),
+                key="summary:" + (leaf or f"line:{line_no}"),
+                role="summary",
+                kind="summary",
+                text=summary,
+                timestamp=_str(record.get("timestamp")),
+                extra={"leaf_uuid": leaf} if leaf else {},
+            )
+        elif not isinstance(uuid := record.get("uuid"), str) or not uuid:
+            if rtype != "user":
+                return None
+            turn = self._turn(record, f"line:{line_no}")
+            self._user(turn, record)
+        else:
+            turn = self._turn(record, uuid)
+            if rtype == "user":
+                self._user(turn, record)
+            elif rtype == "system":
+                content = record.get("content")
+                turn.kind, turn.text = "system", clip(content) if isinstance(content, str) else ""
+                for src, dst in (
+                    ("subtype", "subtype"),
+                    ("logicalParentUuid", "logical_parent_uuid"),
+                ):
+                    if isinstance(value := record.get(src), str):
+                        turn.extra[dst] = value
+            else:  # attachment, progress and record types this reader does not know yet
+                turn.kind = "meta"
+                turn.extra["record_type"] = rtype if isinstance(rtype, str) else "?"
+                if rtype == "attachment":
+                    turn.text = _attachment_text(record.get("attachment"))
+        if turn.is_sidechain and not self._is_agent_file:
+            self._link_inline_sidechain(turn)
+        turn.line_no, turn.end_offset = line_no, end
+        return turn
+
+    def _user(self, turn: Turn, record: dict[str, Any]) -> None:
+        turn.role = "user"
+        message = record.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        parts: list[str] = []
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            for block in content:
+                if isinstance(block, str):
+                    parts.append(block)
+                elif not isinstance(block, dict):
+                    continue
+                elif (btype := block.get("type")) == "text":
+                    if isinstance(value := block.get("text"), str):
+                        parts.append(value)
+                elif btype == "tool_result":
+                    parts.append(self._tool_result(turn, record, block))
+                elif btype == "image":
+                    parts.append(IMAGE)
+                elif btype == "document":
+                    parts.append("[document]")
+        turn.text = "\n".join(parts)
+        if turn.tool_results:
+            turn.kind = "tool_result"
+        elif record.get("isCompactSummary") is True:
+            turn.kind = "compact_summary"
+        elif record.get("isMeta") is True:
+            turn.kind = "meta"
+
+    def _tool_result(self, turn: Turn, record: dict[str, Any], block: dict[str, Any]) -> str:
+        call_id = _str(block.get("tool_use_id")) or ""
+        content = _flatten(block.get("content"))
+        is_error = block.get("is_error") is True
+        turn.tool_results.append(ToolResult(call_id, content, is_error))
+        name = self._tool_names.pop(call_id, None)
+        # a result that started a sub-agent names it: toolUseResult.agentId (2.x), else the text
+        result = record.get("toolUseResult")
+        agent_id = _str(result.get("agentId")) if isinstance(result, dict) else None
+        if agent_id is None and name in _AGENT_TOOLS:
+            agent_id = _agent_id_in(content)
+        if agent_id and call_id:
+            turn.extra["agent_id"], turn.extra["tool_use_id"] = agent_id, call_id
+        label = name or "?"
+        if is_error:
+            label += ", error"
+        return f"[result: {label}] {clip(content)}"
+
+    def _link_inline_sidechain(self, turn: Turn) -> None:
+        """1.0 sub-agents live in the session file: their root prompt equals the parent's
+        Task prompt; later records inherit the link through parentUuid."""
+        if turn.parent_uuid is None:
+            tool_use_id = self._prompts.pop(turn.text, None)
+        else:
+            tool_use_id = self._side_links.get(turn.parent_uuid)
+        if tool_use_id is not None:
+            turn.parent_tool_use_id = tool_use_id
+            for uuid in turn.uuids:
+                _remember(self._side_links, uuid, tool_use_id)
+
+    def _flush(
+        self, turn: Turn, text: list[str], thinking: list[str]
+    ) -> Iterator[Turn | SessionInfo]:
+        turn.text = "\n".join(text)
+        turn.thinking = "\n".join(thinking)
+        return self._emit(turn)
+
+    def _emit(self, turn: Turn) -> Iterator[Turn | SessionInfo]:
+        sid = turn.session_id
+        if turn.kind != "summary":
+            self._last_session = sid
+            for uuid in turn.uuids:
+                _remember(self._recent, uuid, sid)
+                if self._summaries and (summary := self._summaries.pop(uuid, None)) is not None:
+                    self._titles.setdefault(sid, summary)
+        known = self._sessions.get(sid)
+        project = known[0] if known and known[0] else turn.cwd
+        title = self._titles.get(sid)
+        if known != (project, title):
+            self._sessions[sid] = (project, title)
+            yield self._session_info(sid, project, title)
+        yield turn
+
+    def _session_info(self, sid: str, project: str | None, title: str | None) -> SessionInfo:
+        info = SessionInfo(sid, "claude", project=project, title=title)
+        if self._is_agent_file:  # describes the sub-agent inside session `sid`
+            info.agent_id = self.file.agent_id
+            info.extra["layout"] = self.file.layout
+            meta = self.file.meta
+            for src, dst in (("agentType", "agent_type"), ("description", "description")):
+                if isinstance(value := meta.get(src), str):
+                    info.extra[dst] = value
+            for k in ("toolUseId", "parentToolUseId", "tool_use_id"):
+                if isinstance(value := meta.get(k), str):
+                    info.parent_tool_use_id = value
+        return info
+
+
+# ---- small pure helpers
+
+
+def _parse(raw: bytes) -> dict[str, Any] | str:
+    """The record on one line, or why there is none ("" for a blank line)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        if not raw.strip():
+            return ""
+        try:  # invalid UTF-8 or lone surrogates: replace them and try again
+            record = json.loads(raw.decode("utf-8", "replace"))
+            record = orjson.loads(json.dumps(record, ensure_ascii=False).encode("utf-8", "replace"))
+        except (ValueError, RecursionError):
+            return f"invalid JSON: {e}"
+    if not isinstance(record, dict):
+        return f"not a JSON object: {type(record).__name__}"
+    return record
+
+
+def _is_warmup(first: dict[str, Any], next_line: bytes) -> bool:
+    """A sub-agent file that only pre-warms a cache: its prompt is "Warmup", or (2.0.4x, where
+    the prompt is not written) it holds one root response that calls no tool."""
+    message = first.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if first.get("type") == "user":
+        if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict):
+            content = content[0].get("text")
+        return content == WARMUP_PROMPT
+    if first.get("type") != "assistant" or next_line or first.get("parentUuid") is not None:
+        return False
+    blocks = content if isinstance(content, list) else []
+    return not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+
+
+def _flatten(content: object) -> str:
+    """Tool result content (a string or a list of blocks) as plain text; images as IMAGE."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if not isinstance(content, list):
+        return str(content)
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict):
+            if block.get("type") == "image":
+                parts.append(IMAGE)
+            elif isinstance(value := block.get("text"), str):
+                parts.append(value)
+            elif isinstance(value := block.get("tool_name"), str):
+                parts.append(f"[tool_reference: {value}]")
+    return "\n".join(parts)
+
+
+def _attachment_text(attachment: object) -> str:
+    if not isinstance(attachment, dict):
+        return ""
+    parts = [f"[attachment: {attachment.get('type')}]"]
+    for k in ("content", "stdout", "stderr", "blockingError"):
+        value = attachment.get(k)
+        if isinstance(value, dict):
+            value = value.get("blockingError")
+        if isinstance(value, list):
+            value = "\n".join(v for v in value if isinstance(v, str))
+        if isinstance(value, str) and value:
+            parts.append(value)
+    return clip("\n".join(parts)) if len(parts) > 1 else ""
+
+
+def _agent_id_in(text: str) -> str | None:
+    """The id in a Task result's trailer "agentId: <id> (use SendMessage ...)"."""
+    at = text.find("agentId: ")
+    if at < 0:
+        return None
+    start = end = at + len("agentId: ")
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return text[start:end] or None
+
+
+def clip(text: str, head: int = RESULT_HEAD, tail: int = RESULT_TAIL) -> str:
+    """`text` cut to about head + tail chars, at token boundaries so that no secret is split
+    (a token that would be split is dropped whole)."""
+    if len(text) <= head + tail + 64:
+        return text
+    cut = max(text.rfind(c, 0, head) for c in _BOUNDARIES)
+    cut = max(cut, 0)
+    if tail <= 0:
+        return f"{text[:cut]} [... {len(text) - cut} chars omitted ...]"
+    found = [i for i in (text.find(c, len(text) - tail) for c in _BOUNDARIES) if i >= 0]
+    start = min(found) + 1 if found else len(text)
+    return f"{text[:cut]}\n[... {start - cut} chars omitted ...]\n{text[start:]}"
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _remember(book: dict[str, str], key: str, value: str) -> None:
+    """dict insert that forgets the oldest entry past LINK_CAP: bounded memory on huge files."""
+    book[key] = value
+    if len(book) > LINK_CAP:
+        del book[next(iter(book))]
+
+
+# ---- read-time ordering
+
+
+def _sort_key(turn: Turn) -> tuple[str, int]:
+    return (turn.timestamp or "", turn.line_no)
+
+
+def _parents(turns: list[Turn], via_tool_calls: bool) -> list[int | None]:
+    """Index of each turn's parent: by parentUuid, else (compaction) logical_parent_uuid, else
+    (sub-agent roots, `via_tool_calls` only) the turn holding the tool call that started it."""
+    by_uuid: dict[str, int] = {}
+    for i, t in enumerate(turns):
+        for uuid in t.uuids or ([t.uuid] if t.uuid else []):
+            by_uuid.setdefault(uuid, i)
+    calls: dict[str, int] = {}
+    agent_calls: dict[str, str] = {}
+    if via_tool_calls:
+        for i, t in enumerate(turns):
+            for call in t.tool_calls:
+                calls.setdefault(call.id, i)
+            if "agent_id" in t.extra and "tool_use_id" in t.extra:
+                agent_calls.setdefault(t.extra["agent_id"], t.extra["tool_use_id"])
+    parents: list[int | None] = []
+    for i, t in enumerate(turns):
+        parent = by_uuid.get(t.parent_uuid) if t.parent_uuid else None
+        if parent is None and "logical_parent_uuid" in t.extra:
+            parent = by_uuid.get(t.extra["logical_parent_uuid"])
+        if parent is None and via_tool_calls:
+            tool_use_id = t.parent_tool_use_id or (agent_calls.get(t.agent_id or "") or "")
+            parent = calls.get(tool_use_id)
+        parents.append(None if parent == i else parent)
+    return parents
+
+
+def conversation_order(turns: list[Turn]) -> list[Turn]:
+    """A session's turns in reading order: depth first along the uuid/parentUuid graph, children
+    (and roots) by (timestamp, line_no). Sub-agent roots go under the turn of their tool call.
+    Dangling parents make roots; turns caught in a cycle are appended, each exactly once."""
+    parents = _parents(turns, via_tool_calls=True)
+    children: list[list[int]] = [[] for _ in turns]
+    roots: list[int] = []
+    for i, parent in enumerate(parents):
+        (roots if parent is None else children[parent]).append(i)
+
+    def key(i: int) -> tuple[str, int]:
+        return _sort_key(turns[i])
+
+    seen = [False] * len(turns)
+    order: list[Turn] = []
+    for start in chain(sorted(roots, key=key), sorted(range(len(turns)), key=key)):
+        stack = [start]
+        while stack:
+            i = stack.pop()
+            if seen[i]:
+                continue
+            seen[i] = True
+            order.append(turns[i])
+            stack.extend(sorted(children[i], key=key, reverse=True))
+    return order
+
+
+def main_branch(turns: list[Turn]) -> set[str]:
+    """Keys of the turns on the path from a root to the latest main-line leaf, following
+    compaction boundaries back to the conversation they continue. Turns of abandoned rewind
+    branches, sub-agents and summary records are not in it."""
+    parents = _parents(turns, via_tool_calls=False)
+    main = [i for i, t in enumerate(turns) if not t.is_sidechain and t.kind != "summary"]
+    if not main:
+        return set()
+    has_child = {parents[i] for i in main}
+    leaves = [i for i in main if i not in has_child] or main
+    current: int | None = max(leaves, key=lambda i: _sort_key(turns[i]))
+    keys: set[str] = set()
+    visited: set[int] = set()
+    while current is not None and current not in visited:
+        visited.add(current)
+        keys.add(turns[current].key)
+        current = parents[current]
+    return keys
