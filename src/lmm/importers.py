@@ -77,14 +77,20 @@ def _generic_sessions(path: Path) -> tuple[list[_RawSession], list[ParseIssue]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        first = text.lstrip().split("\n", 1)[0]
-        if not _is_object_line(first):
+        if not _looks_like_jsonl(text):
             raise InputError(
                 f"{path} is neither JSON nor JSONL ({e.msg} at line {e.lineno} column {e.colno}); "
                 f"accepted formats: {ACCEPTED_GENERIC}"
             ) from e
         return _jsonl_sessions(path, text)
     return _json_sessions(path, doc)
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    """At least half of the first 20 non-blank lines are JSON objects: a JSONL file with a few
+    bad lines still reads (with issues), a broken pretty-printed JSON document does not."""
+    lines = [line for line in text.splitlines() if line.strip()][:20]
+    return sum(_is_object_line(line) for line in lines) * 2 >= len(lines)
 
 
 def _is_object_line(line: str) -> bool:
@@ -113,14 +119,10 @@ def _json_sessions(path: Path, doc: Any) -> tuple[list[_RawSession], list[ParseI
     for index, item in enumerate(doc):
         raw = _session_from(item, f"{path.stem}-{index}", line_no=None)
         if raw is None:
-            issues.append(
-                ParseIssue(
-                    str(path),
-                    index + 1,
-                    f"session {index} is not a list of "
-                    "messages or an object with a 'messages' list",
-                )
+            reason = (
+                f"session {index} is not a list of messages or an object with a 'messages' list"
             )
+            issues.append(ParseIssue(str(path), index + 1, reason))
         else:
             sessions.append(raw)
     return sessions, issues
@@ -309,13 +311,12 @@ def _locomo_sample(path: Path, sample_id: str, conv: dict[str, Any]) -> Iterator
         start = _locomo_date(date_text)
         if start is None:
             yield ParseIssue(str(path), 0, f"{session_id}: unreadable date {date_text!r}")
+        title = f"{sample_id} session {n}" + (f" ({date_text})" if date_text else "")
         yield SessionInfo(
             session_id,
             "locomo",
             project=f"locomo/{sample_id}",
-            title=f"{sample_id} session {n} ({date_text})"
-            if date_text
-            else f"{sample_id} session {n}",
+            title=title,
             extra={
                 "date_time": date_text,
                 "speaker_a": str(conv.get("speaker_a", "")),
@@ -371,27 +372,33 @@ class LocomoQuestion:
     sample_id: str
     index: int  # position in the sample's "qa" list; the audit's question_id uses it
     question: str
-    answer: str  # for category 5 (adversarial) this is `adversarial_answer`
+    # for category 5 this is `adversarial_answer`: the trap (usually true of the other speaker);
+    # the official scoring expects a reply saying the conversation does not mention it
+    answer: str
     category: int  # 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adversarial
     evidence: list[str]  # normalised dia_ids, e.g. ["D8:6", "D9:17"]
 
 
 def locomo_questions(path: Path) -> list[LocomoQuestion]:
-    """Every QA item of a LoCoMo file. Items without a question or category are skipped."""
+    """Every QA item of a LoCoMo file; malformed items are logged and skipped."""
     path = Path(path)
     samples = _load_json(path, "the LoCoMo format: a JSON list of samples with 'qa'")
     if not isinstance(samples, list):
         raise InputError(f"{path} is not a LoCoMo file: expected a JSON list of samples")
     out = []
     for sample in samples:
+        if not isinstance(sample, dict):
+            continue
         sample_id = str(sample.get("sample_id", ""))
         for index, qa in enumerate(sample.get("qa", [])):
-            if not isinstance(qa, dict) or "question" not in qa or "category" not in qa:
+            if not (
+                isinstance(qa, dict) and "question" in qa and isinstance(qa.get("category"), int)
+            ):
                 log.warning(
                     "%s: %s qa %d has no question or category, skipped", path, sample_id, index
                 )
                 continue
-            category = int(qa["category"])
+            category = qa["category"]
             answer = qa.get("adversarial_answer") if category == 5 else qa.get("answer")
             out.append(
                 LocomoQuestion(
@@ -442,8 +449,7 @@ def detect_format(path: Path) -> str:
         return "claude"
     with path.open("rb") as f:
         head = f.read(1 << 16)
-    stripped = head.lstrip()
-    if stripped.startswith(b"["):
+    if head.lstrip().startswith(b"["):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):

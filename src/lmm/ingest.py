@@ -2,16 +2,23 @@
 
 Each source file remembers how many bytes were consumed; a later run reads only what was appended.
 A file whose head changed or that shrank was rewritten: it is read again from the start, and the
-store's upsert keeps that free of duplicates. Every batch commits together with the source offset,
+store's upsert keeps that free of duplicates. Every chunk commits together with its source offset,
 so an ingest killed at any point resumes where its last commit ended.
+
+Big runs use the second core: worker processes parse and redact (`read_job`, pure), the main
+process writes (`_write_chunk`). Chunks of one file always come from one worker, in order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing as mp
+import os
+import queue
 import time
-from collections.abc import Callable, Iterable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +26,16 @@ from typing import Any
 from lmm import importers
 from lmm.errors import InputError
 from lmm.records import ParseIssue, SessionInfo, Turn
-from lmm.store import Store
+from lmm.store import PreparedTurns, Store, prepare_turns
 from lmm.transcripts import TranscriptFile, TranscriptReader, discover
 
 log = logging.getLogger(__name__)
 
-BATCH_TURNS = 2_000
+CHUNK_TURNS = 2_000
+CHUNK_CHARS = 4_000_000  # also cut a chunk at this much text: bounds memory on huge lines
 HEAD_BYTES = 4_096
 MAX_REPORTED_ISSUES = 50
+PARALLEL_MIN_BYTES = 8_000_000  # below this, worker start-up costs more than it saves
 
 
 @dataclass
@@ -46,6 +55,7 @@ class IngestReport:
     malformed: int = 0
     bytes_read: int = 0
     seconds: float = 0.0
+    workers: int = 0
     issues: list[ParseIssue] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -64,6 +74,35 @@ class IngestReport:
 Progress = Callable[[int], None]  # called with a number of bytes just consumed
 
 
+@dataclass
+class Job:
+    """One file to read, from where, and what to record when it is done."""
+
+    path: Path
+    key: str  # the resolved path: the source's identity in the store
+    fmt: str  # claude | generic | locomo
+    transcript: TranscriptFile | None
+    start: int
+    line_no: int
+    size: int
+    mtime_ns: int
+    head: str
+
+
+@dataclass
+class Chunk:
+    """What a reader produced for one piece of a file: pure data, safe to send between processes."""
+
+    sessions: list[SessionInfo]
+    prepared: PreparedTurns
+    issues: list[ParseIssue]
+    offset: int  # the file offset this chunk's content ends at
+    line_no: int
+    final: bool = False
+    skipped: str | None = None
+    error: str | None = None
+
+
 def _head_hash(path: Path, length: int) -> str:
     with path.open("rb") as f:
         head = f.read(length)
@@ -77,178 +116,7 @@ def _unchanged_head(path: Path, stored: str | None) -> bool:
     return _head_hash(path, length) == stored
 
 
-class _Run:
-    """State of one ingest run: the store, the report, which sessions exist."""
-
-    def __init__(self, store: Store, report: IngestReport, progress: Progress | None) -> None:
-        self.store = store
-        self.report = report
-        self.progress = progress
-        self.known_sessions: set[str] = set()
-        self.touched: set[str] = set()
-
-    def ensure_session(self, session_id: str, source: str, project: str | None) -> None:
-        if session_id in self.known_sessions:
-            return
-        exists = self.store.db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,))
-        if exists.fetchone() is None:
-            self.store.add_session(SessionInfo(session_id, source, project=project))
-            self.report.sessions_new += 1
-        self.known_sessions.add(session_id)
-
-    def consume(
-        self,
-        items: Iterable[Turn | ParseIssue | SessionInfo],
-        *,
-        source: str,
-        source_path: str,
-        fallback_project: str | None,
-        checkpoint: Callable[[], dict[str, Any]],
-        start: int = 0,
-        fixed: dict[str, Any] | None = None,
-    ) -> None:
-        """Write a reader's items in batches, each batch in one transaction with its checkpoint."""
-        store = self.store
-        batch: list[Turn] = []
-        issues: list[tuple[int, str]] = []
-        sessions: list[SessionInfo] = []
-        last_offset = start
-        fixed = fixed or {}
-
-        def flush(offset: int, line_no: int, final: bool = False) -> None:
-            nonlocal last_offset
-            src_fields = checkpoint() if final else {**fixed, "offset": offset, "line_no": line_no}
-            with store.transaction():
-                for info in sessions:
-                    if info.session_id not in self.known_sessions:
-                        exists = store.db.execute(
-                            "SELECT 1 FROM sessions WHERE id = ?", (info.session_id,)
-                        ).fetchone()
-                        self.report.sessions_new += exists is None
-                        self.known_sessions.add(info.session_id)
-                    store.add_session(info)
-                for t in batch:
-                    self.ensure_session(t.session_id, source, t.cwd or fallback_project)
-                source_id = store.upsert_source(source_path, source, **src_fields)
-                store.add_turns(batch, source_id)
-                if issues:
-                    store.add_issues(source_id, issues)
-            self.touched.update(t.session_id for t in batch)
-            self.touched.update(s.session_id for s in sessions)
-            if self.progress and offset > last_offset:
-                self.progress(offset - last_offset)
-            last_offset = max(last_offset, offset)
-            batch.clear()
-            issues.clear()
-            sessions.clear()
-
-        for item in items:
-            if isinstance(item, Turn):
-                batch.append(item)
-                if len(batch) >= BATCH_TURNS:
-                    flush(item.end_offset, item.end_line)
-            elif isinstance(item, ParseIssue):
-                issues.append((item.line_no, item.reason))
-                self.report.malformed += 1
-                if len(self.report.issues) < MAX_REPORTED_ISSUES:
-                    self.report.issues.append(item)
-            else:
-                sessions.append(item)
-        final = checkpoint()
-        flush(final["offset"], final["line_no"], final=True)
-
-
-def _ingest_transcript(run: _Run, tf: TranscriptFile) -> None:
-    store, report = run.store, run.report
-    path = tf.path
-    st = path.stat()
-    key = str(path.resolve())
-    src = store.source(key)
-    # Same size and mtime as when last read: nothing new (a truncated last line stays unread
-    # until the file changes, and is not reported again).
-    if src is not None and src["size"] == st.st_size and src["mtime_ns"] == st.st_mtime_ns:
-        report.files_unchanged += 1
-        return
-    start, line_no = 0, 0
-    if src is not None and src["offset"] > 0:
-        if st.st_size >= src["offset"] and _unchanged_head(path, src["head_hash"]):
-            start, line_no = src["offset"], src["line_no"]
-        else:
-            report.files_rewritten += 1
-            log.info("%s was rewritten; reading it again from the start", path)
-    reader = TranscriptReader(tf, offset=start, line_no=line_no)
-    report.files_read += 1
-    report.subagents += tf.layout != "session"
-
-    head = _head_hash(path, HEAD_BYTES)
-
-    def checkpoint() -> dict[str, Any]:
-        return {
-            "offset": reader.offset,
-            "line_no": reader.line_no,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "head_hash": head,
-            "skipped": reader.skipped_reason,
-        }
-
-    fallback = str(path.parent) if tf.layout == "session" else str(path.parent.parent)
-    run.consume(
-        reader,
-        source="claude",
-        source_path=key,
-        fallback_project=fallback,
-        checkpoint=checkpoint,
-        start=start,
-        fixed={"head_hash": head},
-    )
-    if reader.skipped_reason:
-        report.files_skipped += 1
-        report.subagents -= 1
-    report.bytes_read += max(0, reader.offset - start)
-
-
-def _ingest_whole_file(run: _Run, path: Path, fmt: str) -> None:
-    """Generic and LoCoMo files are small: re-read whole when they change (upserts dedupe)."""
-    store, report = run.store, run.report
-    st = path.stat()
-    key = str(path.resolve())
-    src = store.source(key)
-    if (
-        src is not None
-        and src["size"] == st.st_size
-        and src["mtime_ns"] == st.st_mtime_ns
-        and _unchanged_head(path, src["head_hash"])
-    ):
-        report.files_unchanged += 1
-        return
-    reader = importers.read_locomo(path) if fmt == "locomo" else importers.read_generic(path)
-    report.files_read += 1
-
-    head = _head_hash(path, HEAD_BYTES)
-
-    def checkpoint() -> dict[str, Any]:
-        return {
-            "offset": st.st_size,
-            "line_no": 0,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "head_hash": head,
-        }
-
-    run.consume(
-        reader,
-        source=fmt,
-        source_path=key,
-        fallback_project=None,
-        checkpoint=checkpoint,
-        fixed={"head_hash": head},
-    )
-    report.bytes_read += st.st_size
-
-
-def _count_turns(store: Store) -> int:
-    return int(store.db.execute("SELECT count(*) FROM turns").fetchone()[0])
+# ---- planning (main process, reads the store)
 
 
 def plan(
@@ -277,30 +145,257 @@ def plan(
     return (discover(claude_inputs) if claude_inputs else []), others
 
 
+def _job(
+    store: Store, path: Path, fmt: str, tf: TranscriptFile | None, report: IngestReport
+) -> Job | None:
+    """The work one file needs, or None when it has not changed since it was last read."""
+    st = path.stat()
+    key = str(path.resolve())
+    src = store.source(key)
+    # Same size and mtime as when last read: nothing new (a truncated last line stays unread
+    # until the file changes, and is not reported again).
+    if src is not None and src["size"] == st.st_size and src["mtime_ns"] == st.st_mtime_ns:
+        report.files_unchanged += 1
+        return None
+    start, line_no = 0, 0
+    if fmt == "claude" and src is not None and src["offset"] > 0:
+        if st.st_size >= src["offset"] and _unchanged_head(path, src["head_hash"]):
+            start, line_no = src["offset"], src["line_no"]
+        else:
+            report.files_rewritten += 1
+            log.info("%s was rewritten; reading it again from the start", path)
+    head = _head_hash(path, HEAD_BYTES)
+    return Job(path, key, fmt, tf, start, line_no, st.st_size, st.st_mtime_ns, head)
+
+
+# ---- reading (pure: runs in a worker process or in-process)
+
+
+def _items(job: Job) -> tuple[Iterator[Turn | ParseIssue | SessionInfo], TranscriptReader | None]:
+    if job.transcript is not None:
+        reader = TranscriptReader(job.transcript, offset=job.start, line_no=job.line_no)
+        return iter(reader), reader
+    if job.fmt == "locomo":
+        return importers.read_locomo(job.path), None
+    return importers.read_generic(job.path), None
+
+
+def read_job(job: Job) -> Iterator[Chunk]:
+    """Parse, redact and serialise one file into chunks; the last one has `final=True`."""
+    items, reader = _items(job)
+    turns: list[Turn] = []
+    sessions: list[SessionInfo] = []
+    issues: list[ParseIssue] = []
+    chars = 0
+
+    def cut(offset: int, line_no: int) -> Chunk:
+        nonlocal chars
+        chunk = Chunk(list(sessions), prepare_turns(turns), list(issues), offset, line_no)
+        turns.clear()
+        sessions.clear()
+        issues.clear()
+        chars = 0
+        return chunk
+
+    try:
+        for item in items:
+            if isinstance(item, Turn):
+                turns.append(item)
+                chars += len(item.text) + len(item.thinking)
+                if len(turns) >= CHUNK_TURNS or chars >= CHUNK_CHARS:
+                    yield cut(item.end_offset, item.end_line)
+            elif isinstance(item, ParseIssue):
+                issues.append(item)
+            else:
+                sessions.append(item)
+    except Exception:  # a reader bug must not stop the other files; report it with the file
+        log.exception("reading %s failed", job.path)
+        chunk = cut(job.start, job.line_no)
+        chunk.final, chunk.error = True, traceback.format_exc(limit=3)
+        yield chunk
+        return
+    if reader is not None:
+        final = cut(reader.offset, reader.line_no)
+        final.skipped = reader.skipped_reason
+    else:
+        final = cut(job.size, 0)
+    final.final = True
+    yield final
+
+
+# ---- writing (main process)
+
+
+class _Writer:
+    """Writes chunks: each in one transaction with its source checkpoint."""
+
+    def __init__(self, store: Store, report: IngestReport, progress: Progress | None) -> None:
+        self.store = store
+        self.report = report
+        self.progress = progress
+        self.known_sessions: set[str] = set()
+        self.touched: set[str] = set()
+        self.done_offset: dict[str, int] = {}
+
+    def _ensure_session(self, info: SessionInfo) -> None:
+        if info.session_id not in self.known_sessions:
+            row = self.store.db.execute("SELECT 1 FROM sessions WHERE id = ?", (info.session_id,))
+            self.report.sessions_new += row.fetchone() is None
+            self.known_sessions.add(info.session_id)
+        self.store.add_session(info)
+
+    def write(self, job: Job, chunk: Chunk) -> None:
+        store, report = self.store, self.report
+        fields: dict[str, Any] = {
+            "offset": chunk.offset,
+            "line_no": chunk.line_no,
+            "head_hash": job.head,
+        }
+        if chunk.final and chunk.error is None:
+            fields.update(size=job.size, mtime_ns=job.mtime_ns, skipped=chunk.skipped)
+        session_ids = {row[0] for row in chunk.prepared.rows}
+        fallback = _fallback_project(job)
+        with store.transaction():
+            for info in chunk.sessions:
+                self._ensure_session(info)
+            for sid in session_ids - self.known_sessions:
+                cwd = next((r[14] for r in chunk.prepared.rows if r[0] == sid and r[14]), None)
+                self._ensure_session(SessionInfo(sid, job.fmt, project=cwd or fallback))
+            source_id = store.upsert_source(job.key, job.fmt, **fields)
+            store.add_prepared(chunk.prepared, source_id)
+            if chunk.issues:
+                store.add_issues(source_id, [(i.line_no, i.reason) for i in chunk.issues])
+        self.touched |= session_ids | {s.session_id for s in chunk.sessions}
+        report.malformed += len(chunk.issues)
+        for issue in chunk.issues:
+            if len(report.issues) < MAX_REPORTED_ISSUES:
+                report.issues.append(issue)
+        if chunk.error is not None:
+            report.malformed += 1
+            report.issues.append(ParseIssue(str(job.path), chunk.line_no, chunk.error))
+        consumed = max(0, chunk.offset - self.done_offset.get(job.key, job.start))
+        self.done_offset[job.key] = max(chunk.offset, self.done_offset.get(job.key, job.start))
+        report.bytes_read += consumed
+        if self.progress and consumed:
+            self.progress(consumed)
+        if chunk.final and chunk.skipped:
+            report.files_skipped += 1
+            report.subagents -= job.transcript is not None and job.transcript.layout != "session"
+
+
+def _fallback_project(job: Job) -> str | None:
+    """A project for sessions with no cwd: the Claude projects folder the file sits in."""
+    if job.transcript is None:
+        return None
+    # <project>/<session>.jsonl, <project>/agent-*.jsonl, <project>/<session>/subagents/*.jsonl
+    up = 3 if job.transcript.layout == "subagent" else 1
+    return str(job.path.parents[up - 1])
+
+
+# ---- the worker pool
+
+
+def _worker(jobs: list[tuple[int, Job]], out: Any) -> None:
+    for index, job in jobs:
+        for chunk in read_job(job):
+            out.put((index, chunk))
+    out.put(None)
+
+
+def _run_parallel(jobs: list[Job], writer: _Writer, workers: int) -> None:
+    ctx: Any = mp.get_context("spawn" if os.name != "posix" else "fork")
+    out = ctx.Queue(maxsize=4 * workers)
+    shares: list[list[tuple[int, Job]]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for index, job in sorted(enumerate(jobs), key=lambda ij: -(ij[1].size - ij[1].start)):
+        w = loads.index(min(loads))
+        shares[w].append((index, job))
+        loads[w] += job.size - job.start
+    procs = [ctx.Process(target=_worker, args=(share, out), daemon=True) for share in shares]
+    for p in procs:
+        p.start()
+    running = len(procs)
+    try:
+        while running:
+            try:
+                item = out.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs):
+                    raise InputError(
+                        "an ingest worker died; run `lmm ingest` again to resume"
+                    ) from None
+                continue
+            if item is None:
+                running -= 1
+                continue
+            index, chunk = item
+            writer.write(jobs[index], chunk)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=5)
+
+
+def _workers_for(jobs: list[Job], requested: int | None) -> int:
+    if requested is not None:
+        return max(0, requested)
+    total = sum(j.size - j.start for j in jobs)
+    if total < PARALLEL_MIN_BYTES or len(jobs) < 2:
+        return 0
+    return max(1, min(len(jobs), (os.cpu_count() or 1) - 1))
+
+
+# ---- the entry point
+
+
+def _count_turns(store: Store) -> int:
+    return int(store.db.execute("SELECT count(*) FROM turns").fetchone()[0])
+
+
 def ingest(
     store: Store,
     paths: Sequence[Path],
     *,
     fmt: str = "auto",
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
-    """Ingest transcripts (files or folders) into `store`; only new lines are read."""
+    """Ingest transcripts (files or folders) into `store`; only new lines are read.
+
+    `workers`: parser processes beside the writing one (default: cores - 1 for big runs, 0 for
+    small ones, which then run in this process).
+    """
     t0 = time.perf_counter()
     report = IngestReport()
     transcripts, others = plan(paths, fmt)
     report.files = len(transcripts) + len(others)
-    before = _count_turns(store)
-    run = _Run(store, report, progress)
+    jobs: list[Job] = []
     for tf in transcripts:
-        _ingest_transcript(run, tf)
+        job = _job(store, tf.path, "claude", tf, report)
+        if job is not None:
+            jobs.append(job)
+            report.subagents += tf.layout != "session"
     for path, kind in others:
-        _ingest_whole_file(run, path, kind)
+        job = _job(store, path, kind, None, report)
+        if job is not None:
+            jobs.append(job)
+    report.files_read = len(jobs)
+    before = _count_turns(store)
+    writer = _Writer(store, report, progress)
+    report.workers = _workers_for(jobs, workers)
+    if report.workers:
+        _run_parallel(jobs, writer, report.workers)
+    else:
+        for job in jobs:
+            for chunk in read_job(job):
+                writer.write(job, chunk)
     with store.transaction():
         store.link_subagents()
-        store.refresh_sessions(run.touched)
+        store.refresh_sessions(writer.touched)
     report.turns_total = _count_turns(store)
     report.turns_new = report.turns_total - before
-    report.sessions = len(run.touched)
+    report.sessions = len(writer.touched)
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -112,6 +112,57 @@ def _tools_json(turn: Turn) -> str:
     return _json(items)
 
 
+@dataclass(frozen=True)
+class PreparedTurns:
+    """Turn rows ready for the database: redacted and serialised, made by `prepare_turns` only.
+
+    Pure data, so ingest workers can build them in other processes; the project column holds the
+    turn's cwd until `Store.add_prepared` resolves it to an id.
+    """
+
+    rows: list[tuple[Any, ...]]
+    links: list[tuple[str, str, str]]
+
+
+def prepare_turns(turns: Iterable[Turn]) -> PreparedTurns:
+    """Redact and serialise turns into rows (in `_TURN_COLUMNS` order)."""
+    rows = []
+    links = []
+    for t in turns:
+        uuid = t.uuid or t.key
+        rows.append(
+            (
+                t.session_id,
+                t.key,
+                uuid,
+                t.parent_uuid,
+                _json(t.uuids or [uuid]),
+                t.message_id,
+                t.role,
+                t.kind,
+                redact(t.text),
+                redact(t.thinking),
+                _tools_json(t),
+                t.timestamp,
+                t.cwd,
+                t.git_branch,
+                t.cwd,  # project: resolved to an id by the writer
+                None,  # source id: set by the writer
+                t.line_no,
+                int(t.is_sidechain),
+                t.agent_id,
+                t.parent_tool_use_id,
+                t.dia_id,
+                t.speaker,
+                _json(t.files),
+                _json({k: redact(v) for k, v in t.extra.items()}) if t.extra else "{}",
+            )
+        )
+        if "agent_id" in t.extra and "tool_use_id" in t.extra:
+            links.append((t.session_id, t.extra["agent_id"], t.extra["tool_use_id"]))
+    return PreparedTurns(rows, links)
+
+
 @dataclass
 class Hit:
     """One keyword-search result."""
@@ -216,46 +267,20 @@ class Store:
 
     def add_turns(self, turns: Iterable[Turn], source_id: int | None = None) -> int:
         """Insert or merge turns (redacted). Returns how many rows were inserted or changed."""
+        return self.add_prepared(prepare_turns(turns), source_id)
+
+    def add_prepared(self, prepared: PreparedTurns, source_id: int | None = None) -> int:
+        """Write rows made by `prepare_turns` (which redacted them), resolving project ids."""
         rows = []
-        links = []
-        for t in turns:
-            pid = self.project_id(t.cwd) if t.cwd else self.session_project(t.session_id)
-            uuid = t.uuid or t.key
-            rows.append(
-                (
-                    t.session_id,
-                    t.key,
-                    uuid,
-                    t.parent_uuid,
-                    _json(t.uuids or [uuid]),
-                    t.message_id,
-                    t.role,
-                    t.kind,
-                    redact(t.text),
-                    redact(t.thinking),
-                    _tools_json(t),
-                    t.timestamp,
-                    t.cwd,
-                    t.git_branch,
-                    pid,
-                    source_id,
-                    t.line_no,
-                    int(t.is_sidechain),
-                    t.agent_id,
-                    t.parent_tool_use_id,
-                    t.dia_id,
-                    t.speaker,
-                    _json(t.files),
-                    _json({k: redact(v) for k, v in t.extra.items()}) if t.extra else "{}",
-                )
-            )
-            if "agent_id" in t.extra and "tool_use_id" in t.extra:
-                links.append((t.session_id, t.extra["agent_id"], t.extra["tool_use_id"]))
+        for row in prepared.rows:
+            cwd, session_id = row[14], row[0]
+            pid = self.project_id(cwd) if cwd else self.session_project(session_id)
+            rows.append((*row[:14], pid, source_id, *row[16:]))
         before = self.db.total_changes
         self.db.executemany(_INSERT_TURN, rows)
         changed = self.db.total_changes - before
-        if links:
-            self.db.executemany("INSERT OR IGNORE INTO agent_links VALUES (?, ?, ?)", links)
+        if prepared.links:
+            self.db.executemany("INSERT OR IGNORE INTO agent_links VALUES (?, ?, ?)", prepared.links)
         return changed
 
     def link_subagents(self) -> int:
