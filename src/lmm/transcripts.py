@@ -7,11 +7,16 @@ API (used by `lmm.ingest` and `lmm.store`):
   `SessionInfo` items in file order; reading starts at byte `offset` (a line boundary). While
   iterating, `reader.offset` is the byte offset just past the last line whose items have all been
   yielded (`reader.line_no` its 1-based number); every `Turn.end_offset` is the offset just past
-  its last line. A last line without a newline that does not parse is reported, not consumed.
+  its last line, `Turn.end_line` that line's number. A last line without a newline that does not
+  parse is reported and left unconsumed (it may still be being written).
 - `conversation_order(turns)` and `main_branch(turns)`: read-time ordering by the uuid graph.
 
-Sub-agent turns keep the session id of their parent session and carry `agent_id`. A parent's
-tool_result turn that started a sub-agent carries `extra["agent_id"]` and `extra["tool_use_id"]`.
+Every record with a uuid becomes a Turn (other records are parents of the conversation's lines);
+`summary` records become kind "summary" turns. A SessionInfo comes before the first turn of each
+session id, and again when a later record tells its project or title. Sub-agent turns keep their
+parent session's id and carry `agent_id`; in agent files SessionInfo.agent_id says which sub-agent
+the file holds. A parent's tool_result that started a sub-agent carries `extra["agent_id"]` and
+`extra["tool_use_id"]`; inline (1.0) sidechains get `parent_tool_use_id` directly.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ _PATH_KEYS = ("file_path", "path", "notebook_path")
 _AGENT_TOOLS = frozenset({"Task", "Agent"})
 _BOUNDARIES = " \n\t\"',;"  # where a long text may be cut without splitting a token (or secret)
 _LAYOUT_RANK = {"session": 0, "agent": 1, "subagent": 2}
+_META_TOOL_USE_KEYS = ("toolUseId", "parentToolUseId", "tool_use_id")
 
 
 @dataclass
@@ -112,6 +118,10 @@ class TranscriptReader:
         self.skipped_reason: str | None = None  # e.g. "warmup probe": the whole file is dropped
         self._path = str(file.path)
         self._is_agent_file = file.layout != "session"
+        # no real .meta.json names the parent's tool call yet; use it where one does
+        self._meta_tool_use_id = next(
+            (v for k in _META_TOOL_USE_KEYS if isinstance(v := file.meta.get(k), str)), None
+        )
         self._sessions: dict[str, tuple[str | None, str | None]] = {}  # id -> (project, title)
         self._titles: dict[str, str] = {}  # session id -> title learned from a summary record
         self._summaries: dict[str, str] = {}  # leafUuid -> summary, leaf not yet seen
@@ -120,6 +130,9 @@ class TranscriptReader:
         self._prompts: dict[str, str] = {}  # Task/Agent prompt -> tool_use id (inline sidechains)
         self._side_links: dict[str, str] = {}  # sidechain uuid -> parent tool_use id
         self._last_session: str | None = None
+        self._pending: Turn | None = None  # assistant turn whose next line may share its id
+        self._text: list[str] = []  # the pending turn's text and thinking blocks
+        self._thinking: list[str] = []
 
     def __iter__(self) -> Iterator[Turn | ParseIssue | SessionInfo]:
         try:
@@ -144,80 +157,72 @@ class TranscriptReader:
                 return
             lines = chain(head, lines)
         pos, line_no = self.offset, self.line_no
-        pending: Turn | None = None  # assistant turn whose next line may share its message.id
-        pending_text: list[str] = []
-        pending_thinking: list[str] = []
-        pending_line = 0  # number of the pending turn's last line
-
         for raw in lines:
             line_no += 1
             end = pos + len(raw)
             record = _parse(raw)
             if not isinstance(record, dict):
                 if not raw.endswith(b"\n"):  # may still be being written: leave it for later
-                    if pending is not None:
-                        self.offset, self.line_no = pending.end_offset, pending_line
-                        yield from self._flush(pending, pending_text, pending_thinking)
+                    yield from self._release()
                     self.offset, self.line_no = pos, line_no - 1
                     yield ParseIssue(self._path, line_no, f"truncated last line: {record}")
                     return
                 pos = end
-                if record == "":  # blank line
-                    if pending is None:
-                        self.offset, self.line_no = end, line_no
-                    continue
-                if pending is not None:
-                    self.offset, self.line_no = pending.end_offset, pending_line
-                    yield from self._flush(pending, pending_text, pending_thinking)
-                    pending = None
-                self.offset, self.line_no = end, line_no
-                yield ParseIssue(self._path, line_no, record)
-                continue
-            pos = end
-
-            rtype = record.get("type")
-            if rtype == "assistant":
-                message = record.get("message")
-                if not isinstance(message, dict):
-                    message = {}
-                mid = _str(message.get("id"))
-                if (
-                    pending is not None
-                    and mid is not None
-                    and pending.message_id == mid
-                    and pending.session_id == self._session_of(record)
-                ):
-                    self._merge_assistant(pending, record, message, pending_text, pending_thinking)
-                    pending.end_offset, pending_line = end, line_no
-                    continue
-                if pending is not None:
-                    self.offset, self.line_no = pending.end_offset, pending_line
-                    yield from self._flush(pending, pending_text, pending_thinking)
-                pending_text, pending_thinking = [], []
-                pending = self._turn(record, mid or _str(record.get("uuid")) or f"line:{line_no}")
-                pending.role, pending.message_id = "assistant", mid
-                pending.line_no, pending.end_offset, pending_line = line_no, end, line_no
-                if pending.is_sidechain and not self._is_agent_file:
-                    self._link_inline_sidechain(pending)
-                self._merge_assistant(pending, record, message, pending_text, pending_thinking)
-                continue
-
-            turn = self._other(record, rtype, line_no, end)
-            if turn is None:  # a record that is not a turn (snapshot, queue operation, ...)
-                if pending is None:
+                if record:  # "" is a blank line
+                    yield from self._release()
+                    self.offset, self.line_no = end, line_no
+                    yield ParseIssue(self._path, line_no, record)
+                elif self._pending is None:
                     self.offset, self.line_no = end, line_no
                 continue
-            if pending is not None:
-                self.offset, self.line_no = pending.end_offset, pending_line
-                yield from self._flush(pending, pending_text, pending_thinking)
-                pending = None
-            self.offset, self.line_no = end, line_no
-            yield from self._emit(turn)
-
-        if pending is not None:
-            self.offset, self.line_no = pending.end_offset, pending_line
-            yield from self._flush(pending, pending_text, pending_thinking)
+            pos = end
+            if record.get("type") == "assistant":
+                yield from self._assistant(record, line_no, end)
+                continue
+            turn = self._other(record, line_no, end)
+            if turn is not None:
+                yield from self._release()
+                self.offset, self.line_no = end, line_no
+                yield from self._emit(turn)
+            elif self._pending is None:  # not a turn: snapshot, queue operation, ...
+                self.offset, self.line_no = end, line_no
+        yield from self._release()
         self.offset, self.line_no = pos, line_no
+
+    def _assistant(
+        self, record: dict[str, Any], line_no: int, end: int
+    ) -> Iterator[Turn | SessionInfo]:
+        """Merge an assistant line into the pending turn when it continues the same message;
+        else release the pending turn and start a new one."""
+        message = record.get("message")
+        if not isinstance(message, dict):
+            message = {}
+        mid = _str(message.get("id"))
+        turn = self._pending
+        if (
+            turn is None
+            or mid is None
+            or turn.message_id != mid
+            or turn.session_id != self._session_of(record)
+        ):
+            yield from self._release()
+            turn = self._turn(record, mid or _str(record.get("uuid")) or f"line:{line_no}")
+            turn.role, turn.message_id, turn.line_no = "assistant", mid, line_no
+            if turn.is_sidechain and not self._is_agent_file:
+                self._link_inline_sidechain(turn)
+            self._pending, self._text, self._thinking = turn, [], []
+        turn.end_offset, turn.end_line = end, line_no
+        self._merge_assistant(turn, record, message)
+
+    def _release(self) -> Iterator[Turn | SessionInfo]:
+        """Yield the pending assistant turn, if any, with `offset` just past its last line so that
+        a consumer stopping here loses nothing."""
+        turn, self._pending = self._pending, None
+        if turn is None:
+            return
+        self.offset, self.line_no = turn.end_offset, turn.end_line
+        turn.text, turn.thinking = "\n".join(self._text), "\n".join(self._thinking)
+        yield from self._emit(turn)
 
     # ---- records -> turns
 
@@ -247,16 +252,11 @@ class TranscriptReader:
             git_branch=_str(record.get("gitBranch")) or None,
             is_sidechain=record.get("isSidechain") is True or self._is_agent_file,
             agent_id=agent_id,
+            parent_tool_use_id=self._meta_tool_use_id,
         )
 
-    def _merge_assistant(
-        self,
-        turn: Turn,
-        record: dict[str, Any],
-        message: dict[str, Any],
-        text: list[str],
-        thinking: list[str],
-    ) -> None:
+    def _merge_assistant(self, turn: Turn, record: dict[str, Any], message: dict[str, Any]) -> None:
+        text, thinking = self._text, self._thinking
         uuid = _str(record.get("uuid"))
         if uuid and uuid not in turn.uuids:
             turn.uuids.append(uuid)
@@ -310,8 +310,9 @@ class TranscriptReader:
                     _remember(self._side_links, uuid, call_id)
         return f"[tool: {name}] {clip(input_json, INPUT_CHARS, 0)}"
 
-    def _other(self, record: dict[str, Any], rtype: object, line_no: int, end: int) -> Turn | None:
+    def _other(self, record: dict[str, Any], line_no: int, end: int) -> Turn | None:
         """The Turn for a non-assistant record, or None when it is not one."""
+        rtype = record.get("type")
         if rtype == "summary":
             summary = record.get("summary")
             leaf = _str(record.get("leafUuid"))
@@ -344,12 +345,10 @@ class TranscriptReader:
             elif rtype == "system":
                 content = record.get("content")
                 turn.kind, turn.text = "system", clip(content) if isinstance(content, str) else ""
-                for src, dst in (
-                    ("subtype", "subtype"),
-                    ("logicalParentUuid", "logical_parent_uuid"),
-                ):
-                    if isinstance(value := record.get(src), str):
-                        turn.extra[dst] = value
+                if isinstance(subtype := record.get("subtype"), str):
+                    turn.extra["subtype"] = subtype
+                if isinstance(logical := record.get("logicalParentUuid"), str):
+                    turn.extra["logical_parent_uuid"] = logical  # compaction: what it continues
             else:  # attachment, progress and record types this reader does not know yet
                 turn.kind = "meta"
                 turn.extra["record_type"] = rtype if isinstance(rtype, str) else "?"
@@ -357,7 +356,7 @@ class TranscriptReader:
                     turn.text = _attachment_text(record.get("attachment"))
         if turn.is_sidechain and not self._is_agent_file:
             self._link_inline_sidechain(turn)
-        turn.line_no, turn.end_offset = line_no, end
+        turn.line_no, turn.end_line, turn.end_offset = line_no, line_no, end
         return turn
 
     def _user(self, turn: Turn, record: dict[str, Any]) -> None:
@@ -403,10 +402,9 @@ class TranscriptReader:
             agent_id = _agent_id_in(content)
         if agent_id and call_id:
             turn.extra["agent_id"], turn.extra["tool_use_id"] = agent_id, call_id
-        label = name or "?"
-        if is_error:
-            label += ", error"
-        return f"[result: {label}] {clip(content)}"
+        # no tool name in the label: it must read the same whether or not this read saw the call
+        label = "result" + (", error" if is_error else "")
+        return f"[{label}] {clip(content)}"
 
     def _link_inline_sidechain(self, turn: Turn) -> None:
         """1.0 sub-agents live in the session file: their root prompt equals the parent's
@@ -419,13 +417,6 @@ class TranscriptReader:
             turn.parent_tool_use_id = tool_use_id
             for uuid in turn.uuids:
                 _remember(self._side_links, uuid, tool_use_id)
-
-    def _flush(
-        self, turn: Turn, text: list[str], thinking: list[str]
-    ) -> Iterator[Turn | SessionInfo]:
-        turn.text = "\n".join(text)
-        turn.thinking = "\n".join(thinking)
-        return self._emit(turn)
 
     def _emit(self, turn: Turn) -> Iterator[Turn | SessionInfo]:
         sid = turn.session_id
@@ -452,9 +443,7 @@ class TranscriptReader:
             for src, dst in (("agentType", "agent_type"), ("description", "description")):
                 if isinstance(value := meta.get(src), str):
                     info.extra[dst] = value
-            for k in ("toolUseId", "parentToolUseId", "tool_use_id"):
-                if isinstance(value := meta.get(k), str):
-                    info.parent_tool_use_id = value
+            info.parent_tool_use_id = self._meta_tool_use_id
         return info
 
 
@@ -468,9 +457,11 @@ def _parse(raw: bytes) -> dict[str, Any] | str:
     except orjson.JSONDecodeError as e:
         if not raw.strip():
             return ""
-        try:  # invalid UTF-8 or lone surrogates: replace them and try again
-            record = json.loads(raw.decode("utf-8", "replace"))
-            record = orjson.loads(json.dumps(record, ensure_ascii=False).encode("utf-8", "replace"))
+        try:  # invalid UTF-8 or lone surrogates: replace them with U+FFFD and try again
+            text = json.dumps(json.loads(raw.decode("utf-8", "replace")), ensure_ascii=False)
+            record = orjson.loads(
+                text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            )
         except (ValueError, RecursionError):
             return f"invalid JSON: {e}"
     if not isinstance(record, dict):
