@@ -20,6 +20,8 @@ needs_data = pytest.mark.skipif(
 
 
 def _dump(store: Store) -> list[tuple[object, ...]]:
+    # the FTS index must match the table exactly (raises "database disk image is malformed")
+    store.db.execute("INSERT INTO turns_fts (turns_fts, rank) VALUES ('integrity-check', 1)")
     rows = store.db.execute(
         "SELECT session_id, key, uuids, role, kind, text, thinking, tools, timestamp, cwd, "
         "git_branch, agent_id, parent_tool_use_id FROM turns ORDER BY session_id, key"

@@ -135,6 +135,7 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     db = store.db
     with store.transaction():
+        last_turn = db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
         for line_no, row in _read_lines(path):
             table = row.pop("table")
             for k in _REDACTED_TEXT & row.keys():
@@ -148,6 +149,7 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
                     "nothing was imported"
                 ) from exc
             counts[table] = counts.get(table, 0) + 1
+        store.index_new_turns(last_turn)
         db.execute("INSERT INTO turns_fts(turns_fts) VALUES ('integrity-check')")
     return counts
 

@@ -277,11 +277,37 @@ class Store:
             pid = self.project_id(cwd) if cwd else self.session_project(session_id)
             rows.append((*row[:14], pid, source_id, *row[16:]))
         before = self.db.total_changes
-        self.db.executemany(_INSERT_TURN, rows)
+        # A key seen twice in one batch is a merge into a row this batch inserted: index the
+        # rows so far first, so the update trigger always finds indexed content to replace.
+        start, seen = 0, set()
+        for i, row in enumerate(rows):
+            key = (row[0], row[1])
+            if key in seen:
+                self._insert_indexed(rows[start:i])
+                start, seen = i, set()
+            seen.add(key)
+        self._insert_indexed(rows[start:])
         changed = self.db.total_changes - before
         if prepared.links:
-            self.db.executemany("INSERT OR IGNORE INTO agent_links VALUES (?, ?, ?)", prepared.links)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO agent_links VALUES (?, ?, ?)", prepared.links
+            )
         return changed
+
+    def _insert_indexed(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        last = self.db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
+        self.db.executemany(_INSERT_TURN, rows)
+        self.index_new_turns(last)
+
+    def index_new_turns(self, after_id: int) -> None:
+        """Add turns with id > `after_id` to the FTS index (new rows are never indexed by trigger)."""
+        self.db.execute(
+            "INSERT INTO turns_fts (rowid, text, thinking) "
+            "SELECT id, text, thinking FROM turns WHERE id > ?",
+            (after_id,),
+        )
 
     def link_subagents(self) -> int:
         """Hang sub-agent turns under the parent tool call that started them."""
