@@ -52,7 +52,7 @@ def test_source_env_var_and_explicit_paths(tmp_path: Path) -> None:
 def test_search_finds_a_lesson_in_its_project(tmp_path: Path) -> None:
     lmm(tmp_path, "ingest", str(paths.sample_projects()))
     hits = json.loads(lmm(tmp_path, "search", "database is locked", "--json").stdout)
-    assert hits and all("lock" in h["text"].lower() for h in hits[:3])  # porter stems
+    assert "database is locked" in hits[0]["text"]
     assert {h["project"] for h in hits} == {"/home/dev/tidepool"}
     none = json.loads(lmm(tmp_path, "search", "locked", "--project", "/elsewhere", "--json").stdout)
     assert none == []
