@@ -35,7 +35,9 @@ ID_RE = re.compile(rb"\b(msg_|toolu_|req_)[A-Za-z0-9]{8,}")
 
 def real_sessions() -> list[list[bytes]]:
     """The real session files (not sub-agents), each as its list of lines."""
-    files = sorted((DATA / "claude-code-log-iansherr-fork" / "test" / "test_data").rglob("*.jsonl"))
+    # the real sessions only (hand-made fixtures reuse ids like "s1" that would collide)
+    real = DATA / "claude-code-log-iansherr-fork" / "test" / "test_data" / "real_projects"
+    files = sorted(real.rglob("*.jsonl"))
     sessions = []
     for f in files:
         if f.name.startswith("agent-") or f.stat().st_size < 2_000:

@@ -295,11 +295,20 @@ def _fallback_project(job: Job) -> str | None:
 # ---- the worker pool
 
 
-def _worker(jobs: list[tuple[int, Job]], out: Any) -> None:
+def _worker(jobs: list[tuple[int, Job]], out: Any, parent: int) -> None:
+    def put(item: object) -> None:
+        while True:  # a bounded queue; give up when the writer is gone (killed, interrupted)
+            try:
+                out.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if os.getppid() != parent:
+                    raise SystemExit(1) from None
+
     for index, job in jobs:
         for chunk in read_job(job):
-            out.put((index, chunk))
-    out.put(None)
+            put((index, chunk))
+    put(None)
 
 
 def _run_parallel(jobs: list[Job], writer: _Writer, workers: int) -> None:
@@ -311,7 +320,9 @@ def _run_parallel(jobs: list[Job], writer: _Writer, workers: int) -> None:
         w = loads.index(min(loads))
         shares[w].append((index, job))
         loads[w] += job.size - job.start
-    procs = [ctx.Process(target=_worker, args=(share, out), daemon=True) for share in shares]
+    procs = [
+        ctx.Process(target=_worker, args=(share, out, os.getpid()), daemon=True) for share in shares
+    ]
     for p in procs:
         p.start()
     running = len(procs)

@@ -1,0 +1,91 @@
+"""`lmm ingest` killed with SIGKILL at random points, then resumed: the store ends up equal to a
+clean single run (no loss, no duplicates) and passes `PRAGMA integrity_check` every time."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lmm.ingest import ingest
+from lmm.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "claude_sessions"
+
+pytestmark = pytest.mark.skipif(
+    not DATA.exists(), reason=f"real transcripts not found at {DATA} (../shared/data)"
+)
+
+
+def _synthesize(out: Path, mb: float) -> None:
+    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.synthesize(out, mb, seed=7)
+
+
+def _dump(db_path: Path) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.execute("INSERT INTO turns_fts (turns_fts, rank) VALUES ('integrity-check', 1)")
+    rows = db.execute(
+        "SELECT session_id, key, uuids, role, kind, text, thinking, tools, timestamp, line_no "
+        "FROM turns ORDER BY session_id, key"
+    ).fetchall()
+    sources = db.execute("SELECT path, offset, line_no, size FROM sources ORDER BY path").fetchall()
+    db.close()
+    return rows + sources
+
+
+def _kill_and_resume(tmp_path: Path, rounds: int, mb: float) -> None:
+    history = tmp_path / "projects"
+    _synthesize(history, mb)
+    clean = Store(tmp_path / "clean" / "lmm.db")
+    ingest(clean, [history], workers=0)
+    clean.close()
+    expected = _dump(clean.path)
+
+    home = tmp_path / "killed"
+    env = {**os.environ, "LMM_HOME": str(home)}
+    rng = random.Random(1)
+    killed = 0
+    for _ in range(rounds):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lmm", "ingest", str(history)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.2, 1.5))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the writer and its parser workers
+            killed += 1
+        proc.wait()
+        if (home / "lmm.db").exists():
+            _dump(home / "lmm.db")  # integrity holds after every kill
+    assert killed > 0, "every run finished before the kill: make the history bigger"
+    final = subprocess.run(
+        [sys.executable, "-m", "lmm", "ingest", str(history)], env=env, capture_output=True
+    )
+    assert final.returncode == 0, final.stderr
+    assert _dump(home / "lmm.db") == expected
+
+
+def test_sigkill_during_ingest_then_resume_equals_a_clean_run(tmp_path: Path) -> None:
+    _kill_and_resume(tmp_path, rounds=6, mb=15)
+
+
+@pytest.mark.slow
+def test_sigkill_many_times(tmp_path: Path) -> None:
+    _kill_and_resume(tmp_path, rounds=40, mb=60)
