@@ -462,6 +462,9 @@ def detect_format(path: Path) -> str:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
+            # a line longer than the sniffed head: Claude Code writes its envelope keys first
+            if line.lstrip().startswith("{") and ('"sessionId"' in line or '"parentUuid"' in line):
+                return "claude"
             continue
         if isinstance(obj, dict) and _is_claude_record(obj):
             return "claude"

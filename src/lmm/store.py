@@ -21,9 +21,11 @@ from lmm import migrations
 from lmm.errors import StoreError
 from lmm.records import SessionInfo, Turn
 from lmm.redact import redact
+from lmm.transcripts import clip
 
 BUSY_TIMEOUT_MS = 30_000
 TOOL_INPUT_MAX = 4_000  # characters of a tool call's input kept in the tools column
+TURN_HEAD, TURN_TAIL = 80_000, 20_000  # a longer turn keeps its head and tail (pasted dumps)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -140,8 +142,8 @@ def prepare_turns(turns: Iterable[Turn]) -> PreparedTurns:
                 t.message_id,
                 t.role,
                 t.kind,
-                redact(t.text),
-                redact(t.thinking),
+                redact(clip(t.text, TURN_HEAD, TURN_TAIL)),
+                redact(clip(t.thinking, TURN_HEAD, TURN_TAIL)),
                 _tools_json(t),
                 t.timestamp,
                 t.cwd,
