@@ -31,12 +31,21 @@ values = st.recursive(
         st.lists(inner, max_size=4),
         st.dictionaries(
             st.sampled_from(
-                FIELDS
-                + ["content", "role", "id", "text", "name", "input", "tool_use_id", "is_error"]
+                [
+                    *FIELDS,
+                    "content",
+                    "role",
+                    "id",
+                    "text",
+                    "name",
+                    "input",
+                    "tool_use_id",
+                    "is_error",
+                ]
             ),
             inner,
             max_size=5,
-        ),  # fmt: skip
+        ),
     ),
     max_leaves=12,
 )
@@ -52,7 +61,7 @@ content_blocks = st.lists(
             "input": values,
             "content": values,
             "tool_use_id": values,
-        },  # fmt: skip
+        },
     ),
     max_size=4,
 )

@@ -304,7 +304,7 @@ class Store:
         self.index_new_turns(last)
 
     def index_new_turns(self, after_id: int) -> None:
-        """Add turns with id > `after_id` to the FTS index (new rows are never indexed by trigger)."""
+        """Add turns with id > `after_id` to the FTS index (no trigger indexes new rows)."""
         self.db.execute(
             "INSERT INTO turns_fts (rowid, text, thinking) "
             "SELECT id, text, thinking FROM turns WHERE id > ?",
