@@ -3,37 +3,54 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
+# torch first and pinned, so no resolver pulls another build (override for your platform:
+# make TORCH='torch --index-url https://download.pytorch.org/whl/cpu')
+TORCH ?= torch==2.13.0
+EXTRAS ?= dev,embed,llm,train,mcp,eval
 
-.PHONY: run test lint typecheck fmt bench-ingest clean
+.PHONY: run test test-slow lint typecheck fmt bench clean
 
-$(VENV)/.core: pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(PIP) install -e '.[dev]'
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[$(EXTRAS)]'
 	touch $@
 
-## run: set up, ingest your Claude Code history (or the bundled sample) and show what is stored
-run: $(VENV)/.core
+## run: set up, ingest your Claude Code history (or the bundled sample), extract what it
+## teaches, and show what lmm would tell your agent
+run: $(VENV)/.installed
 	$(BIN)/lmm ingest
+	$(BIN)/lmm extract
 	$(BIN)/lmm stats
-	$(BIN)/lmm search "database is locked" -n 3
+	$(BIN)/lmm memories --limit 15
+	$(BIN)/lmm recall "the sqlite database is locked again, how did we fix that?"
 
 ## test: set up, then lint, type-check and run the default test suite
-test: $(VENV)/.core lint typecheck
+test: $(VENV)/.installed lint typecheck
 	$(BIN)/pytest -q
 
-lint: $(VENV)/.core
+## test-slow: the tests behind the `slow` marker (real models, long runs)
+test-slow: $(VENV)/.installed
+	$(BIN)/pytest -q -m slow
+
+lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 
-typecheck: $(VENV)/.core
+typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-fmt: $(VENV)/.core
+fmt: $(VENV)/.installed
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench-ingest: $(VENV)/.core
+## bench: the CPU benchmarks recorded in docs/benchmarks.md
+bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/memorycode.py
+	$(BIN)/python bench/locomo_recall.py
+	$(BIN)/python bench/retrieval_latency.py
+	$(BIN)/python bench/recall_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
