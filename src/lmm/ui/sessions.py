@@ -1,0 +1,274 @@
+"""Projects and sessions, newest first, and one session's transcript in conversation order.
+
+Each turn is an anchor (`#t-<turn key>`), the target of a cognition's "source" link. Tool calls,
+tool results, thinking and system notes are collapsed into <details> elements; turns that are the
+source of a memory link to it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from lmm.records import Turn
+from lmm.store import Store
+from lmm.ui.layout import Links, badge, esc, shorten, when
+
+# Claude Code wraps slash commands and their output in these tags; shown quietly, not as prompts.
+COMMAND_TAGS = ("<command-name>", "<command-message>", "<local-command-stdout>",
+                "<local-command-stderr>", "<bash-stdout>", "<bash-stderr>")  # fmt: skip
+_TAG = re.compile(r"</?[a-z][\w-]*>")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]")
+
+
+def plain(text: str) -> str:
+    """`text` without terminal escape sequences (colours, cursor moves) that tools printed."""
+    return _ANSI.sub("", text)
+
+
+def title_of(prompt: str, limit: int) -> str:
+    """A prompt as a one-line title: escapes and tags like <bash-input> dropped."""
+    return shorten(_TAG.sub(" ", plain(prompt)), limit)
+
+
+def is_command(text: str) -> bool:
+    return text.lstrip().startswith(COMMAND_TAGS)
+
+
+def turn_anchor(key: str) -> str:
+    """The element id of a turn in the session view."""
+    return "t-" + key
+
+
+def session_path(session_id: str) -> str:
+    """The session view's path; ids from generic imports may hold any character."""
+    return "/session/" + quote(session_id, safe="")
+
+
+def projects(store: Store) -> list[Any]:
+    """Projects with their session and memory counts, most recently active first."""
+    return store.db.execute(
+        """SELECT p.id, p.path, p.name,
+            (SELECT count(*) FROM sessions s WHERE s.project_id = p.id) AS sessions,
+            (SELECT count(*) FROM cognitions c WHERE c.project_id = p.id
+             AND c.status = 'active') AS memories,
+            (SELECT max(coalesce(s.ended_at, s.started_at)) FROM sessions s
+             WHERE s.project_id = p.id) AS last
+        FROM projects p ORDER BY coalesce(last, '') DESC, p.path"""
+    ).fetchall()
+
+
+def sessions(store: Store, project_id: int | None, limit: int = 500) -> list[Any]:
+    """Sessions (of one project when given), newest first, with a title or first prompt."""
+    sql = """SELECT s.id, s.title, s.started_at, s.ended_at, s.parent_session_id, s.source,
+            p.name AS project, p.path,
+            (SELECT count(*) FROM turns t WHERE t.session_id = s.id) AS turns,
+            (SELECT t.text FROM turns t WHERE t.session_id = s.id AND t.role = 'user'
+             AND t.kind = 'message' AND t.is_sidechain = 0 AND length(t.text) > 0
+             AND t.text NOT LIKE '<command-%' AND t.text NOT LIKE '<local-command-%'
+             ORDER BY t.timestamp, t.id LIMIT 1) AS first
+        FROM sessions s LEFT JOIN projects p ON p.id = s.project_id"""
+    params: list[Any] = []
+    if project_id is not None:
+        sql += " WHERE s.project_id = ?"
+        params.append(project_id)
+    sql += " ORDER BY coalesce(s.ended_at, s.started_at, '') DESC, s.id LIMIT ?"
+    params.append(limit)
+    return store.db.execute(sql, params).fetchall()
+
+
+def sessions_page(store: Store, links: Links, project_id: int | None) -> tuple[str, str]:
+    """The home page: project cards, then the sessions list."""
+    cards = []
+    chosen = None
+    for p in projects(store):
+        if p["id"] == project_id:
+            chosen = p
+        cards.append(
+            f'<a class="card" href="{links.href("/", project=p["id"])}">'
+            f"<b>{esc(p['name'])}</b><div class='meta mono'>{esc(p['path'])}</div>"
+            f"<div class='meta'>{p['sessions']} sessions · {p['memories']} memories · "
+            f"last {esc(when(p['last']))}</div></a>"
+        )
+    rows = []
+    for s in sessions(store, project_id):
+        title = s["title"] or title_of(s["first"] or "(no prompt)", 110)
+        sub = badge("sub-agent") + " " if s["parent_session_id"] else ""
+        rows.append(
+            f"<tr><td class='meta'>{esc(when(s['ended_at'] or s['started_at']))}</td>"
+            f'<td>{sub}<a href="{links.href(session_path(s["id"]))}">{esc(title)}</a>'
+            f"<div class='meta mono'>{esc(s['id'])}</div></td>"
+            f"<td>{esc(s['project'] or '')}</td><td class='score'>{s['turns']}</td></tr>"
+        )
+    scope = f" in {esc(chosen['path'])}" if chosen else ""
+    clear = f' · <a href="{links.href("/")}">all projects</a>' if chosen else ""
+    body = (
+        "<h1>Sessions</h1>"
+        f"<p class='sub'>Every conversation lmm has read, newest first{scope}{clear}.</p>"
+        f"<h2>Projects</h2><div class='grid'>{''.join(cards)}</div>"
+        + (
+            "<h2>Sessions</h2><table><tr><th>Last turn</th><th>Session</th><th>Project</th>"
+            f"<th>Turns</th></tr>{''.join(rows)}</table>"
+            if rows
+            else "<p class='empty'>No sessions yet: run <code>lmm ingest</code>.</p>"
+        )
+    )
+    return "Sessions", body
+
+
+# ---- one session
+
+
+def _memory_links(store: Store, session_id: str) -> dict[str, list[int]]:
+    """turn key -> ids of the cognitions that cite that turn."""
+    out: dict[str, list[int]] = {}
+    for r in store.db.execute(
+        "SELECT DISTINCT turn_key, cognition_id FROM cognition_sources WHERE session_id = ? "
+        "ORDER BY cognition_id",
+        (session_id,),
+    ):
+        out.setdefault(r["turn_key"], []).append(int(r["cognition_id"]))
+    return out
+
+
+def _tool_call(name: str, input_json: str) -> str:
+    return (
+        f"<details class='tool'><summary>tool call · <b>{esc(name)}</b> "
+        f"<span class='mono'>{esc(shorten(input_json, 90))}</span></summary>"
+        f"<pre>{esc(input_json)}</pre></details>"
+    )
+
+
+def _assistant_body(turn: Turn) -> str:
+    """Prose as text; each '[tool: NAME] ...' line the reader wrote becomes its collapsed call."""
+    calls = list(turn.tool_calls)
+    parts: list[str] = []
+    prose: list[str] = []
+
+    def flush() -> None:
+        if "".join(prose).strip():
+            parts.append(f"<div class='text'>{esc(chr(10).join(prose).strip())}</div>")
+        prose.clear()
+
+    for line in turn.text.split("\n"):
+        if line.startswith("[tool: ") and calls and line.startswith(f"[tool: {calls[0].name}]"):
+            flush()
+            call = calls.pop(0)
+            parts.append(_tool_call(call.name, call.input))
+        else:
+            prose.append(line)
+    flush()
+    parts += [_tool_call(c.name, c.input) for c in calls]  # calls the text did not mention
+    if turn.thinking:
+        parts.insert(
+            0, f"<details><summary>thinking</summary><div class='text'>{esc(turn.thinking)}</div>"
+            "</details>"
+        )  # fmt: skip
+    return "".join(parts)
+
+
+def _result_body(turn: Turn, tool_names: dict[str, str]) -> str:
+    error = any(r.is_error for r in turn.tool_results)
+    names = ", ".join(
+        dict.fromkeys(tool_names.get(r.tool_use_id, "tool") for r in turn.tool_results)
+    )
+    text = turn.text
+    for label in ("[result, error] ", "[result] "):
+        text = text.removeprefix(label)
+    return (
+        f"<details class='{'err' if error else ''}'><summary>{esc(names)} result"
+        f"{' · error' if error else ''} · {esc(shorten(text, 90))}</summary>"
+        f"<pre>{esc(text)}</pre></details>"
+    )
+
+
+def render_turn(turn: Turn, links: Links, tool_names: dict[str, str], memories: list[int]) -> str:
+    turn = replace(turn, text=plain(turn.text), thinking=plain(turn.thinking))
+    side = turn.is_sidechain or turn.agent_id is not None
+    cls = ["turn", turn.role]
+    if side:
+        cls.append("side")
+    if turn.kind == "tool_result":
+        cls[1] = "tool"
+        body = _result_body(turn, tool_names)
+        who = ""
+    elif turn.role == "assistant":
+        body = _assistant_body(turn)
+        who = "Assistant"
+    elif turn.kind == "message" and turn.role == "user" and not is_command(turn.text):
+        body = f"<div class='text'>{esc(turn.text)}</div>"
+        who = turn.speaker or "User"
+    else:  # summaries, compaction, system and meta records: present but quiet
+        cls.append("quiet")
+        label = turn.extra.get("subtype") or ("command" if is_command(turn.text) else turn.kind)
+        if not turn.text.strip():
+            body = f"<span class='meta'>{esc(label)}</span>"
+        else:
+            body = (
+                f"<details><summary>{esc(label)} · {esc(shorten(turn.text, 90))}</summary>"
+                f"<div class='text'>{esc(turn.text)}</div></details>"
+            )
+        who = ""
+    tags = [badge(f"sub-agent {turn.agent_id[:8]}")] if side and turn.agent_id and who else []
+    tags += [
+        f'<a class="badge" href="{links.href(f"/memory/{m}")}">memory #{m}</a>' for m in memories
+    ]
+    head = (
+        f"<div class='row'><span class='who'>{esc(who)}</span>"
+        f"<span class='meta'>{esc(when(turn.timestamp))}</span>{' '.join(tags)}</div>"
+        if who or tags
+        else ""
+    )
+    return f'<div class="{" ".join(cls)}" id="{esc(turn_anchor(turn.key))}">{head}{body}</div>'
+
+
+def session_page(store: Store, links: Links, session_id: str) -> tuple[str, str] | None:
+    """The transcript of one session, or None when there is no such session."""
+    info = store.db.execute(
+        "SELECT s.*, p.path FROM sessions s LEFT JOIN projects p ON p.id = s.project_id "
+        "WHERE s.id = ?",
+        (session_id,),
+    ).fetchone()
+    if info is None:
+        return None
+    turns = store.session_turns(session_id)
+    memories = _memory_links(store, session_id)
+    tool_names: dict[str, str] = {}
+    out = []
+    for t in turns:
+        for c in t.tool_calls:
+            tool_names[c.id] = c.name
+        out.append(render_turn(t, links, tool_names, memories.get(t.key, [])))
+    branch = next((t.git_branch for t in turns if t.git_branch), None)
+    first = next(
+        (
+            t.text
+            for t in turns
+            if t.role == "user" and t.kind == "message" and not is_command(t.text)
+        ),
+        "",
+    )
+    title = info["title"] or title_of(first or session_id, 80)
+    cited = len({m for ms in memories.values() for m in ms})
+    meta = [
+        esc(info["path"] or "no project"),
+        f"{esc(when(info['started_at']))} → {esc(when(info['ended_at']))}",
+        f"{len(turns)} turns",
+        f"{cited} memories cite it",
+    ]
+    if branch:
+        meta.insert(1, f"branch {esc(branch)}")
+    if info["parent_session_id"]:
+        meta.append(
+            f'sub-agent of <a href="{links.href(session_path(info["parent_session_id"]))}">'
+            f"{esc(info['parent_session_id'][:8])}</a>"
+        )
+    body = (
+        f"<h1>{esc(title)}</h1><p class='sub'><span class='mono'>{esc(session_id)}</span><br>"
+        + " · ".join(meta)
+        + "</p>"
+        + ("".join(out) or "<p class='empty'>This session has no turns.</p>")
+    )
+    return title, body

@@ -1,0 +1,477 @@
+"""The memory browser over HTTP (no browser): token, loopback, escaping, pages and actions."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import unescape
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from lmm import cognitions, ingest, paths
+from lmm.cognitions import Cognition, SourceRef
+from lmm.errors import LmmError
+from lmm.extract import get_extractor, run_extraction
+from lmm.hooks import wrap_memory
+from lmm.records import SessionInfo, ToolCall, Turn
+from lmm.store import Store
+from lmm.ui import UIConfig, make_server
+from lmm.ui.layout import Links
+from lmm.ui.recall import hook_config
+from lmm.ui.reports import ReportSources, markdown
+from lmm.ui.sessions import turn_anchor
+
+HOSTILE = "<script>alert(1)</script>"
+EVIL_ID = "evil <id>/#?&"  # generic imports may name sessions anything
+TOOLS_SESSION = "e3b8afa4-b77f-4150-a7f3-a1049b2966f7"
+
+
+@dataclass
+class UI:
+    base: str
+    token: str
+    db: Path
+
+    def url(self, path: str, **params: str) -> str:
+        return f"{self.base}{path}?{urlencode({**params, 'token': self.token})}"
+
+
+def fetch(url: str, data: dict[str, str] | None = None, headers: dict[str, str] | None = None
+          ) -> tuple[int, str, dict[str, str]]:  # fmt: skip
+    """(status, body, headers) without following redirects."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    body = urlencode(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=30) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+
+
+def sample_store(db: Path) -> None:
+    """The bundled sample history, ingested and run through the rule extractor."""
+    with Store(db) as store:
+        ingest.ingest(store, [paths.sample_projects()])
+        run_extraction(store, get_extractor("rules"))
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
+    home = tmp_path_factory.mktemp("ui")
+    db = home / "lmm.db"
+    sample_store(db)
+    reports = ReportSources(home / "benchmarks.md", (home / "runs",))
+    httpd, url = make_server(UIConfig(db=db, reports=reports, token="t0k3n"))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield UI(url.split("/?")[0], "t0k3n", db)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def origin(ui: UI) -> dict[str, str]:
+    return {"Origin": ui.base}
+
+
+# ---- safety
+
+
+def test_binds_loopback_only_and_prints_a_token_url(tmp_path: Path) -> None:
+    httpd, url = make_server(UIConfig(db=tmp_path / "lmm.db"))
+    try:
+        host, port = httpd.socket.getsockname()[:2]
+        assert host == "127.0.0.1"
+        token = url.split("token=", 1)[1]
+        assert url == f"http://127.0.0.1:{port}/?token={token}"
+        assert len(token) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", token)
+    finally:
+        httpd.server_close()
+    other, url2 = make_server(UIConfig(db=tmp_path / "lmm.db"))
+    other.server_close()
+    assert url2.split("token=")[1] != token  # a fresh token per server
+
+
+def test_requests_without_the_token_are_refused(ui: UI) -> None:
+    for url in (
+        ui.base + "/",
+        ui.base + "/memories",
+        ui.base + "/memory/1",
+        ui.base + "/recall?q=tests",
+        ui.base + "/file?path=/etc/passwd",
+        ui.base + "/?token=wrong",
+        ui.base + "/?token=t0k3",
+    ):
+        status, body, _ = fetch(url)
+        assert (status, body.split(":")[0]) == (403, "403"), url
+    status, _, _ = fetch(ui.base + "/remember", {"text": "x", "category": "fact"}, origin(ui))
+    assert status == 403
+    assert fetch(ui.url("/"))[0] == 200
+
+
+def test_foreign_host_header_is_refused(ui: UI) -> None:
+    status, body, _ = fetch(ui.url("/"), headers={"Host": "evil.example"})
+    assert (status, body) == (403, "403: unexpected Host header; use the 127.0.0.1 URL lmm ui "
+                                    "printed.\n")  # fmt: skip
+
+
+def test_post_from_another_origin_is_refused(ui: UI) -> None:
+    with Store(ui.db) as store:
+        before = cognitions.dump(store)
+    form = {"token": ui.token, "text": "Use poetry.", "category": "preference"}
+    for headers in ({"Origin": "http://evil.example"}, {"Referer": "http://evil.example/x"}, {}):
+        status, body, _ = fetch(ui.base + "/memory/1/edit", form, headers)
+        assert (status, body) == (403, "403: a change must come from the lmm ui page itself.\n")
+    with Store(ui.db) as store:
+        assert cognitions.dump(store) == before
+
+
+def test_security_headers(ui: UI) -> None:
+    _, _, headers = fetch(ui.url("/"))
+    assert headers["Content-Security-Policy"] == (
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "no-store"
+
+
+def test_hostile_transcript_is_escaped(tmp_path: Path) -> None:
+    db = tmp_path / "lmm.db"
+    with Store(db) as store:
+        store.add_session(SessionInfo(EVIL_ID, "claude", project="/p/<b>x</b>", title=HOSTILE))
+        store.add_turns([
+            Turn(EVIL_ID, "u1", "user", "message", HOSTILE, uuid="u1",
+                 timestamp="2026-01-01T00:00:00Z", cwd="/p/<b>x</b>"),
+            Turn(EVIL_ID, "a1", "assistant", "message", '[tool: Bash] {"command":"<img src=x>"}',
+                 uuid="a1", parent_uuid="u1", cwd="/p/<b>x</b>",
+                 tool_calls=[ToolCall("c1", "Bash", '{"command":"<img src=x onerror=alert(2)>"}')]),
+        ])  # fmt: skip
+        pid = store.project_id("/p/<b>x</b>")
+        source = SourceRef(EVIL_ID, "u1", quote=HOSTILE)
+        cognitions.add(store, Cognition(HOSTILE + " is a fact", "fact", project_id=pid,
+                                        sources=[source]))  # fmt: skip
+    httpd, url = make_server(UIConfig(db=db, token="tok"))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = url.split("/?")[0]
+        evil_path = "/session/" + quote(EVIL_ID, safe="")
+        for path in ("/", evil_path, "/memories", "/memory/1", "/recall"):
+            status, body, _ = fetch(f"{base}{path}?token=tok&q=" + HOSTILE)
+            assert status == 200, path
+            assert "<script" not in body and "<img" not in body and "<b>x" not in body, path
+        _, body, _ = fetch(f"{base}{evil_path}?token=tok")
+        assert body.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 3  # <title>, <h1>, turn
+        assert "&lt;img src=x onerror=alert(2)&gt;" in body
+        _, body, _ = fetch(f"{base}/?token=tok")
+        assert f'href="{evil_path}?token=tok"' in body
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# ---- pages
+
+
+def test_sessions_newest_first(ui: UI) -> None:
+    _, body, _ = fetch(ui.url("/"))
+    shown = re.findall(r"/session/([0-9a-f-]{36})\?", body)
+    with Store(ui.db) as store:
+        expected = [r[0] for r in store.db.execute(
+            "SELECT id FROM sessions ORDER BY coalesce(ended_at, started_at) DESC")]  # fmt: skip
+    assert shown == expected
+    assert len(shown) == 7
+
+
+def test_transcript_in_conversation_order_with_tool_calls_collapsed(ui: UI) -> None:
+    status, body, _ = fetch(ui.url(f"/session/{TOOLS_SESSION}"))
+    assert status == 200
+    with Store(ui.db) as store:
+        turns = store.session_turns(TOOLS_SESSION)
+    anchors = re.findall(r'class="turn[^"]*" id="([^"]+)"', body)
+    assert anchors == [turn_anchor(t.key) for t in turns]
+    calls = [c for t in turns for c in t.tool_calls]
+    summaries = re.findall(r"<details class='tool'><summary>tool call · <b>([^<]+)</b>", body)
+    assert summaries == [c.name for c in calls]
+    assert len(calls) == 13
+
+
+def test_memory_sources_link_to_turn_anchors(ui: UI) -> None:
+    with Store(ui.db) as store:
+        cog = cognitions.list_(store, category="preference")[0]
+    _, body, _ = fetch(ui.url(f"/memory/{cog.id}"))
+    links = [unescape(h) for h in re.findall(r'href="([^"]+)" class="source-link"', body)]
+    assert links == [
+        f"/session/{s.session_id}?token=t0k3n#{turn_anchor(s.turn_key or '')}" for s in cog.sources
+    ]
+    for s in cog.sources:
+        _, page, _ = fetch(ui.url(f"/session/{s.session_id}"))
+        assert f'id="{turn_anchor(s.turn_key or "")}"' in page
+
+
+def test_memories_filtered_by_project_category_and_status(ui: UI) -> None:
+    with Store(ui.db) as store:
+        pid = store.project_id("/home/dev/tidepool")
+        expected = [c.id for c in cognitions.list_(store, project="/home/dev/tidepool",
+                                                   category="lesson")]  # fmt: skip
+    _, body, _ = fetch(ui.url("/memories", project=str(pid), category="lesson"))
+    assert [int(i) for i in re.findall(r'class="meta">#(\d+)</a>', body)] == expected
+    assert expected
+    status, body, _ = fetch(ui.url("/memories", category="nonsense"))
+    assert status == 400 and "category &#x27;nonsense&#x27; is not one of" in body
+
+
+def test_edit_supersedes_and_keeps_history(ui: UI) -> None:
+    with Store(ui.db) as store:
+        old = cognitions.list_(store, category="workflow")[0]
+    form = {"token": ui.token, "text": "Run the tests with `make check`.", "category": "workflow"}
+    status, _, headers = fetch(ui.base + f"/memory/{old.id}/edit", form, origin(ui))
+    assert status == 303
+    new_id = int(re.match(r"/memory/(\d+)\?", headers["Location"]).group(1))  # type: ignore[union-attr]
+    with Store(ui.db) as store:
+        new, was = cognitions.get(store, new_id), cognitions.get(store, old.id)
+    assert new is not None and was is not None
+    assert (new.text, new.category, new.origin, new.status, new.project_id) == (
+        "Run the tests with `make check`.",
+        "workflow",
+        "user",
+        "active",
+        old.project_id,
+    )
+    assert (was.text, was.status, was.superseded_by) == (old.text, "superseded", new_id)
+    _, body, _ = fetch(ui.base + headers["Location"])
+    assert f"Saved. #{new_id} replaces #{old.id}, which is kept as history." in unescape(body)
+    history = re.findall(r'<tr><td><a href="[^"]+">#(\d+)</a>', body)
+    assert history == [str(old.id), str(new_id)]
+
+
+def test_forget_and_remember(ui: UI) -> None:
+    form = {"token": ui.token, "text": "Deploys go out on Tuesdays.", "category": "fact",
+            "project": ""}  # fmt: skip
+    status, _, headers = fetch(ui.base + "/remember", form, origin(ui))
+    assert status == 303
+    cog_id = int(re.match(r"/memory/(\d+)\?", headers["Location"]).group(1))  # type: ignore[union-attr]
+    with Store(ui.db) as store:
+        cog = cognitions.get(store, cog_id)
+        assert cog is not None
+        assert (cog.text, cog.category, cog.origin, cog.project_id) == (
+            "Deploys go out on Tuesdays.",
+            "fact",
+            "user",
+            None,
+        )
+    status, _, _ = fetch(ui.base + f"/memory/{cog_id}/forget", {"token": ui.token}, origin(ui))
+    assert status == 303
+    with Store(ui.db) as store:
+        gone = cognitions.get(store, cog_id)
+        assert gone is not None and (gone.status, gone.text) == ("forgotten", "")
+    _, body, _ = fetch(ui.url("/memories", status="all"))
+    assert "Deploys go out on Tuesdays." not in body
+
+
+def test_recall_page_shows_what_the_hook_injects(ui: UI) -> None:
+    from lmm.recall import recall
+
+    query = "how do I run the tests"
+    with Store(ui.db) as store:
+        expected = recall(store, query, config=hook_config())
+    assert expected.brief.text
+    _, body, _ = fetch(ui.url("/recall", q=query))
+    injected = re.search(r"<pre class='injected'>(.*?)</pre>", body, re.S)
+    assert injected and unescape(injected.group(1)) == wrap_memory(expected.brief.text,
+                                                                   title="recall")  # fmt: skip
+    assert re.search(r"<b class='brief-tokens'>(\d+)</b>", body).group(1) == str(  # type: ignore[union-attr]
+        expected.brief.tokens
+    )
+    scores = re.findall(r"<tr class='hit'><td class='score'>\d+</td><td class='score'>([0-9.]+)",
+                        body)  # fmt: skip
+    assert scores == [f"{h.score:.4f}" for h in expected.hits]
+
+
+def test_recall_page_without_results(ui: UI) -> None:
+    _, body, _ = fetch(ui.url("/recall", q="zzyzx qwv"))
+    assert "Nothing: no hit cleared the relevance threshold" in body
+
+
+# ---- reports
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+       b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
+       b"\x00\x00\x00IEND\xaeB`\x82")  # fmt: skip
+
+
+def test_reports_show_benchmarks_and_the_newest_eval_folder(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "benchmarks.md").write_text(
+        "# Benchmarks\n\n| task | recall@5 |\n|---|---:|\n| locomo | **0.81** |\n\n"
+        "![speed](speed.png)\n"
+    )
+    (tmp_path / "docs" / "speed.png").write_bytes(PNG)
+    old, new = tmp_path / "runs" / "eval-1", tmp_path / "runs" / "eval-2"
+    for folder, stamp in ((old, 1_000_000), (new, 2_000_000)):
+        folder.mkdir(parents=True)
+        (folder / "report.md").write_text(f"Report of {folder.name} <i>x</i>\n")
+        (folder / "metrics.json").write_text(json.dumps({"f1": 0.5, "rows": list(range(20))}))
+        (folder / "plot.png").write_bytes(PNG)
+        for f in folder.iterdir():
+            os.utime(f, (stamp, stamp))
+    (tmp_path / "secret.png").write_bytes(PNG)
+    sources = ReportSources(tmp_path / "docs" / "benchmarks.md", (tmp_path / "runs",))
+    httpd, url = make_server(UIConfig(db=tmp_path / "lmm.db", reports=sources, token="tok"))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = url.split("/?")[0]
+        _, body, _ = fetch(f"{base}/reports?token=tok")
+        assert "<table><tr><th>task</th><th>recall@5</th></tr><tr><td>locomo</td><td><b>0.81</b>" \
+            "</td></tr></table>" in body  # fmt: skip
+        assert "Report of eval-2 &lt;i&gt;x&lt;/i&gt;" in body and "Report of eval-1" not in body
+        assert re.findall(r"<div class=.chips.>.*?</div>", body) == [
+            f'<div class=\'chips\'><a class="on" href="/reports?folder={quote(str(new), safe="")}'
+            f'&amp;token=tok">eval-2</a><a class="" href="/reports?folder='
+            f'{quote(str(old), safe="")}&amp;token=tok">eval-1</a></div>'
+        ]
+        assert "&quot;f1&quot;: 0.5" in body
+        assert "7,\n    &quot;... 12 more&quot;\n  ]" in body  # long lists are abridged
+        images = [unescape(s) for s in re.findall(r'<img class="plot" alt="[^"]*" src="([^"]+)"',
+                                                  body)]  # fmt: skip
+        assert len(images) == 2  # the benchmarks plot and the eval plot
+        for src in images:
+            with urllib.request.urlopen(base + src, timeout=30) as r:
+                assert (r.status, r.headers["Content-Type"], r.read()) == (200, "image/png", PNG)
+        for bad in (tmp_path / "secret.png", tmp_path / "runs" / ".." / "secret.png",
+                    new / "metrics.json", Path("/etc/passwd")):  # fmt: skip
+            status, _, _ = fetch(f"{base}/file?" + urlencode({"path": str(bad), "token": "tok"}))
+            assert status == 404, bad
+        _, body, _ = fetch(f"{base}/reports?" + urlencode({"folder": str(old), "token": "tok"}))
+        assert "Report of eval-1" in body and "Report of eval-2" not in body
+        _, body, _ = fetch(f"{base}/reports?" + urlencode({"folder": "/etc", "token": "tok"}))
+        assert "Report of eval-2" in body  # not a report folder: the newest is shown
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_markdown_escapes_everything() -> None:
+    html = markdown("# T <x>\n\n- `<a>` and [l](javascript:x)\n", Path("/nowhere"), Links("k"))
+    assert html == (
+        "<div class='md'><h2>T &lt;x&gt;</h2><ul><li><code>&lt;a&gt;</code> and l "
+        "<span class='meta'>(javascript:x)</span></li></ul></div>"
+    )
+
+
+# ---- the library function the edit action uses, and the command
+
+
+def test_edit_function_keeps_a_forgotten_text_away(tmp_path: Path) -> None:
+    with Store(tmp_path / "lmm.db") as store:
+        a = cognitions.remember(store, "Use uv.", project="/p")
+        b = cognitions.remember(store, "Prefer tabs.", project="/p")
+        cognitions.forget(store, b)
+        assert cognitions.edit(store, a, "use uv.") == a  # same normalised text: nothing to do
+        with pytest.raises(LmmError, match="was forgotten"):
+            cognitions.edit(store, a, "Prefer tabs.")
+        with pytest.raises(LmmError, match="only active ones can be edited"):
+            cognitions.edit(store, b, "Prefer spaces.")
+        with pytest.raises(LmmError, match="there is no cognition #99"):
+            cognitions.edit(store, 99, "x")
+
+
+def test_config_rejects_a_bad_port() -> None:
+    with pytest.raises(LmmError, match=r"--port must be within 0\.\.65535"):
+        UIConfig(port=70_000)
+
+
+def test_lmm_ui_command_prints_a_url_that_serves(tmp_path: Path) -> None:
+    sample_store(tmp_path / "lmm.db")
+    env = {"LMM_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "lmm", "ui", "--embedder", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.fullmatch(r"lmm ui: (http://127\.0\.0\.1:\d+/\?token=[\w-]+)\n", line)
+        assert m, line
+        status, body, _ = fetch(m.group(1))
+        assert status == 200 and "NOAA fetcher and SQLite database-locked fix" in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_open_asks_the_browser_for_the_token_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import webbrowser
+
+    from lmm.ui import serve
+
+    printed: list[str] = []
+    opened: list[str] = []
+
+    def fake_open(url: str) -> bool:
+        opened.append(url)
+        raise KeyboardInterrupt  # stands for Ctrl-C: serve returns and closes its socket
+
+    monkeypatch.setattr(webbrowser, "open", fake_open)
+    serve(UIConfig(db=tmp_path / "lmm.db", token="tok"), open_browser=True, ready=printed.append)
+    assert len(opened) == 1 and opened == printed
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=tok", opened[0])
+    with pytest.raises(urllib.error.URLError):  # the socket is closed
+        urllib.request.urlopen(opened[0], timeout=5)
+
+
+def test_terminal_escapes_and_slash_commands_render_quietly() -> None:
+    from lmm.ui.sessions import plain, render_turn
+
+    assert plain("\x1b[1mContext\x1b[22m \x1b[38;2;153;153;153m66k\x1b[39m") == "Context 66k"
+    turn = Turn("s", "k1", "user", "message", "<local-command-stdout>\x1b[1mok\x1b[22m"
+                "</local-command-stdout>", timestamp="2026-01-01T00:00:00Z")  # fmt: skip
+    assert render_turn(turn, Links("t"), {}, []) == (
+        '<div class="turn user quiet" id="t-k1"><details><summary>command · '
+        "&lt;local-command-stdout&gt;ok&lt;/local-command-stdout&gt;</summary><div class='text'>"
+        "&lt;local-command-stdout&gt;ok&lt;/local-command-stdout&gt;</div></details></div>"
+    )
+
+
+def test_every_page_of_the_real_transcripts_renders(tmp_path: Path) -> None:
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "claude_sessions"
+    if not data.is_dir():
+        pytest.skip(f"real transcripts not found at {data} (see shared/data/README.md)")
+    db = tmp_path / "lmm.db"
+    with Store(db) as store:
+        ingest.ingest(store, [data])
+        run_extraction(store, get_extractor("rules"))
+        sessions = [r[0] for r in store.db.execute("SELECT id FROM sessions")]
+        memories = [r[0] for r in store.db.execute("SELECT id FROM cognitions")]
+    assert len(sessions) > 50 and len(memories) > 20
+    httpd, url = make_server(UIConfig(db=db, token="tok"))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = url.split("/?")[0]
+        pages = ["/", "/memories?status=all", "/recall?q=commit+the+changes"]
+        pages += ["/session/" + quote(s, safe="") for s in sessions]
+        pages += [f"/memory/{m}" for m in memories]
+        failed = [
+            p for p in pages if fetch(f"{base}{p}{'&' if '?' in p else '?'}token=tok")[0] != 200
+        ]
+        assert failed == []
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
