@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmm import importers
+from lmm import importers, privacy
 from lmm.errors import InputError
 from lmm.records import ParseIssue, SessionInfo, Turn
 from lmm.store import PreparedTurns, Store, prepare_turns
@@ -56,6 +56,7 @@ class IngestReport:
     bytes_read: int = 0
     seconds: float = 0.0
     workers: int = 0
+    turns_opted_out: int = 0  # turns of projects that opted out (`.lmm-ignore`), never stored
     issues: list[ParseIssue] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -236,6 +237,7 @@ class _Writer:
         self.known_sessions: set[str] = set()
         self.touched: set[str] = set()
         self.done_offset: dict[str, int] = {}
+        self.opted_out: set[str] = set()
 
     def _ensure_session(self, info: SessionInfo) -> None:
         if info.session_id not in self.known_sessions:
@@ -243,6 +245,27 @@ class _Writer:
             self.report.sessions_new += row.fetchone() is None
             self.known_sessions.add(info.session_id)
         self.store.add_session(info)
+
+    def _drop_opted_out(
+        self, chunk: Chunk, fallback: str | None
+    ) -> tuple[PreparedTurns, list[SessionInfo]]:
+        """Leave out everything of projects that opted out (`lmm.privacy`), before any write."""
+        out = self.opted_out
+        for info in chunk.sessions:
+            if privacy.excluded(info.project):
+                out.add(info.session_id)
+        rows = []
+        for row in chunk.prepared.rows:
+            if row[0] in out or privacy.excluded(row[14] or fallback):
+                out.add(row[0])
+                self.report.turns_opted_out += 1
+            else:
+                rows.append(row)
+        if len(rows) == len(chunk.prepared.rows) and not out:
+            return chunk.prepared, chunk.sessions
+        links = [link for link in chunk.prepared.links if link[0] not in out]
+        sessions = [s for s in chunk.sessions if s.session_id not in out]
+        return PreparedTurns(rows, links), sessions
 
     def write(self, job: Job, chunk: Chunk) -> None:
         store, report = self.store, self.report
@@ -253,19 +276,20 @@ class _Writer:
         }
         if chunk.final and chunk.error is None:
             fields.update(size=job.size, mtime_ns=job.mtime_ns, skipped=chunk.skipped)
-        session_ids = {row[0] for row in chunk.prepared.rows}
         fallback = _fallback_project(job)
+        prepared, sessions = self._drop_opted_out(chunk, fallback)
+        session_ids = {row[0] for row in prepared.rows}
         with store.transaction():
-            for info in chunk.sessions:
+            for info in sessions:
                 self._ensure_session(info)
             for sid in session_ids - self.known_sessions:
                 cwd = next((r[14] for r in chunk.prepared.rows if r[0] == sid and r[14]), None)
                 self._ensure_session(SessionInfo(sid, job.fmt, project=cwd or fallback))
             source_id = store.upsert_source(job.key, job.fmt, **fields)
-            store.add_prepared(chunk.prepared, source_id)
+            store.add_prepared(prepared, source_id)
             if chunk.issues:
                 store.add_issues(source_id, [(i.line_no, i.reason) for i in chunk.issues])
-        self.touched |= session_ids | {s.session_id for s in chunk.sessions}
+        self.touched |= session_ids | {s.session_id for s in sessions}
         report.malformed += len(chunk.issues)
         for issue in chunk.issues:
             if len(report.issues) < MAX_REPORTED_ISSUES:

@@ -1,0 +1,75 @@
+"""Per-project opt-out: a project that asks to be forgotten never reaches the store.
+
+A project is out when its folder (or any folder above it) holds a `.lmm-ignore` file, or when
+`$LMM_HOME/config.toml` lists it:
+
+    [privacy]
+    exclude = ["/home/me/secret-client", "~/work/nda-*"]   # paths or glob patterns
+
+Exclusion covers the folder and everything below it (monorepo packages, worktrees inside it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import logging
+import tomllib
+from pathlib import Path
+
+from lmm import paths
+from lmm.errors import LmmError
+
+log = logging.getLogger(__name__)
+
+MARKER = ".lmm-ignore"
+
+
+@functools.lru_cache(maxsize=1)
+def _config_patterns(config_file: str) -> tuple[str, ...]:
+    path = Path(config_file)
+    if not path.exists():
+        return ()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise LmmError(f"cannot read {path}: {exc}; fix or remove it") from exc
+    patterns = data.get("privacy", {}).get("exclude", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise LmmError(f"{path}: [privacy] exclude must be a list of paths or glob patterns")
+    return tuple(str(Path(p).expanduser()).rstrip("/") for p in patterns)
+
+
+def config_file() -> Path:
+    return paths.home() / "config.toml"
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_marker(folder: str) -> bool:
+    here = Path(folder)
+    for d in (here, *here.parents):
+        try:
+            if (d / MARKER).is_file():
+                return True
+        except OSError:
+            return False
+    return False
+
+
+def excluded(project: str | None) -> bool:
+    """True when `project` (a full folder path) has opted out of memory."""
+    if not project:
+        return False
+    project = project.rstrip("/") or "/"
+    for pattern in _config_patterns(str(config_file())):
+        if fnmatch.fnmatch(project, pattern) or project.startswith(pattern + "/"):
+            return True
+        if project == pattern:
+            return True
+    return project.startswith("/") and _has_marker(project)
+
+
+def reset_cache() -> None:
+    """Forget cached answers (tests, or a long-lived server after the config changed)."""
+    _config_patterns.cache_clear()
+    _has_marker.cache_clear()

@@ -1,0 +1,74 @@
+"""Privacy: opted-out projects never reach the store; secrets never reach any output file."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from lmm import privacy
+from lmm.exchange import export_jsonl
+from lmm.ingest import ingest
+from lmm.store import Store
+
+
+def _session(path: Path, cwd: str, text: str, sid: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rec = {
+        "type": "user",
+        "uuid": f"{sid}-u1",
+        "parentUuid": None,
+        "sessionId": sid,
+        "cwd": cwd,
+        "timestamp": "2026-01-01T00:00:00Z",
+        "message": {"role": "user", "content": text},
+    }
+    path.write_text(json.dumps(rec) + "\n")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
+    privacy.reset_cache()
+    yield
+    privacy.reset_cache()
+
+
+def test_marker_file_keeps_a_project_and_its_subfolders_out(tmp_path: Path) -> None:
+    secret_repo = tmp_path / "client"
+    (secret_repo / "packages" / "api").mkdir(parents=True)
+    (secret_repo / privacy.MARKER).touch()
+    src = tmp_path / "projects"
+    _session(src / "a" / "s1.jsonl", str(secret_repo), "the merger codename is BLUEBIRD", "s1")
+    _session(src / "b" / "s2.jsonl", str(secret_repo / "packages" / "api"), "BLUEBIRD api", "s2")
+    _session(src / "c" / "s3.jsonl", str(tmp_path / "client2"), "an ordinary project", "s3")
+
+    store = Store(tmp_path / "home" / "lmm.db")
+    report = ingest(store, [src])
+    assert report.turns_opted_out == 2
+    assert [r[0] for r in store.db.execute("SELECT session_id FROM turns")] == ["s3"]
+    assert (
+        store.db.execute("SELECT count(*) FROM sessions WHERE id IN ('s1', 's2')").fetchone()[0]
+        == 0
+    )
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "home").iterdir() if p.is_file())
+    assert b"BLUEBIRD" not in raw
+
+
+def test_config_exclude_list(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(f'[privacy]\nexclude = ["{tmp_path}/nda-*"]\n')
+    src = tmp_path / "projects"
+    _session(src / "a" / "s1.jsonl", str(tmp_path / "nda-acme"), "acme pricing", "s1")
+    _session(src / "b" / "s2.jsonl", str(tmp_path / "open-source"), "public work", "s2")
+    store = Store(home / "lmm.db")
+    ingest(store, [src])
+    assert [r[0] for r in store.db.execute("SELECT session_id FROM turns")] == ["s2"]
+    buf = io.BytesIO()
+    export_jsonl(store, buf)
+    assert b"acme pricing" not in buf.getvalue()
