@@ -72,3 +72,31 @@ def test_config_exclude_list(tmp_path: Path) -> None:
     buf = io.BytesIO()
     export_jsonl(store, buf)
     assert b"acme pricing" not in buf.getvalue()
+
+
+def test_no_corpus_secret_reaches_the_database_file_or_an_export(tmp_path: Path) -> None:
+    from assets.secrets import CORPUS
+
+    assert len(CORPUS) >= 50
+    src = tmp_path / "projects" / "-home-dev-app"
+    src.mkdir(parents=True)
+    lines = []
+    for i, case in enumerate(CORPUS):  # each line made its own session, so nothing merges
+        rec = json.loads(case.jsonl_line)
+        rec.update(sessionId=f"s{i}", uuid=f"u{i}", parentUuid=None, cwd="/home/dev/app")
+        lines.append(json.dumps(rec))
+    (src / "secrets.jsonl").write_text("\n".join(lines) + "\n")
+
+    store = Store(tmp_path / "home" / "lmm.db")
+    report = ingest(store, [src])
+    assert report.turns_new == len(CORPUS)
+    buf = io.BytesIO()
+    export_jsonl(store, buf)
+    exported = buf.getvalue().decode()
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "home").iterdir() if p.is_file())
+    db_text = raw.decode("utf-8", errors="replace")
+    leaks = [c.name for c in CORPUS if any(p in db_text or p in exported for p in c.pieces())]
+    assert leaks == []
+    assert exported.count("[REDACTED:") >= len(CORPUS) - 5  # private spans are [PRIVATE]

@@ -64,24 +64,43 @@ def _rows(store: Store) -> Iterator[dict[str, Any]]:
     yield from _extra_rows(db)
 
 
-def _extra_rows(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
-    """Rows of tables added by later migrations (cognitions, embeddings...) travel as they are."""
-    core = {"projects", "sources", "sessions", "turns", "agent_links", "parse_issues"}
-    tables = [
+# Derived tables, rebuilt rather than carried: vectors by `lmm embed`, the rest by their owners.
+EXPORT_SKIP = {"vectors", "embedders", "extraction_state"}
+_CORE = {"projects", "sources", "sessions", "turns", "agent_links", "parse_issues"}
+
+
+def _extra_tables(db: sqlite3.Connection) -> list[str]:
+    """Plain tables added by later migrations: FTS tables and their shadow tables excluded."""
+    rows = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY rowid"
+    ).fetchall()
+    virtual = [r[0] for r in rows if (r[1] or "").upper().startswith("CREATE VIRTUAL")]
+    return [
         r[0]
-        for r in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name NOT LIKE '%_fts%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY rowid"
-        )
+        for r in rows
+        if r[0] not in _CORE
+        and r[0] not in EXPORT_SKIP
+        and r[0] not in virtual
+        and not any(r[0].startswith(v + "_") for v in virtual)
     ]
-    for table in tables:
-        if table in core or table in EXPORT_SKIP:
-            continue
+
+
+def _extra_rows(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    """Rows of later tables, with integer ids replaced by natural keys (project path, uid)."""
+    projects = {r[0]: r[1] for r in db.execute("SELECT id, path FROM projects")}
+    uids = {r[0]: r[1] for r in db.execute("SELECT id, uid FROM cognitions")}
+    for table in _extra_tables(db):
         for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid"):
-            yield {"table": table, **{k: _plain(r[k]) for k in r.keys()}}  # noqa: SIM118
-
-
-EXPORT_SKIP: set[str] = set()  # derived tables a later migration may add (rebuilt, not exported)
+            row = {k: _plain(r[k]) for k in r.keys()}  # noqa: SIM118
+            if "project_id" in row:
+                row["project"] = projects.get(row.pop("project_id"))
+            if table == "cognitions":
+                row.pop("id")
+                row["superseded_by"] = uids.get(row["superseded_by"])
+            elif table == "cognition_sources":
+                row["cognition_id"] = uids.get(row["cognition_id"])
+            yield {"table": table, **row}
 
 
 def _plain(value: Any) -> Any:
@@ -134,6 +153,7 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
     """Merge an export into `store` in one transaction (all or nothing). Returns rows per table."""
     counts: dict[str, int] = {}
     db = store.db
+    _PENDING.clear()
     with store.transaction():
         last_turn = db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
         for line_no, row in _read_lines(path):
@@ -149,6 +169,7 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
                     "nothing was imported"
                 ) from exc
             counts[table] = counts.get(table, 0) + 1
+        _link_cognitions(store)
         store.index_new_turns(last_turn)
         db.execute("INSERT INTO turns_fts(turns_fts) VALUES ('integrity-check')")
     return counts
@@ -205,10 +226,51 @@ def _import_row(store: Store, table: str, row: dict[str, Any]) -> None:
 
 
 def import_extra_row(store: Store, table: str, row: dict[str, Any]) -> None:
-    """Rows of later tables: insert as they are (their own unique keys make this idempotent)."""
-    known = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if table not in known:
+    """Rows of later tables, natural keys mapped back to this store's ids; idempotent."""
+    if table not in _extra_tables(store.db):
         raise KeyError(f"unknown table {table!r}")
     values = {k: bytes.fromhex(v["$bytes"]) if isinstance(v, dict) and "$bytes" in v else v
               for k, v in row.items()}  # fmt: skip
-    _insert(store.db, table, values)
+    if "project" in values:
+        project = values.pop("project")
+        values["project_id"] = store.project_id(project) if project else None
+    if table == "cognitions":
+        superseded_by = values.pop("superseded_by", None)
+        _insert(store.db, table, values)
+        if superseded_by:  # may point at a row further down: resolved by `_link_cognitions`
+            _PENDING.append((values["uid"], superseded_by))
+        return
+    if table == "cognition_sources":
+        values["cognition_id"] = _cognition_id(store, values["cognition_id"])
+    _insert_absent(store.db, table, values)
+
+
+def _insert_absent(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """Insert unless an equal row exists (NULLs compare equal here, unlike in UNIQUE keys)."""
+    cols = list(row)
+    same = " AND ".join(f"{c} IS ?" for c in cols)
+    values = [row[c] for c in cols]
+    db.execute(
+        f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) SELECT {', '.join('?' * len(cols))} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {same})",
+        values + values,
+    )
+
+
+_PENDING: list[tuple[str, str]] = []
+
+
+def _cognition_id(store: Store, uid: str | None) -> int | None:
+    if uid is None:
+        return None
+    row = store.db.execute("SELECT id FROM cognitions WHERE uid = ?", (uid,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _link_cognitions(store: Store) -> None:
+    for uid, newer in _PENDING:
+        store.db.execute(
+            "UPDATE cognitions SET superseded_by = ? WHERE uid = ? AND superseded_by IS NULL",
+            (_cognition_id(store, newer), uid),
+        )
+    _PENDING.clear()
