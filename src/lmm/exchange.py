@@ -229,8 +229,10 @@ def import_extra_row(store: Store, table: str, row: dict[str, Any]) -> None:
     """Rows of later tables, natural keys mapped back to this store's ids; idempotent."""
     if table not in _extra_tables(store.db):
         raise KeyError(f"unknown table {table!r}")
-    values = {k: bytes.fromhex(v["$bytes"]) if isinstance(v, dict) and "$bytes" in v else v
-              for k, v in row.items()}  # fmt: skip
+    values: dict[str, Any] = {
+        k: bytes.fromhex(v["$bytes"]) if isinstance(v, dict) and "$bytes" in v else v
+        for k, v in row.items()
+    }
     if "project" in values:
         project = values.pop("project")
         values["project_id"] = store.project_id(project) if project else None

@@ -196,7 +196,46 @@ CREATE TABLE embedders (
 );
 """
 
-MIGRATIONS: list[str] = [M001_INITIAL, M002_COGNITIONS, M003_VECTORS]
+# Retrieval keys of turns (search.py): who spoke, what was said, the turn it follows, the day.
+# BM25 over these columns finds Caroline's "Yes, it was so powerful!" for "When did Caroline go to
+# the support group?". Kept in step with `turns` by triggers; turns_session makes the
+# previous-turn lookup a seek.
+_DAY = """CASE WHEN {ts} IS NULL THEN '' ELSE ltrim(strftime('%d', {ts}), '0') || ' ' ||
+    CASE strftime('%m', {ts}) WHEN '01' THEN 'January' WHEN '02' THEN 'February'
+    WHEN '03' THEN 'March' WHEN '04' THEN 'April' WHEN '05' THEN 'May' WHEN '06' THEN 'June'
+    WHEN '07' THEN 'July' WHEN '08' THEN 'August' WHEN '09' THEN 'September'
+    WHEN '10' THEN 'October' WHEN '11' THEN 'November' WHEN '12' THEN 'December' ELSE '' END
+    || ' ' || strftime('%Y', {ts}) END"""
+_INSERT_KEY = f"""
+    INSERT INTO turn_keys (rowid, speaker, text, context, day)
+    SELECT new.id, coalesce(new.speaker, new.role), new.text,
+        coalesce((SELECT coalesce(p.speaker, p.role) || ': ' || p.text FROM turns p
+                  WHERE p.session_id = new.session_id AND p.id < new.id AND length(p.text) > 0
+                  ORDER BY p.id DESC LIMIT 1), ''),
+        {_DAY.format(ts="new.timestamp")}
+    WHERE length(new.text) > 0;"""
+M004_TURN_KEYS = f"""
+CREATE INDEX turns_session ON turns(session_id);
+CREATE VIRTUAL TABLE turn_keys USING fts5(
+    speaker, text, context, day, tokenize='porter unicode61'
+);
+INSERT INTO turn_keys (rowid, speaker, text, context, day)
+SELECT id, who, text,
+    coalesce(lag(who || ': ' || text) OVER (PARTITION BY session_id ORDER BY id), ''),
+    {_DAY.format(ts="timestamp")}
+FROM (SELECT id, session_id, coalesce(speaker, role) AS who, text, timestamp FROM turns
+      WHERE length(text) > 0);
+CREATE TRIGGER turn_keys_ai AFTER INSERT ON turns BEGIN {_INSERT_KEY}
+END;
+CREATE TRIGGER turn_keys_ad AFTER DELETE ON turns BEGIN
+    DELETE FROM turn_keys WHERE rowid = old.id;
+END;
+CREATE TRIGGER turn_keys_au AFTER UPDATE OF text, speaker ON turns BEGIN
+    DELETE FROM turn_keys WHERE rowid = old.id; {_INSERT_KEY}
+END;
+"""
+
+MIGRATIONS: list[str] = [M001_INITIAL, M002_COGNITIONS, M003_VECTORS, M004_TURN_KEYS]
 
 
 def apply(db: sqlite3.Connection) -> int:

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from lmm import __version__, paths
-from lmm.cli import store_cmds
+from lmm.cli import embed_cmds, eval_cmds, memory_cmds, recall_cmds, store_cmds, train_cmds, ui_cmds
 from lmm.errors import LmmError
 
 # Command groups, in the order `lmm --help` lists them.
-GROUPS = [store_cmds]
+GROUPS = [store_cmds, embed_cmds, memory_cmds, recall_cmds, ui_cmds, eval_cmds, train_cmds]
 
 
 def build_parser() -> argparse.ArgumentParser:
