@@ -1,0 +1,154 @@
+"""`lmm extract | memories | remember | forget | ingest-code`: the memory commands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from lmm.cli.output import emit
+from lmm.errors import LmmError
+
+
+def _project(value: str | None) -> str | None:
+    """A --project value as the store keys it: a full path for folders that exist."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else value.rstrip("/") or "/"
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from lmm.extract import get_extractor, run_extraction
+    from lmm.store import open_store
+
+    extractor = get_extractor(args.extractor)
+    with open_store() as store:
+        report = run_extraction(store, extractor, project=_project(args.project), full=args.full)
+    emit(args, dataclasses.asdict(report), "extracted " + report.summary())
+    return 0
+
+
+def _line(c: object) -> str:
+    from lmm.cognitions import Cognition
+
+    assert isinstance(c, Cognition)
+    when = (c.valid_from or "")[:10]
+    status = "" if c.status == "active" else f" [{c.status}"
+    if c.superseded_by:
+        status += f" by #{c.superseded_by}"
+    status += "]" if status else ""
+    scope = "" if c.project_id is not None else " (all projects)"
+    return f"#{c.id} {c.category:<10} {c.salience:.2f} {when} {c.text}{status}{scope}"
+
+
+def cmd_memories(args: argparse.Namespace) -> int:
+    from lmm.cognitions import list_
+    from lmm.store import open_store
+
+    status: str | None = "active"
+    if args.all:
+        status = None
+    elif args.superseded:
+        status = "superseded"
+    with open_store() as store:
+        found = list_(
+            store,
+            project=_project(args.project),
+            category=args.category,
+            status=status,
+            since=args.since,
+            limit=args.limit,
+        )
+    text = "\n".join(_line(c) for c in found) or "no memories (run `lmm ingest` then `lmm extract`)"
+    emit(args, [dataclasses.asdict(c) for c in found], text)
+    return 0
+
+
+def cmd_remember(args: argparse.Namespace) -> int:
+    from lmm.cognitions import get, remember
+    from lmm.store import open_store
+
+    with open_store() as store, store.transaction():
+        cog_id = remember(store, args.text, project=_project(args.project), category=args.category)
+    with open_store() as store:
+        cog = get(store, cog_id)
+    assert cog is not None
+    emit(args, dataclasses.asdict(cog), f"remembered #{cog_id}: {cog.text}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from lmm.cognitions import forget, get
+    from lmm.store import open_store
+
+    with open_store() as store:
+        if get(store, args.id) is None:
+            raise LmmError(f"no memory #{args.id}; `lmm memories --all` lists them")
+        with store.transaction():
+            changed = forget(store, args.id)
+    text = f"forgot #{args.id}" if changed else f"#{args.id} was already forgotten"
+    emit(args, {"id": args.id, "forgotten": True, "changed": changed}, text)
+    return 0
+
+
+def cmd_ingest_code(args: argparse.Namespace) -> int:
+    from lmm.codebase import ingest_code
+    from lmm.store import open_store
+
+    with open_store() as store:
+        report = ingest_code(store, Path(args.path))
+    emit(args, dataclasses.asdict(report), "ingested code: " + report.summary())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from lmm.cognitions import CATEGORIES
+
+    p = sub.add_parser(
+        "extract",
+        parents=[common],
+        help="turn stored sessions into memories (incremental: only sessions with new turns)",
+    )
+    p.add_argument(
+        "--extractor",
+        choices=["rules", "lm"],
+        default="rules",
+        help="rules: offline and fast (default); lm: a local language model",
+    )
+    p.add_argument("--project", help="only sessions of this project folder")
+    p.add_argument("--full", action="store_true", help="re-read every session (idempotent)")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("memories", parents=[common], help="list memories, most salient first")
+    p.add_argument("--project", help="this project's memories plus the user-wide ones")
+    p.add_argument("--category", choices=CATEGORIES)
+    p.add_argument("--since", help="only those valid from this ISO date on (e.g. 2025-01-31)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--superseded", action="store_true", help="only replaced memories")
+    group.add_argument("--all", action="store_true", help="every status, forgotten included")
+    p.add_argument("-n", "--limit", type=int, default=None)
+    p.set_defaults(func=cmd_memories)
+
+    p = sub.add_parser("remember", parents=[common], help="add a memory in your own words")
+    p.add_argument("text")
+    p.add_argument("--project", help="project folder it applies to (default: every project)")
+    p.add_argument("--category", choices=CATEGORIES, default="preference")
+    p.set_defaults(func=cmd_remember)
+
+    forget_help = (
+        "forget a memory: its text and keywords are erased and it leaves search; its id (uid) "
+        "stays so that a later `lmm extract` never brings it back"
+    )
+    p = sub.add_parser("forget", parents=[common], help=forget_help, description=forget_help)
+    p.add_argument("id", type=int, help="the memory's number, as `lmm memories` shows it")
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser(
+        "ingest-code",
+        parents=[common],
+        help="learn a codebase: README/docs sections, docstrings, signatures, build/test commands "
+        "(re-runs read only changed files)",
+    )
+    p.add_argument("path", help="the repository folder")
+    p.set_defaults(func=cmd_ingest_code)

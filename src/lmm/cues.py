@@ -1,0 +1,154 @@
+"""Which words make a user's sentence worth remembering, and as what.
+
+`classify(sentence) -> (category, salience) | None` reads one sentence the user wrote and says
+whether it states a preference or instruction ("always ...", "never ...", "from now on ...", an
+identifier convention, "use X, not Y"), a decision ("let's go with X", "switch to X"), a workflow
+("deploying is `ssh ...`"), an environment gotcha ("keep in mind that ...") or a fact ("we use X").
+Questions, one-off requests ("can you add ...") and sentences that only give the reason for the
+one before ("This helps ...") state nothing durable. The cues are general phrasings of
+instructions, tuned on real Claude Code sessions and on MemoryCode's mentor dialogues.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lmm import consolidate
+
+# Words that make a statement a standing instruction rather than a request for now.
+_STRONG = re.compile(
+    r"\b(?:always|never|from now on|going forward|moving forward|henceforth|from here on|"
+    r"(?:in|for) (?:the )?future|every time|whenever|by default|(?:i|we) (?:don'?t|do not) want|"
+    r"make sure (?:to|you|that|we|all)|ensure (?:that )?(?:you|your|we|to|all|every)|remember to|"
+    r"be sure to|don'?t forget|habit|conventions?|standards?|guidelines?|insist|"
+    r"consistent(?:ly)? use|even if (?:you|it)|(?:i|we) (?:really )?prefer|prefer \S+ (?:over|to)|"
+    r"(?:i|we)(?: want| need| would like|'d like| expect) (?:you )?to (?:always|never|use|keep|"
+    r"avoid|adopt|follow|focus|get into|develop|stick|make sure|ensure|remember)|"
+    r"focus on (?:the )?use|"
+    r"no longer|stop using|start (?:using|implementing|including|adding|writing|ending|naming|"
+    r"incorporating|adopting|following|applying|putting)|do the same|"
+    r"importance of|emphasi[sz]e|likewise|it'?s (?:\w+ )?(?:important|crucial|imperative|essential|"
+    r"vital|necessary|mandatory) (?:that you|that we|to|for you)|"
+    r"(?:we|i)(?:'re|'m| are| am)? (?:now )?requir\w*|"
+    r"(?:to|for) all of (?:them|these|those)|make sure your|"
+    r"(?:is|are) (?:now )?(?:required|mandatory)|(?:you|we) must|should (?:always )?(?:include|"
+    r"use|have|start|end|contain|follow)|"
+    r"(?:^|, )for (?:all |any |every |your )*(?:function|method|class|variable|attribute|test)"
+    r"(?:s| definitions| names)?, (?:please )?(?:add|use|include|start|end|always|make sure|"
+    r"ensure|import)|(?:for|to|in|on|with) (?:every|each|all|any)(?: of)?"
+    r"(?: (?:your|our|the|new))? (?:function|method|class|variable|file|module|test|commit|script|"
+    r"project)(?:e?s)?|"
+    r"(?:in|to|for) (?:all )?(?:of )?(?:your|our) (?:code|functions|methods|classes|variables|"
+    r"commits|tests|files|scripts|projects)|all (?:of )?(?:your|our) \w+)\b",
+    re.I,
+)
+# Said as a standing rule even inside a request ("please remember to add comments").
+_DURABLE = re.compile(
+    r"\b(?:always|never|from now on|going forward|moving forward|every time|whenever|by default|"
+    r"in (?:the )?future|remember to|make sure|be sure|don'?t forget|habit|conventions?|"
+    r"start (?:using|implementing|including|adding|writing|incorporating|following)|"
+    r"standards?|guidelines?|all (?:of )?(?:your|our) \w+)\b",
+    re.I,
+)
+# Durable statements are about the work: a technical word or a code-like token must appear.
+_TECHNICAL = re.compile(
+    r"[`'\"][^`'\"\s]+[`'\"]|\b\w+[_./]\w+|\b[a-z]+[A-Z]\w*|\b(?:code|coding|function|method|"
+    r"class|variable|argument|attribute|name|naming|test|commit|branch|merge|push|file|folder|"
+    r"director|module|package|librar|dependenc|import|decorator|annotat|docstring|comment|assert|"
+    r"try|exception|error|log|lint|format|type|build|deploy|release|ci\b|pipeline|script|command|"
+    r"shell|api|endpoint|database|schema|migration|query|server|config|env|version|docs?\b|"
+    r"readme|style|indent|tab|space|editor|ide\b|debug|print|notebook|password|vpn|python|"
+    r"javascript|typescript|html|css|sql|git|docker|install|run\b|tool)",
+    re.I,
+)
+_NEG_IMPERATIVE = re.compile(
+    r"^(?:(?:please|and|also|but|so|oh|ok|okay),?\s+)*(?:don'?t|do not|never|avoid|stop)\s+\w+",
+    re.I,
+)
+_USE_NOT = re.compile(r"\b(?:use|using)\s+\S+?,?\s+(?:not|instead of|rather than|over)\s+\S+", re.I)
+_DECISION = re.compile(
+    r"\b(?:let'?s (?:go with|use|switch to|migrate to|move to|stick with|adopt|keep|drop|"
+    r"do \S+$|also migrate)|we'?ll (?:go with|use|switch to)|we will (?:go with|use|switch to)|"
+    r"(?:we|i) (?:have |'ve )?decided (?:to|on|that)|decision (?:is|was)|going with|"
+    r"switch(?:ing)? (?:over )?to|migrat(?:e|ing) to|settle on|opt(?:ed)? for|"
+    r"switch (?:\w+ ){1,3}from \S+ to)\b",
+    re.I,
+)
+_GOTCHA = re.compile(
+    r"\b(?:note that|keep in mind(?: that)?|be careful|beware|watch out|heads up|"
+    r"(?:does not|doesn'?t|won'?t) work (?:on|with|here|in|when|unless))\b",
+    re.I,
+)
+_FACT = re.compile(
+    r"\b(?:we|i) (?:primarily |mainly |usually |always )?(?:use|host (?:it )?on|deploy (?:it )?to|"
+    r"run (?:it )?on)\b|\bour (?:\w+ )?(?:stack|setup|codebase|project) (?:is|uses)\b",
+    re.I,
+)
+_WORKFLOW = re.compile(
+    r"\b(?:steps|workflow|process|procedure|checklist)\b[^.]{0,40}:|\b(?:deploy\w*|releas\w*|"
+    r"build\w*|test\w*|run\w*|start\w*|install\w*|set ?up|lint\w*|migrat\w*)\b[^.`]{0,40}"
+    r"\b(?:is|are|with|by|via|using)\s*:?\s*`",
+    re.I,
+)
+REQUEST = re.compile(
+    r"^\W*(?:(?:hey|hi|ok|okay|so|now|and|also)\b[\w ]{0,12}?,?\s+)*(?:please|pls|can you|"
+    r"could you|would you|will you|would you mind)\b",
+    re.I,
+)
+# a choice said to someone ("we", "let's", "you") or as an order ("just use requests")
+_ADDRESSED = re.compile(
+    r"\b(?:i|we|let'?s|you|us|our|my|i'?ll|we'?ll)\b|(?:^|[.,:;]\s*)(?:\w+,?\s+){0,3}?(?:just\s+)?"
+    r"(?:use|switch|go with|stick with|move|migrate|adopt|prefer|\S+ (?:is|sounds|looks) "
+    r"(?:fine|good|great|ok))\b"
+)
+_QUESTION = re.compile(r"\?\s*$")
+
+
+_REASON = re.compile(
+    r"^\W*(?:this|that|these|it)(?:'s|\s+(?:is|was|will|would|helps?|ensures?|makes?|allows?|way|"
+    r"also|can|should))\b",
+    re.I,
+)
+
+
+# "it's crucial that you ...": an instruction, not a reason
+ORDER = re.compile(
+    r"\bit'?s (?:\w+ )?(?:important|crucial|imperative|essential|vital|necessary|key|mandatory) "
+    r"(?:that you|that we|to|for you)\b"
+)
+
+
+def classify(sentence: str) -> tuple[str, float] | None:
+    """The category and salience of a user sentence, or None when it states nothing durable.
+    A sentence that only gives the reason for the one before ("This helps ...") is None too."""
+    norm = consolidate.normalise(sentence)
+    if _REASON.match(sentence) and not (
+        re.search(r"\b(?:always|never|must)\b|'", norm) or ORDER.search(norm)
+    ):
+        return None
+    if _QUESTION.search(sentence):
+        return None  # "Remember how I named them?" is context, not a rule
+    if consolidate.naming_subject(norm) is not None:
+        return "preference", 0.7
+    if consolidate.is_naming_rule(norm):
+        return "preference", 0.65
+    if _USE_NOT.search(sentence):
+        return "preference", 0.6
+    request = bool(REQUEST.match(sentence))
+    if request and not (_DURABLE.search(sentence) or _NEG_IMPERATIVE.search(sentence)):
+        return None  # "please add X": a task for now, not knowledge for later
+    if _WORKFLOW.search(sentence) and not re.match(r"^\W*(?:always|never|don'?t)\b", norm):
+        return "workflow", 0.55
+    if (_STRONG.search(sentence) or _NEG_IMPERATIVE.search(sentence)) and _TECHNICAL.search(
+        sentence
+    ):
+        return "preference", 0.6
+    choice = consolidate.tool_choice(norm)
+    chosen = choice is not None and not choice[1].startswith("!") and bool(_ADDRESSED.search(norm))
+    if _DECISION.search(sentence) or chosen:
+        return "decision", 0.55
+    if _GOTCHA.search(sentence):
+        return "gotcha", 0.5
+    if _FACT.search(sentence):
+        return "fact", 0.4
+    return None
