@@ -1,0 +1,230 @@
+"""Recall: a query (or a prompt) in, a short sourced memory brief and its hits out.
+
+`recall` = retrieve (search.py) -> select_evidence -> extractive or generated brief (synth.py).
+`project_brief` is the session-start digest of a project: its top active cognitions plus recent
+sessions. Nothing here imports torch: an LM or embedder is loaded only when a caller asks for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from lmm import cognitions
+from lmm.errors import LmmError
+from lmm.search import Hit, retrieve
+from lmm.store import _like_prefix
+from lmm.synth import (
+    Brief,
+    SynthConfig,
+    approx_tokens,
+    excerpt,
+    extractive_brief,
+    generate_brief,
+    select_evidence,
+)
+
+if TYPE_CHECKING:
+    from lmm.embed import Embedder
+    from lmm.models import TextGenerator
+    from lmm.store import Store
+
+log = logging.getLogger(__name__)
+
+QUERY_CHARS = 2_000  # a pasted prompt beyond this adds noise to keyword search, not recall
+
+
+@dataclass(frozen=True)
+class RecallConfig:
+    """What `recall` retrieves and how it writes the brief."""
+
+    k: int = 12  # hits retrieved before pruning (--k)
+    generate: bool = True  # an LM writes the brief; False: extractive (--no-generate)
+    model: str | None = None  # LM for generation: packaged name, folder, .gguf (--model)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise LmmError(f"--k must be at least 1 (got {self.k})")
+
+
+@dataclass
+class Recall:
+    """A brief and the hits behind it."""
+
+    query: str
+    brief: Brief
+    hits: list[Hit]
+    seconds: float = 0.0
+
+
+def resolve_project(store: Store, cwd: str | None) -> str | None:
+    """The stored project that `cwd` is in (the deepest stored path at or above it), else `cwd`:
+    a session started in a subfolder recalls its repository's memory."""
+    if not cwd:
+        return None
+    path = cwd.rstrip("/") or "/"
+    rows = store.db.execute("SELECT path FROM projects").fetchall()
+    above = [r[0] for r in rows if path == r[0] or path.startswith(r[0].rstrip("/") + "/")]
+    return max(above, key=len) if above else path
+
+
+def default_embedder(store: Store, name: str | None = None) -> Embedder | None:
+    """The embedder called `name` ("none": keyword-only), else the store's own: the packaged
+    model when the store holds its vectors (loading it imports torch), else None."""
+    from lmm import embed
+
+    if name == "none":
+        return None
+    if name:
+        return embed.get_embedder(name)
+    models = {r[0] for r in store.db.execute("SELECT model FROM embedders")}
+    if embed.DEFAULT_MODEL not in models:
+        return None
+    try:
+        return embed.get_embedder(embed.DEFAULT_MODEL)
+    except LmmError as exc:
+        log.warning("keyword-only recall: %s", exc)
+        return None
+
+
+def recall(
+    store: Store,
+    query: str,
+    *,
+    project: str | None = None,
+    config: RecallConfig | None = None,
+    embedder: Embedder | None = None,
+    lm: TextGenerator | None = None,
+    exclude_session: str | None = None,
+) -> Recall:
+    """Retrieve memory for `query` within `project` (a path; None: everywhere) and write a brief.
+
+    `exclude_session` drops hits from that session (the agent already has it in context). With
+    `config.generate` the LM is `lm`, else `models.generator(config.model)` loaded on first use.
+    """
+    cfg = config or RecallConfig()
+    start = time.perf_counter()
+    query = query.strip()[:QUERY_CHARS]
+    hits = retrieve(store, query, project=project, k=cfg.k + 8, embedder=embedder) if query else []
+    if exclude_session:
+        hits = [h for h in hits if h.source.session_id != exclude_session]
+    hits = hits[: cfg.k]
+    evidence = select_evidence(query, hits, cfg.synth)
+    if not evidence:
+        brief = Brief(None, [], "none")
+    elif cfg.generate:
+        if lm is None:
+            from lmm.models import generator
+
+            lm = generator(cfg.model)
+        brief = generate_brief(query, evidence, lm, cfg.synth)
+    else:
+        brief = extractive_brief(evidence, cfg.synth)
+    return Recall(query, brief, hits, time.perf_counter() - start)
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    src = hit.source
+    return {
+        "id": hit.id,
+        "kind": hit.kind,
+        "category": hit.category,
+        "text": hit.text,
+        "score": round(hit.score, 6),
+        "source": {
+            "session_id": src.session_id,
+            "timestamp": src.timestamp,
+            "project": src.project,
+            "file_path": src.file_path,
+            "uuid": src.uuid,
+        },
+    }
+
+
+def to_json(result: Recall) -> dict[str, Any]:
+    """The `lmm recall --json` object: `brief` (text or null), how it was made, and the hits."""
+    return {
+        "query": result.query,
+        "brief": result.brief.text,
+        "mode": result.brief.mode,
+        "model": result.brief.model,
+        "evidence": [
+            {"n": e.n, "kind": e.hit.kind, "id": e.hit.id, "citation": e.citation()}
+            for e in result.brief.evidence
+        ],
+        "hits": [hit_json(h) for h in result.hits],
+        "seconds": round(result.seconds, 4),
+    }
+
+
+# ---- the session-start digest
+
+BRIEF_SECTIONS = [  # (category, heading, at most this many)
+    ("preference", "Preferences", 8),
+    ("decision", "Decisions", 6),
+    ("lesson", "Lessons", 6),
+    ("gotcha", "Gotchas", 4),
+    ("workflow", "Workflow", 4),
+    ("fact", "Facts", 4),
+]
+RECENT_SESSIONS = 5
+
+
+def recent_sessions(store: Store, project: str, limit: int = RECENT_SESSIONS) -> list[str]:
+    """'2026-01-26 (eddc9ef6): <title or first prompt>' for the project's latest sessions."""
+    rows = store.db.execute(
+        """SELECT s.id, s.title, s.ended_at,
+            (SELECT t.text FROM turns t WHERE t.session_id = s.id AND t.role = 'user'
+             AND t.kind = 'message' AND length(t.text) > 0 AND ltrim(t.text) NOT LIKE '<%'
+             ORDER BY t.id LIMIT 1) AS first
+        FROM sessions s JOIN projects p ON p.id = s.project_id
+        WHERE (p.path = ? OR p.path LIKE ? ESCAPE '\\') AND s.parent_session_id IS NULL
+        ORDER BY coalesce(s.ended_at, '') DESC, s.id LIMIT ?""",
+        (project, _like_prefix(project) + "/%", limit),
+    ).fetchall()
+    out = []
+    for r in rows:
+        what = r["title"] or r["first"]
+        if what:
+            out.append(f"{(r['ended_at'] or '')[:10]} ({r['id'][:8]}): {excerpt(what, [], 160)}")
+    return out
+
+
+def project_brief(store: Store, project: str | None, *, max_tokens: int = 2_000) -> str | None:
+    """The project's top active cognitions by category, then its recent sessions, within
+    `max_tokens`; user-wide cognitions are included. None when there is nothing to say."""
+    sections: list[tuple[str, list[str]]] = []
+    for category, heading, limit in BRIEF_SECTIONS:
+        cogs = cognitions.list_(store, project=project, category=category, limit=limit)
+        lines = [f"- {excerpt(c.text, [], 300)} ({(c.valid_from or '')[:10] or 'undated'})"
+                 for c in cogs if c.text.strip()]  # fmt: skip
+        if lines:
+            sections.append((heading, lines))
+    if project:
+        recent = recent_sessions(store, project)
+        if recent:
+            sections.append(("Recent sessions", [f"- {line}" for line in recent]))
+    if not sections:
+        return None
+    out: list[str] = []
+    used = 0
+    for heading, lines in sections:
+        for i, line in enumerate(lines):
+            chunk = ([f"{heading}:"] if i == 0 else []) + [line]
+            cost = sum(approx_tokens(c) + 1 for c in chunk)
+            if used + cost > max_tokens:
+                break
+            out += chunk
+            used += cost
+    return "\n".join(out) or None
+
+
+def with_config(config: RecallConfig, **changes: Any) -> RecallConfig:
+    """`config` with top-level fields and `synth` fields (max_tokens=..., etc.) replaced."""
+    synth_fields = SynthConfig.__dataclass_fields__
+    synth = {k: v for k, v in changes.items() if k in synth_fields and v is not None}
+    top = {k: v for k, v in changes.items() if k not in synth_fields and v is not None}
+    return replace(config, synth=replace(config.synth, **synth), **top)

@@ -1,0 +1,414 @@
+"""`lmm serve`: a long-lived local process that keeps the embedder and the LM warm.
+
+Protocol: JSON lines over a Unix socket (default `$LMM_HOME/lmm.sock`, mode 0600) or over
+127.0.0.1:PORT. Each request is one line `{"token": ..., "op": ..., "args": {...}}`; each reply one
+line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping, recall, search,
+project_brief (see `dispatch`). The address and a random token live in `$LMM_HOME/server.json`
+(mode 0600); a request without that token, over 1 MB, or not a JSON object gets an error.
+Clients (`call`, `try_call`) connect with a short timeout and callers fall back to in-process work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from lmm import paths
+from lmm.errors import LmmError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lmm.embed import Embedder
+    from lmm.models import Message, TextGenerator
+    from lmm.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 1_000_000  # bytes of one request line
+MAX_REPLY = 64_000_000
+INFO_NAME = "server.json"
+SOCKET_NAME = "lmm.sock"
+CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once; anything slower is not ours
+IDLE_TIMEOUT = 60.0  # seconds a connection may sit without sending a request
+
+
+class ServerUnavailable(LmmError):
+    """No server answers (none started, or it died): callers work in-process instead."""
+
+
+class ServerError(LmmError):
+    """The server answered with an error, or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What `$LMM_HOME/server.json` says: where the server listens and its token."""
+
+    token: str
+    pid: int
+    socket: str | None = None
+    host: str | None = None
+    port: int | None = None
+
+
+def info_path() -> Path:
+    return paths.home() / INFO_NAME
+
+
+def read_info() -> ServerInfo | None:
+    try:
+        data = orjson.loads(info_path().read_bytes())
+        return ServerInfo(**data)
+    except (OSError, orjson.JSONDecodeError, TypeError):
+        return None
+
+
+# ---- client
+
+
+def _connect(info: ServerInfo, timeout: float) -> socket.socket:
+    if info.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = info.socket
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = (info.host or "127.0.0.1", int(info.port or 0))
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except OSError as exc:
+        sock.close()
+        raise ServerUnavailable(
+            f"no lmm server at {address} ({exc}); start one: lmm serve"
+        ) from exc
+    return sock
+
+
+def call(
+    op: str,
+    args: dict[str, Any] | None = None,
+    *,
+    timeout: float = 30.0,
+    info: ServerInfo | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> dict[str, Any]:
+    """Send one request to the running server and return its result.
+
+    Raises ServerUnavailable when no server accepts the connection, ServerError otherwise."""
+    info = info or read_info()
+    if info is None:
+        raise ServerUnavailable(f"no lmm server is running ({info_path()} is absent): lmm serve")
+    sock = _connect(info, connect_timeout)
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(orjson.dumps({"token": info.token, "op": op, "args": args or {}}) + b"\n")
+        with sock.makefile("rb") as f:
+            line = f.readline(MAX_REPLY)
+    except OSError as exc:  # timeouts included
+        raise ServerError(
+            f"the lmm server did not answer {op!r} in {timeout:.1f} s: {exc}"
+        ) from exc
+    finally:
+        sock.close()
+    try:
+        reply = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ServerError(f"the lmm server sent no valid reply to {op!r}: {line[:200]!r}") from exc
+    if not reply.get("ok"):
+        raise ServerError(f"the lmm server refused {op!r}: {reply.get('error')}")
+    result: dict[str, Any] = reply["result"]
+    return result
+
+
+def try_call(
+    op: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0
+) -> dict[str, Any] | None:
+    """`call`, or None when no server is running (the caller then works in-process)."""
+    try:
+        return call(op, args, timeout=timeout)
+    except ServerUnavailable as exc:
+        log.debug("%s", exc)
+        return None
+
+
+def alive(info: ServerInfo | None = None) -> bool:
+    """Whether a server answers a ping."""
+    try:
+        call("ping", info=info, timeout=1.0)
+    except LmmError:
+        return False
+    return True
+
+
+# ---- the ops (run by the server, and in-process by callers when no server runs)
+
+
+def _arg(args: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    value = args.get(name, default)
+    if value is not None and not isinstance(value, kind):
+        raise LmmError(f"argument {name!r} must be {kind.__name__}, not {type(value).__name__}")
+    if kind is int and isinstance(value, bool):
+        raise LmmError(f"argument {name!r} must be int, not bool")
+    return value
+
+
+def dispatch(
+    store: Store,
+    op: str,
+    args: dict[str, Any],
+    *,
+    embedder: Embedder | None = None,
+    lm: Callable[[], TextGenerator] | None = None,
+) -> dict[str, Any]:
+    """Run one op against `store`. `lm` gives the generator (loaded on first use).
+
+    recall: query, project | cwd, generate=False, exclude_session, max_tokens, k, model
+    search: query, project | cwd, k=10 -> {"hits": [...]}
+    project_brief: project | cwd, max_tokens=2000 -> {"project", "brief"}
+    """
+    from lmm import recall as rc
+    from lmm.search import retrieve
+
+    if op == "ping":
+        return {"pid": os.getpid(), "embedder": embedder.name if embedder else None}
+    project = _arg(args, "project", str)
+    if project is None and (cwd := _arg(args, "cwd", str)):
+        project = rc.resolve_project(store, cwd)
+    if op in ("recall", "search"):
+        query = _arg(args, "query", str)
+        if not query:
+            raise LmmError(f"{op} needs a non-empty string argument 'query'")
+    if op == "recall":
+        generate = bool(_arg(args, "generate", bool, False))
+        config = rc.with_config(
+            rc.RecallConfig(generate=generate),
+            k=_arg(args, "k", int),
+            model=_arg(args, "model", str),
+            max_tokens=_arg(args, "max_tokens", int),
+        )
+        model = lm() if generate and lm is not None and config.model is None else None
+        result = rc.recall(
+            store,
+            query,
+            project=project,
+            config=config,
+            embedder=embedder,
+            lm=model,
+            exclude_session=_arg(args, "exclude_session", str),
+        )
+        return {**rc.to_json(result), "project": project}
+    if op == "search":
+        k = _arg(args, "k", int, 10)
+        hits = retrieve(store, query, project=project, k=max(1, k), embedder=embedder)
+        return {"project": project, "hits": [rc.hit_json(h) for h in hits]}
+    if op == "project_brief":
+        max_tokens = _arg(args, "max_tokens", int, 2_000)
+        return {
+            "project": project,
+            "brief": rc.project_brief(store, project, max_tokens=max_tokens),
+        }
+    raise LmmError(f"unknown op {op!r}; use ping, recall, search or project_brief")
+
+
+# ---- the server
+
+
+@dataclass
+class Locked:
+    """An embedder or generator shared by connection threads, one call at a time."""
+
+    inner: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        with self.lock:
+            return self.inner.embed(texts)
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
+        with self.lock:
+            return str(self.inner.generate(messages, max_new_tokens=max_new_tokens))
+
+
+@dataclass
+class Warm:
+    """What the server keeps loaded between requests."""
+
+    token: str
+    store_path: Path
+    embedder: Any = None  # Locked(Embedder) or None: keyword-only retrieval
+    model: str | None = None  # generator spec; None: the default (models.DEFAULT_MODEL)
+    lm: Any = None  # Locked(TextGenerator), loaded at start or on first generate
+    lm_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def generator(self) -> Any:
+        with self.lm_lock:
+            if self.lm is None:
+                from lmm.models import generator
+
+                self.lm = Locked(generator(self.model))
+            return self.lm
+
+
+def answer(warm: Warm, line: bytes, store: Store) -> tuple[dict[str, Any], bool]:
+    """The reply to one request line, and whether the connection may stay open."""
+    import hmac  # server side only: clients (hooks) skip its OpenSSL import
+
+    try:
+        request = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return {"ok": False, "error": f"malformed request: not JSON ({exc})"}, False
+    if not isinstance(request, dict):
+        return {"ok": False, "error": "malformed request: send one JSON object per line"}, False
+    if not hmac.compare_digest(str(request.get("token", "")).encode(), warm.token.encode()):
+        return {"ok": False, "error": f"wrong or missing token: read it from {info_path()}"}, False
+    op, args = request.get("op"), request.get("args", {})
+    if not isinstance(op, str) or not isinstance(args, dict):
+        return {
+            "ok": False,
+            "error": "malformed request: needs 'op' (string), 'args' (object)",
+        }, True
+    try:
+        result = dispatch(store, op, args, embedder=warm.embedder, lm=warm.generator)
+    except LmmError as exc:
+        return {"ok": False, "error": str(exc)}, True
+    except Exception as exc:  # one bad request must not take the server down
+        log.exception("op %s failed", op)
+        return {"ok": False, "error": f"internal error in {op}: {exc.__class__.__name__}"}, True
+    return {"ok": True, "result": result}, True
+
+
+def _connection(conn: socket.socket, warm: Warm) -> None:
+    from lmm.store import Store
+
+    conn.settimeout(IDLE_TIMEOUT)
+    store: Store | None = None
+    try:
+        with conn, conn.makefile("rb") as reader:
+            while line := reader.readline(MAX_REQUEST + 1):
+                if len(line) > MAX_REQUEST:
+                    reply: dict[str, Any] = {
+                        "ok": False,
+                        "error": f"request too large: over {MAX_REQUEST} bytes",
+                    }
+                    conn.sendall(orjson.dumps(reply) + b"\n")
+                    return
+                if not line.strip():
+                    continue
+                store = store or Store(warm.store_path)
+                reply, keep = answer(warm, line, store)
+                conn.sendall(orjson.dumps(reply, default=str) + b"\n")
+                if not keep:
+                    return
+    except OSError as exc:
+        log.debug("connection closed: %s", exc)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _listen(socket_path: Path | None, port: int | None) -> tuple[socket.socket, dict[str, Any]]:
+    if port is not None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(64)
+        return sock, {"host": "127.0.0.1", "port": sock.getsockname()[1]}
+    path = socket_path or paths.home() / SOCKET_NAME
+    if len(str(path).encode()) > 100:
+        raise LmmError(f"the socket path {path} is too long for a Unix socket; pass --port PORT")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # stale: `serve` checked that no server answers on it
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # the socket is created 0600: no window where others may connect
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(64)
+    return sock, {"socket": str(path)}
+
+
+def _write_info(info: dict[str, Any]) -> None:
+    target = info_path()
+    tmp = target.with_name(target.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(orjson.dumps(info))
+    tmp.replace(target)
+
+
+def serve(
+    *,
+    socket_path: Path | None = None,
+    port: int | None = None,
+    embedder: Embedder | None = None,
+    model: str | None = None,
+    preload_model: bool = True,
+    stop: threading.Event | None = None,
+    ready: Callable[[ServerInfo], None] | None = None,
+) -> None:
+    """Listen until `stop` is set (or SIGINT/SIGTERM): load the LM (unless not `preload_model`),
+    warm retrieval, write `server.json`, answer requests in threads, clean up on exit."""
+    import secrets
+    import signal
+
+    from lmm.store import open_store
+
+    running = read_info()
+    if running is not None and alive(running):
+        raise LmmError(f"an lmm server already runs (pid {running.pid}); stop it first")
+    stop = stop or threading.Event()
+    with open_store() as store:
+        warm = Warm(
+            secrets.token_hex(32), store.path, Locked(embedder) if embedder else None, model
+        )
+        if preload_model:
+            warm.generator()
+        t0 = time.perf_counter()
+        dispatch(store, "recall", {"query": "warm up", "generate": False}, embedder=warm.embedder)
+        log.info("retrieval warmed in %.2f s", time.perf_counter() - t0)
+    sock, address = _listen(socket_path, port)
+    info = ServerInfo(token=warm.token, pid=os.getpid(), **address)
+    _write_info({"token": info.token, "pid": info.pid, **address})
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    log.info("lmm server ready at %s (pid %d)", address, info.pid)
+    if ready is not None:
+        ready(info)
+    sock.settimeout(0.2)
+    try:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=_connection, args=(conn, warm), daemon=True).start()
+    finally:
+        sock.close()
+        if read_info() == info:
+            info_path().unlink(missing_ok=True)
+        if info.socket:
+            Path(info.socket).unlink(missing_ok=True)
+        log.info("lmm server stopped")

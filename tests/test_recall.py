@@ -1,0 +1,189 @@
+"""Recall over the bundled sample history: briefs, silence on unrelated queries, the project
+brief, the `lmm recall` command, and (slow) a real packaged model writing the brief."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lmm import cognitions, paths
+from lmm.cli import main
+from lmm.extract import get_extractor, run_extraction
+from lmm.ingest import ingest
+from lmm.models import ScriptedLM
+from lmm.recall import (
+    RecallConfig,
+    project_brief,
+    recall,
+    recent_sessions,
+    resolve_project,
+    to_json,
+)
+from lmm.store import Store, open_store
+from lmm.synth import SynthConfig, approx_tokens, citations
+
+PROJECT = "/home/dev/tidepool"
+S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"
+EXTRACTIVE = RecallConfig(generate=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
+    s = open_store()
+    ingest(s, [paths.sample_projects()])
+    run_extraction(s, get_extractor("rules"))
+    return s
+
+
+def test_recall_finds_the_busy_timeout_lesson(store: Store) -> None:
+    result = recall(store, "sqlite3 database is locked while syncing", config=EXTRACTIVE)
+    assert result.brief.mode == "extractive"
+    assert result.brief.text is not None
+    lines = result.brief.text.splitlines()
+    [line] = [line for line in lines[:3] if "PRAGMA busy_timeout = 30000" in line]
+    assert line.endswith("(2026-01-07, session 1d0fc087)")
+    assert [line[: line.index("]") + 1] for line in lines] == [
+        f"[{n}]" for n in range(1, len(lines) + 1)
+    ]
+    assert approx_tokens(result.brief.text) <= 400
+    assert len(result.hits) <= EXTRACTIVE.k
+
+
+def test_recall_says_nothing_when_nothing_is_relevant(store: Store) -> None:
+    result = recall(store, "what is the weather like in Paris", config=EXTRACTIVE)
+    assert (result.brief.text, result.brief.mode, result.brief.evidence) == (None, "none", [])
+    assert recall(store, "   ", config=EXTRACTIVE).hits == []
+
+
+def test_recall_scopes_to_a_project_and_excludes_a_session(store: Store) -> None:
+    assert recall(store, "database is locked", project="/elsewhere", config=EXTRACTIVE).hits == []
+    result = recall(store, "database is locked", project=PROJECT, config=EXTRACTIVE)
+    assert S2 in {h.source.session_id for h in result.hits}
+    result = recall(store, "database is locked", config=EXTRACTIVE, exclude_session=S2)
+    assert S2 not in {h.source.session_id for h in result.hits}
+
+
+def test_resolve_project_climbs_to_the_stored_repository(store: Store) -> None:
+    assert resolve_project(store, "/home/dev/tidepool/src/tidepool") == PROJECT
+    assert resolve_project(store, PROJECT + "/") == PROJECT
+    assert resolve_project(store, "/home/dev/tidepoolx") == "/home/dev/tidepoolx"
+    assert resolve_project(store, None) is None
+
+
+def _cite_busy_timeout(messages: list[dict[str, str]]) -> str:
+    """A fake reader that cites whichever evidence line mentions busy_timeout, and invents one."""
+    lines = messages[-1]["content"].splitlines()
+    n = next(line[1 : line.index("]")] for line in lines if "busy_timeout" in line)
+    return f"Set `PRAGMA busy_timeout = 30000` in db.connect() [{n}]. Buy more RAM [99]."
+
+
+def test_recall_with_an_lm_writes_a_grounded_brief(store: Store) -> None:
+    lm = ScriptedLM(respond=_cite_busy_timeout)
+    result = recall(store, "database is locked", lm=lm, config=RecallConfig(generate=True))
+    assert result.brief.mode == "generated"
+    assert result.brief.text is not None
+    body, sources = result.brief.text.split("\nSources:\n")
+    n = _cite_busy_timeout(lm.calls[0]).split("[")[1].split("]")[0]
+    assert body == f"Set `PRAGMA busy_timeout = 30000` in db.connect() [{n}]."
+    assert sources == f"[{n}] 2026-01-07, session 1d0fc087"
+    assert result.brief.dropped == ["Buy more RAM [99]."]
+    assert len(lm.calls) == 1
+
+
+def test_to_json_shape(store: Store) -> None:
+    out = to_json(recall(store, "database is locked", config=EXTRACTIVE))
+    assert sorted(out) == ["brief", "evidence", "hits", "mode", "model", "query", "seconds"]
+    assert sorted(out["hits"][0]) == ["category", "id", "kind", "score", "source", "text"]
+    assert sorted(out["hits"][0]["source"]) == [
+        "file_path",
+        "project",
+        "session_id",
+        "timestamp",
+        "uuid",
+    ]
+    assert out["evidence"][0]["n"] == 1
+
+
+def test_project_brief_lists_cognitions_and_recent_sessions(store: Store) -> None:
+    brief = project_brief(store, PROJECT)
+    assert brief is not None
+    lines = brief.splitlines()
+    assert lines[0] == "Preferences:"
+    assert "- Ground rule number one: use uv, not pip. (2026-01-05)" in lines
+    recent = lines[lines.index("Recent sessions:") + 1 :]
+    assert recent[0].startswith("- 2026-01-26 (eddc9ef6): Add The Battery, NY")
+    assert recent[1].startswith("- 2026-01-21 (af83d107): Let's cut 0.3.0.")
+    assert approx_tokens(brief) <= 2_000
+    short = project_brief(store, PROJECT, max_tokens=60)
+    assert short is not None and approx_tokens(short) <= 60
+
+
+def test_project_brief_includes_user_wide_cognitions_only_from_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LMM_HOME", str(tmp_path))
+    with open_store() as s:
+        assert project_brief(s, "/p/b") is None
+        emojis = cognitions.remember(s, "Never put emojis in commit messages.")
+        tabs = cognitions.remember(s, "Makefiles use tabs.", project="/p/a", category="workflow")
+        day = {
+            i: (c.valid_from or "")[:10] or "undated"
+            for i in (emojis, tabs)
+            if (c := cognitions.get(s, i))
+        }
+        assert project_brief(s, "/p/b") == (
+            f"Preferences:\n- Never put emojis in commit messages. ({day[emojis]})"
+        )
+        assert project_brief(s, "/p/a") == (
+            f"Preferences:\n- Never put emojis in commit messages. ({day[emojis]})\n"
+            f"Workflow:\n- Makefiles use tabs. ({day[tabs]})"
+        )
+
+
+def test_recent_sessions_skip_subagents_and_command_wrappers(store: Store) -> None:
+    lines = recent_sessions(store, PROJECT, limit=7)
+    assert len(lines) == 7
+    assert not any("&lt;" in line or "<bash" in line for line in lines)
+
+
+def test_cli_recall_json_no_generate(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store.close()
+    assert main(["recall", "database is locked", "--no-generate", "--json", "--local"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "extractive"
+    assert "busy_timeout = 30000" in out["brief"]
+    assert all(
+        sorted(h) == ["category", "id", "kind", "score", "source", "text"] for h in out["hits"]
+    )
+    assert main(["recall", "weather in Paris", "--no-generate", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["brief"] is None
+    assert main(["recall", "weather in Paris", "--no-generate"]) == 0
+    assert capsys.readouterr().out == "no relevant memory\n"
+
+
+def test_cli_recall_config_errors_name_the_flag(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.close()
+    assert main(["recall", "x", "--no-generate", "--max-tokens", "3"]) == 2
+    assert "--max-tokens" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_recall_with_the_packaged_smollm2(store: Store) -> None:
+    from lmm.models import load
+
+    lm = load("smollm2")
+    config = RecallConfig(generate=True, synth=SynthConfig(max_tokens=300))
+    result = recall(store, "sqlite3.OperationalError: database is locked", lm=lm, config=config)
+    assert result.brief.mode in ("generated", "fallback")
+    assert result.brief.text is not None
+    assert len(lm.tokenizer(result.brief.text)["input_ids"]) <= 300  # real tokens, not estimates
+    if result.brief.mode == "generated":
+        body, sources = result.brief.text.split("\nSources:\n")
+        cited = set(citations(body))
+        assert cited and cited <= {e.n for e in result.brief.evidence}
+        assert [int(line[1 : line.index("]")]) for line in sources.splitlines()] == sorted(cited)

@@ -1,0 +1,210 @@
+"""`lmm serve`: token, size and format checks, same answers as in-process, clients using it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from lmm import hooks, paths, server
+from lmm.cli import main
+from lmm.embed import FakeEmbedder, embed_pending
+from lmm.errors import LmmError
+from lmm.ingest import ingest
+from lmm.server import MAX_REQUEST, ServerInfo
+from lmm.store import open_store
+
+PROMPT = {
+    "session_id": "s",
+    "transcript_path": "/nonexistent.jsonl",
+    "cwd": "/home/dev/tidepool",
+    "hook_event_name": "UserPromptSubmit",
+    "prompt": "sqlite3.OperationalError: database is locked during sync",
+}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = Path(f"/tmp/lmm-test-{os.getpid()}-{tmp_path.name[-12:]}")  # short: socket paths
+    home.mkdir()
+    monkeypatch.setenv("LMM_HOME", str(home))
+    with open_store() as store:
+        ingest(store, [paths.sample_projects()])
+        embed_pending(store, FakeEmbedder())
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def start(**kwargs: Any) -> tuple[ServerInfo, threading.Event, threading.Thread]:
+    stop = threading.Event()
+    box: dict[str, ServerInfo] = {}
+    ready = threading.Event()
+
+    def on_ready(info: ServerInfo) -> None:
+        box["info"] = info
+        ready.set()
+
+    args = {"embedder": FakeEmbedder(), "preload_model": False, "stop": stop, "ready": on_ready}
+    thread = threading.Thread(target=server.serve, kwargs={**args, **kwargs}, daemon=True)
+    thread.start()
+    assert ready.wait(30), "the server did not start"
+    return box["info"], stop, thread
+
+
+@pytest.fixture
+def running(home: Path) -> Iterator[ServerInfo]:
+    info, stop, thread = start()
+    yield info
+    stop.set()
+    thread.join(10)
+
+
+def raw(info: ServerInfo, data: bytes) -> list[dict[str, Any]]:
+    """Send bytes as they are; return every reply line until the server closes."""
+    sock = server._connect(info, 1.0)
+    sock.settimeout(10)
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the server may stop reading (and close) before everything was sent
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    sock.close()
+    return [orjson.loads(line) for line in b"".join(chunks).splitlines()]
+
+
+def request(info: ServerInfo, op: str, args: dict[str, Any], token: str | None = None) -> bytes:
+    return (
+        orjson.dumps({"token": info.token if token is None else token, "op": op, "args": args})
+        + b"\n"
+    )
+
+
+def test_files_are_private_and_ping_answers(running: ServerInfo, home: Path) -> None:
+    assert running.socket == str(home / "lmm.sock")
+    assert stat.S_IMODE(os.stat(running.socket).st_mode) == 0o600
+    assert stat.S_IMODE((home / "server.json").stat().st_mode) == 0o600
+    assert len(running.token) == 64 and server.read_info() == running
+    assert server.call("ping") == {"pid": os.getpid(), "embedder": "fake-hash"}
+
+
+def test_recall_through_the_server_equals_in_process(running: ServerInfo) -> None:
+    args = {"query": "database is locked", "cwd": "/home/dev/tidepool/src", "generate": False}
+    remote = server.call("recall", args)
+    with open_store() as store:
+        local = server.dispatch(store, "recall", args, embedder=FakeEmbedder())
+        keyword_only = server.dispatch(store, "recall", args)
+    remote.pop("seconds"), local.pop("seconds")
+    assert remote == local
+    assert remote["project"] == "/home/dev/tidepool"
+    assert "busy_timeout = 30000" in remote["brief"]
+    assert remote["hits"] != keyword_only["hits"]  # the server's warm embedder took part
+    found = server.call("search", {"query": "APScheduler", "k": 3})
+    assert len(found["hits"]) == 3 and found["project"] is None
+
+
+def test_wrong_or_missing_token_is_refused(running: ServerInfo) -> None:
+    for token in ("0" * 64, ""):
+        replies = raw(
+            running, request(running, "ping", {}, token=token) + request(running, "ping", {})
+        )
+        assert replies == [
+            {"ok": False, "error": f"wrong or missing token: read it from {server.info_path()}"}
+        ]  # and the connection closed: the second request got no answer
+    with pytest.raises(server.ServerError, match="wrong or missing token"):
+        server.call("ping", info=ServerInfo(token="x", pid=0, socket=running.socket))
+
+
+def test_malformed_requests_get_clear_errors(running: ServerInfo) -> None:
+    [reply] = raw(running, b"{nope\n")
+    assert reply["ok"] is False and reply["error"].startswith("malformed request: not JSON")
+    assert raw(running, b"[1, 2]\n") == [
+        {"ok": False, "error": "malformed request: send one JSON object per line"}
+    ]
+    replies = raw(
+        running,
+        request(running, "launch", {})
+        + request(running, "recall", {"query": 3})
+        + orjson.dumps({"token": running.token, "op": "ping", "args": []})
+        + b"\n"
+        + request(running, "ping", {}),
+    )
+    assert replies == [
+        {"ok": False, "error": "unknown op 'launch'; use ping, recall, search or project_brief"},
+        {"ok": False, "error": "argument 'query' must be str, not int"},
+        {"ok": False, "error": "malformed request: needs 'op' (string), 'args' (object)"},
+        {"ok": True, "result": {"pid": os.getpid(), "embedder": "fake-hash"}},
+    ]
+
+
+def test_oversize_requests_are_refused(running: ServerInfo) -> None:
+    big = request(running, "recall", {"query": "x" * (MAX_REQUEST + 10)})
+    assert raw(running, big) == [
+        {"ok": False, "error": f"request too large: over {MAX_REQUEST} bytes"}
+    ]
+    assert server.call("ping")["pid"] == os.getpid()  # still serving
+
+
+def test_second_server_is_refused_and_stopping_cleans_up(home: Path) -> None:
+    info, stop, thread = start()
+    with pytest.raises(LmmError, match="already runs"):
+        server.serve(preload_model=False, stop=threading.Event())
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert not (home / "server.json").exists() and not Path(str(info.socket)).exists()
+    assert server.try_call("ping") is None
+
+
+def test_stale_files_do_not_stop_a_new_server(home: Path) -> None:
+    (home / "server.json").write_text(
+        '{"token": "t", "pid": 1, "socket": "%s"}' % (home / "lmm.sock")
+    )
+    (home / "lmm.sock").write_text("")
+    assert server.try_call("ping") is None
+    _, stop, thread = start()
+    assert server.call("ping")["pid"] == os.getpid()
+    stop.set()
+    thread.join(10)
+
+
+def test_tcp_on_loopback_needs_the_token_too(home: Path) -> None:
+    info, stop, thread = start(port=0)
+    try:
+        assert (info.host, info.socket) == ("127.0.0.1", None) and info.port
+        assert server.call("ping")["embedder"] == "fake-hash"
+        [reply] = raw(info, request(info, "ping", {}, token="nope"))
+        assert reply["error"].startswith("wrong or missing token")
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_hook_and_cli_use_the_running_server(
+    running: ServerInfo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_store(*_: Any, **__: Any) -> None:
+        raise AssertionError("worked in-process although a server runs")
+
+    monkeypatch.setattr("lmm.store.open_store", no_store)
+    out = hooks.respond(hooks.parse_input(json.dumps(PROMPT), "UserPromptSubmit"))
+    assert out is not None and "busy_timeout" in out["hookSpecificOutput"]["additionalContext"]
+    assert main(["recall", "database is locked", "--no-generate", "--json"]) == 0
+    assert "busy_timeout" in json.loads(capsys.readouterr().out)["brief"]
+
+
+def test_try_call_without_a_server_is_none_fast(home: Path) -> None:
+    assert server.try_call("ping") is None
+    with pytest.raises(server.ServerUnavailable, match="lmm serve"):
+        server.call("ping")

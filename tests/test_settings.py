@@ -1,0 +1,183 @@
+"""install-hooks / uninstall-hooks on Claude Code settings.json: idempotent, other hooks kept,
+the file byte-identical after a round trip."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from lmm import settings
+from lmm.cli import main
+from lmm.errors import LmmError
+
+# A user's settings, formatted by hand: 4-space indent, non-ASCII text, no final newline.
+ORIGINAL = """{
+    "model": "opus",
+    "env": {"GREETING": "héllo ✓"},
+    "hooks": {
+        "PreToolUse": [
+            {"matcher": "Bash", "hooks": [{"type": "command", "command": "~/bin/guard.sh"}]}
+        ],
+        "SessionStart": [
+            {"hooks": [{"type": "command", "command": "echo hi", "timeout": 5}]}
+        ]
+    }
+}"""
+
+
+def lmm_commands(data: dict) -> dict[str, list[str]]:
+    return {
+        event: [h["command"] for g in groups for h in g["hooks"] if settings.is_ours(h)]
+        for event, groups in data.get("hooks", {}).items()
+    }
+
+
+def test_install_adds_each_event_and_keeps_other_hooks(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(ORIGINAL)
+    report = settings.install(path)
+    assert report.changed and report.backup is not None
+    assert report.backup.read_text() == ORIGINAL
+    assert report.backup.name.startswith("settings.json.lmm-backup-")
+    data = json.loads(path.read_text())
+    before = json.loads(ORIGINAL)
+    assert data["model"] == "opus" and data["env"] == before["env"]
+    assert data["hooks"]["PreToolUse"] == before["hooks"]["PreToolUse"]
+    assert data["hooks"]["SessionStart"][0] == before["hooks"]["SessionStart"][0]
+    assert lmm_commands(data) == {
+        "PreToolUse": [],
+        "SessionStart": [settings.hook_command("SessionStart")],
+        "UserPromptSubmit": [settings.hook_command("UserPromptSubmit")],
+        "SessionEnd": [settings.hook_command("SessionEnd")],
+        "PreCompact": [settings.hook_command("PreCompact")],
+    }
+    assert data["hooks"]["UserPromptSubmit"] == [
+        {
+            "hooks": [
+                {
+                    "type": "command",
+                    "command": settings.hook_command("UserPromptSubmit"),
+                    "timeout": 10,
+                }
+            ]
+        }
+    ]
+    text = path.read_text()
+    assert '\n    "model": "opus",' in text  # the file's own indentation
+    assert "héllo ✓" in text and not text.endswith("\n")
+
+
+def test_hook_command_runs_this_interpreter_with_the_current_home(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LMM_HOME", "/tmp/my lmm")
+    assert (
+        settings.hook_command("SessionEnd")
+        == f"LMM_HOME='/tmp/my lmm' {sys.executable} -m lmm hook SessionEnd"
+    )
+    monkeypatch.delenv("LMM_HOME")
+    assert settings.hook_command("SessionEnd") == f"{sys.executable} -m lmm hook SessionEnd"
+
+
+def test_install_twice_changes_nothing_and_uninstall_restores_every_byte(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(ORIGINAL)
+    settings.install(path)
+    installed = path.read_bytes()
+    again = settings.install(path)
+    assert (again.changed, again.backup, path.read_bytes()) == (False, None, installed)
+    assert len(settings.backups(path)) == 1
+    report = settings.uninstall(path)
+    assert report.changed and report.restored
+    assert path.read_text() == ORIGINAL
+    assert settings.uninstall(path).changed is False
+    assert path.read_text() == ORIGINAL
+
+
+def test_uninstall_keeps_edits_made_after_install(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(ORIGINAL)
+    settings.install(path)
+    data = json.loads(path.read_text())
+    data["theme"] = "dark"
+    data["hooks"]["Stop"] = [{"hooks": [{"type": "command", "command": "say done"}]}]
+    data["hooks"]["UserPromptSubmit"][0]["hooks"].insert(
+        0, {"type": "command", "command": "log-prompt"}
+    )
+    path.write_text(json.dumps(data, indent=4))
+    report = settings.uninstall(path)
+    assert report.changed and not report.restored
+    expected = json.loads(ORIGINAL)
+    expected["theme"] = "dark"
+    expected["hooks"]["Stop"] = data["hooks"]["Stop"]
+    expected["hooks"]["UserPromptSubmit"] = [
+        {"hooks": [{"type": "command", "command": "log-prompt"}]}
+    ]
+    assert json.loads(path.read_text()) == expected
+
+
+def test_a_missing_file_is_created_and_removed_again(tmp_path: Path) -> None:
+    path = tmp_path / ".claude" / "settings.json"
+    report = settings.install(path)
+    assert report.changed and report.backup is not None and report.backup.read_bytes() == b""
+    assert sorted(json.loads(path.read_text())["hooks"]) == sorted(settings.HOOKS)
+    assert path.read_text().endswith("}\n")
+    report = settings.uninstall(path)
+    assert report.removed_file and not path.exists()
+
+
+def test_reinstall_with_another_command_then_uninstall_restores_the_original(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(ORIGINAL + "\n")
+    settings.install(path)
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "elsewhere"))
+    report = settings.install(path)
+    assert report.changed
+    assert lmm_commands(json.loads(path.read_text()))["PreCompact"] == [
+        settings.hook_command("PreCompact")
+    ]
+    assert len(settings.backups(path)) == 2
+    assert settings.uninstall(path).restored
+    assert path.read_text() == ORIGINAL + "\n"
+
+
+def test_invalid_json_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"hooks": ')
+    with pytest.raises(LmmError, match="is not valid JSON"):
+        settings.install(path)
+    assert path.read_text() == '{"hooks": ' and settings.backups(path) == []
+
+
+def test_is_ours_recognises_only_lmm_hook_commands() -> None:
+    assert settings.is_ours({"command": "/usr/bin/python3 -m lmm hook SessionStart"})
+    assert settings.is_ours({"command": "lmm hook PreCompact"})
+    assert settings.is_ours({"command": "LMM_HOME=/x /opt/bin/lmm hook SessionEnd"})
+    assert not settings.is_ours({"command": "echo lmm hook SessionStart && rm -rf /"})
+    assert not settings.is_ours({"command": "myhelm hook SessionStart"})
+    assert not settings.is_ours("lmm hook SessionStart")
+
+
+def test_cli_install_and_uninstall_project_scope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    path = tmp_path / ".claude" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(ORIGINAL)
+    assert main(["install-hooks", "--project"]) == 0
+    assert capsys.readouterr().out.startswith("installed lmm hooks (SessionStart, ")
+    assert main(["install-hooks", "--project", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False
+    assert not (tmp_path / "user" / ".claude").exists()
+    assert main(["uninstall-hooks", "--project"]) == 0
+    assert "restored" in capsys.readouterr().out
+    assert path.read_text() == ORIGINAL
+    assert main(["install-hooks", "--user"]) == 0
+    assert (tmp_path / "user" / ".claude" / "settings.json").exists()

@@ -1,0 +1,203 @@
+"""Evidence pruning, extractive and generated briefs, and the grounding check."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmm.errors import LmmError
+from lmm.models import ScriptedLM
+from lmm.search import Hit, Source
+from lmm.synth import (
+    Evidence,
+    SynthConfig,
+    approx_tokens,
+    citations,
+    excerpt,
+    extractive_brief,
+    generate_brief,
+    ground,
+    overlap,
+    select_evidence,
+)
+
+LOCKED = (
+    "Fix for database is locked: set PRAGMA busy_timeout = 30000 in db.connect() and commit "
+    "per station; never hold a write transaction across an HTTP request."
+)
+UV = "Use uv, not pip: never pip install in this repo."
+
+
+def hit(id: int, text: str, score: float, *, kind: str = "turn", dense: float | None = None) -> Hit:
+    return Hit(
+        kind=kind,
+        id=id,
+        text=text,
+        score=score,
+        source=Source(
+            session_id=f"{id:08d}-aaaa-bbbb",
+            timestamp="2026-01-07T14:22:00Z",
+            project="/home/dev/tidepool",
+            file_path=f"/home/dev/.claude/projects/x/{id:08d}.jsonl",
+        ),
+        category="lesson" if kind == "cognition" else None,
+        signals={} if dense is None else {"dense": {"rank": 1, "score": dense}},
+    )
+
+
+def test_overlap_counts_stems_of_at_most_three_terms() -> None:
+    assert overlap(["database", "locked"], "the databases were locking") == 1.0
+    assert overlap(["database", "locked", "timeout", "sync"], "database timeout") == 2 / 3
+    assert overlap(["weather", "paris"], LOCKED) == 0.0
+    assert overlap([], LOCKED) == 0.0
+    assert overlap(["pi"], "pip install") == 0.0 and overlap(["pi"], "the pi is slow") == 1.0
+
+
+def test_excerpt_keeps_short_text_and_windows_long_text_on_the_query() -> None:
+    assert excerpt("  a\n  b  ", [], 10) == "a b"
+    long = "intro " * 100 + "the busy_timeout fix is here " + "outro " * 100
+    cut = excerpt(long, ["busy_timeout"], 80)
+    assert cut.startswith("…") and cut.endswith("…")
+    assert "busy_timeout fix is here" in cut
+    assert len(cut) <= 80
+
+
+def test_select_evidence_drops_irrelevant_and_duplicate_hits_and_keeps_score_order() -> None:
+    hits = [
+        hit(1, "unrelated chatter about the dashboard colours", 0.9),
+        hit(2, LOCKED, 0.5),
+        hit(3, LOCKED + " ", 0.4),  # the same words again
+        hit(4, "database is locked again after the cron job started", 0.7),
+    ]
+    chosen = select_evidence("database is locked", hits)
+    assert [(e.n, e.hit.id) for e in chosen] == [(1, 4), (2, 2)]
+    quoted = [
+        hit(1, LOCKED, 0.9),
+        hit(2, "Fix for database is locked: set PRAGMA busy_timeout", 1.0),
+    ]
+    assert [e.hit.id for e in select_evidence("database is locked", quoted)] == [2]
+    assert select_evidence("weather in Paris", hits) == []
+
+
+def test_select_evidence_accepts_dense_similarity_without_shared_words() -> None:
+    hits = [hit(1, "WAL lets readers and the writer work at once", 0.5, dense=0.6)]
+    assert [e.hit.id for e in select_evidence("concurrent access to sqlite", hits)] == [1]
+    hits = [hit(1, "WAL lets readers and the writer work at once", 0.5, dense=0.1)]
+    assert select_evidence("concurrent access to sqlite", hits) == []
+
+
+def test_select_evidence_caps_hits_and_fits_the_budget() -> None:
+    texts = [
+        f"database locked case {i} " + " ".join(f"w{i}x{j}" for j in range(200)) for i in range(20)
+    ]
+    hits = [hit(i, text, 1.0 - i / 100) for i, text in enumerate(texts)]
+    cfg = SynthConfig(evidence_tokens=1500, hit_chars=700)
+    chosen = select_evidence("database locked", hits, cfg)
+    assert all(len(e.text) <= 700 for e in chosen)
+    assert [e.hit.id for e in chosen] == list(range(len(chosen)))
+    used = sum(approx_tokens(e.text) + 20 for e in chosen)
+    following = excerpt(texts[len(chosen)], ["database", "locked"], 700)
+    assert len(chosen) >= 2 and used <= 1500 < used + approx_tokens(following) + 20
+    assert len(select_evidence("database locked", hits, SynthConfig(max_evidence=2))) == 2
+
+
+def test_approx_tokens_counts_letters_digits_and_symbols() -> None:
+    assert approx_tokens("") == 0
+    assert approx_tokens("database") == 3  # 2 pieces x 1.1, rounded up
+    assert approx_tokens("1d0fc087-8764") == 14  # 12 pieces: ids cost about a token a character
+    assert approx_tokens("use uv, not pip") == 6
+
+
+def test_extractive_brief_cites_each_line() -> None:
+    evidence = select_evidence("database locked", [hit(7, LOCKED, 1.0, kind="cognition")])
+    brief = extractive_brief(evidence)
+    assert brief.mode == "extractive"
+    assert brief.text == (f"[1] {LOCKED} (lesson, 2026-01-07, session 00000007, 00000007.jsonl)")
+    assert extractive_brief([]).text is None
+    own = hit(8, LOCKED, 1.0)  # a session's own transcript: the file adds nothing to the cite
+    own.source.session_id = "00000008"
+    assert select_evidence("database", [own])[0].citation() == "2026-01-07, session 00000008"
+
+
+def test_extractive_brief_stays_within_max_tokens() -> None:
+    texts = [
+        f"database locked story {i} " + " ".join(f"w{i}x{j}" for j in range(60)) for i in range(8)
+    ]
+    hits = [hit(i, text, 1.0 - i / 100) for i, text in enumerate(texts)]
+    cfg = SynthConfig(max_tokens=120)
+    brief = extractive_brief(select_evidence("database locked", hits, cfg), cfg)
+    assert brief.text is not None
+    assert approx_tokens(brief.text) <= 120
+    assert brief.text.startswith("[1] database locked story 0")
+
+
+def test_citations_reads_every_form() -> None:
+    assert citations("A [1] and [2][3], also [4, 5].") == [1, 2, 3, 4, 5]
+    assert citations("nothing cited") == []
+
+
+def _evidence() -> list[Evidence]:
+    return select_evidence(
+        "database locked uv pip",
+        [hit(1, LOCKED, 1.0), hit(2, "database note: " + UV, 0.9)],
+        SynthConfig(min_overlap=0.3),
+    )
+
+
+def test_ground_drops_uncited_invented_and_unsupported_sentences() -> None:
+    text = (
+        "Set PRAGMA busy_timeout = 30000 in db.connect() [1]. "
+        "Use uv, not pip [2]. "
+        "Restart the server nightly. "
+        "The database is locked by cron [7]. "
+        "Kubernetes operators reconcile pods declaratively [1].\n"
+        "[1] [2] [3]\n"
+        "(2026-01-07, session 00000001) [1]"
+    )
+    kept, dropped = ground(text, _evidence(), min_support=0.5)
+    assert kept == ["Set PRAGMA busy_timeout = 30000 in db.connect() [1].", "Use uv, not pip [2]."]
+    assert dropped == [
+        "Restart the server nightly.",
+        "The database is locked by cron [7].",
+        "Kubernetes operators reconcile pods declaratively [1].",
+        "[1] [2] [3]",
+        "(2026-01-07, session 00000001) [1]",
+    ]
+
+
+def test_generate_brief_keeps_grounded_sentences_and_lists_their_sources() -> None:
+    lm = ScriptedLM(["Set PRAGMA busy_timeout = 30000 in db.connect() [1]. Deploy on Fridays."])
+    brief = generate_brief("database is locked", _evidence(), lm)
+    assert brief.mode == "generated"
+    assert brief.text == (
+        "Set PRAGMA busy_timeout = 30000 in db.connect() [1].\n"
+        "Sources:\n[1] 2026-01-07, session 00000001, 00000001.jsonl"
+    )
+    assert brief.dropped == ["Deploy on Fridays."]
+    prompt = lm.calls[0][1]["content"]
+    assert prompt.startswith("Notes from past sessions:\n[1] (2026-01-07, session 00000001, 0")
+    assert "\n[2] (2026-01-07, session 00000002, 00000002.jsonl) database note: Use uv" in prompt
+    assert "\n\nTask: database is locked\n\nIn at most " in prompt
+
+
+def test_generate_brief_falls_back_to_extractive_when_nothing_is_grounded() -> None:
+    brief = generate_brief("database is locked", _evidence(), ScriptedLM(["NONE"]))
+    assert brief.mode == "fallback"
+    assert brief.text == extractive_brief(_evidence()).text
+    assert brief.model == "scripted"
+
+
+def test_generate_brief_respects_max_tokens() -> None:
+    reply = " ".join(
+        f"PRAGMA busy_timeout = 30000 in db.connect() per station [{1}]." for _ in range(60)
+    )
+    cfg = SynthConfig(max_tokens=80)
+    brief = generate_brief("database is locked", _evidence(), ScriptedLM([reply]), cfg)
+    assert brief.mode == "generated" and brief.text is not None
+    assert approx_tokens(brief.text) <= 80
+
+
+def test_config_errors_name_the_flag() -> None:
+    with pytest.raises(LmmError, match="--max-tokens"):
+        SynthConfig(max_tokens=5)
+    with pytest.raises(LmmError, match="--evidence-tokens"):
+        SynthConfig(evidence_tokens=5)
