@@ -68,18 +68,19 @@ class SearchConfig:
     keyword: bool = True  # BM25
     dense: bool = True  # exact cosine (needs an embedder)
     candidates: int = 200  # per list, before fusion
-    keyword_weight: float = 0.4  # fusion weights of the z-scored lists
-    dense_weight: float = 0.6
+    max_df: float = 0.1  # BM25 drops query terms found in more than this share of rows
+    keyword_weight: float = 0.5  # fusion weights of the z-scored lists
+    dense_weight: float = 0.5
     fusion: str = "z"  # "z" (weighted z-scores) or "rrf"
     keys: bool = True  # BM25 over turn_keys; False: over the turn text alone (turns_fts)
-    key_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.5, 1.0)  # speaker, text, ctx, day
+    key_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.3, 1.0)  # speaker, text, ctx, day
     participants: bool = True  # names of speakers: speaker column only; "someone" when dense
     window: int = 3  # neighbours each side whose fused score a turn inherits
     window_share: float = 0.3  # x decay ** (distance - 1)
     window_decay: float = 0.7
-    session: float = 0.2  # share of its session's best fused score a turn inherits
-    temporal: float = 0.3  # bonus for time words in a turn when the query asks when / how long
-    recency: float = 0.0  # bonus x 0.5 ** (age / half_life), age from the newest candidate
+    session: float = 0.0  # share of its session's best fused score a turn inherits
+    temporal: float = 0.0  # bonus for time words in a turn when the query asks when / how long
+    recency: float = 0.1  # bonus x 0.5 ** (age / half_life), age from the newest candidate
     half_life_days: float = 30.0
     salience: float = 0.2  # cognitions: bonus x (salience - 0.5)
     rrf_k: float = 60.0
@@ -120,9 +121,49 @@ def content_terms(query: str) -> list[str]:
 def or_match(query: str, names: Sequence[str] = ()) -> str:
     """An FTS5 MATCH string: every content term quoted and OR-ed (AND drops most evidence);
     terms in `names` match only the `speaker` column."""
-    return " OR ".join(
-        f"speaker : {quote_fts(t)}" if t in names else quote_fts(t) for t in content_terms(query)
+    return _match(content_terms(query), names)
+
+
+def _match(terms: Sequence[str], names: Sequence[str]) -> str:
+    return " OR ".join(f"speaker : {quote_fts(t)}" if t in names else quote_fts(t) for t in terms)
+
+
+MIN_DF_DROPPED = 5_000  # small tables score every match quickly: prune only above this
+
+
+def rare_terms(store: Store, table: str, terms: list[str], max_df: float,
+               keep: Sequence[str] = ()) -> list[str]:  # fmt: skip
+    """`terms` minus those in more than `max_df` of `table`'s rows and in more than 5,000 rows
+    (the least frequent one always stays, and so do `keep`). A term in most rows barely moves BM25 ranks, yet makes FTS5 score
+    most of the table: at 1M turns, dropping them is the difference between 20 ms and 1 s."""
+    if max_df >= 1.0 or not terms:
+        return terms
+    db = store.db
+    rows = db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+    if rows <= MIN_DF_DROPPED:
+        return terms
+    # stem each term with the table's own tokenizer, then read its document frequency
+    db.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lmm_stem USING fts5(t, tokenize='porter unicode61')"
     )
+    db.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lmm_stems USING fts5vocab(temp, lmm_stem, instance)"
+    )
+    db.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lmm_df_{table} USING fts5vocab(main, {table}, row)"
+    )
+    db.executemany("INSERT INTO temp.lmm_stem (rowid, t) VALUES (?, ?)", enumerate(terms))
+    stems = dict(db.execute("SELECT doc, term FROM temp.lmm_stems WHERE offset = 0"))
+    db.execute("DELETE FROM temp.lmm_stem")
+    df = {}
+    for i, term in enumerate(terms):
+        row = db.execute(
+            f"SELECT doc FROM temp.lmm_df_{table} WHERE term = ?", (stems.get(i, term),)
+        ).fetchone()
+        df[term] = int(row[0]) if row else 0
+    rarest = min(terms, key=lambda t: df[t])
+    limit = max(max_df * rows, MIN_DF_DROPPED)
+    return [t for t in terms if df[t] <= limit or t == rarest or t in keep]
 
 
 def participants(store: Store, query: str, projects: list[int] | None = None) -> list[str]:
@@ -163,31 +204,32 @@ def fuse(
     lists: Sequence[dict[Any, float]],
     weights: Sequence[float],
     extra: Sequence[dict[Any, float]] | None = None,
+    items: Sequence[Any] = (),
 ) -> dict[Any, float]:
-    """Weighted sum of z-scores: each list's scores are standardised over that list's own items
-    (mean 0, sd 1); an item missing from a list gets that list's lowest z. Scale-free like RRF,
-    but keeps how far ahead an item is (LoCoMo R@5 68.2 against 58.7 for RRF with k=60).
-    `extra[j]` scores more items for list j (neighbours outside its top-N) with list j's mean
-    and sd, without counting them in those."""
-    fused: dict[Any, float] = {}
+    """Weighted sum of z-scores. Each list is standardised over its own items plus one phantom
+    item scoring 0 (what an unrelated text scores in BM25 and, roughly, in cosine), so a lone
+    match still stands above the rest; an item missing from a list gets that list's lowest z.
+    Scale-free like RRF but keeps how far ahead an item is (LoCoMo R@5 68.2 against 58.7 for
+    RRF with k=60). `extra[j]` scores more items for list j (neighbours outside its top-N) with
+    list j's mean and sd, without counting them in those; `items` are fused too, at the floor
+    of every list that does not score them."""
     parts = []
     for j, scores in enumerate(lists):
-        mean, sd = _stats(scores.values())
+        mean, sd = _stats([*scores.values(), 0.0])
         more = extra[j] if extra else {}
         z = {i: (s - mean) / sd for i, s in (more | scores).items()}
-        parts.append((z, min(((s - mean) / sd for s in scores.values()), default=0.0)))
-    items = {i for z, _ in parts for i in z}
-    for i in items:
-        fused[i] = sum(w * z.get(i, floor) for (z, floor), w in zip(parts, weights, strict=True))
-    return fused
+        floor = min([(s - mean) / sd for s in scores.values()] + [-mean / sd])
+        parts.append((z, floor))
+    every = {i for z, _ in parts for i in z} | set(items)
+    return {
+        i: sum(w * z.get(i, floor) for (z, floor), w in zip(parts, weights, strict=True))
+        for i in every
+    }
 
 
-def _stats(values: Any) -> tuple[float, float]:
-    vals = list(values)
-    if not vals:
-        return 0.0, 1.0
-    mean = sum(vals) / len(vals)
-    sd = (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5
+def _stats(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
     return mean, sd or 1.0
 
 
@@ -231,7 +273,10 @@ def keyword_scores(
 ) -> dict[int, float]:
     """Item id -> BM25 score (higher is better) of the best `limit` matches in scope."""
     cfg = config or SearchConfig(keys=False)
-    match = or_match(query, names if kind == "turn" and cfg.keys else ())
+    names = names if kind == "turn" and cfg.keys else ()
+    table = {"cognition": "cognitions_fts", "turn": "turn_keys" if cfg.keys else "turns_fts"}[kind]
+    terms = rare_terms(store, table, content_terms(query), cfg.max_df, keep=names)
+    match = _match(terms, names)
     if not match:
         return {}
     scope = _scope_sql("x.project_id", projects, kind)
@@ -262,10 +307,8 @@ def dense_scores(
     kind: str,
     projects: list[int] | None,
     limit: int,
-    extra: Sequence[int] = (),
 ) -> dict[int, float]:
-    """Item id -> cosine for the best `limit` stored vectors in scope (exact search), plus the
-    items in `extra` that have a vector."""
+    """Item id -> cosine for the best `limit` stored vectors in scope (exact search)."""
     import numpy as np
 
     from lmm.embed import vector_index
@@ -289,11 +332,16 @@ def dense_scores(
     if len(scores) > limit:
         top = np.argpartition(-scores, limit)[:limit]
         ids, scores = ids[top], scores[top]
-    out = {int(i): float(s) for i, s in zip(ids, scores, strict=True)}
-    for i, s in zip(extra, index.scores_of(extra, qvec), strict=True):
-        if s is not None and i not in out:
-            out[i] = s
-    return out
+    return {int(i): float(s) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)}
+
+
+def dense_lookup(store: Store, qvec: np.ndarray, embedder: Embedder, kind: str,
+                 ids: Sequence[int]) -> dict[int, float]:  # fmt: skip
+    """Item id -> cosine for the items in `ids` that have a vector."""
+    from lmm.embed import vector_index
+
+    sims = vector_index(store, embedder.name, kind).scores_of(ids, qvec)
+    return {i: s for i, s in zip(ids, sims, strict=True) if s is not None}
 
 
 # ---- turn layout: which turns sit next to which
@@ -377,44 +425,67 @@ def retrieve(store: Store, query: str, *, project: str | None = None, k: int = 1
     fused: dict[tuple[str, int], float] = {}
     signals: dict[tuple[str, int], dict[str, Any]] = {}
     for kind in cfg.kinds:
-        lists, weights, extras = [], [], []
-        if cfg.keyword:
-            found = keyword_scores(store, query, kind, projects, cfg.candidates, names=names,
-                                   config=cfg)  # fmt: skip
-            lists.append(("bm25", found))
-            weights.append(cfg.keyword_weight)
-        if use_dense:
-            assert embedder is not None and qvec is not None
-            found = dense_scores(store, qvec, embedder, kind, projects, cfg.candidates)
-            lists.append(("dense", found))
-            weights.append(cfg.dense_weight)
-        near: dict[int, list[tuple[int, int]]] = {}
-        if kind == "turn" and cfg.window > 0 and cfg.window_share:
-            near = neighbours(store, sorted({i for _, s in lists for i in s}), cfg.window)
-        # every candidate and neighbour gets its exact cosine, not only the dense top-N
-        outside = sorted({n for ns in near.values() for n, _ in ns} | set(near))
-        for name, scores in lists:
-            more = {}
-            if name == "dense" and outside:
-                assert embedder is not None and qvec is not None
-                more = dense_scores(store, qvec, embedder, kind, projects, 0, extra=outside)
-            extras.append(more)
-            ranked = sorted(scores, key=lambda i: (-scores[i], i))
-            for rank, i in enumerate(ranked, start=1):
-                signals.setdefault((kind, i), {})[name] = {"rank": rank, "score": scores[i]}
-        if cfg.fusion == "rrf":
-            ranks = [sorted(s, key=lambda i: (-s[i], i)) for _, s in lists]
-            scores = rrf(ranks, weights, k=cfg.rrf_k)
-        else:
-            scores = fuse([s for _, s in lists], weights, extras)
-        if kind == "turn":
-            scores = _context(store, scores, near, query, cfg)
+        scores = _kind_scores(store, kind, query, names, projects, embedder, qvec, cfg, signals)
         fused |= {(kind, i): s for i, s in scores.items()}
     top = sorted(fused, key=lambda key: (-fused[key], key))[: k + 50]
     hits = _hydrate(store, {key: fused[key] for key in top}, signals)
     _boost(hits, cfg)
     hits.sort(key=lambda h: (-h.score, h.kind, h.id))
     return hits[:k]
+
+
+PUSHERS = 100  # the best fused turns whose neighbours inherit from them
+
+
+def _kind_scores(
+    store: Store,
+    kind: str,
+    query: str,
+    names: list[str],
+    projects: list[int] | None,
+    embedder: Embedder | None,
+    qvec: np.ndarray | None,
+    cfg: SearchConfig,
+    signals: dict[tuple[str, int], dict[str, Any]],
+) -> dict[int, float]:
+    """Fused scores of one kind's candidates (and, for turns, of their neighbours)."""
+    lists: list[tuple[str, dict[int, float]]] = []
+    weights: list[float] = []
+    if cfg.keyword:
+        found = keyword_scores(store, query, kind, projects, cfg.candidates, names=names,
+                               config=cfg)  # fmt: skip
+        lists.append(("bm25", found))
+        weights.append(cfg.keyword_weight)
+    if embedder is not None and qvec is not None:
+        lists.append(("dense", dense_scores(store, qvec, embedder, kind, projects, cfg.candidates)))
+        weights.append(cfg.dense_weight)
+    for name, found in lists:
+        ranked = sorted(found, key=lambda i: (-found[i], i))
+        for rank, i in enumerate(ranked, start=1):
+            signals.setdefault((kind, i), {})[name] = {"rank": rank, "score": found[i]}
+    if cfg.fusion == "rrf":
+        ranks = [sorted(s, key=lambda i: (-s[i], i)) for _, s in lists]
+        scores = rrf(ranks, weights, k=cfg.rrf_k)
+    else:
+        scores = fuse([s for _, s in lists], weights)
+    if kind != "turn":
+        return scores
+    near: dict[int, list[tuple[int, int]]] = {}
+    if cfg.window > 0 and cfg.window_share:
+        best = sorted((i for i in scores if scores[i] > 0), key=lambda i: -scores[i])
+        near = neighbours(store, best[:PUSHERS], cfg.window)
+    receivers = sorted({n for ns in near.values() for n, _ in ns} - scores.keys())
+    if cfg.fusion == "rrf":
+        scores |= {i: 0.0 for i in receivers}
+    elif receivers or (embedder is not None and len(lists) > 1):
+        # every candidate and receiver gets its exact cosine, not only the dense top-N
+        extras = [{} for _ in lists]
+        if embedder is not None and qvec is not None:
+            dense = lists[-1][1]
+            missing = [i for i in [*scores, *receivers] if i not in dense]
+            extras[-1] = dense_lookup(store, qvec, embedder, kind, missing)
+        scores = fuse([s for _, s in lists], weights, extras, receivers)
+    return _context(store, scores, near, query, cfg)
 
 
 def _context(
@@ -427,7 +498,6 @@ def _context(
     """Fused turn scores plus: from each neighbour side at distance d, window_share x
     window_decay ** (d - 1) x the better positive score there; a share of the session's best;
     the time-words bonus for when/how-long queries."""
-    floor = min(scores.values(), default=0.0)
     out = dict(scores)
     push: dict[tuple[int, int], float] = {}  # (receiver, distance) -> best positive score
     for i, ns in near.items():
@@ -435,7 +505,7 @@ def _context(
             for n, d in ns:
                 push[n, d] = max(push.get((n, d), 0.0), scores[i])
     for (n, d), s in push.items():
-        out[n] = out.get(n, floor) + cfg.window_share * cfg.window_decay ** (d - 1) * s
+        out[n] += cfg.window_share * cfg.window_decay ** (d - 1) * s
     if cfg.session and out:
         import numpy as np
 
