@@ -127,7 +127,12 @@ def child(which: str, src: Path, work: Path) -> None:
     else:
         bare_loop(src, work / "bare.db")
     dt = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the writer and, for lmm, its parser workers (children): the larger peak of the two
+    peak_kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    peak_mb = peak_kb / 1024
     print(json.dumps({"seconds": dt, "peak_rss_mb": peak_mb}))
 
 
