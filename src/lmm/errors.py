@@ -20,5 +20,6 @@ class MissingExtra(LmmError):
 
     def __init__(self, extra: str, module: str) -> None:
         super().__init__(
-            f"this needs the optional dependency {module!r}; install it with: pip install 'lmm[{extra}]'"
+            f"this needs the optional dependency {module!r}; "
+            f"install it with: pip install 'lmm[{extra}]'"
         )

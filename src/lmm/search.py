@@ -78,8 +78,7 @@ class SearchConfig:
     window: int = 3  # neighbours each side whose fused score a turn inherits
     window_share: float = 0.3  # x decay ** (distance - 1)
     window_decay: float = 0.7
-    session: float = 0.0  # share of its session's best fused score a turn inherits
-    temporal: float = 0.0  # bonus for time words in a turn when the query asks when / how long
+    session: float = 0.2  # share of its session's best fused score a turn inherits
     recency: float = 0.1  # bonus x 0.5 ** (age / half_life), age from the newest candidate
     half_life_days: float = 30.0
     salience: float = 0.2  # cognitions: bonus x (salience - 0.5)
@@ -88,25 +87,16 @@ class SearchConfig:
 
 # ---- the query
 
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves
-    s t don ll ve re d m o y""".split()
-)
+_STOPWORDS = """a about above after again against all am an and any are as at be because been before
+being below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself
+just me more most my myself no nor not now of off on once only or other our ours ourselves out
+over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which while
+who whom why will with would you your yours yourself yourselves s t don ll ve re d m o y"""
+STOPWORDS = frozenset(_STOPWORDS.split())
 ROLES = frozenset({"user", "assistant", "system", "summary"})
-TEMPORAL_QUERY = re.compile(r"\b(when|how long)\b", re.I)
-TIME_WORDS = re.compile(
-    r"\b(yesterday|today|tonight|tomorrow|ago|last|next|since|this (?:morning|week|weekend|month|"
-    r"year)|monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|week|month|years?|"
-    r"january|february|march|april|may|june|july|august|september|october|november|december|"
-    r"\d{4})\b",
-    re.I,
-)
+MIN_DF_DROPPED = 5_000  # below this many rows FTS5 scores every match quickly: prune nothing
 
 
 def content_terms(query: str) -> list[str]:
@@ -128,39 +118,33 @@ def _match(terms: Sequence[str], names: Sequence[str]) -> str:
     return " OR ".join(f"speaker : {quote_fts(t)}" if t in names else quote_fts(t) for t in terms)
 
 
-MIN_DF_DROPPED = 5_000  # small tables score every match quickly: prune only above this
-
-
-def rare_terms(store: Store, table: str, terms: list[str], max_df: float,
-               keep: Sequence[str] = ()) -> list[str]:  # fmt: skip
-    """`terms` minus those in more than `max_df` of `table`'s rows and in more than 5,000 rows
-    (the least frequent one always stays, and so do `keep`). A term in most rows barely moves BM25 ranks, yet makes FTS5 score
-    most of the table: at 1M turns, dropping them is the difference between 20 ms and 1 s."""
-    if max_df >= 1.0 or not terms:
-        return terms
+def rare_terms(
+    store: Store, table: str, terms: list[str], max_df: float, keep: Sequence[str] = ()
+) -> list[str]:
+    """`terms` minus those found in more than `max_df` of `table`'s rows and in more than
+    MIN_DF_DROPPED rows; the rarest term and the `keep` terms always stay. A term in most rows
+    barely moves BM25 ranks yet makes FTS5 score most of the table (at 1M turns, the bulk of
+    the keyword time)."""
     db = store.db
     rows = db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
-    if rows <= MIN_DF_DROPPED:
+    if max_df >= 1.0 or not terms or rows <= MIN_DF_DROPPED:
         return terms
     # stem each term with the table's own tokenizer, then read its document frequency
-    db.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lmm_stem USING fts5(t, tokenize='porter unicode61')"
-    )
-    db.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lmm_stems USING fts5vocab(temp, lmm_stem, instance)"
-    )
-    db.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lmm_df_{table} USING fts5vocab(main, {table}, row)"
-    )
+    for sql in (
+        "temp.lmm_stem USING fts5(t, tokenize='porter unicode61')",
+        "temp.lmm_stems USING fts5vocab(temp, lmm_stem, instance)",
+        f"temp.lmm_df_{table} USING fts5vocab(main, {table}, row)",
+    ):
+        db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {sql}")
     db.executemany("INSERT INTO temp.lmm_stem (rowid, t) VALUES (?, ?)", enumerate(terms))
-    stems = dict(db.execute("SELECT doc, term FROM temp.lmm_stems WHERE offset = 0"))
+    stems = dict(db.execute("SELECT doc, term FROM temp.lmm_stems WHERE offset = 0").fetchall())
     db.execute("DELETE FROM temp.lmm_stem")
     df = {}
     for i, term in enumerate(terms):
-        row = db.execute(
+        found = db.execute(
             f"SELECT doc FROM temp.lmm_df_{table} WHERE term = ?", (stems.get(i, term),)
         ).fetchone()
-        df[term] = int(row[0]) if row else 0
+        df[term] = int(found[0]) if found else 0
     rarest = min(terms, key=lambda t: df[t])
     limit = max(max_df * rows, MIN_DF_DROPPED)
     return [t for t in terms if df[t] <= limit or t == rarest or t in keep]
@@ -479,25 +463,23 @@ def _kind_scores(
         scores |= {i: 0.0 for i in receivers}
     elif receivers or (embedder is not None and len(lists) > 1):
         # every candidate and receiver gets its exact cosine, not only the dense top-N
-        extras = [{} for _ in lists]
+        extras: list[dict[int, float]] = [{} for _ in lists]
         if embedder is not None and qvec is not None:
             dense = lists[-1][1]
             missing = [i for i in [*scores, *receivers] if i not in dense]
             extras[-1] = dense_lookup(store, qvec, embedder, kind, missing)
         scores = fuse([s for _, s in lists], weights, extras, receivers)
-    return _context(store, scores, near, query, cfg)
+    return _context(store, scores, near, cfg)
 
 
 def _context(
     store: Store,
     scores: dict[int, float],
     near: dict[int, list[tuple[int, int]]],
-    query: str,
     cfg: SearchConfig,
 ) -> dict[int, float]:
     """Fused turn scores plus: from each neighbour side at distance d, window_share x
-    window_decay ** (d - 1) x the better positive score there; a share of the session's best;
-    the time-words bonus for when/how-long queries."""
+    window_decay ** (d - 1) x the better positive score there; a share of the session's best."""
     out = dict(scores)
     push: dict[tuple[int, int], float] = {}  # (receiver, distance) -> best positive score
     for i, ns in near.items():
@@ -519,11 +501,6 @@ def _context(
                 best[sess] = max(best.get(sess, 0.0), out[i])
             for i, sess in zip(ids.tolist(), sessions, strict=True):
                 out[i] += cfg.session * best[sess]
-    if cfg.temporal and TEMPORAL_QUERY.search(query):
-        top = sorted(out, key=lambda i: -out[i])[:100]
-        for r in _rows(store, "SELECT id, text FROM turns WHERE id IN ({marks})", top):
-            if TIME_WORDS.search(r[1]):
-                out[r[0]] += cfg.temporal
     return out
 
 
@@ -535,16 +512,21 @@ def _hydrate(
     cog_ids = [i for kind, i in fused if kind == "cognition"]
     for r in _rows(store, _TURN_ROWS, turn_ids):
         key = ("turn", r["id"])
-        source = Source(r["session_id"], r["timestamp"], r["project"], r["file_path"], r["uuid"],
-                        r["dia_id"])  # fmt: skip
-        hits.append(Hit("turn", r["id"], r["text"], fused[key], source,
-                        signals=signals.get(key, {}), speaker=r["speaker"] or r["role"]))  # fmt: skip
+        source = Source(
+            r["session_id"], r["timestamp"], r["project"], r["file_path"], r["uuid"], r["dia_id"]
+        )
+        speaker = r["speaker"] or r["role"]
+        hits.append(
+            Hit("turn", r["id"], r["text"], fused[key], source, None, signals.get(key, {}), speaker)
+        )
     for r in _rows(store, _COGNITION_ROWS, cog_ids):
         key = ("cognition", r["id"])
-        source = Source(r["session_id"], r["valid_from"] or r["timestamp"], r["project"],
-                        r["file_path"], r["uuid"])  # fmt: skip
-        hits.append(Hit("cognition", r["id"], r["text"], fused[key], source, r["category"],
-                        {**signals.get(key, {}), "salience": r["salience"]}))  # fmt: skip
+        source = Source(
+            r["session_id"], r["valid_from"] or r["timestamp"], r["project"], r["file_path"],
+            r["uuid"],
+        )  # fmt: skip
+        signal = {**signals.get(key, {}), "salience": r["salience"]}
+        hits.append(Hit("cognition", r["id"], r["text"], fused[key], source, r["category"], signal))
     return hits
 
 
@@ -569,18 +551,20 @@ def _rows(store: Store, sql: str, ids: Sequence[int]) -> list[Any]:
 
 
 def _boost(hits: list[Hit], cfg: SearchConfig) -> None:
-    """Small additive nudges after fusion: recent items, salient cognitions."""
+    """Small additive nudges after fusion, in z units (scaled to RRF's when fusing by rank):
+    recent items, salient cognitions."""
+    unit = 1.0 if cfg.fusion == "z" else 1.0 / (cfg.rrf_k + 1.0)
     if cfg.recency:
         stamps = [h.source.timestamp for h in hits if h.source.timestamp]
         newest = max(stamps) if stamps else None
         for h in hits:
             if newest and h.source.timestamp:
                 age = _days_between(h.source.timestamp, newest)
-                h.score += cfg.recency * 0.5 ** (age / cfg.half_life_days)
+                h.score += unit * cfg.recency * 0.5 ** (age / cfg.half_life_days)
     if cfg.salience:
         for h in hits:
             if h.kind == "cognition":
-                h.score += cfg.salience * (float(h.signals["salience"]) - 0.5)
+                h.score += unit * cfg.salience * (float(h.signals["salience"]) - 0.5)
 
 
 def _days_between(a: str, b: str) -> float:

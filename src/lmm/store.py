@@ -281,7 +281,7 @@ class Store:
         before = self.db.total_changes
         # A key seen twice in one batch is a merge into a row this batch inserted: index the
         # rows so far first, so the update trigger always finds indexed content to replace.
-        start, seen = 0, set()
+        start, seen = 0, set[tuple[str, str]]()
         for i, row in enumerate(rows):
             key = (row[0], row[1])
             if key in seen:

@@ -1,0 +1,267 @@
+"""LoCoMo turn-level evidence recall@k of lmm's retrieval, against baselines run in one process.
+
+    .venv/bin/python bench/locomo_recall.py [FILE]            # full: lmm, BM25, MiniLM, RRF
+    .venv/bin/python bench/locomo_recall.py --ablate          # + each mechanism switched off
+    .venv/bin/python bench/locomo_recall.py --fake --conversations 1   # smoke, no model
+
+FILE defaults to ../shared/data/locomo/locomo_dev.json. The file is ingested with the generic
+importer into a temporary store (project "locomo/<sample_id>" per conversation); each question
+retrieves top-k TURNS within its conversation's project. Recall@k (the paper's definition):
+the fraction of a question's evidence dia_ids among the top-k turns, averaged over questions;
+evidence ids absent from the conversation are dropped, questions left without any are skipped
+and counted. The last line is `LoCoMo R@5=.. R@10=.. R@25=.. R@50=..` for lmm's default config.
+
+Baselines: `bm25` = FTS5 BM25 of every query word, OR-ed, nothing else; `dense` = the same
+model on each turn's bare text; `rrf` = the two fused by RRF (k=60).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmm.embed import Embedder, FakeEmbedder, KeyRecipe, embed_pending, get_embedder
+from lmm.importers import LocomoQuestion, locomo_questions
+from lmm.ingest import ingest
+from lmm.search import (
+    SearchConfig,
+    dense_query,
+    participants,
+    retrieve,
+    rrf,
+    scope_projects,
+)
+from lmm.store import Store
+
+DEFAULT_FILE = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
+)
+KS = (5, 10, 25, 50)
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+
+
+@dataclass
+class Space:
+    """The model under another name (so several key recipes live in one store), remembering
+    every text it embedded; `--cache` keeps that memory on disk between runs."""
+
+    inner: Embedder
+    name: str
+    memory: dict[str, np.ndarray]
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.memory))
+        if missing:
+            for text, vec in zip(missing, self.inner.embed(missing), strict=True):
+                self.memory[text] = vec
+        return np.stack([self.memory[t] for t in texts]) if texts else np.zeros((0, self.dim))
+
+
+def load_memory(path: Path | None, model: str) -> dict[str, np.ndarray]:
+    if path is None or not path.exists():
+        return {}
+    data = np.load(path, allow_pickle=False)
+    if str(data["model"]) != model:
+        return {}
+    return dict(zip(data["texts"].tolist(), data["vecs"], strict=True))
+
+
+def save_memory(path: Path | None, model: str, memory: dict[str, np.ndarray]) -> None:
+    if path is not None and memory:
+        texts = list(memory)
+        np.savez(
+            path, model=model, texts=np.array(texts), vecs=np.stack([memory[t] for t in texts])
+        )
+
+
+@dataclass
+class Case:
+    question: LocomoQuestion
+    project: str
+    evidence: set[int]  # turn ids
+
+
+# ---- data
+
+
+def load(store: Store, path: Path) -> tuple[list[Case], int]:
+    """Ingest `path` and map each question's evidence dia_ids to turn ids in its conversation."""
+    ingest(store, [path], fmt="locomo")
+    by_dia: dict[tuple[str, str], int] = {}
+    for r in store.db.execute(
+        "SELECT t.id, t.dia_id, p.path FROM turns t JOIN projects p ON p.id = t.project_id"
+    ):
+        by_dia[(r["path"], r["dia_id"])] = r["id"]
+    cases, skipped = [], 0
+    for q in locomo_questions(path):
+        project = f"locomo/{q.sample_id}"
+        evidence = {by_dia[(project, d)] for d in q.evidence if (project, d) in by_dia}
+        if evidence:
+            cases.append(Case(q, project, evidence))
+        else:
+            skipped += 1
+    return cases, skipped
+
+
+# ---- systems: each maps a case to a ranked list of turn ids
+
+Ranker = Callable[[Case], list[int]]
+
+
+def lmm_ranker(store: Store, embedder: Embedder | None, cfg: SearchConfig) -> Ranker:
+    def rank(case: Case) -> list[int]:
+        hits = retrieve(store, case.question.question, project=case.project, k=max(KS),
+                        embedder=embedder, config=cfg)  # fmt: skip
+        return [h.id for h in hits]
+
+    return rank
+
+
+def fused(*rankers: Ranker) -> Ranker:
+    def rank(case: Case) -> list[int]:
+        scores = rrf([r(case) for r in rankers], k=60.0)
+        return sorted(scores, key=lambda t: (-scores[t], t))[: max(KS)]
+
+    return rank
+
+
+# ---- scoring
+
+
+def recall(cases: list[Case], ranker: Ranker) -> dict[Any, dict[int, float]]:
+    """Per category (and "all"): k -> mean recall@k in percent."""
+    sums: dict[Any, np.ndarray] = defaultdict(lambda: np.zeros(len(KS)))
+    counts: dict[Any, int] = defaultdict(int)
+    for case in cases:
+        ranked = ranker(case)
+        row = np.array([len(case.evidence & set(ranked[:k])) / len(case.evidence) for k in KS])
+        for key in (case.question.category, "all"):
+            sums[key] += row
+            counts[key] += 1
+    return {key: dict(zip(KS, 100 * sums[key] / counts[key], strict=True)) for key in sums}
+
+
+def table(name: str, result: dict[Any, dict[int, float]], counts: dict[Any, int]) -> str:
+    lines = []
+    for key in [*sorted(k for k in result if k != "all"), "all"]:
+        label = "all" if key == "all" else f"{key} {CATEGORIES.get(key, '')}"
+        cells = " ".join(f"{result[key][k]:5.1f}" for k in KS)
+        lines.append(f"{name:<26} {label:<14} {counts[key]:>5}  {cells}")
+    return "\n".join(lines)
+
+
+# ---- main
+
+TURNS = SearchConfig(kinds=("turn",))
+PLAIN = dict(participants=False, window=0, session=0.0, recency=0.0)
+BASELINES = {  # name: (config, key recipe)
+    "bm25": (replace(TURNS, dense=False, keys=False, **PLAIN), None),
+    "dense": (replace(TURNS, keyword=False, **PLAIN), KeyRecipe()),
+}
+ABLATIONS = {  # name: (config, key recipe): lmm with one step changed
+    "-keys (bm25 on text)": (replace(TURNS, keys=False), KeyRecipe()),
+    "-participants": (replace(TURNS, participants=False), KeyRecipe()),
+    "-speaker in dense key": (TURNS, KeyRecipe(speaker=False)),
+    "+context in dense key": (TURNS, KeyRecipe(context=True)),
+    "+date in dense key": (TURNS, KeyRecipe(date=True)),
+    "-window": (replace(TURNS, window=0), KeyRecipe()),
+    "-session": (replace(TURNS, session=0.0), KeyRecipe()),
+    "-recency": (replace(TURNS, recency=0.0), KeyRecipe()),
+    "rrf fusion (k=10)": (replace(TURNS, fusion="rrf", rrf_k=10.0), KeyRecipe()),
+    "rrf fusion (k=60)": (replace(TURNS, fusion="rrf", rrf_k=60.0), KeyRecipe()),
+    "-dense": (replace(TURNS, dense=False), None),
+    "-keyword": (replace(TURNS, keyword=False), KeyRecipe()),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE)
+    ap.add_argument("--model", default=None, help="embedder name or folder (default MiniLM)")
+    ap.add_argument("--fake", action="store_true", help="hash embedder instead of a model")
+    ap.add_argument("--conversations", type=int, default=0, help="only the first N (0: all)")
+    ap.add_argument("--ablate", action="store_true", help="also run lmm with each step changed")
+    ap.add_argument("--cache", type=Path, help="an .npz keeping embeddings between runs")
+    args = ap.parse_args(argv)
+    if not args.file.exists():
+        print(f"no LoCoMo file at {args.file}", file=sys.stderr)
+        return 1
+    path = args.file
+    if args.conversations:
+        tmp = Path(tempfile.mkdtemp()) / path.name
+        tmp.write_text(json.dumps(json.loads(path.read_text())[: args.conversations]))
+        path = tmp
+    model: Embedder = FakeEmbedder() if args.fake else get_embedder(args.model)
+    memory = load_memory(args.cache, model.name)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        store = Store(Path(tmpdir) / "lmm.db")
+        t0 = time.perf_counter()
+        cases, skipped = load(store, path)
+        counts: dict[Any, int] = defaultdict(int)
+        for c in cases:
+            counts[c.question.category] += 1
+            counts["all"] += 1
+        print(f"{len(cases)} questions with evidence, {skipped} skipped without valid evidence; "
+              f"ingest {time.perf_counter() - t0:.1f} s", file=sys.stderr)  # fmt: skip
+        spaces: dict[KeyRecipe, Space] = {}
+
+        def space(recipe: KeyRecipe | None) -> Space | None:
+            if recipe is None:
+                return None
+            if recipe not in spaces:
+                named = Space(model, f"{model.name}#{len(spaces)}", memory)
+                t = time.perf_counter()
+                report = embed_pending(store, named, recipe=recipe)
+                print(f"embedded {report.turns} turns for {recipe} in "
+                      f"{time.perf_counter() - t:.1f} s", file=sys.stderr)  # fmt: skip
+                spaces[recipe] = named
+            return spaces[recipe]
+
+        t = time.perf_counter()
+        queries = [c.question.question for c in cases]
+        queries += [
+            dense_query(c.question.question, participants(store, c.question.question, scope))
+            for c in cases
+            for scope in [scope_projects(store, c.project)]
+        ]
+        Space(model, "", memory).embed(queries)
+        print(f"embedded {len(queries)} queries in {time.perf_counter() - t:.1f} s",
+              file=sys.stderr)  # fmt: skip
+        systems: dict[str, Ranker] = {
+            name: lmm_ranker(store, space(recipe), cfg) for name, (cfg, recipe) in BASELINES.items()
+        }
+        systems["rrf"] = fused(systems["bm25"], systems["dense"])
+        systems["lmm"] = lmm_ranker(store, space(KeyRecipe()), TURNS)
+        if args.ablate:
+            for name, (cfg, recipe) in ABLATIONS.items():
+                systems[name] = lmm_ranker(store, space(recipe), cfg)
+        results = {}
+        print(f"{'system':<26} {'category':<14} {'n':>5}  " + " ".join(f"R@{k:<3}" for k in KS))
+        for name, ranker in systems.items():
+            t = time.perf_counter()
+            results[name] = recall(cases, ranker)
+            ms = 1000 * (time.perf_counter() - t) / len(cases)
+            print(table(name, results[name], counts) + f"   ({ms:.1f} ms/question)", flush=True)
+        store.close()
+    save_memory(args.cache, model.name, memory)
+    lmm = results["lmm"]["all"]
+    print("LoCoMo " + " ".join(f"R@{k}={lmm[k]:.1f}" for k in KS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""lmm.search: scope, status, fusion, participants, neighbour context, the dim guard, and (slow)
+recall on one real LoCoMo conversation against plain BM25."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lmm import search as search_module
+from lmm.embed import FakeEmbedder, embed_pending
+from lmm.errors import LmmError
+from lmm.records import SessionInfo, Turn
+from lmm.search import (
+    SearchConfig,
+    dense_query,
+    fuse,
+    or_match,
+    participants,
+    retrieve,
+    rrf,
+    scope_projects,
+)
+from lmm.store import Store
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TURNS = SearchConfig(kinds=("turn",))
+
+
+def _turn(sid: str, key: str, text: str, speaker: str | None = None, role: str = "user") -> Turn:
+    return Turn(session_id=sid, key=key, role=role, kind="message", text=text, uuid=f"{sid}:{key}",
+                uuids=[f"{sid}:{key}"], speaker=speaker,
+                timestamp=f"2025-01-0{len(key)}T10:00:00.000Z")  # fmt: skip
+
+
+def _add(
+    store: Store, sid: str, project: str, texts: list[str], speakers: list[str] | None = None
+) -> None:
+    store.add_session(SessionInfo(sid, "generic", project=project))
+    who: list[str | None] = list(speakers) if speakers else [None] * len(texts)
+    store.add_turns([_turn(sid, "k" * (i + 1), t, who[i]) for i, t in enumerate(texts)])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "lmm.db")
+    _add(s, "root", "/a/app", ["we run the database migration with alembic"])
+    _add(s, "web", "/a/app/web", ["the web database migration needs a lock"])
+    _add(s, "sib", "/a/app2", ["app2 database migration is manual"])
+    return s
+
+
+def _texts(hits: list) -> list[str]:
+    return [h.text for h in hits]
+
+
+# ---- query
+
+
+def test_or_match_drops_stopwords_and_quotes() -> None:
+    assert or_match('When did "Caroline" go to the AND group?') == (
+        '"caroline" OR "go" OR "group"'  # "and" is a stopword, so FTS syntax cannot leak
+    )
+    assert or_match("When did Caroline go?", ["caroline"]) == 'speaker : "caroline" OR "go"'
+    assert or_match("the and of") == ""
+
+
+def test_dense_query_hides_participant_names() -> None:
+    assert dense_query("When did Caroline's dog and caroline meet Mel?", ["caroline"]) == (
+        "When did someone dog and someone meet Mel?"
+    )
+
+
+# ---- scope
+
+
+def test_project_scope_covers_subfolders_never_siblings(store: Store) -> None:
+    assert scope_projects(store, "/a/app") == [1, 2]
+    assert scope_projects(store, "/a/app/") == [1, 2]
+    assert scope_projects(store, "/a/app/web") == [2]
+    assert scope_projects(store, "/a/ap") == []
+    hits = retrieve(store, "database migration", project="/a/app", config=TURNS)
+    assert sorted(_texts(hits)) == [
+        "the web database migration needs a lock",
+        "we run the database migration with alembic",
+    ]
+    assert retrieve(store, "database migration", project="/a/ap", config=TURNS) == []
+    everywhere = retrieve(store, "database migration", config=TURNS)
+    assert len(everywhere) == 3
+
+
+def test_project_scope_with_dense(store: Store) -> None:
+    e = FakeEmbedder()
+    embed_pending(store, e)
+    hits = retrieve(store, "migration", project="/a/app2", embedder=e, config=TURNS)
+    assert _texts(hits) == ["app2 database migration is manual"]
+    assert set(hits[0].signals) == {"bm25", "dense"}
+    assert hits[0].source.project == "/a/app2"
+    assert hits[0].source.session_id == "sib"
+
+
+def test_only_active_cognitions_are_retrieved(store: Store) -> None:
+    store.db.executemany(
+        "INSERT INTO cognitions (uid, project_id, category, text, origin, status) "
+        "VALUES (?, 1, 'decision', ?, 'rules', ?)",
+        [
+            ("u1", "use alembic for every migration", "active"),
+            ("u2", "write migration SQL by hand", "superseded"),
+            ("u3", "never run a migration on Friday", "forgotten"),
+        ],
+    )
+    e = FakeEmbedder()
+    embed_pending(store, e)
+    for embedder in (None, e):
+        hits = retrieve(store, "migration", project="/a/app", embedder=embedder)
+        cogs = [(h.kind, h.text, h.category) for h in hits if h.kind == "cognition"]
+        assert cogs == [("cognition", "use alembic for every migration", "decision")]
+
+
+# ---- fusion
+
+
+def test_rrf_hand_computed() -> None:
+    fused = rrf([["a", "b", "c"], ["c", "a"]], k=60)
+    assert fused == pytest.approx({"a": 1 / 61 + 1 / 62, "b": 1 / 62, "c": 1 / 63 + 1 / 61})
+    assert sorted(fused, key=lambda i: -fused[i]) == ["a", "c", "b"]
+    weighted = rrf([["a", "b"], ["b"]], [1.0, 2.0], k=1)
+    assert weighted == pytest.approx({"a": 1 / 2, "b": 1 / 3 + 2 / 2})
+
+
+def test_fuse_weighted_z_scores_hand_computed() -> None:
+    # list 1 with its phantom 0: a=3, b=0, 0 -> mean 1, sd sqrt(2) -> z a=2/sqrt2, b=-1/sqrt2;
+    # list 2: b=6, c=3, 0 -> mean 3, sd sqrt(6) -> z b=3/sqrt6, c=0, floor (phantom) -3/sqrt6
+    fused = fuse([{"a": 3.0, "b": 0.0}, {"b": 6.0, "c": 3.0}], [1.0, 0.5])
+    r2, r6 = 2**0.5, 6**0.5
+    assert fused == pytest.approx(
+        {"a": 2 / r2 - 0.5 * 3 / r6, "b": -1 / r2 + 0.5 * 3 / r6, "c": -1 / r2 + 0.0}
+    )
+    # a lone match stands one sd above the rest; an extra item is scored with its list's mean
+    # and sd and does not move them
+    assert fuse([{"a": 5.0}], [1.0], [{"d": 10.0}]) == pytest.approx({"a": 1.0, "d": 3.0})
+
+
+def test_retrieve_rrf_ordering_hand_computed(tmp_path: Path) -> None:
+    s = Store(tmp_path / "lmm.db")
+    _add(s, "s", "/p", ["alpha beta", "alpha", "beta gamma"])
+    cfg = replace(TURNS, fusion="rrf", rrf_k=60.0, window=0, session=0.0, recency=0.0)
+    e = FakeEmbedder()
+    embed_pending(s, e)
+    hits = retrieve(s, "alpha beta", embedder=e, config=cfg)
+    for h in hits:
+        expected = sum(1 / (60 + sig["rank"]) * 0.5 for sig in h.signals.values())
+        assert h.score == pytest.approx(expected)
+    assert hits[0].text == "alpha beta"  # first in both lists: 0.5/61 + 0.5/61
+
+
+# ---- participants and neighbour context
+
+
+@pytest.fixture
+def chat(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "lmm.db")
+    texts = [
+        "Caroline, did you get to the support group?",
+        "I did, it was so powerful",
+        "My kids painted a sunrise today",
+        "Lovely! We should paint together",
+    ]
+    _add(s, "c1", "/chat/one", texts, ["Mel", "Caroline", "Mel", "Caroline"])
+    _add(s, "c2", "/chat/two", ["Mel was not here"], ["Jon"])
+    return s
+
+
+def test_participants_are_speakers_in_scope(chat: Store) -> None:
+    one, two = scope_projects(chat, "/chat/one"), scope_projects(chat, "/chat/two")
+    assert participants(chat, "When did Caroline and Mel paint?", one) == ["caroline", "mel"]
+    assert participants(chat, "When did Caroline and Mel paint?", two) == []
+    assert participants(chat, "what did the User say", None) == []  # roles are not names
+
+
+def test_speaker_names_match_who_spoke_not_who_was_addressed(tmp_path: Path) -> None:
+    s = Store(tmp_path / "lmm.db")
+    texts = ["Caroline, your painting is lovely", "Thanks, I painted it last week"]
+    _add(s, "c", "/chat", texts, ["Mel", "Caroline"])
+    cfg = replace(TURNS, window=0, session=0.0)
+    hits = retrieve(s, "What did Caroline paint?", config=cfg)
+    assert _texts(hits) == ["Thanks, I painted it last week", "Caroline, your painting is lovely"]
+    plain = retrieve(s, "What did Caroline paint?",
+                     config=replace(cfg, keys=False, participants=False))  # fmt: skip
+    assert _texts(plain) == ["Caroline, your painting is lovely", "Thanks, I painted it last week"]
+
+
+def test_an_answer_inherits_from_the_question_before_it(chat: Store) -> None:
+    on = replace(TURNS, keys=False, participants=False, session=0.0)
+    hits = retrieve(chat, "support group", project="/chat/one", config=on)
+    assert _texts(hits)[:2] == [
+        "Caroline, did you get to the support group?",
+        "I did, it was so powerful",
+    ]
+    assert hits[1].signals == {}  # found through its neighbour alone
+    off = retrieve(chat, "support group", project="/chat/one", config=replace(on, window=0))
+    assert _texts(off) == ["Caroline, did you get to the support group?"]
+
+
+def test_rare_terms_drop_words_found_in_most_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Store(tmp_path / "lmm.db")
+    texts = [f"the build runs tests number {i}" for i in range(9)] + ["flaky build on Mondays"]
+    _add(s, "s", "/p", texts)
+    terms = ["builds", "running", "flaky", "tests"]
+    assert search_module.rare_terms(s, "turn_keys", terms, 0.5) == terms  # a small table
+    monkeypatch.setattr(search_module, "MIN_DF_DROPPED", 2)
+    # stems: build 10/10 rows, run 9/10, flaki 1/10, test 9/10
+    assert search_module.rare_terms(s, "turn_keys", terms, 0.5) == ["flaky"]
+    assert search_module.rare_terms(s, "turn_keys", terms, 0.5, keep=["tests"]) == [
+        "flaky",
+        "tests",
+    ]
+    assert search_module.rare_terms(s, "turn_keys", ["builds"], 0.5) == [
+        "builds"
+    ]  # the rarest stays
+    assert search_module.rare_terms(s, "turn_keys", terms, 1.0) == terms
+    cfg = replace(TURNS, max_df=0.5, window=0, session=0.0)
+    hits = retrieve(s, "builds running flaky tests", config=cfg)
+    assert _texts(hits) == ["flaky build on Mondays"]
+
+
+# ---- guards
+
+
+def test_dimension_or_model_mismatch_fails_loudly(store: Store) -> None:
+    embed_pending(store, FakeEmbedder())
+    with pytest.raises(LmmError, match=r"dim 64, but the model now gives dim 32.*lmm embed"):
+        retrieve(store, "migration", embedder=FakeEmbedder(dim=32))
+    with pytest.raises(LmmError, match=r"no vectors for 'other'.*lmm embed --model other"):
+        retrieve(store, "migration", embedder=FakeEmbedder(name="other"))
+
+
+def test_empty_query_and_keyword_only(store: Store) -> None:
+    assert retrieve(store, "   ") == []
+    assert retrieve(store, "the of and") == []
+    hits = retrieve(store, "alembic", k=1)
+    assert [(h.kind, h.text, h.speaker) for h in hits] == [
+        ("turn", "we run the database migration with alembic", "user")
+    ]
+
+
+# ---- real data
+
+
+@pytest.mark.slow
+def test_locomo_one_conversation_beats_plain_bm25(tmp_path: Path) -> None:
+    source = DATA / "locomo" / "locomo_dev.json"
+    if not source.exists():
+        pytest.skip(f"LoCoMo data not found at {source}")
+    from lmm.embed import get_embedder
+    from lmm.importers import locomo_questions
+    from lmm.ingest import ingest
+
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(json.loads(source.read_text())[:1]))
+    store = Store(tmp_path / "lmm.db")
+    ingest(store, [one], fmt="locomo")
+    embedder = get_embedder()
+    embed_pending(store, embedder)
+    ids = {r[0]: r[1] for r in store.db.execute("SELECT dia_id, id FROM turns")}
+    plain = replace(TURNS, dense=False, keys=False, participants=False, window=0, session=0.0,
+                    recency=0.0)  # fmt: skip
+    recalls: dict[str, list[float]] = {"lmm": [], "bm25": []}
+    for q in locomo_questions(one):
+        evidence = {ids[d] for d in q.evidence if d in ids}
+        if not evidence:
+            continue
+        project = f"locomo/{q.sample_id}"
+        for name, cfg, emb in (("lmm", TURNS, embedder), ("bm25", plain, None)):
+            got = {h.id for h in retrieve(store, q.question, project=project, k=10,
+                                          embedder=emb, config=cfg)}  # fmt: skip
+            recalls[name].append(len(evidence & got) / len(evidence))
+    lmm, bm25 = (100 * sum(r) / len(r) for r in recalls.values())
+    assert len(recalls["lmm"]) > 150
+    assert lmm > bm25 + 10, (lmm, bm25)
