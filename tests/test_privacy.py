@@ -100,3 +100,44 @@ def test_no_corpus_secret_reaches_the_database_file_or_an_export(tmp_path: Path)
     leaks = [c.name for c in CORPUS if any(p in db_text or p in exported for p in c.pieces())]
     assert leaks == []
     assert exported.count("[REDACTED:") >= len(CORPUS) - 5  # private spans are [PRIVATE]
+
+
+def test_no_corpus_secret_reaches_training_files_hooks_mcp_or_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assets.secrets import CORPUS
+    from lmm import hooks, mcp_server, pairs
+    from lmm.extract import get_extractor, run_extraction
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LMM_HOME", str(home))
+    src = tmp_path / "projects" / "-home-dev-app"
+    src.mkdir(parents=True)
+    lines = []
+    for i, case in enumerate(CORPUS):
+        rec = json.loads(case.jsonl_line)
+        rec.update(sessionId=f"s{i % 6}", uuid=f"u{i}", parentUuid=f"u{i - 6}" if i >= 6 else None,
+                   cwd="/home/dev/app")  # fmt: skip
+        lines.append(json.dumps(rec))
+    (src / "secrets.jsonl").write_text("\n".join(lines) + "\n")
+    store = Store(home / "lmm.db")
+    ingest(store, [src])
+    run_extraction(store, get_extractor("rules"))
+
+    outputs: list[str] = []
+    written = pairs.write(pairs.build(store), tmp_path / "data")  # training files
+    outputs += [Path(p).read_text() for p in written.values()]
+    for case in CORPUS[:20]:  # hook output: the prompt names the secret's surroundings
+        prompt = case.context.replace("{}", "")[:200]
+        hook_json = {"hook_event_name": "UserPromptSubmit", "session_id": "x", "prompt": prompt,
+                     "cwd": "/home/dev/app", "transcript_path": ""}  # fmt: skip
+        out = io.StringIO()
+        hooks.run_hook("UserPromptSubmit", io.BytesIO(json.dumps(hook_json).encode()), out)
+        outputs.append(out.getvalue())
+        outputs.append(mcp_server.search(prompt, project=""))
+        outputs.append(mcp_server.recall(prompt, project=""))
+    logs = [p.read_text(errors="replace") for p in home.rglob("*.log")]
+    text = "\n".join(outputs + logs)
+    assert "[REDACTED:" in text  # the searches did surface the redacted lines
+    leaks = [c.name for c in CORPUS if any(p in text for p in c.pieces())]
+    assert leaks == []
