@@ -32,6 +32,7 @@ from lmm.transcripts import TranscriptFile, TranscriptReader, discover
 log = logging.getLogger(__name__)
 
 CHUNK_TURNS = 2_000
+COMMIT_TURNS = 5_000  # rows per transaction at most (several small files share one)
 CHUNK_CHARS = 4_000_000  # also cut a chunk at this much text: bounds memory on huge lines
 HEAD_BYTES = 4_096
 MAX_REPORTED_ISSUES = 50
@@ -238,6 +239,7 @@ class _Writer:
         self.touched: set[str] = set()
         self.done_offset: dict[str, int] = {}
         self.opted_out: set[str] = set()
+        self.pending = 0  # rows written since the last commit
 
     def _ensure_session(self, info: SessionInfo) -> None:
         if info.session_id not in self.known_sessions:
@@ -245,6 +247,16 @@ class _Writer:
             self.report.sessions_new += row.fetchone() is None
             self.known_sessions.add(info.session_id)
         self.store.add_session(info)
+
+    def commit(self) -> None:
+        if self.store.db.in_transaction:
+            self.store.db.execute("COMMIT")
+        self.pending = 0
+
+    def rollback(self) -> None:
+        if self.store.db.in_transaction:
+            self.store.db.execute("ROLLBACK")
+        self.pending = 0
 
     def _drop_opted_out(
         self, chunk: Chunk, fallback: str | None
@@ -279,7 +291,9 @@ class _Writer:
         fallback = _fallback_project(job)
         prepared, sessions = self._drop_opted_out(chunk, fallback)
         session_ids = {row[0] for row in prepared.rows}
-        with store.transaction():
+        if not store.db.in_transaction:
+            store.db.execute("BEGIN IMMEDIATE")
+        try:
             for info in sessions:
                 self._ensure_session(info)
             for sid in session_ids - self.known_sessions:
@@ -289,6 +303,15 @@ class _Writer:
             store.add_prepared(prepared, source_id)
             if chunk.issues:
                 store.add_issues(source_id, [(i.line_no, i.reason) for i in chunk.issues])
+        except BaseException:
+            self.rollback()
+            raise
+        # Small files share a transaction (a commit per file costs more than the file); each
+        # chunk's turns and its source offset are always in the same one, so a kill loses
+        # nothing that a resume does not redo.
+        self.pending += len(prepared.rows) + 1
+        if self.pending >= COMMIT_TURNS:
+            self.commit()
         self.touched |= session_ids | {s.session_id for s in sessions}
         report.malformed += len(chunk.issues)
         for issue in chunk.issues:
@@ -419,12 +442,16 @@ def ingest(
     before = _count_turns(store)
     writer = _Writer(store, report, progress)
     report.workers = _workers_for(jobs, workers)
-    if report.workers:
-        _run_parallel(jobs, writer, report.workers)
-    else:
-        for job in jobs:
-            for chunk in read_job(job):
-                writer.write(job, chunk)
+    try:
+        if report.workers:
+            _run_parallel(jobs, writer, report.workers)
+        else:
+            for job in jobs:
+                for chunk in read_job(job):
+                    writer.write(job, chunk)
+        writer.commit()
+    finally:
+        writer.rollback()  # only an interrupted run has anything uncommitted
     with store.transaction():
         store.link_subagents()
         store.refresh_sessions(writer.touched)

@@ -214,6 +214,15 @@ _INSERT_KEY = f"""
                   ORDER BY p.id DESC LIMIT 1), ''),
         {_DAY.format(ts="new.timestamp")}
     WHERE length(new.text) > 0;"""
+# The same keys for turns with id > ?, written by Store.index_new_turns after each batch.
+TURN_KEYS_FOR_NEW = f"""
+    INSERT INTO turn_keys (rowid, speaker, text, context, day)
+    SELECT t.id, coalesce(t.speaker, t.role), t.text,
+        coalesce((SELECT coalesce(p.speaker, p.role) || ': ' || p.text FROM turns p
+                  WHERE p.session_id = t.session_id AND p.id < t.id AND length(p.text) > 0
+                  ORDER BY p.id DESC LIMIT 1), ''),
+        {_DAY.format(ts="t.timestamp")}
+    FROM turns t WHERE t.id > ? AND length(t.text) > 0"""
 M004_TURN_KEYS = f"""
 CREATE INDEX turns_session ON turns(session_id);
 CREATE VIRTUAL TABLE turn_keys USING fts5(
@@ -225,8 +234,8 @@ SELECT id, who, text,
     {_DAY.format(ts="timestamp")}
 FROM (SELECT id, session_id, coalesce(speaker, role) AS who, text, timestamp FROM turns
       WHERE length(text) > 0);
-CREATE TRIGGER turn_keys_ai AFTER INSERT ON turns BEGIN {_INSERT_KEY}
-END;
+-- new turns get their keys from the store, in one INSERT ... SELECT per batch
+-- (`TURN_KEYS_FOR_NEW`), as turns_fts does: a per-row trigger made ingest 2.5x slower
 CREATE TRIGGER turn_keys_ad AFTER DELETE ON turns BEGIN
     DELETE FROM turn_keys WHERE rowid = old.id;
 END;

@@ -60,8 +60,13 @@ def excluded(project: str | None) -> bool:
     """True when `project` (a full folder path) has opted out of memory."""
     if not project:
         return False
+    return _excluded(project, str(config_file()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _excluded(project: str, config: str) -> bool:
     project = project.rstrip("/") or "/"
-    for pattern in _config_patterns(str(config_file())):
+    for pattern in _config_patterns(config):
         if fnmatch.fnmatch(project, pattern) or project.startswith(pattern + "/"):
             return True
         if project == pattern:
@@ -73,3 +78,4 @@ def reset_cache() -> None:
     """Forget cached answers (tests, or a long-lived server after the config changed)."""
     _config_patterns.cache_clear()
     _has_marker.cache_clear()
+    _excluded.cache_clear()

@@ -310,6 +310,7 @@ class Store:
             "SELECT id, text, thinking FROM turns WHERE id > ?",
             (after_id,),
         )
+        self.db.execute(migrations.TURN_KEYS_FOR_NEW, (after_id,))
 
     def link_subagents(self) -> int:
         """Hang sub-agent turns under the parent tool call that started them."""
