@@ -1,7 +1,7 @@
 """LoCoMo turn-level evidence recall@k of lmm's retrieval, against baselines run in one process.
 
-    .venv/bin/python bench/locomo_recall.py [FILE]            # full: lmm, BM25, MiniLM, RRF
-    .venv/bin/python bench/locomo_recall.py --ablate          # + each mechanism switched off
+    .venv/bin/python bench/locomo_recall.py [FILE]            # lmm, BM25, MiniLM, their RRF
+    .venv/bin/python bench/locomo_recall.py --ablate          # + lmm with each step changed
     .venv/bin/python bench/locomo_recall.py --fake --conversations 1   # smoke, no model
 
 FILE defaults to ../shared/data/locomo/locomo_dev.json. The file is ingested with the generic
@@ -9,10 +9,32 @@ importer into a temporary store (project "locomo/<sample_id>" per conversation);
 retrieves top-k TURNS within its conversation's project. Recall@k (the paper's definition):
 the fraction of a question's evidence dia_ids among the top-k turns, averaged over questions;
 evidence ids absent from the conversation are dropped, questions left without any are skipped
-and counted. The last line is `LoCoMo R@5=.. R@10=.. R@25=.. R@50=..` for lmm's default config.
+and counted. The last line is `LoCoMo R@5=.. R@10=.. R@25=.. R@50=..` for lmm's defaults.
 
-Baselines: `bm25` = FTS5 BM25 of every query word, OR-ed, nothing else; `dense` = the same
-model on each turn's bare text; `rrf` = the two fused by RRF (k=60).
+Baselines: `bm25` = FTS5 BM25 over the turn text, stopwords dropped, terms OR-ed; `dense` =
+MiniLM on "Speaker: text" keys with the raw question; `rrf` = the two fused by RRF (k=60).
+
+Measured on the dev half (997 questions with evidence, 2 skipped; all-MiniLM-L6-v2, CPU):
+
+    system                          R@5   R@10  R@25  R@50
+    bm25                            49.3  57.2  66.1  72.1
+    dense (MiniLM)                  36.9  46.6  59.8  70.6
+    rrf(bm25, dense)                48.8  58.8  74.9  81.0
+    lmm (defaults)                  74.2  83.4  89.9  93.7
+    -keys (BM25 on turn text only)  66.2  77.3  85.6  90.4
+    -participants                   70.2  81.0  87.8  91.8
+    -speaker in dense key           74.1  83.2  89.4  93.5
+    +context in dense key           74.3  83.0  89.7  93.8   (not kept: no gain, 2x key)
+    +date in dense key              73.2  82.8  88.7  93.5   (not kept)
+    -window (neighbour context)     70.6  81.0  88.2  92.8
+    -session                        73.4  82.5  89.0  93.5
+    -recency                        74.3  83.4  89.9  93.8   (neutral here; kept for code)
+    rrf fusion k=10 / k=60          73.1 / 67.9   82.7 / 78.6
+    -dense                          71.0  79.8  86.9  90.7
+    -keyword                        59.8  71.0  83.5  89.5
+    tried, no gain: time-words bonus for when-questions (+0.0..0.4), name-free dense keys,
+    question-word stripping and keyword-only dense queries (-1..-2), Rocchio feedback (0),
+    session-centroid prior (-0.5), neighbour/session diversification (-0.4..-1).
 """
 
 from __future__ import annotations

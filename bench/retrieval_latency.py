@@ -10,8 +10,9 @@ from the word frequencies of Python's standard library sources, so common words 
 dense side holds RANDOM unit vectors of dim 384 (embedding 1M chunks with MiniLM on 2 cores would
 take a day); queries are embedded by the real MiniLM, so query-embedding time is real and the
 matrix work is the same as with real vectors. Times: `embed` (the query vector alone),
-`search` (retrieve with the query vector already known), `total` (retrieve with the model),
-p50/p95 over --queries queries, scoped to one project and unscoped.
+`search` (retrieve with the query vector already known), `total` (retrieve with the model), and
+`search` split into its keyword-only and dense-only runs; p50/p95 over --queries queries, each
+scoped to one project (1/24 of the store) and unscoped.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 
 from lmm.embed import Embedder, FakeEmbedder, get_embedder
 from lmm.records import SessionInfo, Turn
-from lmm.search import dense_query, participants, retrieve, scope_projects
+from lmm.search import SearchConfig, dense_query, participants, retrieve, scope_projects
 from lmm.store import Store
 
 DIM = 384
@@ -128,8 +129,9 @@ def measure(path: Path, model: Embedder, texts: list[str], rng: np.random.Genera
     t = time.perf_counter()
     retrieve(store, texts[0], embedder=memo)  # loads the matrix and the turn layout
     print(f"  cold start (load vectors and layout): {time.perf_counter() - t:.2f} s")
+    keyword_only, dense_only = SearchConfig(dense=False), SearchConfig(keyword=False)
     for mode in scopes:
-        embed_ms, search_ms, total_ms = [], [], []
+        embed_ms, search_ms, total_ms, kw_ms, dense_ms = [], [], [], [], []
         for q in texts:
             project = PROJECTS[int(rng.integers(len(PROJECTS)))] if mode == "scoped" else None
             names = participants(store, q, scope_projects(store, project))
@@ -142,11 +144,16 @@ def measure(path: Path, model: Embedder, texts: list[str], rng: np.random.Genera
             t = time.perf_counter()
             retrieve(store, q, project=project, k=10, embedder=live)
             total_ms.append(1000 * (time.perf_counter() - t))
-        cells = "  ".join(
-            f"{name} p50 {pct(v, 50):6.1f} p95 {pct(v, 95):6.1f} ms"
-            for name, v in (("embed", embed_ms), ("search", search_ms), ("total", total_ms))
-        )
-        print(f"  {mode:<9} {cells}", flush=True)
+            t = time.perf_counter()
+            retrieve(store, q, project=project, k=10, config=keyword_only)
+            kw_ms.append(1000 * (time.perf_counter() - t))
+            t = time.perf_counter()
+            retrieve(store, q, project=project, k=10, embedder=memo, config=dense_only)
+            dense_ms.append(1000 * (time.perf_counter() - t))
+        parts = (("embed", embed_ms), ("search", search_ms), ("total", total_ms),
+                 ("keyword-only", kw_ms), ("dense-only", dense_ms))  # fmt: skip
+        cells = "  ".join(f"{name} {pct(v, 50):.1f}/{pct(v, 95):.1f}" for name, v in parts)
+        print(f"  {mode:<9} p50/p95 ms: {cells}", flush=True)
     store.close()
 
 

@@ -204,26 +204,23 @@ def test_an_answer_inherits_from_the_question_before_it(chat: Store) -> None:
     assert _texts(off) == ["Caroline, did you get to the support group?"]
 
 
-def test_rare_terms_drop_words_found_in_most_rows(
+def test_rare_terms_keep_the_rarest_within_a_postings_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = Store(tmp_path / "lmm.db")
     texts = [f"the build runs tests number {i}" for i in range(9)] + ["flaky build on Mondays"]
     _add(s, "s", "/p", texts)
-    terms = ["builds", "running", "flaky", "tests"]
-    assert search_module.rare_terms(s, "turn_keys", terms, 0.5) == terms  # a small table
-    monkeypatch.setattr(search_module, "MIN_DF_DROPPED", 2)
-    # stems: build 10/10 rows, run 9/10, flaki 1/10, test 9/10
-    assert search_module.rare_terms(s, "turn_keys", terms, 0.5) == ["flaky"]
-    assert search_module.rare_terms(s, "turn_keys", terms, 0.5, keep=["tests"]) == [
-        "flaky",
-        "tests",
-    ]
-    assert search_module.rare_terms(s, "turn_keys", ["builds"], 0.5) == [
-        "builds"
-    ]  # the rarest stays
-    assert search_module.rare_terms(s, "turn_keys", terms, 1.0) == terms
-    cfg = replace(TURNS, max_df=0.5, window=0, session=0.0)
+    rare = search_module.rare_terms
+    terms = ["builds", "running", "flaky", "tests"]  # stems in 10, 9, 1 and 9 rows
+    assert rare(s, "turn_keys", terms, 10) == terms  # a table within the budget: all stay
+    assert rare(s, "turn_keys", terms, 9) == ["flaky"]  # 1 + 9 > 9
+    assert rare(s, "turn_keys", terms, 5, keep=["tests"]) == ["flaky", "tests"]
+    assert rare(s, "turn_keys", ["builds", "zzz"], 1) == ["zzz"]  # unknown words cost nothing
+    assert rare(s, "turn_keys", ["builds"], 1) == ["builds"]  # the rarest always stays
+    monkeypatch.setattr(search_module, "MIN_POSTINGS", 2)
+    assert rare(s, "turn_keys", terms, 100, share=0.5) == ["flaky"]  # budget min(100, 5 rows)
+    assert rare(s, "turn_keys", terms, 100, share=1.0) == terms
+    cfg = replace(TURNS, postings=9, window=0, session=0.0)
     hits = retrieve(s, "builds running flaky tests", config=cfg)
     assert _texts(hits) == ["flaky build on Mondays"]
 

@@ -9,10 +9,12 @@ inside the functions that need them: hook paths import this module without them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BATCH = 64
 KEY_CHARS = 1_500  # MiniLM reads 256 word pieces; more text only costs tokenizer time
+HALF_ROWS = 100_000  # from this many vectors, dense search runs on a float16 copy
 
 
 class Embedder(Protocol):
@@ -102,14 +105,33 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         np = _numpy()
-        vecs = self.model.encode(
-            [t[:KEY_CHARS] for t in texts],
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        # a query is a tiny batch: one thread avoids OpenMP stalls on a busy 2-core machine
+        # (measured p50 574 ms with 2 threads against 36 ms with 1 under load)
+        with torch_threads(1 if len(texts) <= 8 else None):
+            vecs = self.model.encode(
+                [t[:KEY_CHARS] for t in texts],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch threads (None: leave as is)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def packaged_minilm() -> Path:
@@ -350,9 +372,22 @@ class VectorIndex:
     ids: np.ndarray  # (n,) int64 item ids
     matrix: np.ndarray  # (n, dim) float32, unit rows
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # project id -> [start, end)
+    half: Any = None  # the matrix as a torch float16 tensor, for big indexes (see `cosines`)
 
     _order: np.ndarray | None = None  # argsort of ids, built on first `scores_of`
     _sorted: np.ndarray | None = None  # ids[_order]
+
+    def cosines(self, start: int, end: int, qvec: np.ndarray) -> np.ndarray:
+        """`qvec` against rows [start, end). Big spans go through the float16 copy: half the
+        memory traffic and torch's F16C kernels (1M x 384 on this 2-core machine, loaded:
+        51 ms against 450 ms for numpy float32)."""
+        if self.half is None or end - start < HALF_ROWS:
+            return self.matrix[start:end] @ qvec
+        import torch
+
+        with torch_threads(1):
+            q = torch.from_numpy(qvec.astype("float16"))
+            return (self.half[start:end] @ q).float().numpy()
 
     def scores_of(self, ids: Sequence[int], qvec: np.ndarray) -> list[float | None]:
         """Cosine of `qvec` with each item in `ids` (None where the item has no vector)."""
@@ -400,5 +435,9 @@ def vector_index(store: Store, model: str, kind: str) -> VectorIndex:
         ends = np.concatenate([cuts, [len(rows)]])
         spans = {int(projects[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
     index = VectorIndex(model, kind, int(version), ids, matrix, spans)
+    if len(rows) >= HALF_ROWS and "torch" in sys.modules:  # hooks never import torch for this
+        import torch
+
+        index.half = torch.from_numpy(matrix.astype(np.float16))
     _INDEXES[cache_key] = index
     return index

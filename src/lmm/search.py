@@ -13,8 +13,10 @@ Pipeline (each step measured on LoCoMo, bench/locomo_recall.py; the table is in 
 3. Exact cosine against every stored vector in scope (embed.vector_index).
 4. Fusion: per-list z-scores, weighted sum (`fuse`).
 5. Context: a turn inherits part of its neighbours' and its session's best fused score (an
-   answer is often the turn after the question that names the topic); when/how-long queries
-   favour turns with time words; small recency and salience nudges.
+   answer is often the turn after the question that names the topic); then small recency and
+   salience nudges.
+Big stores: BM25 keeps the rarest query terms within a postings budget (`rare_terms`), and
+dense search over 100k+ vectors runs on a float16 copy (embed.VectorIndex.cosines).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class SearchConfig:
     keyword: bool = True  # BM25
     dense: bool = True  # exact cosine (needs an embedder)
     candidates: int = 200  # per list, before fusion
-    max_df: float = 0.1  # BM25 drops query terms found in more than this share of rows
+    postings: int = 50_000  # BM25 keeps the rarest query terms matching at most this many rows,
+    postings_share: float = 0.1  # or this share of the table's rows if fewer (never < 5,000)
     keyword_weight: float = 0.5  # fusion weights of the z-scored lists
     dense_weight: float = 0.5
     fusion: str = "z"  # "z" (weighted z-scores) or "rrf"
@@ -96,7 +99,7 @@ these they this those through to too under until up very was we were what when w
 who whom why will with would you your yours yourself yourselves s t don ll ve re d m o y"""
 STOPWORDS = frozenset(_STOPWORDS.split())
 ROLES = frozenset({"user", "assistant", "system", "summary"})
-MIN_DF_DROPPED = 5_000  # below this many rows FTS5 scores every match quickly: prune nothing
+MIN_POSTINGS = 5_000  # the share-based BM25 budget never goes below this
 
 
 def content_terms(query: str) -> list[str]:
@@ -118,36 +121,44 @@ def _match(terms: Sequence[str], names: Sequence[str]) -> str:
     return " OR ".join(f"speaker : {quote_fts(t)}" if t in names else quote_fts(t) for t in terms)
 
 
+_DF: dict[tuple[str, str, int], tuple[int, dict[str, int]]] = {}  # -> (rows, term -> capped df)
+
+
 def rare_terms(
-    store: Store, table: str, terms: list[str], max_df: float, keep: Sequence[str] = ()
+    store: Store,
+    table: str,
+    terms: list[str],
+    postings: int,
+    keep: Sequence[str] = (),
+    share: float = 1.0,
 ) -> list[str]:
-    """`terms` minus those found in more than `max_df` of `table`'s rows and in more than
-    MIN_DF_DROPPED rows; the rarest term and the `keep` terms always stay. A term in most rows
-    barely moves BM25 ranks yet makes FTS5 score most of the table (at 1M turns, the bulk of
-    the keyword time)."""
+    """The rarest of `terms` whose document frequencies add up to at most `postings`, or to
+    `share` of the table's rows if that is less but at least 5,000 (the rarest term always
+    stays, and so do `keep`). FTS5 scores every row matching any term, so a
+    common term costs the most and, by its low IDF, moves ranks the least: at 1M turns this
+    budget is what keeps BM25 in tens of milliseconds. Tables below it are never pruned."""
     db = store.db
     rows = db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
-    if max_df >= 1.0 or not terms or rows <= MIN_DF_DROPPED:
+    if share < 1.0:
+        postings = min(postings, max(MIN_POSTINGS, int(share * rows)))
+    if len(terms) < 2 or rows <= postings:
         return terms
-    # stem each term with the table's own tokenizer, then read its document frequency
-    for sql in (
-        "temp.lmm_stem USING fts5(t, tokenize='porter unicode61')",
-        "temp.lmm_stems USING fts5vocab(temp, lmm_stem, instance)",
-        f"temp.lmm_df_{table} USING fts5vocab(main, {table}, row)",
-    ):
-        db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {sql}")
-    db.executemany("INSERT INTO temp.lmm_stem (rowid, t) VALUES (?, ?)", enumerate(terms))
-    stems = dict(db.execute("SELECT doc, term FROM temp.lmm_stems WHERE offset = 0").fetchall())
-    db.execute("DELETE FROM temp.lmm_stem")
-    df = {}
-    for i, term in enumerate(terms):
-        found = db.execute(
-            f"SELECT doc FROM temp.lmm_df_{table} WHERE term = ?", (stems.get(i, term),)
-        ).fetchone()
-        df[term] = int(found[0]) if found else 0
-    rarest = min(terms, key=lambda t: df[t])
-    limit = max(max_df * rows, MIN_DF_DROPPED)
-    return [t for t in terms if df[t] <= limit or t == rarest or t in keep]
+    # document frequencies, counted only up to the budget and remembered while the table grows
+    # by less than a tenth (fts5vocab reads a common term's whole doclist: 57 ms at 1M rows)
+    counted, df = _DF.get((str(store.path), table, postings), (rows, {}))
+    if rows > counted * 1.1:
+        counted, df = rows, {}
+    _DF[str(store.path), table, postings] = (counted, df)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)"
+    for term in terms:
+        if term not in df:
+            df[term] = db.execute(sql, (quote_fts(term), postings + 1)).fetchone()[0]
+    kept, total = set(keep), 0
+    for rank, term in enumerate(sorted(terms, key=lambda t: df[t])):
+        if rank == 0 or total + df[term] <= postings:
+            kept.add(term)
+            total += df[term]
+    return [t for t in terms if t in kept]
 
 
 def participants(store: Store, query: str, projects: list[int] | None = None) -> list[str]:
@@ -259,7 +270,8 @@ def keyword_scores(
     cfg = config or SearchConfig(keys=False)
     names = names if kind == "turn" and cfg.keys else ()
     table = {"cognition": "cognitions_fts", "turn": "turn_keys" if cfg.keys else "turns_fts"}[kind]
-    terms = rare_terms(store, table, content_terms(query), cfg.max_df, keep=names)
+    terms = content_terms(query)
+    terms = rare_terms(store, table, terms, cfg.postings, names, cfg.postings_share)
     match = _match(terms, names)
     if not match:
         return {}
@@ -309,10 +321,10 @@ def dense_scores(
         return {}
     if len(spans) == 1:
         start, end = spans[0]
-        ids, scores = index.ids[start:end], index.matrix[start:end] @ qvec
+        ids, scores = index.ids[start:end], index.cosines(start, end, qvec)
     else:
         ids = np.concatenate([index.ids[s:e] for s, e in spans])
-        scores = np.concatenate([index.matrix[s:e] @ qvec for s, e in spans])
+        scores = np.concatenate([index.cosines(s, e, qvec) for s, e in spans])
     if len(scores) > limit:
         top = np.argpartition(-scores, limit)[:limit]
         ids, scores = ids[top], scores[top]
