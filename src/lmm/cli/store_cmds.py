@@ -20,7 +20,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     sources = [Path(p).expanduser() for p in args.paths]
     if not sources:
         default = paths.claude_projects()
-        if default.exists():
+        if default.exists() and next(default.rglob("*.jsonl"), None) is not None:
             sources = [default]
         else:
             sources = [paths.sample_projects()]
