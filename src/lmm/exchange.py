@@ -153,7 +153,8 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
     """Merge an export into `store` in one transaction (all or nothing). Returns rows per table."""
     counts: dict[str, int] = {}
     db = store.db
-    _PENDING.clear()
+    extra = set(_extra_tables(db))  # once, not per row
+    pending: list[tuple[str, str]] = []  # (uid, uid of the row superseding it)
     with store.transaction():
         last_turn = db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
         for line_no, row in _read_lines(path):
@@ -162,14 +163,14 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
                 if isinstance(row[k], str):
                     row[k] = redact(row[k])
             try:
-                _import_row(store, table, row)
+                _import_row(store, table, row, extra, pending)
             except (sqlite3.Error, KeyError, TypeError) as exc:
                 raise InputError(
                     f"{path}:{line_no}: cannot import this {table} row ({exc}); "
                     "nothing was imported"
                 ) from exc
             counts[table] = counts.get(table, 0) + 1
-        _link_cognitions(store)
+        _link_cognitions(store, pending)
         store.index_new_turns(last_turn)
         db.execute("INSERT INTO turns_fts(turns_fts) VALUES ('integrity-check')")
     return counts
@@ -191,7 +192,13 @@ def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     )
 
 
-def _import_row(store: Store, table: str, row: dict[str, Any]) -> None:
+def _import_row(
+    store: Store,
+    table: str,
+    row: dict[str, Any],
+    extra: set[str],
+    pending: list[tuple[str, str]],
+) -> None:
     db = store.db
     if table == "projects":
         db.execute(
@@ -222,12 +229,18 @@ def _import_row(store: Store, table: str, row: dict[str, Any]) -> None:
                 (sid, row["line_no"], row["reason"]),
             )
     else:
-        import_extra_row(store, table, row)
+        _import_extra_row(store, table, row, extra, pending)
 
 
-def import_extra_row(store: Store, table: str, row: dict[str, Any]) -> None:
+def _import_extra_row(
+    store: Store,
+    table: str,
+    row: dict[str, Any],
+    extra: set[str],
+    pending: list[tuple[str, str]],
+) -> None:
     """Rows of later tables, natural keys mapped back to this store's ids; idempotent."""
-    if table not in _extra_tables(store.db):
+    if table not in extra:
         raise KeyError(f"unknown table {table!r}")
     values: dict[str, Any] = {
         k: bytes.fromhex(v["$bytes"]) if isinstance(v, dict) and "$bytes" in v else v
@@ -240,7 +253,7 @@ def import_extra_row(store: Store, table: str, row: dict[str, Any]) -> None:
         superseded_by = values.pop("superseded_by", None)
         _insert(store.db, table, values)
         if superseded_by:  # may point at a row further down: resolved by `_link_cognitions`
-            _PENDING.append((values["uid"], superseded_by))
+            pending.append((values["uid"], superseded_by))
         return
     if table == "cognition_sources":
         values["cognition_id"] = _cognition_id(store, values["cognition_id"])
@@ -259,9 +272,6 @@ def _insert_absent(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> N
     )
 
 
-_PENDING: list[tuple[str, str]] = []
-
-
 def _cognition_id(store: Store, uid: str | None) -> int | None:
     if uid is None:
         return None
@@ -269,10 +279,9 @@ def _cognition_id(store: Store, uid: str | None) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _link_cognitions(store: Store) -> None:
-    for uid, newer in _PENDING:
+def _link_cognitions(store: Store, pending: list[tuple[str, str]]) -> None:
+    for uid, newer in pending:
         store.db.execute(
             "UPDATE cognitions SET superseded_by = ? WHERE uid = ? AND superseded_by IS NULL",
             (_cognition_id(store, newer), uid),
         )
-    _PENDING.clear()

@@ -417,6 +417,7 @@ def ingest(
     *,
     fmt: str = "auto",
     progress: Progress | None = None,
+    on_plan: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> IngestReport:
     """Ingest transcripts (files or folders) into `store`; only new lines are read.
@@ -439,6 +440,8 @@ def ingest(
         if job is not None:
             jobs.append(job)
     report.files_read = len(jobs)
+    if on_plan is not None:  # the bytes this run will read: unchanged files cost nothing
+        on_plan(sum(j.size - j.start for j in jobs))
     before = _count_turns(store)
     writer = _Writer(store, report, progress)
     report.workers = _workers_for(jobs, workers)
@@ -460,11 +463,3 @@ def ingest(
     report.sessions = len(writer.touched)
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def total_bytes(paths: Sequence[Path], fmt: str = "auto") -> int:
-    """Bytes a full read of `paths` would consume (for progress bars)."""
-    transcripts, others = plan(paths, fmt)
-    return sum(t.path.stat().st_size for t in transcripts) + sum(
-        p.stat().st_size for p, _ in others
-    )

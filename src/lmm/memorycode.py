@@ -179,23 +179,29 @@ def matcher(topic: str) -> list[str]:
     return need
 
 
+def states(text: str, need: list[str], value: str = "") -> bool:
+    """Does `text` state an instruction whose `matcher` words are `need`? ('!w': w must be
+    absent; a value like '_at' must stand at a name boundary; a word equal to `value`, the value
+    the store derived from the text, counts as stated.)"""
+    low = text.lower().replace("camel case", "camelcase").replace("upper case", "uppercase")
+    for word in need:
+        if value and value == word:
+            continue
+        if word.startswith("!"):
+            if word[1:] in low:
+                return False
+        elif word.endswith("_") or word.startswith("_"):
+            if not re.search(rf"(?<![a-z0-9_]){re.escape(word)}(?![a-z0-9])", low):
+                return False
+        elif word not in low:
+            return False
+    return True
+
+
 def _states(cog: Cognition, need: list[str]) -> bool:
     """Whether `cog` states every needed word: in its text, or (for a prefix/suffix written out
     as "an underscore followed by 'md'") as the value the store derived from it."""
-    text = cog.text.lower().replace("camel case", "camelcase").replace("upper case", "uppercase")
-    value = str(cog.extra.get("value", "")).lower()
-    for word in need:
-        if value == word:
-            continue
-        if word.startswith("!"):
-            if word[1:] in text:
-                return False
-        elif word.endswith("_") or word.startswith("_"):
-            if not re.search(rf"(?<![a-z0-9_]){re.escape(word)}(?![a-z0-9])", text):
-                return False
-        elif word not in text:
-            return False
-    return True
+    return states(cog.text, need, str(cog.extra.get("value", "")).lower())
 
 
 @dataclass

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from lmm import paths
 from lmm.cli.output import emit, progress_bar
@@ -14,7 +15,7 @@ from lmm.cli.output import emit, progress_bar
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from lmm.ingest import ingest, total_bytes
+    from lmm.ingest import ingest
     from lmm.store import open_store
 
     sources = [Path(p).expanduser() for p in args.paths]
@@ -29,12 +30,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 "instead (pass a PATH or set LMM_SOURCE to read yours)",
                 file=sys.stderr,
             )
-    update, close = progress_bar(total_bytes(sources, args.format), "ingest")
+    bar: list[Any] = []  # (update, close), made once ingest knows how much it will read
+
+    def on_plan(total: int) -> None:
+        bar.extend(progress_bar(total, "ingest"))
+
     with open_store() as store:
         try:
-            report = ingest(store, sources, fmt=args.format, progress=update)
+            report = ingest(
+                store,
+                sources,
+                fmt=args.format,
+                progress=lambda n: bar[0](n),
+                on_plan=on_plan,
+            )
         finally:
-            close()
+            if bar:
+                bar[1]()
     for issue in report.issues:
         print(f"lmm: {issue.path}:{issue.line_no}: {issue.reason}", file=sys.stderr)
     if report.malformed > len(report.issues):

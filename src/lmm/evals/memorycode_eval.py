@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -29,26 +28,11 @@ from typing import Any
 from lmm.errors import LmmError
 from lmm.evals import metrics as m
 from lmm.evals import report
+from lmm.memorycode import states  # the shared "does this text state the instruction" rule
 
 log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "memorycode"
-
-
-def states(text: str, need: list[str]) -> bool:
-    """Does `text` state an instruction whose `memorycode.matcher` words are `need`? ('!w': w
-    must be absent; a value like '_at' must stand at a name boundary.)"""
-    low = text.lower().replace("camel case", "camelcase").replace("upper case", "uppercase")
-    for word in need:
-        if word.startswith("!"):
-            if word[1:] in low:
-                return False
-        elif word.endswith("_") or word.startswith("_"):
-            if not re.search(rf"(?<![a-z0-9_]){re.escape(word)}(?![a-z0-9])", low):
-                return False
-        elif word not in low:
-            return False
-    return True
 
 
 def eval_queries(path: Path) -> list[str]:
