@@ -16,6 +16,8 @@ Rows (each on a fresh model; a row that runs out of memory is reported as OOM):
   with checkpointing, and compiled without checkpointing.
 - lora-sft: LoRA SFT at 1 x 2048 with checkpointing, loss on the last quarter only, the config's
   default loss chunk of 1024 (the 8 GB row).
+Every row but lora-sft takes --grad-accum micro-batches per optimizer step (default 2: 16
+sequences of 2048 per step, as configs/qwen3-1.7b-*.toml); a step's tokens count them all.
 
 tokens/s counts every input token. MFU = model FLOPs per token x tokens/s / the card's peak dense
 bf16 FLOPs (H100 SXM and H200: 989 TFLOPS; H100 PCIe 756; A100 312). Model FLOPs per token
@@ -143,12 +145,14 @@ def run_row(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # count training, not making the model
     warmup = args.warmup + (args.compile_warmup if "compile" in row else 0)
+    accum = 1 if sft else args.grad_accum
     if row == "baseline":
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
         def step() -> torch.Tensor:
-            loss = model(input_ids=b.input_ids, labels=b.labels).loss
-            loss.backward()
+            for _ in range(accum):
+                loss = model(input_ids=b.input_ids, labels=b.labels).loss / accum
+                loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             return loss.detach()
@@ -158,7 +162,7 @@ def run_row(
             lora_alpha=32, grad_checkpointing="ckpt" in row or sft, compile="compile" in row,
             precision=("bf16-mixed" if mixed else "bf16") if device.type == "cuda" else "fp32",
             batch_size=batch,
-            seq_len=shape.seq, grad_accum=1, warmup_steps=0,
+            seq_len=shape.seq, grad_accum=accum, warmup_steps=0,
             loss_chunk=1024 if sft else args.loss_chunk,  # lora-sft: the laptop default
             device=device.type,
         )  # fmt: skip
@@ -169,7 +173,7 @@ def run_row(
         scheduler = loop.make_schedule(optimizer, cfg, warmup + args.steps)
 
         def step() -> torch.Tensor:
-            return loop.train_step(p, [b], optimizer, scheduler, cfg, device)
+            return loop.train_step(p, [b] * accum, optimizer, scheduler, cfg, device)
 
     for _ in range(warmup):
         step()
@@ -178,11 +182,12 @@ def run_row(
     losses = [step() for _ in range(args.steps)]
     _sync(device)
     seconds = (time.perf_counter() - start) / args.steps
-    tokens_per_s = b.tokens / seconds
+    tokens_per_s = b.tokens * accum / seconds
     if row in args.profile.split(","):
         _profile(row, step, device)
     result = {
-        "row": row, "status": "ok", "batch": batch, "seq": shape.seq, "start_gb": start_gb,
+        "row": row, "status": "ok", "batch": batch, "accum": accum, "seq": shape.seq,
+        "start_gb": start_gb,
         "tokens_per_s": round(tokens_per_s, 1), "step_s": round(seconds, 4),
         "flops_per_token": flops_per_token(model, shape, lora),
         "loss": round(float(losses[-1]), 4),
@@ -216,6 +221,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per row")
     ap.add_argument("--compile-warmup", type=int, default=5, help="extra warm-up for compile rows")
     ap.add_argument("--loss-chunk", type=int, default=4096, help="tokens per lm_head chunk")
+    ap.add_argument("--grad-accum", type=int, default=2,
+                    help="micro-batches per optimizer step (2 x 8 = the shipped configs' 16 "
+                         "sequences per step; lora-sft: 1)")  # fmt: skip
     ap.add_argument("--profile", default="", help="rows to profile after timing (comma-separated)")
     args = ap.parse_args()
     shape = SMOKE if args.smoke else QWEN3_1_7B

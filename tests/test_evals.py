@@ -221,10 +221,10 @@ def test_locomo_qa_answers_scores_and_resumes(tmp_path: Path) -> None:
     # the full context shows every turn with its absolute session date, oldest first
     full_prompt = reader.calls[3][-1]["content"]
     assert full_prompt.splitlines()[1:4] == [
-        "[8 May 2023] Ann: I painted a lake sunrise last year!",
+        "[8 May 2023] Ann: I painted a lake sunrise last year [2022]!",
         "[8 May 2023] Bob: Lovely. I adopted a dog named Rex.",
-        "[20 June 2023] Ann: I started pottery classes yesterday.",
-    ]
+        "[20 June 2023] Ann: I started pottery classes yesterday [19 June 2023].",
+    ]  # the default prompt (v3) shows relative times resolved
     summary = locomo.qa_summary(rows)
     assert summary["full"]["f1_cat1_4"] == 100.0 and summary["none"]["f1_cat1_4"] == 0.0
     assert summary["none"]["f1_by_category"] == {"temporal": 0.0, "single-hop": 0.0,
@@ -251,7 +251,8 @@ def test_exported_prompts_answered_in_batch_complete_the_cache(tmp_path: Path) -
     rows = locomo.answer_questions(store, qs, ["none", "full"], reader, cache, export=export)
     assert rows == []
     prompts = [json.loads(line) for line in export.read_text().splitlines()]
-    assert [p["key"] for p in prompts] == [f"r|v2|{c}|locomo_0_qa{i}" for c in ("none", "full")
+    v = locomo.DEFAULT_PROMPT
+    assert [p["key"] for p in prompts] == [f"r|{v}|{c}|locomo_0_qa{i}" for c in ("none", "full")
                                            for i in range(3)]  # fmt: skip
     lm = tiny_model(seed=0)
     lm.tokenizer.padding_side = "left"

@@ -213,3 +213,43 @@ def test_cuda_graph_sampling_and_bf16() -> None:
     half = tiny_qwen3(seed=13, device="cuda").to(torch.bfloat16)
     got = fast_generate(half, None, ids, 16, mode="graph")
     assert got[:4] == reference(half, ids, 16)[:4]  # bf16 kernels may round differently later
+
+
+def test_fuse_mlp_keeps_logits_and_memory() -> None:
+    model = tiny_qwen3(seed=17)
+    ids = torch.tensor([prompt(seed=18)])
+    with torch.inference_mode():
+        before = model(ids).logits
+    size = sum(p.numel() for p in model.parameters())
+    assert fastgen.fuse_mlp(model) == 2 and fastgen.fuse_mlp(model) == 0  # once per MLP
+    mlp = model.model.layers[0].mlp
+    both = mlp.__dict__["_lmm_gate_up"]
+    assert mlp.gate_proj.weight.data_ptr() == both.data_ptr()  # views: no second copy
+    assert sum(p.numel() for p in model.parameters()) == size
+    with torch.inference_mode():
+        torch.testing.assert_close(model(ids).logits, before)
+
+
+@pytest.mark.gpu
+@cuda
+def test_models_generate_decodes_with_fastgen_on_cuda() -> None:
+    from lmm import models
+
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=_word_tokenizer(), eos_token="<eos>", pad_token="<pad>"
+    )
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    lm = models.LoadedModel(tiny_qwen3(seed=19, device="cuda"), tok, "tiny", "cuda")
+    text = models.generate(lm, "w1 w2 w3", max_new_tokens=12)
+    assert lm.model.__dict__.get("_lmm_fastgen")  # the fast decoder served it
+    ids = tok("w1 w2 w3 ", return_tensors="pt", add_special_tokens=False)["input_ids"][0].tolist()
+    assert text == tok.decode(reference(lm.model, ids, 12, eos=1), skip_special_tokens=True)
+
+
+def _word_tokenizer() -> Any:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "<eos>": 1, **{f"w{i}": i for i in range(2, 512)}}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    return t

@@ -266,6 +266,29 @@ def test_lora_steps_change_adapters_and_never_the_base(
     assert all(torch.equal(before[n], after[n]) for n in before if "lora_" not in n)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_step_with_non_finite_gradients_changes_no_weight(
+    world: dict[str, Path], tmp_path: Path, fused: bool
+) -> None:
+    cfg = _cfg(world, "sft", tmp_path / "r")
+    d = parallel.init("cpu")
+    p = loop.prepare(cfg, d)
+    items = data.examples(cfg, p.tokenizer, "train")
+    trainable = [q for q in p.module.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-2, fused=fused)
+    sched = loop.make_schedule(opt, cfg, 3)
+    it = data.batches(items, 2, rank=0, world=1, seed=0, epoch=0, pad_id=p.tokenizer.pad_token_id)
+    forward = p.module.forward
+    p.module.forward = lambda *a: forward(*a) * float("nan")
+    before = _params(p.model)
+    loop.train_step(p, [next(it)], opt, sched, cfg, d.device)
+    assert all(torch.equal(before[n], q) for n, q in p.model.named_parameters())
+    p.module.forward = forward
+    loop.train_step(p, [next(it)], opt, sched, cfg, d.device)  # a finite step still learns
+    changed = [n for n, q in p.model.named_parameters() if not torch.equal(before[n], q)]
+    assert changed and all("lora_" in n for n in changed)
+
+
 def test_cli_trains_both_stages_three_steps_each(
     world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from lmm import timeref
 from lmm.errors import LmmError
 from lmm.search import STOPWORDS, Hit, content_terms
 
@@ -162,7 +163,7 @@ def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None)
         words = _words(hit.text)
         if any(_repeats(words, s, cfg.duplicate_jaccard) for s in seen):
             continue
-        text = excerpt(hit.text, terms, cfg.hit_chars)
+        text = timeref.annotate(excerpt(hit.text, terms, cfg.hit_chars), hit.source.timestamp)
         cost = approx_tokens(text) + 20  # the number and citation around it
         if cost > budget:
             continue

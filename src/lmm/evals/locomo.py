@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmm import timeref
 from lmm.evals import metrics as m
 from lmm.evals.tasks import Example, Reference
 from lmm.importers import locomo_questions, normalise_evidence
@@ -181,15 +182,54 @@ READER_PROMPTS = {
         "2023, 'last year' is 2022, 'last week' is 'the week before 8 May 2023'. If the "
         "excerpts do not contain the answer, answer: Not mentioned."
     ),
+    # v3: v2 over excerpts whose relative times are resolved by lmm (`lmm.timeref`)
+    "v3": (
+        "You answer questions about a long conversation between two people, using only the "
+        "conversation excerpts given. Each excerpt starts with the date it was said, and a "
+        "relative time in it is followed by its resolved date in brackets, as in 'last week "
+        "[the week before 8 May 2023]'. Answer with a short phrase in the conversation's own "
+        "words: a few words, a name, a number or a date; no full sentence, no explanation. "
+        "When the question asks for several things, list every one of them, separated by "
+        "commas. When asked when something happened, answer with the bracketed date of the "
+        "excerpt that tells it, or else the excerpt's own date. If the excerpts do not contain "
+        "the answer, answer: Not mentioned."
+    ),
+    # v4: v3 plus three worked examples from a made-up conversation
+    "v4": (
+        "You answer questions about a long conversation between two people, using only the "
+        "conversation excerpts given. Each excerpt starts with the date it was said, and a "
+        "relative time in it is followed by its resolved date in brackets. Answer with a short "
+        "phrase in the conversation's own words: a few words, a name, a number or a date; no "
+        "full sentence, no explanation. When the question asks for several things, list every "
+        "one of them, separated by commas. When asked when something happened, answer with the "
+        "bracketed date of the excerpt that tells it, or else the excerpt's own date. If the "
+        "excerpts do not contain the answer, answer: Not mentioned.\n\n"
+        "Example excerpts (another conversation):\n"
+        "[3 June 2022] Ana: I finally adopted a puppy last weekend [the weekend before 3 June "
+        "2022]! Her name is Pepper.\n"
+        "[3 June 2022] Ben: Congrats! I've been learning the guitar, and I took up painting.\n"
+        "[9 July 2022] Ben: My painting of the lake won second prize yesterday [8 July 2022].\n"
+        "Question: When did Ana adopt a puppy?\nShort answer: the weekend before 3 June 2022\n"
+        "Question: What is the name of Ana's puppy?\nShort answer: Pepper\n"
+        "Question: What hobbies does Ben have?\nShort answer: guitar, painting\n"
+        "Question: What did Ben's painting show?\nShort answer: the lake"
+    ),
 }
-DEFAULT_PROMPT = "v2"
+DEFAULT_PROMPT = "v3"
+RESOLVED_TIMES = {"v3", "v4"}  # prompts whose excerpts carry `timeref.annotate`'s resolved dates
 
 
-def turn_line(timestamp: str | None, speaker: str | None, text: str) -> str:
+def turn_line(
+    timestamp: str | None, speaker: str | None, text: str, resolve_times: bool = False
+) -> str:
+    """'[8 May 2023] Caroline: ...'; with `resolve_times`, relative times in the text resolved."""
     from lmm.embed import human_date
 
     date = f"[{human_date(timestamp)}] " if timestamp else ""
-    return f"{date}{speaker or 'someone'}: {' '.join(text.split())}"
+    text = " ".join(text.split())
+    if resolve_times:
+        text = timeref.annotate(text, timestamp)
+    return f"{date}{speaker or 'someone'}: {text}"
 
 
 def qa_messages(
@@ -204,14 +244,20 @@ def qa_messages(
     ]
 
 
-def full_context(store: Store, q: Question, budget: int, count: Callable[[str], int]) -> list[str]:
+def full_context(
+    store: Store,
+    q: Question,
+    budget: int,
+    count: Callable[[str], int],
+    resolve_times: bool = False,
+) -> list[str]:
     """The conversation's turns in time order; the latest that fit in `budget` tokens."""
     rows = store.db.execute(
         "SELECT t.timestamp, t.speaker, t.text FROM turns t JOIN projects p ON p.id = t.project_id "
         "WHERE p.path = ? ORDER BY t.timestamp, t.id",
         (q.project,),
     ).fetchall()
-    lines = [turn_line(r[0], r[1], r[2]) for r in rows]
+    lines = [turn_line(r[0], r[1], r[2], resolve_times) for r in rows]
     kept: list[str] = []
     used = 0
     for line in reversed(lines):
@@ -224,7 +270,7 @@ def full_context(store: Store, q: Question, budget: int, count: Callable[[str], 
 
 
 def recall_context(
-    store: Store, q: Question, k: int, embedder: Embedder | None
+    store: Store, q: Question, k: int, embedder: Embedder | None, resolve_times: bool = False
 ) -> tuple[list[str], list[str]]:
     """lmm recall's top-k hits for the question, in time order, and the dia_ids among them."""
     from lmm.recall import RecallConfig, recall
@@ -237,7 +283,9 @@ def recall_context(
         embedder=embedder,
     )
     hits = sorted(result.hits[:k], key=lambda h: (h.source.timestamp or "", h.id))
-    lines = [turn_line(h.source.timestamp, h.speaker or h.category, h.text) for h in hits]
+    lines = [
+        turn_line(h.source.timestamp, h.speaker or h.category, h.text, resolve_times) for h in hits
+    ]
     return lines, [h.source.dia_id for h in result.hits[:k] if h.source.dia_id]
 
 
@@ -298,9 +346,9 @@ def answer_questions(
             if key not in cache.rows:
                 shown: list[str] = []
                 if config == "full":
-                    lines = full_context(store, q, budget, count)
+                    lines = full_context(store, q, budget, count, prompt in RESOLVED_TIMES)
                 elif config == "recall":
-                    lines, shown = recall_context(store, q, k, embedder)
+                    lines, shown = recall_context(store, q, k, embedder, prompt in RESOLVED_TIMES)
                 else:
                     lines = []
                 row: dict[str, Any] = {

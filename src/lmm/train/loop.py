@@ -152,6 +152,15 @@ def _no_sync(module: Any, last: bool) -> Any:
     return contextlib.nullcontext()
 
 
+def _skips_on_found_inf(optimizer: Any) -> bool:
+    """Whether `optimizer.step()` honours a `found_inf` flag on the device: torch's fused Adam
+    and AdamW read it (GradScaler's protocol) and leave weights, moments and step unchanged."""
+    groups = getattr(optimizer, "param_groups", [])
+    return isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW) and all(
+        g.get("fused") for g in groups
+    )
+
+
 def train_step(
     p: Prepared,
     micro: list[data.Batch],
@@ -178,14 +187,16 @@ def train_step(
         total += loss.detach()
     params = [q for q in p.module.parameters() if q.grad is not None]
     if params:
-        # A step whose gradient is not finite (one bad batch) must not poison the weights: its
-        # gradients become zero, decided on the device (no host sync).
+        # A step whose gradient is not finite (one bad batch) must not touch the weights. The
+        # fused AdamW (what the trainer uses on a GPU) skips the update on the device when told
+        # through `found_inf`, as under GradScaler: no host sync; other optimizers are skipped
+        # after a sync (zeroed gradients would still move weights through decay and momentum).
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
-        keep = torch.isfinite(norm)
-        for q in params:
-            assert q.grad is not None
-            torch.nan_to_num_(q.grad, nan=0.0, posinf=0.0, neginf=0.0)
-            q.grad.mul_(keep)
+        bad = ~torch.isfinite(norm)
+        if _skips_on_found_inf(optimizer):
+            optimizer.found_inf = bad.float()
+        elif bool(bad):
+            optimizer.zero_grad(set_to_none=True)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
