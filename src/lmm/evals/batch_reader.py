@@ -8,7 +8,8 @@ on a GPU machine with torch and transformers (and `gguf` for a .gguf model):
 then append ANSWERS.jsonl to the run's answers.jsonl and run the same `lmm eval locomo-qa`
 command again: every answer is now cached, so it only scores and reports. Greedy decoding, left
 padding, prompts sorted by length; each row records the backend that answered it. Imports only
-json, torch and transformers, so it runs without the rest of lmm's dependencies.
+json, torch and transformers (a trained run also peft and lmm.train), so it runs without the rest
+of lmm's dependencies.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def load(model: str, device: str) -> tuple[Any, Any]:
     import transformers
 
     path = Path(model)
+    if path.is_dir():
+        from lmm.train.model import is_trained_dir, load_trained
+
+        if is_trained_dir(path):  # an `lmm train` run or an adapter: merged into its base
+            loaded = load_trained(path, device=device)
+            tok = loaded.tokenizer
+            tok.padding_side = "left"
+            return tok, loaded.model.eval()
     kwargs: dict[str, Any] = {}
     where = model
     if path.suffix == ".gguf":
@@ -71,7 +80,9 @@ def answer(rows: list[dict[str, Any]], tok: Any, lm: Any, batch: int) -> list[di
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("prompts", type=Path)
-    ap.add_argument("--model", required=True, help="a .gguf file or a model folder")
+    ap.add_argument(
+        "--model", required=True, help="a .gguf file, a model folder or an `lmm train` run"
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="cuda")
