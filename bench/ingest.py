@@ -8,7 +8,9 @@ sessions are copied with fresh uuids, message ids, session ids and shifted times
 project folders until the target size is reached, so record shapes and text are real.
 The baseline runs in the same process tree on the same files: a bare loop (stdlib json, one regex,
 executemany into SQLite, FTS5 rebuild) with none of lmm's features. Each side runs in its own
-subprocess so its peak RSS is its own.
+subprocess so its peak RSS is its own. CPU seconds (user + system, parser workers included) are
+printed beside wall time, with the load average: on a shared machine wall time follows the CPU
+share this run got, CPU seconds do not.
 """
 
 from __future__ import annotations
@@ -133,7 +135,12 @@ def child(which: str, src: Path, work: Path) -> None:
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
     peak_mb = peak_kb / 1024
-    print(json.dumps({"seconds": dt, "peak_rss_mb": peak_mb}))
+    cpu = sum(
+        r.ru_utime + r.ru_stime
+        for r in (resource.getrusage(resource.RUSAGE_SELF),
+                  resource.getrusage(resource.RUSAGE_CHILDREN))
+    )  # fmt: skip
+    print(json.dumps({"seconds": dt, "peak_rss_mb": peak_mb, "cpu_seconds": cpu}))
 
 
 def run_child(which: str, src: Path) -> dict[str, float]:
@@ -166,14 +173,17 @@ def main() -> None:
         files = sum(1 for _ in src.rglob("*.jsonl"))
         print(f"synthetic history: {size / 1e6:.1f} MB in {files} files "
               f"({time.perf_counter() - t0:.1f} s to generate)")  # fmt: skip
+        load = os.getloadavg()[0]
         bare = run_child("bare", src)
         lmm = run_child("lmm", src)
     mb = size / 1e6
-    print(f"{'':12}{'MB/s':>8}{'seconds':>10}{'peak RSS MB':>13}")
+    print(f"{'':12}{'MB/s':>8}{'seconds':>10}{'CPU s':>8}{'peak RSS MB':>13}")
     for name, r in (("bare loop", bare), ("lmm", lmm)):
-        print(f"{name:12}{mb / r['seconds']:8.1f}{r['seconds']:10.1f}{r['peak_rss_mb']:13.0f}")
+        print(f"{name:12}{mb / r['seconds']:8.1f}{r['seconds']:10.1f}{r['cpu_seconds']:8.1f}"
+              f"{r['peak_rss_mb']:13.0f}")  # fmt: skip
     ratio = bare["seconds"] / lmm["seconds"]
-    print(f"lmm / bare loop throughput: {ratio:.2f}x  (cpus: {os.cpu_count()})")
+    print(f"lmm / bare loop throughput: {ratio:.2f}x  (cpus: {os.cpu_count()}, load average "
+          f"{load:.2f} before, {os.getloadavg()[0]:.2f} after)")  # fmt: skip
     print(f"INGEST MB/s={mb / lmm['seconds']:.1f} peak_rss_MB={lmm['peak_rss_mb']:.0f}")
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from lmm import ingest as lmm_ingest
 from lmm.ingest import ingest
 from lmm.store import Store
 
@@ -125,3 +128,39 @@ def test_provenance_is_kept(tmp_path: Path) -> None:
     assert all(row[k] for k in row.keys())  # noqa: SIM118
     assert row["path"].startswith("/")  # the full cwd, not a basename
     assert Path(row["source"]).exists()
+
+
+def _indexes(store: Store) -> list[list[tuple[object, ...]]]:
+    """Both FTS indexes, term by term, after integrity checks against their content."""
+    db = store.db
+    out = []
+    for table in ("turns_fts", "turn_keys"):
+        db.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
+        db.execute(f"CREATE VIRTUAL TABLE temp.{table}_v USING fts5vocab(main, {table}, instance)")
+        out.append(
+            [tuple(r) for r in db.execute(f"SELECT * FROM temp.{table}_v ORDER BY 1, 2, 3, 4")]
+        )
+    out.append([tuple(r) for r in db.execute("SELECT rowid, * FROM turn_keys ORDER BY rowid")])
+    return out
+
+
+@needs_data
+def test_deferred_indexing_matches_indexing_each_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # small chunks and transactions: merges land in a turn of the same chunk, of an earlier chunk
+    # of the same transaction (still unindexed) and of an earlier transaction (indexed)
+    monkeypatch.setattr(lmm_ingest, "CHUNK_TURNS", 7)
+    monkeypatch.setattr(lmm_ingest, "COMMIT_TURNS", 13)
+    deferred = Store(tmp_path / "deferred.db")
+    ingest(deferred, [SESSIONS], workers=0)
+
+    @contextlib.contextmanager
+    def each_batch(self: Store) -> Iterator[None]:  # no deferral: every batch indexed at once
+        yield
+
+    monkeypatch.setattr(Store, "bulk", each_batch)
+    reference = Store(tmp_path / "reference.db")
+    ingest(reference, [SESSIONS], workers=0)
+    assert _dump(deferred) == _dump(reference)
+    assert _indexes(deferred) == _indexes(reference)

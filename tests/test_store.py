@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import stat
 from pathlib import Path
@@ -109,3 +110,110 @@ def test_fts_syntax_in_a_query_is_plain_text(store: Store) -> None:
     assert [h.text for h in store.search('NOT "ready" (yet)')] == [
         'the test said NOT "ready" (yet)'
     ]
+
+
+# ---- deferred indexing (Store.bulk): the indexes end up exactly as with per-batch indexing
+
+
+def _said(key: str, text: str, role: str = "assistant", uuid: str | None = None) -> Turn:
+    return Turn(session_id="s1", key=key, role=role, kind="message", text=text,
+                uuid=uuid or key, uuids=[uuid or key])  # fmt: skip
+
+
+def _history(store: Store, bulk: bool) -> None:
+    """Turns arriving in pieces: merges into a turn written moments earlier (same transaction),
+    into a committed turn, a turn whose text starts empty, and a turn deleted before commit."""
+    first = [
+        _said("u0", "please build the parser", "user"),
+        _said("msg_1", "first part about sqlite", uuid="a1"),
+        _said("r1", "tool output lexer", "user"),
+        _said("msg_2", "", uuid="b1"),
+    ]
+    second = [
+        _said("msg_1", "second part about fts5", uuid="a2"),
+        _said("msg_2", "now with words", uuid="b2"),
+    ]
+    third = [_said("msg_1", "third part", uuid="a3"), _said("u9", "a turn to delete", "user")]
+    with store.bulk() if bulk else contextlib.nullcontext():
+        for batches in ([first, second], [third]):
+            if bulk:
+                store.db.execute("BEGIN IMMEDIATE")
+            for batch in batches:
+                store.add_turns(batch)
+            if batches[0] is third:
+                store.db.execute("DELETE FROM turns WHERE key = 'u9'")
+            if bulk:
+                store.commit()
+
+
+def _indexes(store: Store) -> tuple[list[tuple[object, ...]], ...]:
+    """Every term instance of both FTS indexes and the keys' columns, after integrity checks
+    that compare each index with its content."""
+    db = store.db
+    for table in ("turns_fts", "turn_keys"):
+        db.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
+        db.execute(f"CREATE VIRTUAL TABLE temp.{table}_v USING fts5vocab(main, {table}, instance)")
+    return tuple(
+        [tuple(r) for r in db.execute(sql)]
+        for sql in (
+            "SELECT * FROM temp.turns_fts_v ORDER BY 1, 2, 3, 4",
+            "SELECT * FROM temp.turn_keys_v ORDER BY 1, 2, 3, 4",
+            "SELECT rowid, speaker, text, context, day FROM turn_keys ORDER BY rowid",
+            "SELECT * FROM turns_fts_docsize ORDER BY id",
+        )
+    )
+
+
+def test_bulk_indexes_exactly_as_per_batch_indexing(tmp_path: Path) -> None:
+    stores = []
+    for bulk in (False, True):
+        s = Store(tmp_path / f"bulk{bulk}.db")
+        s.add_session(SessionInfo("s1", "claude", project="/work/app"))
+        _history(s, bulk)
+        stores.append(s)
+    keys = [tuple(r) for r in stores[1].db.execute(
+        "SELECT speaker, text, context FROM turn_keys ORDER BY rowid")]  # fmt: skip
+    assert keys == [
+        ("user", "please build the parser", ""),
+        (
+            "assistant",
+            "first part about sqlite\nsecond part about fts5\nthird part",
+            "user: please build the parser",
+        ),
+        # indexed before msg_1's second part arrived: its context keeps the first part only
+        ("user", "tool output lexer", "assistant: first part about sqlite"),
+        ("assistant", "now with words", "user: tool output lexer"),
+    ]
+    assert _indexes(stores[1]) == _indexes(stores[0])
+    assert [h.text for h in stores[1].search("fts5")] == [keys[1][1]]
+
+
+def test_bulk_rolls_back_unfinished_work_and_restores_the_connection(store: Store) -> None:
+    settings = ("cache_size", "wal_autocheckpoint", "temp_store")
+    before = [store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in settings]
+    with pytest.raises(KeyboardInterrupt), store.bulk():
+        store.db.execute("BEGIN IMMEDIATE")
+        store.add_turns([_said("u1", "never committed", "user")])
+        raise KeyboardInterrupt
+    assert store.db.execute("SELECT count(*) FROM turns").fetchone()[0] == 0
+    assert store.db.execute("SELECT name FROM sqlite_temp_master").fetchall() == []
+    assert [store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in settings] == before
+    store.add_turns([_said("u1", "written after", "user")])  # indexed at once again
+    assert [h.text for h in store.search("written")] == ["written after"]
+
+
+def test_bulk_starts_outside_a_transaction(store: Store) -> None:
+    store.db.execute("BEGIN")
+    with pytest.raises(StoreError, match="outside a transaction"), store.bulk():
+        pass
+
+
+def test_bulk_never_leaves_committed_turns_unindexed(store: Store) -> None:
+    with store.bulk():
+        store.add_turns([_said("u1", "autocommit write", "user")])  # no transaction: at once
+        assert [h.text for h in store.search("autocommit")] == ["autocommit write"]
+        store.db.execute("BEGIN IMMEDIATE")
+        store.add_turns([_said("u2", "bare commit write", "user")])
+        store.db.execute("COMMIT")  # not Store.commit: indexed when the bulk run ends
+    assert [h.text for h in store.search("bare")] == ["bare commit write"]
+    assert len(_indexes(store)[2]) == 2  # both in turn_keys; integrity checks pass

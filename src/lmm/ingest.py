@@ -6,7 +6,9 @@ store's upsert keeps that free of duplicates. Every chunk commits together with 
 so an ingest killed at any point resumes where its last commit ended.
 
 Big runs use the second core: worker processes parse and redact (`read_job`, pure), the main
-process writes (`_write_chunk`). Chunks of one file always come from one worker, in order.
+process writes (`_Writer.write`). Chunks of one file always come from one worker, in order. The
+writer runs inside `Store.bulk`: several small files share a transaction and both FTS5 indexes are
+written once per transaction, just before it commits.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from lmm.transcripts import TranscriptFile, TranscriptReader, discover
 log = logging.getLogger(__name__)
 
 CHUNK_TURNS = 2_000
-COMMIT_TURNS = 5_000  # rows per transaction at most (several small files share one)
+COMMIT_TURNS = 10_000  # rows per transaction at most (several small files share one)
 CHUNK_CHARS = 4_000_000  # also cut a chunk at this much text: bounds memory on huge lines
 HEAD_BYTES = 4_096
 MAX_REPORTED_ISSUES = 50
@@ -239,6 +241,7 @@ class _Writer:
         self.touched: set[str] = set()
         self.done_offset: dict[str, int] = {}
         self.opted_out: set[str] = set()
+        self.excluded: dict[str | None, bool] = {}  # project -> privacy.excluded, for this run
         self.pending = 0  # rows written since the last commit
 
     def _ensure_session(self, info: SessionInfo) -> None:
@@ -249,14 +252,18 @@ class _Writer:
         self.store.add_session(info)
 
     def commit(self) -> None:
-        if self.store.db.in_transaction:
-            self.store.db.execute("COMMIT")
+        self.store.commit()
         self.pending = 0
 
     def rollback(self) -> None:
-        if self.store.db.in_transaction:
-            self.store.db.execute("ROLLBACK")
+        self.store.rollback()
         self.pending = 0
+
+    def _excluded(self, project: str | None) -> bool:
+        known = self.excluded.get(project)
+        if known is None:
+            known = self.excluded[project] = privacy.excluded(project)
+        return known
 
     def _drop_opted_out(
         self, chunk: Chunk, fallback: str | None
@@ -264,11 +271,14 @@ class _Writer:
         """Leave out everything of projects that opted out (`lmm.privacy`), before any write."""
         out = self.opted_out
         for info in chunk.sessions:
-            if privacy.excluded(info.project):
+            if self._excluded(info.project):
                 out.add(info.session_id)
+        projects = {row[14] or fallback for row in chunk.prepared.rows}
+        if not out and not any(self._excluded(p) for p in projects):
+            return chunk.prepared, chunk.sessions  # the common case: one check per project
         rows = []
         for row in chunk.prepared.rows:
-            if row[0] in out or privacy.excluded(row[14] or fallback):
+            if row[0] in out or self._excluded(row[14] or fallback):
                 out.add(row[0])
                 self.report.turns_opted_out += 1
             else:
@@ -445,16 +455,17 @@ def ingest(
     before = _count_turns(store)
     writer = _Writer(store, report, progress)
     report.workers = _workers_for(jobs, workers)
-    try:
-        if report.workers:
-            _run_parallel(jobs, writer, report.workers)
-        else:
-            for job in jobs:
-                for chunk in read_job(job):
-                    writer.write(job, chunk)
-        writer.commit()
-    finally:
-        writer.rollback()  # only an interrupted run has anything uncommitted
+    with store.bulk():
+        try:
+            if report.workers:
+                _run_parallel(jobs, writer, report.workers)
+            else:
+                for job in jobs:
+                    for chunk in read_job(job):
+                        writer.write(job, chunk)
+            writer.commit()
+        finally:
+            writer.rollback()  # only an interrupted run has anything uncommitted
     with store.transaction():
         store.link_subagents()
         store.refresh_sessions(writer.touched)

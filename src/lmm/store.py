@@ -24,6 +24,8 @@ from lmm.redact import redact
 from lmm.transcripts import clip
 
 BUSY_TIMEOUT_MS = 30_000
+BULK_CACHE_KIB = 65_536  # page cache while ingesting (`Store.bulk`)
+BULK_CHECKPOINT_PAGES = 10_000  # WAL pages between automatic checkpoints while ingesting
 TOOL_INPUT_MAX = 4_000  # characters of a tool call's input kept in the tools column
 TURN_HEAD, TURN_TAIL = 80_000, 20_000  # a longer turn keeps its head and tail (pasted dumps)
 
@@ -191,6 +193,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot migrate the store at {path}: {exc}") from exc
         self._projects: dict[str, int] = {}
+        self._deferring = False  # inside `bulk`: new turns are indexed by `commit`
+        self._unindexed_after: int | None = None  # turns with a larger id await indexing
 
     def close(self) -> None:
         self.db.close()
@@ -208,9 +212,57 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.rollback()
             raise
-        self.db.execute("COMMIT")
+        self.commit()
+
+    def commit(self) -> None:
+        """COMMIT the open transaction, first indexing the turns `bulk` left for it."""
+        if self.db.in_transaction:
+            self.index_pending()
+            self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+            self._unindexed_after = None
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """A long run of writes (ingest). New turns are indexed once per transaction, by `commit`
+        (see migrations.M005_DEFERRED_INDEX), and the connection gets a bigger page cache, a WAL
+        checkpoint every ~40 MB instead of every ~4 MB (the index and FTS5 pages that many commits
+        touch are copied into the database once) and, when it holds no temporary objects yet,
+        temporary tables and statement journals in memory. Durability is unchanged (WAL,
+        synchronous=NORMAL). Commit with `commit`; a transaction still open at the end is rolled
+        back (its turns are not indexed). Settings are restored after it."""
+        db = self.db
+        if db.in_transaction:
+            raise StoreError("Store.bulk() starts outside a transaction; commit or roll back first")
+        cache = int(db.execute("PRAGMA cache_size").fetchone()[0])
+        checkpoint = int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        temp_store = int(db.execute("PRAGMA temp_store").fetchone()[0])
+        # a new temp_store drops every temporary object: only switch on a connection without any
+        switch_temp = db.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
+        db.execute(f"PRAGMA cache_size = {-BULK_CACHE_KIB}")
+        db.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
+        if switch_temp:
+            db.execute("PRAGMA temp_store = MEMORY")
+        for sql in migrations.BULK_INDEX_SETUP:
+            db.execute(sql)
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            self.rollback()
+            self.index_pending()  # turns a bare COMMIT let through are indexed all the same
+            for sql in migrations.BULK_INDEX_TEARDOWN:
+                db.execute(sql)
+            db.execute(f"PRAGMA cache_size = {cache}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {checkpoint}")
+            if switch_temp:
+                db.execute(f"PRAGMA temp_store = {temp_store}")
 
     # ---- projects and sessions
 
@@ -300,8 +352,28 @@ class Store:
         if not rows:
             return
         last = self.db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
+        deferred = self._deferring and self.db.in_transaction  # autocommit: nothing to wait for
         self.db.executemany(_INSERT_TURN, rows)
-        self.index_new_turns(last)
+        if not deferred:
+            self.index_new_turns(last)
+            return
+        # what index_new_turns would read now and could not read later: the previous turns' text
+        self.db.execute(migrations.TURN_KEY_CONTEXTS_FOR_NEW, (last,))
+        if self._unindexed_after is None:
+            self._unindexed_after = last
+
+    def index_pending(self) -> None:
+        """Index the turns that `bulk` left for the end of the transaction (no-op outside it)."""
+        if self._unindexed_after is None:
+            return
+        self.db.execute(
+            "INSERT INTO turns_fts (rowid, text, thinking) "
+            "SELECT id, text, thinking FROM turns WHERE id > ?",
+            (self._unindexed_after,),
+        )
+        self.db.execute(migrations.TURN_KEYS_FROM_CONTEXTS)
+        self.db.execute("DELETE FROM temp.turn_key_context")
+        self._unindexed_after = None
 
     def index_new_turns(self, after_id: int) -> None:
         """Add turns with id > `after_id` to the FTS index (no trigger indexes new rows)."""

@@ -1,0 +1,64 @@
+"""Migrations upgrade a store in place: M005 (deferred indexing) on a store written at M004."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lmm import migrations
+from lmm.records import SessionInfo, Turn
+from lmm.store import Store
+
+
+def _said(key: str, text: str, uuid: str, role: str = "assistant") -> Turn:
+    return Turn(session_id="s1", key=key, role=role, kind="message", text=text, uuid=uuid,
+                uuids=[uuid], timestamp="2026-03-05T10:00:00Z")  # fmt: skip
+
+
+@pytest.fixture
+def v4_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store written by lmm at schema version 4, holding three turns."""
+    path = tmp_path / "lmm.db"
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
+        with Store(path) as store:
+            store.add_session(SessionInfo("s1", "claude", project="/work/app"))
+            store.add_turns([_said("u0", "please profile the ingest", "u0", "user"),
+                             _said("msg_1", "the writer is slow", "a1"),
+                             _said("u2", "delete me later", "u2", "user")])  # fmt: skip
+            assert store.db.execute("PRAGMA user_version").fetchone()[0] == 4
+    return path
+
+
+def _keys(store: Store) -> list[tuple[object, ...]]:
+    for table in ("turns_fts", "turn_keys"):
+        store.db.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
+    rows = store.db.execute("SELECT speaker, text, context, day FROM turn_keys ORDER BY rowid")
+    return [tuple(r) for r in rows]
+
+
+def test_m005_keeps_every_row_and_the_indexes_stay_exact(v4_store: Path) -> None:
+    with Store(v4_store) as store:
+        db = store.db
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS) == 5
+        assert [r[0] for r in db.execute("SELECT key FROM turns ORDER BY id")] == [
+            "u0", "msg_1", "u2"]  # fmt: skip
+        for table in ("turns_fts", "turn_keys"):
+            config = dict(db.execute(f"SELECT k, v FROM {table}_config").fetchall())
+            assert config["hashsize"] == 16777216
+        # the new triggers keep old turns' indexes exact on a merge and on a delete
+        store.add_turns([_said("msg_1", "because of FTS5 flushes", "a2")])
+        db.execute("DELETE FROM turns WHERE key = 'u2'")
+        assert _keys(store) == [
+            ("user", "please profile the ingest", "", "5 March 2026"),
+            (
+                "assistant",
+                "the writer is slow\nbecause of FTS5 flushes",
+                "user: please profile the ingest",
+                "5 March 2026",
+            ),
+        ]
+        assert [h.text for h in store.search("flushes")] == [
+            "the writer is slow\nbecause of FTS5 flushes"]  # fmt: skip
+        assert store.search("delete") == []
