@@ -3,6 +3,7 @@ synthesis for each packaged model.
 
     python bench/recall_latency.py                          # full run
     python bench/recall_latency.py --runs 1 --models none   # smoke run, no LM
+    python bench/recall_latency.py --runs 3 --models none   # the hook rows in docs/benchmarks.md
     python bench/recall_latency.py --runs 0 --models qwen2.5-coder-1.5b --synth-queries 2
 
 Store: the bundled sample history (ingest + rule extraction + all-MiniLM-L6-v2 vectors unless
@@ -13,11 +14,15 @@ Rows:
   hook, cold        `python -m lmm hook UserPromptSubmit` as Claude Code runs it, no server:
                     interpreter start + BM25/cognition search in-process (no embeddings)
   hook, warm        the same command while `lmm serve` runs (dense + BM25 in the server)
-  request, warm     one recall request to the warm server from a live client (no process start)
+  request, warm     the hook's recall request to the warm server from a live client (no process
+                    start): the server's share of `hook, warm`
   in-process        `server.dispatch` keyword-only in this process (the retrieval work itself)
   synth <model>     a recall request with generation to a server keeping <model> warm
                     (the first --synth-queries queries, once each: CPU generation is slow)
-Each row: p50 / p95 / max wall milliseconds over every query x --runs.
+Each row: p50 / p95 / max wall milliseconds over every query x --runs. Hook processes run as
+Claude Code runs them, with compiled bytecode: PYTHONDONTWRITEBYTECODE is dropped from their
+environment and one untimed hook runs first (and after the server starts). The load average is
+printed before and after the hook rows: other processes on the machine inflate every number.
 """
 
 from __future__ import annotations
@@ -119,26 +124,29 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 # ---- measurements
 
 
+def hook_payload(prompt: str) -> bytes:
+    return json.dumps(
+        {
+            "session_id": "bench-session",
+            "transcript_path": "/nonexistent.jsonl",
+            "cwd": PROJECT,
+            "hook_event_name": "UserPromptSubmit",
+            "prompt": prompt,
+        }
+    ).encode()
+
+
 def hook_runs(env: dict[str, str], prompts: list[str], runs: int) -> tuple[list[float], int]:
-    """Wall ms of each hook subprocess; and how many answers carried memory."""
+    """Wall ms of each hook subprocess (after one untimed run); and how many answers carried
+    memory."""
+    cmd = [sys.executable, "-m", "lmm", "hook", "UserPromptSubmit"]
+    subprocess.run(cmd, input=hook_payload("warm up"), capture_output=True, env=env, check=True)
     ms: list[float] = []
     answered = 0
     for _ in range(runs):
         for prompt in prompts:
-            payload = {
-                "session_id": "bench-session",
-                "transcript_path": "/nonexistent.jsonl",
-                "cwd": PROJECT,
-                "hook_event_name": "UserPromptSubmit",
-                "prompt": prompt,
-            }
             t0 = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "lmm", "hook", "UserPromptSubmit"],
-                input=json.dumps(payload).encode(),
-                capture_output=True,
-                env=env,
-            )
+            proc = subprocess.run(cmd, input=hook_payload(prompt), capture_output=True, env=env)
             ms.append(1000 * (time.perf_counter() - t0))
             assert proc.returncode == 0, proc.stderr
             answered += bool(proc.stdout.strip())
@@ -153,6 +161,8 @@ def request_runs(prompts: list[str], runs: int, generate: bool) -> tuple[list[fl
     for _ in range(runs):
         for prompt in prompts:
             args = {"query": prompt, "cwd": PROJECT, "generate": generate}
+            if not generate:  # what the UserPromptSubmit hook asks (hooks.respond)
+                args |= {"exclude_session": "bench-session", "max_tokens": 400, "hits": False}
             t0 = time.perf_counter()
             results.append(server.call("recall", args, timeout=600))
             ms.append(1000 * (time.perf_counter() - t0))
@@ -183,7 +193,14 @@ def interpreter_runs(env: dict[str, str], n: int) -> list[float]:
     return ms
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def hook_rows(env: dict[str, str], prompts: list[str], runs: int, results: dict[str, Any]) -> None:
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    results["load_before"] = load_average()
+    print(f"load average {results['load_before']} (1, 5, 15 min)")
     results["interpreter"] = percentiles(interpreter_runs(env, len(prompts) * runs))
     print(line("python -c pass (floor)", results["interpreter"]))
     ms, answered = hook_runs(env, prompts, runs)
@@ -201,6 +218,8 @@ def hook_rows(env: dict[str, str], prompts: list[str], runs: int, results: dict[
         print(line("request, warm (no startup)", results["request_warm"]))
     finally:
         stop_server(proc)
+    results["load_after"] = load_average()
+    print(f"load average {results['load_after']} (1, 5, 15 min)")
 
 
 def packaged_models(wanted: str) -> dict[str, str]:

@@ -236,3 +236,67 @@ def test_hook_through_the_cli_parser_answers_too(home: Path) -> None:
     proc = run_cli("", json.dumps(PROMPT).encode(), env_home=home, code=code)
     assert proc.returncode == 0, proc.stderr.decode()
     assert "busy_timeout" in context(proc.stdout)
+
+
+# ---- the thin path's own JSON and protocol client
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, -2.5, 1e300, None, True, False], "b": {"c": ""}},
+        {"text": 'é ü 中文 🙂 \n\t "quoted" \\ </lmm-memory> \x00 \u2028'},
+        [],
+        "plain",
+        0,
+        {"nested": [[{"deep": [1]}]]},
+    ],
+)
+def test_loads_and_dumps_match_the_json_module(value: Any) -> None:
+    text = json.dumps(value)
+    assert hooks.dumps(value) == text
+    assert hooks.loads(text) == value
+    assert hooks.loads(f" \n{text}\r\n".encode()) == value
+    assert hooks.loads(json.dumps(value, ensure_ascii=False).encode()) == value
+
+
+def test_loads_refuses_what_json_refuses() -> None:
+    for bad in (b"", b"  ", b"{", b"[1] x", b"{'a': 1}", b"\xff{}", '"\x01"', "[1,]", "nul"):
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            hooks.loads(bad)
+    assert str(hooks.loads("NaN")) == "nan" and hooks.loads(b"\xef\xbb\xbf{}") == {}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        hooks.dumps({"x": object()})
+
+
+def test_call_server_without_a_server_is_none(home: Path) -> None:
+    assert hooks.call_server("ping", {}, 1.0) is None  # no server.json
+    (home / "server.json").write_text('{"token": "t", "pid": 1, "socket": "%s"}' % (home / "s"))
+    assert hooks.call_server("ping", {}, 1.0) is None  # server.json of a server that is gone
+    (home / "server.json").write_text("{garbage")
+    assert hooks.call_server("ping", {}, 1.0) is None
+
+
+def test_a_server_that_never_answers_costs_the_deadline_and_prints_nothing(home: Path) -> None:
+    import socket
+
+    path = Path(f"/tmp/lmm-mute-{os.getpid()}.sock")  # short: socket paths
+    path.unlink(missing_ok=True)
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.bind(str(path))
+    mute.listen(1)  # accepts (the kernel does) and never reads or answers
+    try:
+        info = {"token": "t", "pid": os.getpid(), "socket": str(path)}
+        (home / "server.json").write_text(json.dumps(info))
+        start = time.perf_counter()
+        proc = run_cli("UserPromptSubmit", json.dumps(PROMPT).encode(), env_home=home)
+        elapsed = time.perf_counter() - start
+    finally:
+        mute.close()
+        path.unlink(missing_ok=True)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert hooks.DEADLINE - 0.2 < elapsed < hooks.DEADLINE + 3.0
+    log = (home / hooks.LOG_NAME).read_text()
+    assert "gave up after 2.0 s" in log or "did not answer 'recall'" in log

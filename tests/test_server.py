@@ -7,7 +7,10 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +211,100 @@ def test_try_call_without_a_server_is_none_fast(home: Path) -> None:
     assert server.try_call("ping") is None
     with pytest.raises(server.ServerUnavailable, match="lmm serve"):
         server.call("ping")
+
+
+# ---- the hook's thin client and the hook process against a running server
+
+# modules the hook process must not load to answer through a server: what costs its start-up
+SLOW_IMPORTS = (
+    "json", "typing", "socket", "logging", "pathlib", "dataclasses", "re", "orjson", "sqlite3",
+    "numpy", "torch", "transformers", "sentence_transformers", "lmm.server", "lmm.store",
+    "lmm.cli", "lmm.redact", "lmm.search",
+)  # fmt: skip
+
+
+def test_hook_client_speaks_the_server_protocol(running: ServerInfo) -> None:
+    args = {"query": "database is locked", "cwd": "/home/dev/tidepool", "generate": False}
+    remote = hooks.call_server("recall", args, 10.0)
+    expected = server.call("recall", args)
+    assert remote is not None
+    remote.pop("seconds"), expected.pop("seconds")
+    assert remote == expected
+    assert hooks.call_server("ping", {}, 1.0) == {"pid": os.getpid(), "embedder": "fake-hash"}
+    with pytest.raises(LmmError, match="refused 'recall': argument 'query' must be str, not int"):
+        hooks.call_server("recall", {"query": 3}, 1.0)
+    info = json.loads((paths.home() / "server.json").read_text())
+    (paths.home() / "server.json").write_text(json.dumps({**info, "token": "0" * 64}))
+    with pytest.raises(LmmError, match="refused 'ping': wrong or missing token"):
+        hooks.call_server("ping", {}, 1.0)
+    assert (hooks.MAX_REPLY, hooks.CONNECT_TIMEOUT) == (server.MAX_REPLY, server.CONNECT_TIMEOUT)
+
+
+def test_recall_can_leave_out_the_hits(running: ServerInfo) -> None:
+    args = {"query": "database is locked", "cwd": "/home/dev/tidepool", "generate": False}
+    full = server.call("recall", args)
+    brief_only = server.call("recall", {**args, "hits": False})
+    assert full["hits"] and brief_only["hits"] == []
+    assert {**full, "hits": [], "seconds": 0} == {**brief_only, "seconds": 0}
+
+
+def test_the_hook_process_answers_through_the_server_importing_little(
+    running: ServerInfo, home: Path
+) -> None:
+    env = {**os.environ, "LMM_HOME": str(home)}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lmm", "hook", "UserPromptSubmit"],
+        input=json.dumps(PROMPT).encode(),
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    [answer] = proc.stdout.decode().splitlines()
+    expected = hooks.respond(hooks.parse_input(json.dumps(PROMPT), "UserPromptSubmit"))
+    assert json.loads(answer) == expected
+    assert expected is not None and "busy_timeout" in answer
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()}
+    assert "lmm.hooks" in loaded
+    assert sorted(loaded & set(SLOW_IMPORTS)) == []
+
+
+def handler_threads() -> int:
+    return sum(t.name == server.HANDLER_NAME for t in threading.enumerate())
+
+
+def test_idle_connections_do_not_hold_up_others_and_threads_shrink_after(
+    running: ServerInfo,
+) -> None:
+    idle = [server._connect(running, 1.0) for _ in range(5)]  # connected, never sending
+    try:
+        assert server.call("ping", timeout=2.0)["pid"] == os.getpid()
+        replies = [raw(running, request(running, "ping", {})) for _ in range(3)]
+        assert [r[0]["ok"] for r in replies] == [True, True, True]
+        assert handler_threads() >= 6
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while handler_threads() > server.MAX_IDLE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handler_threads() == server.MAX_IDLE
+    assert server.call("ping")["pid"] == os.getpid()
+
+
+def test_a_replaced_or_broken_store_is_reopened_or_reported(
+    running: ServerInfo, home: Path
+) -> None:
+    args = {"query": "APScheduler", "generate": False}
+    assert server.call("recall", args)["brief"]
+    (home / "lmm.db").rename(home / "old.db")  # `lmm serve` keeps its connections open
+    for suffix in ("-wal", "-shm"):
+        (home / f"lmm.db{suffix}").unlink(missing_ok=True)
+    with open_store():
+        pass  # a new, empty store at the same path
+    assert server.call("recall", args)["brief"] is None
+    (home / "lmm.db").unlink()
+    (home / "lmm.db").write_bytes(b"not a database" * 1000)
+    with pytest.raises(server.ServerError, match="refused 'recall': cannot open the store"):
+        server.call("recall", args)
+    assert server.alive()  # a broken store does not make the server look dead

@@ -4,66 +4,156 @@ SessionStart -> the project's brief; UserPromptSubmit -> memory relevant to the 
 `{"hookSpecificOutput": {"hookEventName": ..., "additionalContext": "<lmm-memory ...>"}}`.
 SessionEnd and PreCompact start `lmm ingest <transcript>` detached and print nothing.
 A hook always exits 0, prints nothing but its answer, gives up after `DEADLINE` seconds (printing
-nothing) and logs to `$LMM_HOME/hooks.log`. It asks a running `lmm serve` first; without one it
-searches in-process with BM25 and cognitions only. Nothing on this path imports torch.
+nothing) and logs problems to `$LMM_HOME/hooks.log`. It asks a running `lmm serve` first; without
+one it searches in-process with BM25 and cognitions only. Nothing on this path imports torch.
+
+Every prompt starts a hook process, so its way to a running server imports almost nothing: the C
+halves of json and socket, threading, lmm.paths (`call_server` speaks the server's protocol
+itself). Importing json, typing, socket, logging, pathlib, dataclasses and lmm.server cost each
+hook ~35 ms of CPU (docs/benchmarks.md); whatever else a hook needs is imported on use.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import logging.handlers
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import IO, Any
+from collections import namedtuple
 
-from lmm import paths, server
-from lmm.errors import LmmError
+from lmm import paths
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    import logging
+    from pathlib import Path
+    from typing import IO, Any
 
 DEADLINE = 2.0  # seconds; past it the hook prints nothing and the agent goes on
 MAX_INPUT = 8_000_000  # bytes of hook JSON read from stdin
+MAX_REPLY = 64_000_000  # bytes of one server reply (server.MAX_REPLY)
+CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once (server.CONNECT_TIMEOUT)
 PROMPT_TOKENS = 400  # budget of the brief injected per prompt
 SESSION_TOKENS = 2_000  # budget of the session-start brief
+SLOW = 1.0  # seconds; a hook answering later than this logs how long it took
 LOG_NAME = "hooks.log"
 EVENTS = ("SessionStart", "UserPromptSubmit", "SessionEnd", "PreCompact")
 
 
-@dataclass(frozen=True)
-class HookInput:
-    """The fields of Claude Code's hook JSON that lmm reads; the rest is ignored."""
+def logger() -> logging.Logger:
+    """This module's logger, importing logging on first use (a hook that has nothing to report
+    never pays for it); under `main` the first call also opens `$LMM_HOME/hooks.log`."""
+    import logging
 
-    hook_event_name: str
-    session_id: str | None = None
-    transcript_path: str | None = None
-    cwd: str | None = None
-    prompt: str | None = None  # UserPromptSubmit
-    source: str | None = None  # SessionStart: startup | resume | clear | compact
-    trigger: str | None = None  # PreCompact: manual | auto
-    reason: str | None = None  # SessionEnd
+    global _file_log_pending
+    if _file_log_pending:
+        with _file_log_lock:  # the worker and the deadline may log at once: set up only once,
+            if _file_log_pending:  # and let nobody log before the handler is there (stderr)
+                setup_file_log()
+                _file_log_pending = False
+    return logging.getLogger(__name__)
+
+
+_file_log_pending = False  # set by `main`: log records go to hooks.log, set up by `logger()`
+_file_log_lock = threading.Lock()
+
+
+# ---- JSON through CPython's C codec: what json.loads/json.dumps call, without `import json`
+# (it imports re and compiles six patterns: ~6 ms of every hook). Output is json.dumps' own.
+
+_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+class _Decoding:
+    """The options json.JSONDecoder() hands the C scanner: the defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+
+
+try:
+    import _json
+
+    # typeshed types the scanner's context as the scanner itself (its own TODO: a duck type)
+    _scan = _json.make_scanner(_Decoding)  # type: ignore[arg-type]
+    C_JSON = True
+except ImportError:  # not CPython: the json module does the same, a little later
+    C_JSON = False
+
+
+def loads(raw: bytes | str) -> Any:
+    """`json.loads` for UTF-8 bytes or text; ValueError (UnicodeDecodeError) when not JSON."""
+    text = raw.decode().removeprefix("\ufeff") if isinstance(raw, bytes) else raw
+    if not C_JSON:
+        import json
+
+        return json.loads(text)
+    text = text.strip(" \t\n\r")
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration as exc:
+        raise ValueError(f"expecting a JSON value at char {exc.value}") from None
+    if end != len(text):
+        raise ValueError(f"extra data after char {end}")
+    return value
+
+
+def dumps(value: Any) -> str:
+    """`json.dumps(value)`, byte for byte."""
+    if not C_JSON:
+        import json
+
+        return json.dumps(value)
+    encode = _json.make_encoder(
+        {}, _not_json, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return "".join(encode(value, 0))
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
+# The fields of Claude Code's hook JSON that lmm reads (the rest is ignored), each a str or None.
+# A namedtuple: immutable like a frozen dataclass, without importing dataclasses (~10 ms).
+HookInput = namedtuple(
+    "HookInput",
+    [
+        "hook_event_name",
+        "session_id",
+        "transcript_path",
+        "cwd",
+        "prompt",  # UserPromptSubmit
+        "source",  # SessionStart: startup | resume | clear | compact
+        "trigger",  # PreCompact: manual | auto
+        "reason",  # SessionEnd
+    ],
+    defaults=(None, None, None, None, None, None, None),
+)
 
 
 def parse_input(raw: bytes | str, event: str) -> HookInput:
     """Read one JSON object into a `HookInput`; `event` (from the command line) wins."""
+    from lmm.errors import LmmError
+
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError included
         raise LmmError(f"hook input is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise LmmError("hook input is not a JSON object")
     values: dict[str, Any] = {}
-    for f in fields(HookInput):
-        value = data.get(f.name)
+    for name in HookInput._fields:
+        value = data.get(name)
         if value is not None and not isinstance(value, str):
-            raise LmmError(f"hook input field {f.name!r} is not a string")
-        values[f.name] = value
+            raise LmmError(f"hook input field {name!r} is not a string")
+        values[name] = value
     if values["hook_event_name"] not in (None, event):
-        log.warning(
+        logger().warning(
             "hook %s got JSON for %s; answering as %s", event, values["hook_event_name"], event
         )
     values["hook_event_name"] = event
@@ -91,14 +181,77 @@ def wrap_memory(text: str, *, title: str = "memory", note: str = MEMORY_NOTE) ->
 # ---- answers
 
 
+def call_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """The op's result from the running `lmm serve`, or None when none runs: `server.call` on
+    the C socket module (socket.py costs ~2 ms more), same protocol, same `server.json`.
+
+    Raises LmmError when the server refuses the request or does not answer within `timeout`."""
+    import _socket
+
+    try:
+        with open(os.path.join(paths.home_dir(), paths.SERVER_INFO), "rb") as f:
+            info = loads(f.read())
+        token = str(info["token"])
+        address: Any = info.get("socket") or (info.get("host") or "127.0.0.1", int(info["port"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # no server.json, or not one that `lmm serve` wrote: no server
+    family = _socket.AF_UNIX if isinstance(address, str) else _socket.AF_INET
+    sock = _socket.socket(family, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        try:
+            sock.connect(address)
+        except OSError:
+            return None  # server.json outlived its server
+        sock.settimeout(timeout)
+        request = dumps({"token": token, "op": op, "args": args}).encode() + b"\n"
+        try:
+            sock.sendall(request)
+            line = _read_line(sock)
+        except OSError as exc:  # timeouts included
+            from lmm.errors import LmmError
+
+            raise LmmError(f"the lmm server did not answer {op!r} in {timeout:.1f} s") from exc
+    finally:
+        sock.close()
+    try:
+        reply = loads(line)
+    except ValueError:
+        reply = {"error": f"no valid reply: {line[:200]!r}"}
+    result = reply.get("result") if isinstance(reply, dict) and reply.get("ok") else None
+    if not isinstance(result, dict):
+        from lmm.errors import LmmError
+
+        error = reply.get("error") if isinstance(reply, dict) else reply
+        raise LmmError(f"the lmm server refused {op!r}: {error}")
+    return result
+
+
+def _read_line(sock: Any) -> bytes:
+    """Bytes up to the first newline (the server sends one line per request), or to EOF."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_REPLY:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if b"\n" in chunk:
+            break
+    return b"".join(chunks).split(b"\n", 1)[0]
+
+
 def ask(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
     """The op's result from the running server, else computed in-process (keyword-only).
     None when there is no store yet."""
-    result = server.try_call(op, args, timeout=timeout)
+    result = call_server(op, args, timeout)
     if result is not None:
         return result
+    logger().debug("no lmm server runs; answering %s in-process", op)
     if not paths.db_path().exists():
         return None
+    from lmm import server
     from lmm.store import open_store
 
     with open_store() as store:
@@ -116,14 +269,15 @@ def respond(hook: HookInput, timeout: float = DEADLINE) -> dict[str, Any] | None
         result = ask("project_brief", {"cwd": hook.cwd, "max_tokens": SESSION_TOKENS}, timeout)
         if not result or not result.get("brief"):
             return None
-        where = Path(result["project"]).name if result.get("project") else "all projects"
+        project = result.get("project")
+        where = os.path.basename(project.rstrip("/")) if project else "all projects"
         text = wrap_memory(f"Project memory ({where}):\n{result['brief']}", title="project")
         return context_output(event, text)
     if event == "UserPromptSubmit":
         prompt = (hook.prompt or "").strip()
         if not prompt or prompt.startswith("/"):
             return None
-        args = {"query": prompt, "cwd": hook.cwd, "generate": False,
+        args = {"query": prompt, "cwd": hook.cwd, "generate": False, "hits": False,
                 "exclude_session": hook.session_id, "max_tokens": PROMPT_TOKENS}  # fmt: skip
         result = ask("recall", args, timeout)
         if not result or not result.get("brief"):
@@ -133,17 +287,18 @@ def respond(hook: HookInput, timeout: float = DEADLINE) -> dict[str, Any] | None
         if hook.transcript_path:
             start_ingest(hook.transcript_path)
         return None
-    log.warning("lmm has no hook for %s; nothing to do", event)
+    logger().warning("lmm has no hook for %s; nothing to do", event)
     return None
 
 
 def start_ingest(transcript_path: str) -> int | None:
     """Start `lmm ingest <transcript_path>` in its own session and return its pid at once."""
     import subprocess  # only the session-end hooks need it
+    from pathlib import Path
 
     path = Path(transcript_path).expanduser()
     if not path.is_file():
-        log.warning("transcript %s does not exist; nothing to ingest", path)
+        logger().warning("transcript %s does not exist; nothing to ingest", path)
         return None
     with log_file().open("ab") as err:
         proc = subprocess.Popen(
@@ -155,7 +310,7 @@ def start_ingest(transcript_path: str) -> int | None:
             close_fds=True,
         )
     proc.returncode = 0  # never waited for: it outlives us by design (silences ResourceWarning)
-    log.info("started ingest of %s (pid %d)", path, proc.pid)
+    logger().info("started ingest of %s (pid %d)", path, proc.pid)
     return proc.pid
 
 
@@ -168,18 +323,22 @@ def log_file() -> Path:
     return home / LOG_NAME
 
 
-def setup_file_log(level: int = logging.INFO) -> None:
-    """Send lmm's log records to `$LMM_HOME/hooks.log` (1 MB, rotated once), and only there."""
+def setup_file_log(level: int = 20) -> None:
+    """Send lmm's log records to `$LMM_HOME/hooks.log` (1 MB, rotated once), and only there.
+    `level` defaults to logging.INFO."""
+    import logging
+    import logging.handlers
+
+    root = logging.getLogger("lmm")
     try:
-        handler = logging.handlers.RotatingFileHandler(
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
             log_file(), maxBytes=1_000_000, backupCount=1
         )
     except OSError:
-        return
+        handler = logging.NullHandler()  # unwritable home: drop records rather than use stderr
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     )
-    root = logging.getLogger("lmm")
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False  # stderr stays quiet: Claude Code may show it to the user
@@ -205,34 +364,38 @@ def run_hook(
             hook = parse_input(stdin.read(MAX_INPUT), event)
             box["out"] = respond(hook, timeout=max(0.1, deadline - (time.perf_counter() - start)))
         except Exception:  # the boundary: a hook never breaks the agent's session
-            log.exception("hook %s failed", event)
+            logger().exception("hook %s failed", event)
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
     worker.join(deadline)
     if worker.is_alive():
-        log.warning("hook %s gave up after %.1f s; printed nothing", event, deadline)
+        logger().warning("hook %s gave up after %.1f s; printed nothing", event, deadline)
         if exit_on_timeout:
-            logging.shutdown()
+            import logging
+
+            logging.shutdown()  # flush hooks.log: os._exit skips atexit
             os._exit(0)
         return 0
     out = box.get("out")
     if out is not None:
         try:
-            stdout.write(json.dumps(out) + "\n")
+            stdout.write(dumps(out) + "\n")
             stdout.flush()
         except (OSError, ValueError):
-            log.exception("hook %s could not write its answer", event)
-    log.info("hook %s answered in %.0f ms", event, 1000 * (time.perf_counter() - start))
+            logger().exception("hook %s could not write its answer", event)
+    if (elapsed := time.perf_counter() - start) > SLOW:
+        logger().warning("hook %s answered in %.0f ms", event, 1000 * elapsed)
     return 0
 
 
 def main(argv: list[str]) -> int:
-    """`python -m lmm hook EVENT`: log to the file, answer, exit 0 whatever happens."""
+    """`python -m lmm hook EVENT`: answer, log problems to the file, exit 0 whatever happens."""
+    global _file_log_pending
     try:
-        setup_file_log()
+        _file_log_pending = True
         event = argv[0] if argv else ""
         return run_hook(event, sys.stdin.buffer, sys.stdout, exit_on_timeout=True)
     except BaseException:  # the hook boundary: never break the agent's session
-        log.exception("hook %s failed before it started", argv)
+        logger().exception("hook %s failed before it started", argv)
         return 0

@@ -5,7 +5,9 @@ Protocol: JSON lines over a Unix socket (default `$LMM_HOME/lmm.sock`, mode 0600
 line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping, recall, search,
 project_brief (see `dispatch`). The address and a random token live in `$LMM_HOME/server.json`
 (mode 0600); a request without that token, over 1 MB, or not a JSON object gets an error.
-Clients (`call`, `try_call`) connect with a short timeout and callers fall back to in-process work.
+Clients (`call`, `try_call`; hooks.call_server for hooks) connect with a short timeout and callers
+fall back to in-process work. Connections are served by long-lived threads that keep their own
+store open (`Handlers`), so a hook's request finds a warm SQLite connection.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +40,12 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1_000_000  # bytes of one request line
 MAX_REPLY = 64_000_000
-INFO_NAME = "server.json"
-SOCKET_NAME = "lmm.sock"
+INFO_NAME = paths.SERVER_INFO
+SOCKET_NAME = paths.SOCKET_NAME
 CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once; anything slower is not ours
 IDLE_TIMEOUT = 60.0  # seconds a connection may sit without sending a request
+MAX_IDLE = 2  # handler threads (each with its store open) kept waiting after a burst
+HANDLER_NAME = "lmm-serve-handler"
 
 
 class ServerUnavailable(LmmError):
@@ -173,7 +178,8 @@ def dispatch(
 ) -> dict[str, Any]:
     """Run one op against `store`. `lm` gives the generator (loaded on first use).
 
-    recall: query, project | cwd, generate=False, exclude_session, max_tokens, k, model
+    recall: query, project | cwd, generate=False, exclude_session, max_tokens, k, model,
+        hits=True (False: the reply leaves out the hits, for callers that read only the brief)
     search: query, project | cwd, k=10 -> {"hits": [...]}
     project_brief: project | cwd, max_tokens=2000 -> {"project", "brief"}
     """
@@ -181,7 +187,7 @@ def dispatch(
     from lmm.search import retrieve
 
     if op == "ping":
-        return {"pid": os.getpid(), "embedder": embedder.name if embedder else None}
+        return _ping(embedder)
     project = _arg(args, "project", str)
     if project is None and (cwd := _arg(args, "cwd", str)):
         project = rc.resolve_project(store, cwd)
@@ -207,7 +213,10 @@ def dispatch(
             lm=model,
             exclude_session=_arg(args, "exclude_session", str),
         )
-        return {**rc.to_json(result), "project": project}
+        out = {**rc.to_json(result), "project": project}
+        if not _arg(args, "hits", bool, True):
+            out["hits"] = []
+        return out
     if op == "search":
         k = _arg(args, "k", int, 10)
         hits = retrieve(store, query, project=project, k=max(1, k), embedder=embedder)
@@ -219,6 +228,10 @@ def dispatch(
             "brief": rc.project_brief(store, project, max_tokens=max_tokens),
         }
     raise LmmError(f"unknown op {op!r}; use ping, recall, search or project_brief")
+
+
+def _ping(embedder: Embedder | None) -> dict[str, Any]:
+    return {"pid": os.getpid(), "embedder": embedder.name if embedder else None}
 
 
 # ---- the server
@@ -262,14 +275,18 @@ class Warm:
     def generator(self) -> Any:
         with self.lm_lock:
             if self.lm is None:
-                from lmm.models import generator
+                from lmm.models import generator, warm_decoder
 
-                self.lm = Locked(generator(self.model))
+                lm = generator(self.model)
+                warm_decoder(lm)  # on a GPU: compile and capture the decode step now, not later
+                self.lm = Locked(lm)
             return self.lm
 
 
-def answer(warm: Warm, line: bytes, store: Store) -> tuple[dict[str, Any], bool]:
-    """The reply to one request line, and whether the connection may stay open."""
+def answer(warm: Warm, line: bytes, store: Callable[[], Store]) -> tuple[dict[str, Any], bool]:
+    """The reply to one request line, and whether the connection may stay open. `store()` gives
+    the store (opened on first use); a ping never needs it, so a broken store cannot make a
+    running server look dead."""
     import hmac  # server side only: clients (hooks) skip its OpenSSL import
 
     try:
@@ -287,7 +304,10 @@ def answer(warm: Warm, line: bytes, store: Store) -> tuple[dict[str, Any], bool]
             "error": "malformed request: needs 'op' (string), 'args' (object)",
         }, True
     try:
-        result = dispatch(store, op, args, embedder=warm.embedder, lm=warm.generator)
+        if op == "ping":
+            result = _ping(warm.embedder)
+        else:
+            result = dispatch(store(), op, args, embedder=warm.embedder, lm=warm.generator)
     except LmmError as exc:
         return {"ok": False, "error": str(exc)}, True
     except Exception as exc:  # one bad request must not take the server down
@@ -296,11 +316,8 @@ def answer(warm: Warm, line: bytes, store: Store) -> tuple[dict[str, Any], bool]
     return {"ok": True, "result": result}, True
 
 
-def _connection(conn: socket.socket, warm: Warm) -> None:
-    from lmm.store import Store
-
+def _connection(conn: socket.socket, warm: Warm, store: ThreadStore) -> None:
     conn.settimeout(IDLE_TIMEOUT)
-    store: Store | None = None
     try:
         with conn, conn.makefile("rb") as reader:
             while line := reader.readline(MAX_REQUEST + 1):
@@ -313,16 +330,122 @@ def _connection(conn: socket.socket, warm: Warm) -> None:
                     return
                 if not line.strip():
                     continue
-                store = store or Store(warm.store_path)
-                reply, keep = answer(warm, line, store)
+                reply, keep = answer(warm, line, store.get)
                 conn.sendall(orjson.dumps(reply, default=str) + b"\n")
                 if not keep:
                     return
     except OSError as exc:
         log.debug("connection closed: %s", exc)
-    finally:
-        if store is not None:
+
+
+@dataclass
+class ThreadStore:
+    """A handler thread's own store (an SQLite connection stays in the thread that opened it),
+    kept open across connections and reopened when the file at `path` was replaced."""
+
+    path: Path
+    store: Store | None = None
+    file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
+
+    def get(self) -> Store:
+        from lmm.store import Store
+
+        if self.store is not None and self.file_id == _file_id(self.path):
+            return self.store
+        self.close()
+        self.store = Store(self.path)
+        self.file_id = _file_id(self.path)
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@dataclass
+class Handlers:
+    """Long-lived threads serving accepted connections, one connection at a time each, each with
+    its store open. A thread is started whenever every thread is busy, so a client that keeps its
+    connection open never holds up another; past a burst, threads beyond `MAX_IDLE` idle ones exit
+    (closing their stores: each holds an SQLite page cache of up to 2 MB)."""
+
+    warm: Warm
+    pending: deque[socket.socket] = field(default_factory=deque)
+    idle: int = 0  # threads started and not serving a connection
+    stopping: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    threads: set[threading.Thread] = field(default_factory=set)
+
+    def submit(self, conn: socket.socket) -> None:
+        with self.cond:
+            self.pending.append(conn)
+            if len(self.pending) > self.idle:
+                self.spawn()
+            self.cond.notify()
+
+    def spawn(self) -> None:
+        with self.cond:
+            self.idle += 1
+            thread = threading.Thread(target=self._run, name=HANDLER_NAME, daemon=True)
+            self.threads.add(thread)
+            thread.start()
+
+    def _run(self) -> None:
+        store = ThreadStore(self.warm.store_path)
+        with contextlib.suppress(LmmError):
+            store.get()  # open it now, not during the first request
+        try:
+            while (conn := self._next()) is not None:
+                try:
+                    _connection(conn, self.warm, store)
+                except Exception:  # keep the thread (and the idle count) right
+                    log.exception("connection failed")
+                if not self._stay():
+                    return
+        finally:
             store.close()
+            with self.cond:
+                self.threads.discard(threading.current_thread())
+
+    def _next(self) -> socket.socket | None:
+        """The next connection to serve, or None when this thread should exit."""
+        with self.cond:
+            while not self.pending and not self.stopping:
+                self.cond.wait()
+            if self.stopping:
+                return None
+            self.idle -= 1
+            return self.pending.popleft()
+
+    def _stay(self) -> bool:
+        """After a connection: whether this thread waits for another (False: it exits)."""
+        with self.cond:
+            if self.idle >= MAX_IDLE:
+                return False  # enough threads wait already (and one per pending connection)
+            self.idle += 1
+            return True
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Close unserved connections; idle threads exit (closing their stores) at once, busy
+        ones after their connection (daemon threads: not waited for past `timeout`)."""
+        with self.cond:
+            self.stopping = True
+            while self.pending:
+                self.pending.popleft().close()
+            self.cond.notify_all()
+            threads = list(self.threads)
+        end = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, end - time.monotonic()))
 
 
 def _listen(socket_path: Path | None, port: int | None) -> tuple[socket.socket, dict[str, Any]]:
@@ -398,15 +521,18 @@ def serve(
     if ready is not None:
         ready(info)
     sock.settimeout(0.2)
+    handlers = Handlers(warm)
+    handlers.spawn()  # one thread with its store open before the first request
     try:
         while not stop.is_set():
             try:
                 conn, _ = sock.accept()
             except TimeoutError:
                 continue
-            threading.Thread(target=_connection, args=(conn, warm), daemon=True).start()
+            handlers.submit(conn)
     finally:
         sock.close()
+        handlers.stop()
         if read_info() == info:
             info_path().unlink(missing_ok=True)
         if info.socket:
