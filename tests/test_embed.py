@@ -10,7 +10,14 @@ import pytest
 
 from lmm import embed
 from lmm.cli import main
-from lmm.embed import FakeEmbedder, KeyRecipe, embed_pending, turn_key, vector_index
+from lmm.embed import (
+    FakeEmbedder,
+    KeyRecipe,
+    embed_pending,
+    turn_key,
+    turn_parts,
+    vector_index,
+)
 from lmm.errors import LmmError
 from lmm.records import SessionInfo, Turn
 from lmm.store import Store, open_store
@@ -76,13 +83,53 @@ def test_embed_pending_is_incremental(store: Store) -> None:
     ).fetchall()
     assert [tuple(r) for r in rows] == [("cognition", "fake-hash", 64, 256)] + [
         ("turn", "fake-hash", 64, 256)
-    ] * 3
+    ] * 3 + [("turn_parts", "fake-hash", 64, 0)] * 3  # one sentence each: no parts
     # the stored key of turn b carries its speaker
     b = store.db.execute("SELECT id FROM turns WHERE key = 'b'").fetchone()[0]
     vec = store.db.execute("SELECT vec FROM vectors WHERE item_id = ? AND item_kind = 'turn'",
                            (b,)).fetchone()[0]  # fmt: skip
     expected = e.embed(["Caroline: yes, it was powerful"])
     assert np.frombuffer(vec, dtype="<f4").tolist() == expected[0].tolist()
+
+
+def test_turn_parts_split_sentences_notes_and_long_turns() -> None:
+    assert turn_parts("yes, it was powerful") == []
+    assert turn_parts(
+        "Thanks, Nate! It's a mix of drama and romance! [shares an image: a dvd]"
+    ) == [
+        "Thanks, Nate! It's a mix of drama and romance!",  # the short thanks joins the next
+        "[shares an image: a dvd]",
+    ]
+    assert turn_parts("First point of the plan.\n\nsecond point, no full stop") == [
+        "First point of the plan.",
+        "second point, no full stop",
+    ]
+    long = " ".join(f"Sentence number {i} is here." for i in range(20))
+    parts = turn_parts(long)
+    assert len(parts) == 7  # 20 sentences in runs of 3 (at most MAX_PARTS = 8 runs)
+    assert (
+        parts[0]
+        == "Sentence number 0 is here. Sentence number 1 is here. Sentence number 2 is here."
+    )
+    assert " ".join(parts) == long
+
+
+def test_part_vectors_are_stored_per_turn_and_read_as_the_best(store: Store) -> None:
+    store.add_turns([_turn("s1", "c", "We got a puppy last week. Her name is Biscuit!", "Mel")])
+    e = FakeEmbedder()
+    report = embed_pending(store, e)
+    assert report.parts == 2
+    c = store.db.execute("SELECT id FROM turns WHERE key = 'c'").fetchone()[0]
+    blob = store.db.execute(
+        "SELECT vec FROM vectors WHERE item_kind = 'turn_parts' AND item_id = ?", (c,)
+    ).fetchone()[0]
+    keys = ["Mel: We got a puppy last week.", "Mel: Her name is Biscuit!"]
+    expected = e.embed(keys)
+    assert np.frombuffer(blob, "<f4").reshape(2, 64).tolist() == expected.tolist()
+    (q,) = e.embed(["Biscuit"])
+    best = embed.best_parts(store, e.name, [c, 1, 999], q)  # 1 has no parts, 999 no turn
+    assert best == pytest.approx({c: float(max(expected @ q))})
+    assert embed_pending(store, e).parts == 0  # every turn is done, single-part ones included
 
 
 def test_dimension_mismatch_fails_loudly(store: Store) -> None:

@@ -12,6 +12,7 @@ import pytest
 from lmm import search as search_module
 from lmm.embed import FakeEmbedder, embed_pending
 from lmm.errors import LmmError
+from lmm.rank import asks, replies
 from lmm.records import SessionInfo, Turn
 from lmm.search import (
     SearchConfig,
@@ -200,8 +201,61 @@ def test_an_answer_inherits_from_the_question_before_it(chat: Store) -> None:
         "I did, it was so powerful",
     ]
     assert hits[1].signals == {}  # found through its neighbour alone
-    off = retrieve(chat, "support group", project="/chat/one", config=replace(on, window=0))
+    alone = replace(on, window=0, reply_share=0.0, ask_keep=1.0)
+    off = retrieve(chat, "support group", project="/chat/one", config=alone)
     assert _texts(off) == ["Caroline, did you get to the support group?"]
+
+
+def test_an_asking_turn_hands_part_of_its_score_to_the_reply(chat: Store) -> None:
+    # BM25 finds the question alone: z = 1 against the phantom 0 (mean s/2, sd s/2) and the
+    # floor -1 for the reply, x keyword weight 0.5; then the reply gains 0.3 x 0.5 and the
+    # question keeps 0.7 x 0.5
+    cfg = replace(TURNS, keys=False, participants=False, window=0, session=0.0, recency=0.0)
+    hits = retrieve(chat, "support group", project="/chat/one", config=cfg)
+    assert [(h.text, round(h.score, 6)) for h in hits] == [
+        ("Caroline, did you get to the support group?", 0.35),
+        ("I did, it was so powerful", -0.35),
+    ]
+    plain = retrieve(chat, "support group", project="/chat/one",
+                     config=replace(cfg, reply_share=0.0, ask_keep=1.0))  # fmt: skip
+    assert [(h.text, h.score) for h in plain] == [
+        ("Caroline, did you get to the support group?", 0.5)
+    ]
+
+
+def test_asks_reads_the_last_sentence_before_a_trailing_note() -> None:
+    assert asks("Cool! What did you paint?")
+    assert asks("Did you see it? [shares an image: a photo of a cat]")
+    assert not asks("What? No, I did not.")
+    assert not asks("See the notes [1]")
+    assert not asks("")
+
+
+def test_replies_stay_within_the_session(tmp_path: Path) -> None:
+    s = Store(tmp_path / "lmm.db")
+    _add(s, "a", "/p", ["Ready?", "Yes.", "Shall we go?"])
+    _add(s, "b", "/p", ["Next session?"])
+    ids = [r[0] for r in s.db.execute("SELECT id FROM turns ORDER BY id")]
+    assert replies(s, ids) == {ids[0]: ids[1], ids[2]: None, ids[3]: None}
+
+
+def test_a_turn_scores_its_best_sentence_in_dense_search(tmp_path: Path) -> None:
+    s = Store(tmp_path / "lmm.db")
+    long = ("We went shopping for groceries and bread today. The weather was awful and rainy "
+            "all day. My violin lesson moved to Friday.")  # fmt: skip
+    _add(s, "s", "/p", [long, "garden tomatoes are ripe"])
+    e = FakeEmbedder()
+    embed_pending(s, e)
+    cfg = replace(TURNS, keyword=False, window=0, session=0.0, recency=0.0)
+    (q,) = e.embed(["violin lesson"])
+    whole = float(q @ e.embed([f"user: {long}"])[0])
+    best = float(q @ e.embed(["user: My violin lesson moved to Friday."])[0])
+    assert best > whole
+    hit = retrieve(s, "violin lesson", embedder=e, config=cfg)[0]
+    assert hit.text == long
+    assert hit.signals["dense"]["score"] == pytest.approx(best)
+    off = retrieve(s, "violin lesson", embedder=e, config=replace(cfg, parts=False))[0]
+    assert off.signals["dense"]["score"] == pytest.approx(whole)
 
 
 def test_rare_terms_keep_the_rarest_within_a_postings_budget(

@@ -1,10 +1,12 @@
 """Dense vectors for turns and cognitions: the `Embedder` seam, its registry, and the store side.
 
 `embed_pending(store, embedder)` embeds every turn and active cognition that has no vector for
-that model yet (batched, incremental). Vectors are float32 blobs tagged with the model and its
-dim; `vector_index(store, model, kind)` loads them once per process into one matrix, ordered by
-project so a project's rows are a contiguous slice. torch and sentence-transformers are imported
-inside the functions that need them: hook paths import this module without them.
+that model yet (batched, incremental), and the sentences of each multi-sentence turn
+(`turn_parts`; one 'turn_parts' row per turn, its sentence vectors concatenated). Vectors are
+float32 blobs tagged with the model and its dim; `vector_index(store, model, kind)` loads them
+once per process into one matrix, ordered by project so a project's rows are a contiguous slice;
+`best_parts` reads a few turns' sentence vectors by primary key. torch and sentence-transformers
+are imported inside the functions that need them: hook paths import this module without them.
 """
 
 from __future__ import annotations
@@ -204,6 +206,47 @@ def human_date(timestamp: str) -> str:
         return timestamp[:10]
 
 
+# ---- a turn's sentences, for per-sentence vectors
+
+MAX_PARTS = 8  # a longer turn's sentences are grouped into this many runs
+MIN_PART = 20  # characters: a shorter sentence ("Wow!", "Thanks, Nate!") joins the next one
+PART_CHARS = KEY_CHARS * 4  # how much of a long turn its parts cover
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+_TRAILING_NOTE = re.compile(r"\s*(\[[^\[\]]*\])\s*$")  # "[shares an image: ...]"
+
+
+def turn_parts(text: str) -> list[str]:
+    """The sentences of a turn, each embedded on its own so that one relevant sentence is not
+    averaged away by the rest of a long turn (search takes the best of a turn's vectors).
+
+    A trailing bracketed note (an attachment's caption) is a part of its own; a sentence under
+    MIN_PART characters joins the next; more than MAX_PARTS sentences are grouped into MAX_PARTS
+    consecutive runs. [] when the turn is a single part: its turn vector already covers it."""
+    text = text[:PART_CHARS]
+    note = _TRAILING_NOTE.search(text)
+    body = text[: note.start()] if note else text
+    pieces: list[str] = []
+    carry = ""
+    for piece in _SENTENCE_END.split(body):
+        piece = f"{carry} {piece.strip()}".strip()
+        if len(piece) < MIN_PART:
+            carry = piece
+            continue
+        pieces.append(piece)
+        carry = ""
+    if carry:
+        if pieces:
+            pieces[-1] += f" {carry}"
+        else:
+            pieces.append(carry)
+    if len(pieces) > MAX_PARTS:
+        size = -(-len(pieces) // MAX_PARTS)
+        pieces = [" ".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
+    if note:
+        pieces.append(note.group(1))
+    return pieces if len(pieces) > 1 else []
+
+
 # ---- the store side
 
 
@@ -235,6 +278,7 @@ class EmbedReport:
     model: str
     turns: int = 0
     cognitions: int = 0
+    parts: int = 0  # sentence vectors of multi-sentence turns
     seconds: float = 0.0
 
 
@@ -243,6 +287,13 @@ SELECT t.id, t.session_id, t.role, t.speaker, t.text, t.timestamp FROM turns t
 WHERE t.kind IN ('message', 'compact_summary', 'summary') AND length(t.text) > 0
   AND NOT EXISTS (SELECT 1 FROM vectors v
                   WHERE v.item_kind = 'turn' AND v.item_id = t.id AND v.model = ?)
+ORDER BY t.id
+"""
+_PENDING_PARTS = """
+SELECT t.id, t.role, t.speaker, t.text FROM turns t
+WHERE t.kind IN ('message', 'compact_summary', 'summary') AND length(t.text) > 0
+  AND NOT EXISTS (SELECT 1 FROM vectors v
+                  WHERE v.item_kind = 'turn_parts' AND v.item_id = t.id AND v.model = ?)
 ORDER BY t.id
 """
 _PENDING_COGNITIONS = """
@@ -254,10 +305,11 @@ ORDER BY c.id
 
 
 def count_pending(store: Store, model: str) -> int:
-    """How many items `embed_pending` would embed for `model`."""
-    turns = store.db.execute(f"SELECT count(*) FROM ({_PENDING_TURNS})", (model,)).fetchone()[0]
-    cogs = store.db.execute(f"SELECT count(*) FROM ({_PENDING_COGNITIONS})", (model,)).fetchone()
-    return int(turns) + int(cogs[0])
+    """How many items `embed_pending` would embed for `model` (a turn's parts count as one)."""
+    n = 0
+    for sql in (_PENDING_TURNS, _PENDING_COGNITIONS, _PENDING_PARTS):
+        n += int(store.db.execute(f"SELECT count(*) FROM ({sql})", (model,)).fetchone()[0])
+    return n
 
 
 def _session_messages(store: Store, session_id: str) -> list[dict[str, Any]]:
@@ -307,8 +359,10 @@ def embed_pending(
     recipe: KeyRecipe = KeyRecipe(),
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
+    parts: bool = True,
 ) -> EmbedReport:
-    """Embed every turn and active cognition lacking a vector for `embedder`; commit per batch."""
+    """Embed every turn and active cognition lacking a vector for `embedder`, and (`parts`) the
+    sentences of every multi-sentence turn (`turn_parts`); commit per batch."""
     import time
 
     start = time.perf_counter()
@@ -336,9 +390,59 @@ def embed_pending(
             if progress:
                 progress(len(chunk))
         setattr(report, kind + "s", len(items))
+    if parts:
+        report.parts = _embed_parts(store, embedder, recipe, batch, progress)
     report.seconds = time.perf_counter() - start
-    log.info("embedded %d turns, %d cognitions", report.turns, report.cognitions)
+    log.info(
+        "embedded %d turns, %d cognitions, %d turn parts",
+        report.turns, report.cognitions, report.parts,
+    )  # fmt: skip
     return report
+
+
+def _embed_parts(
+    store: Store,
+    embedder: Embedder,
+    recipe: KeyRecipe,
+    batch: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Store each pending turn's part vectors as one blob of kind 'turn_parts' (rows of `dim`
+    float32s, concatenated; empty for a single-part turn, which marks it done). Returns the
+    number of part vectors written."""
+    rows = store.db.execute(_PENDING_PARTS, (embedder.name,)).fetchall()
+    written = 0
+    for i in range(0, len(rows), batch):
+        chunk = rows[i : i + batch]
+        keys: list[list[str]] = []
+        for r in chunk:
+            who = r["speaker"] or r["role"] or ""
+            split = turn_parts(r["text"] or "")
+            keys.append([f"{who}: {p}" if recipe.speaker and who else p for p in split])
+        flat = [k for ks in keys for k in ks]
+        vecs = embedder.embed(flat) if flat else None
+        if vecs is not None:
+            _check_shape(vecs, len(flat), embedder)
+        blobs, at = [], 0
+        for ks in keys:
+            blob = (
+                vecs[at : at + len(ks)].astype("<f4").tobytes() if ks and vecs is not None else b""
+            )
+            blobs.append(blob)
+            at += len(ks)
+        with store.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO vectors (item_kind, item_id, model, dim, vec) "
+                "VALUES ('turn_parts', ?, ?, ?, ?)",
+                [
+                    (r["id"], embedder.name, embedder.dim, b)
+                    for r, b in zip(chunk, blobs, strict=True)
+                ],
+            )
+        written += len(flat)
+        if progress:
+            progress(len(chunk))
+    return written
 
 
 def _keywords(raw: str | None) -> list[str]:
@@ -441,3 +545,22 @@ def vector_index(store: Store, model: str, kind: str) -> VectorIndex:
         index.half = torch.from_numpy(matrix.astype(np.float16))
     _INDEXES[cache_key] = index
     return index
+
+
+def best_parts(store: Store, model: str, ids: Sequence[int], qvec: np.ndarray) -> dict[int, float]:
+    """Turn id -> the best cosine of `qvec` over the turn's part vectors (`_embed_parts`), for
+    the turns in `ids` that have parts. Read from SQLite per call, by primary key: parts are
+    scored for a query's candidates only, so they never need to sit in memory."""
+    np = _numpy()
+    out: dict[int, float] = {}
+    for i in range(0, len(ids), 500):  # SQLite's variable limit
+        chunk = list(ids[i : i + 500])
+        rows = store.db.execute(
+            "SELECT item_id, dim, vec FROM vectors WHERE item_kind = 'turn_parts' AND model = ? "
+            f"AND item_id IN ({', '.join('?' * len(chunk))}) AND length(vec) > 0",
+            [model, *chunk],
+        ).fetchall()
+        for item_id, dim, vec in rows:
+            parts = np.frombuffer(vec, dtype="<f4").reshape(-1, int(dim))
+            out[int(item_id)] = float((parts @ qvec).max())
+    return out

@@ -10,11 +10,13 @@ Pipeline (each step measured on LoCoMo, bench/locomo_recall.py; the table is in 
    speaks in the store) match only the speaker column, and become "someone" for the dense query:
    every turn of a conversation is about its participants, so the name carries no topic.
 2. BM25 over `turn_keys` (speaker, text, previous turn, day; migration M004) and cognitions.
-3. Exact cosine against every stored vector in scope (embed.vector_index).
-4. Fusion: per-list z-scores, weighted sum (`fuse`).
-5. Context: a turn inherits part of its neighbours' and its session's best fused score (an
-   answer is often the turn after the question that names the topic); then small recency and
-   salience nudges.
+3. Exact cosine against every stored vector in scope (embed.vector_index); a candidate's cosine
+   is raised to its best sentence's (`best_sentences`, embed.turn_parts) where that is higher.
+4. Fusion: per-list z-scores, weighted sum (`rank.fuse`).
+5. Context (`rank.in_context`): the reply to a turn that asks gains part of its score and the
+   asking turn keeps less (the answer is in the reply); a turn inherits part of its neighbours'
+   and its session's best fused score (an answer is often a few turns after the one that names
+   the topic); then small recency and salience nudges.
 Big stores: BM25 keeps the rarest query terms within a postings budget (`rare_terms`), and
 dense search over 100k+ vectors runs on a float16 copy (embed.VectorIndex.cosines).
 """
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lmm.rank import fuse, in_context, neighbours, replies, rrf
 from lmm.store import _like_prefix, quote_fts
 
 if TYPE_CHECKING:
@@ -82,6 +85,9 @@ class SearchConfig:
     window_share: float = 0.3  # x decay ** (distance - 1)
     window_decay: float = 0.7
     session: float = 0.2  # share of its session's best fused score a turn inherits
+    reply_share: float = 0.3  # share of an asking turn's fused score its reply gains,
+    ask_keep: float = 0.7  # and the share the asking turn keeps (both: rank.in_context)
+    parts: bool = True  # a turn's dense score is its best sentence's where higher (best_sentences)
     recency: float = 0.1  # bonus x 0.5 ** (age / half_life), age from the newest candidate
     half_life_days: float = 30.0
     salience: float = 0.2  # cognitions: bonus x (salience - 0.5)
@@ -178,54 +184,6 @@ def dense_query(query: str, names: Sequence[str]) -> str:
     for name in names:
         query = re.sub(rf"\b{re.escape(name)}(?:'s)?\b", "someone", query, flags=re.I)
     return query
-
-
-# ---- fusion
-
-
-def rrf(rankings: Sequence[Sequence[Any]], weights: Sequence[float] | None = None,
-        k: float = 60.0) -> dict[Any, float]:  # fmt: skip
-    """Reciprocal-rank fusion: score(item) = sum over rankings of weight / (k + rank), rank
-    1-based. An item missing from a ranking gets nothing from it. (Cormack et al., SIGIR 2009)"""
-    weights = weights or [1.0] * len(rankings)
-    fused: dict[Any, float] = {}
-    for ranking, weight in zip(rankings, weights, strict=True):
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
-    return fused
-
-
-def fuse(
-    lists: Sequence[dict[Any, float]],
-    weights: Sequence[float],
-    extra: Sequence[dict[Any, float]] | None = None,
-    items: Sequence[Any] = (),
-) -> dict[Any, float]:
-    """Weighted sum of z-scores. Each list is standardised over its own items plus one phantom
-    item scoring 0 (what an unrelated text scores in BM25 and, roughly, in cosine), so a lone
-    match still stands above the rest; an item missing from a list gets that list's lowest z.
-    Scale-free like RRF but keeps how far ahead an item is (LoCoMo R@5 68.2 against 58.7 for
-    RRF with k=60). `extra[j]` scores more items for list j (neighbours outside its top-N) with
-    list j's mean and sd, without counting them in those; `items` are fused too, at the floor
-    of every list that does not score them."""
-    parts = []
-    for j, scores in enumerate(lists):
-        mean, sd = _stats([*scores.values(), 0.0])
-        more = extra[j] if extra else {}
-        z = {i: (s - mean) / sd for i, s in (more | scores).items()}
-        floor = min([(s - mean) / sd for s in scores.values()] + [-mean / sd])
-        parts.append((z, floor))
-    every = {i for z, _ in parts for i in z} | set(items)
-    return {
-        i: sum(w * z.get(i, floor) for (z, floor), w in zip(parts, weights, strict=True))
-        for i in every
-    }
-
-
-def _stats(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    sd = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-    return mean, sd or 1.0
 
 
 # ---- scope
@@ -340,61 +298,15 @@ def dense_lookup(store: Store, qvec: np.ndarray, embedder: Embedder, kind: str,
     return {i: s for i, s in zip(ids, sims, strict=True) if s is not None}
 
 
-# ---- turn layout: which turns sit next to which
+def best_sentences(
+    store: Store, qvec: np.ndarray, embedder: Embedder, scores: dict[int, float]
+) -> dict[int, float]:
+    """Turn cosines raised to the turn's best sentence (embed.turn_parts) where that is higher:
+    one relevant sentence of a long turn is not averaged away. Read for candidates only."""
+    from lmm.embed import best_parts
 
-
-@dataclass
-class Layout:
-    """Ids of turns with text, ascending, and their sessions as small ints."""
-
-    ids: np.ndarray
-    sessions: np.ndarray
-    codes: dict[str, int] = field(default_factory=dict)
-
-
-_LAYOUTS: dict[str, Layout] = {}
-
-
-def turn_layout(store: Store) -> Layout:
-    """The cached layout of `store`, extended with turns added since it was loaded."""
-    import numpy as np
-
-    layout = _LAYOUTS.get(str(store.path))
-    if layout is None:
-        layout = Layout(np.zeros(0, np.int64), np.zeros(0, np.int64))
-        _LAYOUTS[str(store.path)] = layout
-    last = int(layout.ids[-1]) if len(layout.ids) else 0
-    newest = store.db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
-    if newest > last:
-        rows = store.db.execute(
-            "SELECT id, session_id FROM turns WHERE id > ? AND length(text) > 0 ORDER BY id",
-            (last,),
-        ).fetchall()
-        codes = layout.codes
-        layout.ids = np.concatenate([layout.ids, np.array([r[0] for r in rows], np.int64)])
-        new_sessions = [codes.setdefault(r[1], len(codes)) for r in rows]
-        layout.sessions = np.concatenate([layout.sessions, np.array(new_sessions, np.int64)])
-    return layout
-
-
-def neighbours(store: Store, ids: Sequence[int], width: int) -> dict[int, list[tuple[int, int]]]:
-    """Turn id -> [(neighbour id, distance)] for up to `width` turns on each side, same session."""
-    import numpy as np
-
-    layout = turn_layout(store)
-    out: dict[int, list[tuple[int, int]]] = {i: [] for i in ids}
-    if not len(layout.ids) or not ids or width <= 0:
-        return out
-    cand = np.asarray(ids, np.int64)
-    pos = np.minimum(np.searchsorted(layout.ids, cand), len(layout.ids) - 1)
-    known = layout.ids[pos] == cand
-    for d in range(1, width + 1):
-        for other in (pos - d, pos + d):
-            ok = known & (other >= 0) & (other < len(layout.ids))
-            ok[ok] &= layout.sessions[other[ok]] == layout.sessions[pos[ok]]
-            for i, o in zip(cand[ok].tolist(), layout.ids[other[ok]].tolist(), strict=True):
-                out[i].append((o, d))
-    return out
+    best = best_parts(store, embedder.name, list(scores), qvec)
+    return {i: max(s, best.get(i, s)) for i, s in scores.items()}
 
 
 # ---- retrieve
@@ -409,19 +321,11 @@ def retrieve(store: Store, query: str, *, project: str | None = None, k: int = 1
     projects = scope_projects(store, project)
     if projects == [] or not query.strip():
         return []
-    names = participants(store, query, projects) if cfg.participants else []
-    use_dense = cfg.dense and embedder is not None
-    qvec = None
-    if use_dense:
-        from lmm.embed import check_model
-
-        assert embedder is not None
-        check_model(store, embedder)
-        qvec = embedder.embed([dense_query(query, names)])[0]
+    q = read_query(store, query, projects, embedder, cfg)
     fused: dict[tuple[str, int], float] = {}
     signals: dict[tuple[str, int], dict[str, Any]] = {}
     for kind in cfg.kinds:
-        scores = _kind_scores(store, kind, query, names, projects, embedder, qvec, cfg, signals)
+        scores = _kind_scores(store, kind, q, projects, embedder, cfg, signals)
         fused |= {(kind, i): s for i, s in scores.items()}
     top = sorted(fused, key=lambda key: (-fused[key], key))[: k + 50]
     hits = _hydrate(store, {key: fused[key] for key in top}, signals)
@@ -433,27 +337,50 @@ def retrieve(store: Store, query: str, *, project: str | None = None, k: int = 1
 PUSHERS = 100  # the best fused turns whose neighbours inherit from them
 
 
+@dataclass
+class Query:
+    """What retrieval makes of a query before scoring."""
+
+    text: str
+    names: list[str]  # participant names in it (`participants`)
+    vec: np.ndarray | None = None  # the dense query's vector
+
+
+def read_query(store: Store, query: str, projects: list[int] | None,
+               embedder: Embedder | None, cfg: SearchConfig) -> Query:  # fmt: skip
+    """Participant names and the dense vector of `query`."""
+    q = Query(query, participants(store, query, projects) if cfg.participants else [])
+    if cfg.dense and embedder is not None:
+        from lmm.embed import check_model
+
+        check_model(store, embedder)
+        q.vec = embedder.embed([dense_query(query, q.names)])[0]
+    return q
+
+
 def _kind_scores(
     store: Store,
     kind: str,
-    query: str,
-    names: list[str],
+    q: Query,
     projects: list[int] | None,
     embedder: Embedder | None,
-    qvec: np.ndarray | None,
     cfg: SearchConfig,
     signals: dict[tuple[str, int], dict[str, Any]],
 ) -> dict[int, float]:
     """Fused scores of one kind's candidates (and, for turns, of their neighbours)."""
     lists: list[tuple[str, dict[int, float]]] = []
     weights: list[float] = []
+    qvec = q.vec
     if cfg.keyword:
-        found = keyword_scores(store, query, kind, projects, cfg.candidates, names=names,
+        found = keyword_scores(store, q.text, kind, projects, cfg.candidates, names=q.names,
                                config=cfg)  # fmt: skip
         lists.append(("bm25", found))
         weights.append(cfg.keyword_weight)
     if embedder is not None and qvec is not None:
-        lists.append(("dense", dense_scores(store, qvec, embedder, kind, projects, cfg.candidates)))
+        found = dense_scores(store, qvec, embedder, kind, projects, cfg.candidates)
+        if kind == "turn" and cfg.parts:
+            found = best_sentences(store, qvec, embedder, found)
+        lists.append(("dense", found))  # last: the exact-cosine lookup below extends it
         weights.append(cfg.dense_weight)
     for name, found in lists:
         ranked = sorted(found, key=lambda i: (-found[i], i))
@@ -467,10 +394,12 @@ def _kind_scores(
     if kind != "turn":
         return scores
     near: dict[int, list[tuple[int, int]]] = {}
+    best = sorted((i for i in scores if scores[i] > 0), key=lambda i: -scores[i])
     if cfg.window > 0 and cfg.window_share:
-        best = sorted((i for i in scores if scores[i] > 0), key=lambda i: -scores[i])
         near = neighbours(store, best[:PUSHERS], cfg.window)
-    receivers = sorted({n for ns in near.values() for n, _ in ns} - scores.keys())
+    answers = replies(store, best) if cfg.reply_share or cfg.ask_keep != 1.0 else {}
+    reached = {n for ns in near.values() for n, _ in ns} | {r for r in answers.values() if r}
+    receivers = sorted(reached - scores.keys())
     if cfg.fusion == "rrf":
         scores |= {i: 0.0 for i in receivers}
     elif receivers or (embedder is not None and len(lists) > 1):
@@ -480,40 +409,10 @@ def _kind_scores(
             dense = lists[-1][1]
             missing = [i for i in [*scores, *receivers] if i not in dense]
             extras[-1] = dense_lookup(store, qvec, embedder, kind, missing)
+            if cfg.parts:
+                extras[-1] = best_sentences(store, qvec, embedder, extras[-1])
         scores = fuse([s for _, s in lists], weights, extras, receivers)
-    return _context(store, scores, near, cfg)
-
-
-def _context(
-    store: Store,
-    scores: dict[int, float],
-    near: dict[int, list[tuple[int, int]]],
-    cfg: SearchConfig,
-) -> dict[int, float]:
-    """Fused turn scores plus: from each neighbour side at distance d, window_share x
-    window_decay ** (d - 1) x the better positive score there; a share of the session's best."""
-    out = dict(scores)
-    push: dict[tuple[int, int], float] = {}  # (receiver, distance) -> best positive score
-    for i, ns in near.items():
-        if scores.get(i, 0.0) > 0:
-            for n, d in ns:
-                push[n, d] = max(push.get((n, d), 0.0), scores[i])
-    for (n, d), s in push.items():
-        out[n] += cfg.window_share * cfg.window_decay ** (d - 1) * s
-    if cfg.session and out:
-        import numpy as np
-
-        layout = turn_layout(store)
-        ids = np.fromiter(out, np.int64, len(out))
-        if len(layout.ids):
-            pos = np.minimum(np.searchsorted(layout.ids, ids), len(layout.ids) - 1)
-            sessions = layout.sessions[pos].tolist()
-            best: dict[int, float] = {}
-            for i, sess in zip(ids.tolist(), sessions, strict=True):
-                best[sess] = max(best.get(sess, 0.0), out[i])
-            for i, sess in zip(ids.tolist(), sessions, strict=True):
-                out[i] += cfg.session * best[sess]
-    return out
+    return in_context(store, scores, near, answers, cfg)
 
 
 def _hydrate(
