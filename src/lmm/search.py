@@ -168,9 +168,11 @@ def rare_terms(
 
 
 def participants(store: Store, query: str, projects: list[int] | None = None) -> list[str]:
-    """Capitalised query words that name a speaker of a turn in scope (lowercased)."""
+    """Capitalised query words that name a speaker of a turn in scope (lowercased). CROSS JOIN
+    pins the FTS table as the outer loop: SQLite's planner would otherwise scan the project's
+    turns and run the MATCH once per turn (2 ms instead of 0.04 ms a word)."""
     capitalised = {w.lower() for w in re.findall(r"\b[A-Z]\w+", query)} - ROLES - STOPWORDS
-    sql = "SELECT 1 FROM turn_keys f JOIN turns x ON x.id = f.rowid WHERE turn_keys MATCH ?"
+    sql = "SELECT 1 FROM turn_keys f CROSS JOIN turns x ON x.id = f.rowid WHERE turn_keys MATCH ?"
     sql += _scope_sql("x.project_id", projects, "turn") + " LIMIT 1"
     return [
         name
