@@ -56,3 +56,8 @@ def test_overlapping_expressions_resolve_once() -> None:
     assert timeref.resolve("the day before yesterday", timeref.date(2023, 5, 8)) == [
         (0, 24, "6 May 2023")
     ]
+
+
+def test_human_date_reads_iso_timestamps() -> None:
+    assert timeref.human_date("2023-05-08T13:56:00.000Z") == "8 May 2023"
+    assert timeref.human_date("2023-13-40 garbage") == "2023-13-40"

@@ -23,6 +23,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lmm import timeref
 from lmm.errors import LmmError, MissingExtra
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ def turn_key(row: dict[str, Any], prev: dict[str, Any] | None, recipe: KeyRecipe
     text = (row["text"] or "")[:KEY_CHARS]
     parts = []
     if recipe.date and row.get("timestamp"):
-        parts.append(f"[{human_date(row['timestamp'])}]")
+        parts.append(f"[{timeref.human_date(row['timestamp'])}]")
     who = row.get("speaker") or row.get("role") or ""
     parts.append(f"{who}: {text}" if recipe.speaker and who else text)
     if recipe.cognitions and row.get("cognitions"):
@@ -192,18 +193,6 @@ def turn_key(row: dict[str, Any], prev: dict[str, Any] | None, recipe: KeyRecipe
         ptext = (prev["text"] or "")[:KEY_CHARS]
         key += f"\n(after {pwho}: {ptext})" if recipe.speaker and pwho else f"\n(after: {ptext})"
     return key[: KEY_CHARS * 2]
-
-
-_MONTHS = "January February March April May June July August September October November December"
-
-
-def human_date(timestamp: str) -> str:
-    """'2023-05-08T13:56:00.000Z' -> '8 May 2023' (what people write in questions)."""
-    try:
-        y, m, d = int(timestamp[:4]), int(timestamp[5:7]), int(timestamp[8:10])
-        return f"{d} {_MONTHS.split()[m - 1]} {y}"
-    except (ValueError, IndexError):
-        return timestamp[:10]
 
 
 # ---- a turn's sentences, for per-sentence vectors

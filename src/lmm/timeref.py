@@ -46,6 +46,13 @@ def human(d: date) -> str:
     return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
 
 
+def human_date(timestamp: str) -> str:
+    """'2023-05-08T13:56:00.000Z' -> '8 May 2023' (what people write in questions); an
+    unreadable timestamp gives its first 10 characters."""
+    day = parse_day(timestamp)
+    return human(day) if day else timestamp[:10]
+
+
 def parse_day(timestamp: str | None) -> date | None:
     """The calendar day of an ISO timestamp ('2023-05-08T13:56:00Z' -> 2023-05-08), or None."""
     if not timestamp:

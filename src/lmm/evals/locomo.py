@@ -223,9 +223,7 @@ def turn_line(
     timestamp: str | None, speaker: str | None, text: str, resolve_times: bool = False
 ) -> str:
     """'[8 May 2023] Caroline: ...'; with `resolve_times`, relative times in the text resolved."""
-    from lmm.embed import human_date
-
-    date = f"[{human_date(timestamp)}] " if timestamp else ""
+    date = f"[{timeref.human_date(timestamp)}] " if timestamp else ""
     text = " ".join(text.split())
     if resolve_times:
         text = timeref.annotate(text, timestamp)
