@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from assets.hookproc import run_hook_command
 from lmm import cognitions, hooks, paths
 from lmm.errors import LmmError
 from lmm.extract import get_extractor, run_extraction
@@ -215,14 +216,7 @@ def test_start_ingest_ignores_a_missing_transcript(home: Path, tmp_path: Path) -
 
 def test_the_hook_command_never_imports_torch(home: Path) -> None:
     """The installed command under `-X importtime`: every module it loads is listed on stderr."""
-    env = {**os.environ, "LMM_HOME": str(home)}
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "lmm", "hook", "UserPromptSubmit"],
-        input=json.dumps(PROMPT).encode(),
-        capture_output=True,
-        env=env,
-        timeout=60,
-    )
+    proc = run_hook_command(home, PROMPT)
     assert proc.returncode == 0
     assert "busy_timeout" in context(proc.stdout)
     loaded = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()]

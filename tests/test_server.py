@@ -7,8 +7,6 @@ import os
 import shutil
 import socket
 import stat
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from assets.hookproc import run_hook_command
 from lmm import hooks, paths, server
 from lmm.cli import main
 from lmm.embed import FakeEmbedder, embed_pending
@@ -251,14 +250,7 @@ def test_recall_can_leave_out_the_hits(running: ServerInfo) -> None:
 def test_the_hook_process_answers_through_the_server_importing_little(
     running: ServerInfo, home: Path
 ) -> None:
-    env = {**os.environ, "LMM_HOME": str(home)}
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "lmm", "hook", "UserPromptSubmit"],
-        input=json.dumps(PROMPT).encode(),
-        capture_output=True,
-        env=env,
-        timeout=60,
-    )
+    proc = run_hook_command(home, PROMPT)
     assert proc.returncode == 0
     [answer] = proc.stdout.decode().splitlines()
     expected = hooks.respond(hooks.parse_input(json.dumps(PROMPT), "UserPromptSubmit"))
