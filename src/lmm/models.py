@@ -153,7 +153,8 @@ class LoadedModel:
 _LOADED: dict[tuple[str, str], LoadedModel] = {}  # (name, device) -> model; keeps a server warm
 
 
-def _transformers() -> Any:
+def transformers_module() -> Any:
+    """The transformers package (quiet), or MissingExtra saying which extra to install."""
     try:
         import transformers
     except ImportError as exc:
@@ -186,7 +187,7 @@ def load(name_or_path: str | Path, device: str = "auto") -> LoadedModel:
         if is_trained_dir(Path(name).expanduser()):
             _LOADED[(name, device)] = load_trained(Path(name).expanduser(), device=device)
             return _LOADED[(name, device)]
-    tf = _transformers()
+    tf = transformers_module()
     import torch
 
     if threads := int(os.environ.get("LMM_THREADS") or 0):  # CPU threads; torch's default: cores
@@ -441,7 +442,7 @@ def tiny_model(seed: int = 0, hidden: int = 32, layers: int = 2) -> LoadedModel:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    tf = _transformers()
+    tf = transformers_module()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {ch: i for i, ch in enumerate(specials + alphabet)}

@@ -26,7 +26,7 @@ def encode_row(
     tokenizer: Any, row: dict[str, Any], seq_len: int
 ) -> tuple[list[int], list[int]] | None:
     """(input ids, labels) of one row; None when a chat row does not fit `seq_len`."""
-    from lmm.train.data import encode_chat
+    from lmm.train.data import chat_of, encode_chat
 
     if "text" in row:
         ids = tokenizer(row["text"], add_special_tokens=False)["input_ids"][:seq_len]
@@ -34,16 +34,6 @@ def encode_row(
     messages = row["messages"] if "messages" in row else chat_of(row)
     ids, labels = encode_chat(tokenizer, messages)
     return (ids, labels) if len(ids) <= seq_len else None
-
-
-def chat_of(row: dict[str, Any]) -> list[dict[str, str]]:
-    """TRL's prompt-completion row (conversational or plain text) as messages."""
-    prompt, completion = row["prompt"], row["completion"]
-    if isinstance(prompt, str):
-        prompt = [{"role": "user", "content": prompt}]
-    if isinstance(completion, str):
-        completion = [{"role": "assistant", "content": completion}]
-    return [*prompt, *completion]
 
 
 def validation_loss(lm: Any, rows: list[dict[str, Any]], *, seq_len: int = 1024) -> dict[str, Any]:

@@ -22,10 +22,7 @@ from lmm.errors import LmmError
 log = logging.getLogger(__name__)
 
 # (key in a config summary, column title) for the memory-task table
-MEMORY_COLUMNS = [
-    ("coverage", "coverage"),
-    ("recall@5", "R@5"),
-    ("recall@10", "R@10"),
+_RANK_AND_OUTPUT = [  # the columns after recall, in every memory-task table
     ("mrr", "MRR"),
     ("ndcg@10", "nDCG@10"),
     ("diversity", "diversity (J)"),
@@ -34,17 +31,17 @@ MEMORY_COLUMNS = [
     ("examples", "n"),
     ("modes", "output modes"),
 ]
+MEMORY_COLUMNS = [
+    ("coverage", "coverage"),
+    ("recall@5", "R@5"),
+    ("recall@10", "R@10"),
+    *_RANK_AND_OUTPUT,
+]
 LOCOMO_COLUMNS = [
     ("coverage", "coverage"),
     *((f"recall@{k}", f"R@{k}") for k in (5, 10, 25, 50)),
     *((f"recall@{k} (audit)", f"R@{k} audit") for k in (5, 10, 25, 50)),
-    ("mrr", "MRR"),
-    ("ndcg@10", "nDCG@10"),
-    ("diversity", "diversity (J)"),
-    ("length_tokens", "length"),
-    ("seconds", "s/example"),
-    ("examples", "n"),
-    ("modes", "output modes"),
+    *_RANK_AND_OUTPUT,
 ]
 QA_COLUMNS = [
     ("f1_cat1_4", "F1 cat 1-4"),

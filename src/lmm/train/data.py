@@ -120,7 +120,7 @@ def sft_examples(rows: list[dict[str, Any]], tokenizer: Any, seq_len: int) -> li
     out = []
     too_long = 0
     for row in rows:
-        msgs = row["messages"] if "messages" in row else _from_prompt_completion(row)
+        msgs = row["messages"] if "messages" in row else chat_of(row)
         ids, labels = encode_chat(tokenizer, msgs)
         if len(ids) > seq_len:
             too_long += 1
@@ -137,7 +137,7 @@ def sft_examples(rows: list[dict[str, Any]], tokenizer: Any, seq_len: int) -> li
     return out
 
 
-def _from_prompt_completion(row: dict[str, Any]) -> list[dict[str, str]]:
+def chat_of(row: dict[str, Any]) -> list[dict[str, str]]:
     """TRL's prompt-completion shape (conversational or plain text) as messages."""
     prompt, completion = row["prompt"], row["completion"]
     if isinstance(prompt, str):

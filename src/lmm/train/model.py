@@ -16,19 +16,11 @@ from typing import Any
 import torch
 
 from lmm.errors import LmmError, MissingExtra
+from lmm.models import transformers_module
 
 log = logging.getLogger(__name__)
 
 WEIGHT_DIRS = ("merged", "best", "adapter", "model")
-
-
-def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as exc:
-        raise MissingExtra("llm", "transformers") from exc
-    transformers.logging.set_verbosity_error()
-    return transformers
 
 
 def _peft() -> Any:
@@ -53,7 +45,7 @@ def resolve_source(name: str) -> tuple[str, str | None]:
 
 def load_base(name: str, dtype: torch.dtype, device: torch.device | str) -> tuple[Any, Any]:
     """(causal LM, tokenizer) of a base model, in `dtype` on `device`."""
-    tf = _transformers()
+    tf = transformers_module()
     where, gguf = resolve_source(name)
     kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
     try:
@@ -179,7 +171,7 @@ def merge(run: Path, out: Path | None = None, dtype: torch.dtype = torch.float32
     lm, _ = load_base(adapter_base(where), dtype, "cpu")
     merged = _peft().PeftModel.from_pretrained(lm, str(where)).merge_and_unload()
     merged.save_pretrained(str(out))
-    _transformers().AutoTokenizer.from_pretrained(str(where)).save_pretrained(str(out))
+    transformers_module().AutoTokenizer.from_pretrained(str(where)).save_pretrained(str(out))
     log.info("merged %s into %s", where, out)
     return out
 
@@ -197,7 +189,7 @@ def load_trained(path: str | Path, device: str = "auto") -> Any:
     else:
         lm, _ = load_base(adapter_base(where), dtype, device)
         model = _peft().PeftModel.from_pretrained(lm, str(where)).merge_and_unload()
-        tokenizer = _transformers().AutoTokenizer.from_pretrained(str(where))
+        tokenizer = transformers_module().AutoTokenizer.from_pretrained(str(where))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
     return models.LoadedModel(model.eval(), tokenizer, str(path), device)
