@@ -269,13 +269,6 @@ def generate(
         messages = [{"role": "user", "content": messages}]
     prompt = render_prompt(lm.tokenizer, messages)
     enc = lm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(lm.device)
-    kwargs: dict[str, Any] = {"do_sample": temperature > 0}
-    if temperature > 0:
-        kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
-    else:  # clear sampling defaults from generation_config, or transformers warns about them
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    if stop:
-        kwargs.update(stop_strings=list(stop), tokenizer=lm.tokenizer)
     start = time.perf_counter()
     if str(lm.device).startswith("cuda"):  # the whole decode step as one CUDA graph
         from lmm import fastgen
@@ -283,8 +276,15 @@ def generate(
         ids = fastgen.fast_generate(
             lm.model, lm.tokenizer, enc["input_ids"], max_new_tokens, temperature
         )
-        new = torch.tensor(ids, dtype=torch.long)
+        new = torch.tensor(ids, dtype=torch.long)  # stop strings: cut below
     else:
+        kwargs: dict[str, Any] = {"do_sample": temperature > 0}
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
+        else:  # clear sampling defaults from generation_config, or transformers warns about them
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=lm.tokenizer)
         with torch.inference_mode():
             out = lm.model.generate(
                 **enc,

@@ -73,8 +73,6 @@ def score(
 ) -> dict[str, Any]:
     """`locomo.qa_summary` of batch_reader answer files (the folds' answers together), over the
     seeded `limit` questions of categories 1-4 that `lmm eval locomo-qa --limit` picks, or all."""
-    from lmm.evals import metrics as m
-
     questions = {q.qid: q for q in locomo.load_questions(data)}
     picked = locomo.select(list(questions.values()), categories={1, 2, 3, 4}, limit=limit)
     keep = {q.qid for q in picked}
@@ -84,10 +82,7 @@ def score(
             row = json.loads(line) if line.strip() else None
             if row is None or row["qid"] not in keep:
                 continue
-            q = questions[row["qid"]]
-            row["f1"] = m.locomo_f1(row["prediction"], q.answer, q.category)
-            row["f1_corrected"] = m.locomo_f1(row["prediction"], q.gold(True), q.category)
-            rows.append(row)
+            rows.append(locomo.scored(row, questions[row["qid"]]))
     return locomo.qa_summary(rows)
 
 

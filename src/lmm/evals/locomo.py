@@ -367,14 +367,19 @@ def answer_questions(
                 pred = reader.generate(messages, max_new_tokens=ANSWER_TOKENS)
                 seconds = round(time.perf_counter() - start, 3)
                 cache.add({**row, "prediction": pred.strip(), "seconds": seconds})
-            row = dict(cache.rows[key])
-            row["gold"] = q.answer
-            row["f1"] = m.locomo_f1(row["prediction"], q.answer, q.category)
-            row["f1_corrected"] = m.locomo_f1(row["prediction"], q.gold(True), q.category)
-            out.append(row)
+            out.append(scored(dict(cache.rows[key]), q))
             if progress:
                 progress(1)
     return out
+
+
+def scored(row: dict[str, Any], q: Question) -> dict[str, Any]:
+    """`row` (an answer with its "prediction") with the gold answer and the official F1, against
+    the original and the audit's corrected gold."""
+    row["gold"] = q.answer
+    row["f1"] = m.locomo_f1(row["prediction"], q.answer, q.category)
+    row["f1_corrected"] = m.locomo_f1(row["prediction"], q.gold(True), q.category)
+    return row
 
 
 def qa_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
