@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +64,68 @@ def test_m005_keeps_every_row_and_the_indexes_stay_exact(v4_store: Path) -> None
         assert [h.text for h in store.search("flushes")] == [
             "the writer is slow\nbecause of FTS5 flushes"]  # fmt: skip
         assert store.search("delete") == []
+
+
+def _open_at_once(path: str, barrier: Any, errors: Any) -> None:
+    barrier.wait()
+    try:
+        Store(Path(path)).close()
+    except Exception as exc:  # reported to the parent, which fails the test
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Each migration re-reads the schema version under the write lock, so racing openers of a
+    new store skip what another already applied instead of failing on 'table already exists'."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(4):
+        path = tmp_path / f"lmm{round_}.db"
+        barrier, errors = ctx.Barrier(4), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_at_once, args=(str(path), barrier, errors)) for _ in range(4)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+        assert failures == [] and all(p.exitcode == 0 for p in procs)
+        with Store(path) as store:
+            assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(
+                migrations.MIGRATIONS
+            )
+
+
+def test_statements_keep_trigger_bodies_and_quoted_semicolons_whole() -> None:
+    script = """
+    CREATE TABLE t (a TEXT);
+    -- a comment; with a semicolon
+    CREATE TRIGGER t_ai AFTER INSERT ON t BEGIN
+        INSERT INTO t (a) SELECT 'x;y' WHERE 0;
+        DELETE FROM t WHERE a = ';';
+    END;
+    INSERT INTO t VALUES ('a;b');
+    """
+    parts = migrations.statements(script)
+    assert len(parts) == 3
+    assert "CREATE TRIGGER" in parts[1] and "x;y" in parts[1]
+    assert parts[1].rstrip().endswith("END;") and parts[2] == "INSERT INTO t VALUES ('a;b');"
+    with pytest.raises(ValueError, match="incomplete"):
+        migrations.statements("CREATE TRIGGER t_ad AFTER DELETE ON t BEGIN DELETE FROM t;")
+
+
+def test_every_released_migration_splits_into_statements_that_rebuild_the_schema(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    whole = sqlite3.connect(":memory:")
+    for m in migrations.MIGRATIONS:
+        whole.executescript(m)
+    with Store(tmp_path / "lmm.db") as store:
+        split = sorted(
+            tuple(r) for r in store.db.execute("SELECT type, name, sql FROM sqlite_master")
+        )
+    assert split == sorted(
+        tuple(r) for r in whole.execute("SELECT type, name, sql FROM sqlite_master")
+    )

@@ -316,18 +316,45 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def statements(script: str) -> list[str]:
+    """Split a migration into complete SQL statements (trigger bodies and quoted ';' kept whole)."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                out.append(pending.strip())
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending[:80]!r}")
+    return out
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
 def apply(db: sqlite3.Connection) -> int:
-    """Apply pending migrations, each in its own transaction. Returns the schema version."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    """Apply pending migrations, each in its own transaction. Returns the schema version.
+
+    Safe when several processes open a new store at once: each migration runs under the write
+    lock (BEGIN IMMEDIATE) and is skipped if another process applied it while this one waited.
+    """
+    version = _version(db)
     if version > len(MIGRATIONS):
         raise StoreError(
             f"the store has schema version {version}, newer than this lmm knows "
             f"({len(MIGRATIONS)}); upgrade lmm (pip install -U lmm)"
         )
     for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-        script = f"BEGIN IMMEDIATE;\n{migration}\nPRAGMA user_version = {number};\nCOMMIT;"
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.executescript(script)
+            if _version(db) < number:
+                for sql in statements(migration):
+                    db.execute(sql)
+                db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
