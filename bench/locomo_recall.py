@@ -21,22 +21,23 @@ Measured on the dev half (997 questions with evidence, 2 skipped; all-MiniLM-L6-
     bm25                            49.3  57.2  66.1  72.1
     dense (MiniLM)                  36.9  46.6  59.8  70.6
     rrf(bm25, dense)                48.8  58.8  74.9  81.0
-    lmm (defaults)                  77.7  84.6  90.0  94.0
-    -asked->reply (both halves)     74.3  83.5  89.3  94.0
-    -reply share (ask keep only)    76.3  84.1  89.7  93.9
-    -ask keep (reply share only)    75.0  83.6  89.4  94.0
-    -sentence vectors               76.9  84.2  90.4  93.7
-    -keys (BM25 on turn text only)  70.8  79.9  86.7  90.4
-    -participants                   75.8  83.5  89.3  92.9
-    -speaker in dense key           77.4  84.6  89.8  93.8
-    +context in dense key           77.5  84.9  90.6  94.2   (not kept: 2x key; A/B +0.6/+0.1)
-    +date in dense key              76.7  84.3  89.5  93.6   (not kept)
-    -window (neighbour context)     75.3  83.5  89.2  93.5
-    -session                        76.9  84.0  89.9  93.3
-    -recency                        77.6  84.6  90.0  94.0   (neutral here; kept for code)
+    lmm (defaults)                  77.6  85.1  90.8  94.2
+    -rank term (z fusion only)      77.7  84.6  90.0  94.0
+    -asked->reply (both halves)     73.6  84.1  89.9  94.1
+    -reply share (ask keep only)    75.7  84.9  90.7  94.1
+    -ask keep (reply share only)    75.2  84.2  90.0  93.9
+    -sentence vectors               76.7  84.7  90.9  94.2
+    -keys (BM25 on turn text only)  72.8  81.0  88.3  92.1
+    -participants                   75.8  83.8  89.4  92.8
+    -speaker in dense key           77.8  84.8  90.1  94.1
+    +context in dense key           77.4  85.4  91.0  94.3   (not kept: 2x key; A/B +0.6/+0.1 before)
+    +date in dense key              76.5  84.7  89.7  93.6   (not kept)
+    -window (neighbour context)     75.1  83.9  89.8  93.8
+    -session                        77.0  84.4  90.6  94.0
+    -recency                        77.5  85.1  90.8  94.2   (neutral here; kept for code)
     rrf fusion k=10 / k=60          75.2 / 68.0   84.8 / 78.4
-    -dense                          73.2  81.1  87.7  91.2
-    -keyword                        66.9  77.9  86.0  90.5
+    -dense                          72.4  81.1  87.9  91.5
+    -keyword                        67.3  78.6  86.0  90.2
     tried, no gain: time-words bonus for when-questions (+0.0..0.4), name-free dense keys,
     question-word stripping and keyword-only dense queries (-1..-2), Rocchio feedback (0),
     session-centroid prior (-0.5), neighbour/session diversification (-0.4..-1); and with the
@@ -44,9 +45,10 @@ Measured on the dev half (997 questions with evidence, 2 skipped; all-MiniLM-L6-
     windows (R@10 +-0.1), related-terms query expansion (77.7/84.7; whole words from a words
     table, set on conv-26/30: 78.1/84.7, 77.3/83.7 on the other three), a speaker-match bonus,
     asymmetric or retuned window shares, per-session caps in the top k (R@10 +0.3 at best).
-Parameters of the new steps (reply_share 0.3, ask_keep 0.7) were chosen on conv-26 and
-conv-30 (302 questions) and checked on the other three (695): R@5/R@10 there 77.3/83.6
-against 74.4/82.7 before.
+Parameters of the asked->reply step (reply_share 0.3, ask_keep 0.7) and of the rank term
+(rank_weight 80, rank_k 5; 21-point grid, best R@5+R@10) were chosen on conv-26 and conv-30
+(302 questions) and checked on the other three (695): R@5/R@10 there 74.4/82.7 before both,
+77.3/83.6 with asked->reply, 76.5/84.3 with the rank term too.
 """
 
 from __future__ import annotations
@@ -227,6 +229,7 @@ ABLATIONS = {  # name: (config, key recipe): lmm with one step changed
     "-window": (replace(TURNS, window=0), KeyRecipe()),
     "-session": (replace(TURNS, session=0.0), KeyRecipe()),
     "-recency": (replace(TURNS, recency=0.0), KeyRecipe()),
+    "-rank term (z only)": (replace(TURNS, rank_weight=0.0), KeyRecipe()),
     "rrf fusion (k=10)": (replace(TURNS, fusion="rrf", rrf_k=10.0), KeyRecipe()),
     "rrf fusion (k=60)": (replace(TURNS, fusion="rrf", rrf_k=60.0), KeyRecipe()),
     "-dense": (replace(TURNS, dense=False), None),

@@ -144,6 +144,19 @@ def test_fuse_weighted_z_scores_hand_computed() -> None:
     assert fuse([{"a": 5.0}], [1.0], [{"d": 10.0}]) == pytest.approx({"a": 1.0, "d": 3.0})
 
 
+def test_fuse_rank_term_adds_each_lists_reciprocal_rank_but_not_for_extras() -> None:
+    lists = [{"a": 3.0, "b": 0.0}, {"b": 6.0, "c": 3.0}]
+    z = fuse(lists, [1.0, 0.5])
+    fused = fuse(lists, [1.0, 0.5], [{}, {"x": 1.0}], ["y"], rank_weight=10.0, rank_k=2.0)
+    # list 1 ranks a, b; list 2 ranks b, c; x (an extra) and y (an item) get no rank term
+    assert fused["a"] == pytest.approx(z["a"] + 10 * 1.0 / 3)
+    assert fused["b"] == pytest.approx(z["b"] + 10 * 1.0 / 4 + 10 * 0.5 / 3)
+    assert fused["c"] == pytest.approx(z["c"] + 10 * 0.5 / 4)
+    assert set(fused) == {"a", "b", "c", "x", "y"}
+    plain = fuse(lists, [1.0, 0.5], [{}, {"x": 1.0}], ["y"])
+    assert fused["x"] == pytest.approx(plain["x"]) and fused["y"] == pytest.approx(plain["y"])
+
+
 def test_retrieve_rrf_ordering_hand_computed(tmp_path: Path) -> None:
     s = Store(tmp_path / "lmm.db")
     _add(s, "s", "/p", ["alpha beta", "alpha", "beta gamma"])
@@ -209,8 +222,9 @@ def test_an_answer_inherits_from_the_question_before_it(chat: Store) -> None:
 def test_an_asking_turn_hands_part_of_its_score_to_the_reply(chat: Store) -> None:
     # BM25 finds the question alone: z = 1 against the phantom 0 (mean s/2, sd s/2) and the
     # floor -1 for the reply, x keyword weight 0.5; then the reply gains 0.3 x 0.5 and the
-    # question keeps 0.7 x 0.5
-    cfg = replace(TURNS, keys=False, participants=False, window=0, session=0.0, recency=0.0)
+    # question keeps 0.7 x 0.5 (z fusion alone: no rank term)
+    cfg = replace(TURNS, keys=False, participants=False, window=0, session=0.0, recency=0.0,
+                  rank_weight=0.0)  # fmt: skip
     hits = retrieve(chat, "support group", project="/chat/one", config=cfg)
     assert [(h.text, round(h.score, 6)) for h in hits] == [
         ("Caroline, did you get to the support group?", 0.35),

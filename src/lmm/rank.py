@@ -43,14 +43,18 @@ def fuse(
     weights: Sequence[float],
     extra: Sequence[dict[Any, float]] | None = None,
     items: Sequence[Any] = (),
+    rank_weight: float = 0.0,
+    rank_k: float = 5.0,
 ) -> dict[Any, float]:
-    """Weighted sum of z-scores. Each list is standardised over its own items plus one phantom
-    item scoring 0 (what an unrelated text scores in BM25 and, roughly, in cosine), so a lone
-    match still stands above the rest; an item missing from a list gets that list's lowest z.
-    Scale-free like RRF but keeps how far ahead an item is (LoCoMo R@5 68.2 against 58.7 for
-    RRF with k=60). `extra[j]` scores more items for list j (neighbours outside its top-N) with
-    list j's mean and sd, without counting them in those; `items` are fused too, at the floor
-    of every list that does not score them."""
+    """Weighted sum of z-scores, plus `rank_weight` x the list's weight / (rank_k + rank) for
+    an item at (1-based) `rank` of a list. Each list is standardised over its own items plus
+    one phantom item scoring 0 (what an unrelated text scores in BM25 and, roughly, in cosine),
+    so a lone match still stands above the rest; an item missing from a list gets that list's
+    lowest z. Scale-free like RRF but keeps how far ahead an item is (LoCoMo R@5 68.2 against
+    58.7 for RRF with k=60); the rank term lifts an item that tops one list by a small margin
+    (dense cosines bunch up), which z alone undervalues. `extra[j]` scores more items for list
+    j (neighbours outside its top-N) with list j's mean and sd, without counting them in those
+    or in its ranks; `items` are fused too, at the floor of every list that does not score them."""
     parts = []
     for j, scores in enumerate(lists):
         mean, sd = _stats([*scores.values(), 0.0])
@@ -59,10 +63,16 @@ def fuse(
         floor = min([(s - mean) / sd for s in scores.values()] + [-mean / sd])
         parts.append((z, floor))
     every = {i for z, _ in parts for i in z} | set(items)
-    return {
+    out = {
         i: sum(w * z.get(i, floor) for (z, floor), w in zip(parts, weights, strict=True))
         for i in every
     }
+    if rank_weight:
+        for scores, w in zip(lists, weights, strict=True):
+            ranked = sorted(scores, key=lambda i: (-scores[i], i))
+            for rank, i in enumerate(ranked, start=1):
+                out[i] += rank_weight * w / (rank_k + rank)
+    return out
 
 
 def _stats(values: list[float]) -> tuple[float, float]:

@@ -78,6 +78,8 @@ class SearchConfig:
     keyword_weight: float = 0.5  # fusion weights of the z-scored lists
     dense_weight: float = 0.5
     fusion: str = "z"  # "z" (weighted z-scores) or "rrf"
+    rank_weight: float = 80.0  # "z" also adds rank_weight x weight / (rank_k + rank) per list
+    rank_k: float = 5.0
     keys: bool = True  # BM25 over turn_keys; False: over the turn text alone (turns_fts)
     key_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.3, 1.0)  # speaker, text, ctx, day
     participants: bool = True  # names of speakers: speaker column only; "someone" when dense
@@ -392,7 +394,9 @@ def _kind_scores(
         ranks = [sorted(s, key=lambda i: (-s[i], i)) for _, s in lists]
         scores = rrf(ranks, weights, k=cfg.rrf_k)
     else:
-        scores = fuse([s for _, s in lists], weights)
+        scores = fuse(
+            [s for _, s in lists], weights, rank_weight=cfg.rank_weight, rank_k=cfg.rank_k
+        )
     if kind != "turn":
         return scores
     near: dict[int, list[tuple[int, int]]] = {}
@@ -413,7 +417,9 @@ def _kind_scores(
             extras[-1] = dense_lookup(store, qvec, embedder, kind, missing)
             if cfg.parts:
                 extras[-1] = best_sentences(store, qvec, embedder, extras[-1])
-        scores = fuse([s for _, s in lists], weights, extras, receivers)
+        scores = fuse(
+            [s for _, s in lists], weights, extras, receivers, cfg.rank_weight, cfg.rank_k
+        )
     return in_context(store, scores, near, answers, cfg)
 
 
