@@ -30,7 +30,7 @@ Measured on the dev half (997 questions with evidence, 2 skipped; all-MiniLM-L6-
     -keys (BM25 on turn text only)  72.8  81.0  88.3  92.1
     -participants                   75.8  83.8  89.4  92.8
     -speaker in dense key           77.8  84.8  90.1  94.1
-    +context in dense key           77.4  85.4  91.0  94.3   (not kept: 2x key; A/B +0.6/+0.1 before)
+    +context in dense key           77.4  85.4  91.0  94.3   (not kept: 2x key length)
     +date in dense key              76.5  84.7  89.7  93.6   (not kept)
     -window (neighbour context)     75.1  83.9  89.8  93.8
     -session                        77.0  84.4  90.6  94.0
