@@ -130,6 +130,22 @@ def test_extractive_brief_stays_within_max_tokens() -> None:
     assert brief.text.startswith("[1] database locked story 0")
 
 
+def test_extractive_brief_skips_a_line_that_does_not_fit_and_keeps_shorter_later_ones() -> None:
+    long = "database locked in the CI log " + " ".join(f"step{j} failed" for j in range(40))
+    short = "database locked: retry with busy_timeout"
+    hits = [hit(1, "database locked first", 1.0), hit(2, long, 0.9), hit(3, short, 0.8)]
+    cfg = SynthConfig(max_tokens=110)  # lines of 49, 157 and 56 tokens, citations included
+    evidence = select_evidence("database locked", hits, cfg)
+    assert [e.hit.id for e in evidence] == [1, 2, 3]
+    brief = extractive_brief(evidence, cfg)
+    assert brief.text is not None and approx_tokens(brief.text) <= 110
+    lines = brief.text.splitlines()
+    assert [line[:4] for line in lines] == ["[1] ", "[2] "]  # numbered as shown, no gap
+    assert lines[1].startswith(f"[2] {short}")
+    assert [(e.n, e.hit.id) for e in brief.evidence] == [(1, 1), (2, 3)]
+    assert [e.n for e in evidence] == [1, 2, 3]  # the caller's evidence is not changed
+
+
 def test_citations_reads_every_form() -> None:
     assert citations("A [1] and [2][3], also [4, 5].") == [1, 2, 3, 4, 5]
     assert citations("nothing cited") == []

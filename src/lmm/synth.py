@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -195,26 +195,32 @@ class Brief:
 
 
 def extractive_brief(evidence: list[Evidence], cfg: SynthConfig | None = None) -> Brief:
-    """The evidence itself, one line each: '[n] text (category, date, session, file)'."""
+    """The evidence itself, one line each: '[n] text (category, date, session, file)', best
+    first. A line that would overrun `max_tokens` is left out and later (shorter) ones still
+    go in; the lines kept are numbered 1, 2, ... and the brief's evidence says which they are."""
     cfg = cfg or SynthConfig()
     if not evidence:
         return Brief(None, [], "none")
     lines: list[str] = []
+    kept: list[Evidence] = []
     used = 0
     for ev in evidence:
-        line = f"[{ev.n}] {excerpt(ev.text, [], cfg.line_chars)} ({ev.citation()})"
+        body = f"{excerpt(ev.text, [], cfg.line_chars)} ({ev.citation()})"
+        line = f"[{len(kept) + 1}] {body}"
         if used + approx_tokens(line) + 1 > cfg.max_tokens:
-            break
+            continue
         lines.append(line)
+        kept.append(replace(ev, n=len(kept) + 1))
         used += approx_tokens(line) + 1
-    if not lines:  # one line over the whole budget: shorten it until it fits
-        ev, chars = evidence[0], cfg.line_chars
+    if lines:
+        return Brief("\n".join(lines), kept, "extractive")
+    # every line is over the whole budget: shorten the best one until it fits
+    ev, chars = evidence[0], cfg.line_chars
+    line = f"[1] {excerpt(ev.text, [], chars)} ({ev.citation()})"
+    while approx_tokens(line) > cfg.max_tokens and chars > 20:
+        chars = chars * 2 // 3
         line = f"[1] {excerpt(ev.text, [], chars)} ({ev.citation()})"
-        while approx_tokens(line) > cfg.max_tokens and chars > 20:
-            chars = chars * 2 // 3
-            line = f"[1] {excerpt(ev.text, [], chars)} ({ev.citation()})"
-        lines = [line]
-    return Brief("\n".join(lines), evidence[: len(lines)], "extractive")
+    return Brief(line, [replace(ev, n=1)], "extractive")
 
 
 SYSTEM = (
