@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lmm.conversation import conversation_order, main_branch
 from lmm.importers import read_generic
 from lmm.ingest import ingest
 from lmm.records import ParseIssue, Turn
 from lmm.store import Store
-from lmm.transcripts import TranscriptFile, TranscriptReader, conversation_order, main_branch
+from lmm.transcripts import TranscriptFile, TranscriptReader
 
 FIELDS = ["type", "uuid", "parentUuid", "sessionId", "timestamp", "cwd", "gitBranch", "message",
           "isSidechain", "isMeta", "isCompactSummary", "toolUseResult", "agentId", "summary",

@@ -159,7 +159,7 @@ def to_cognition(candidate: Candidate, session: SessionView, origin: str) -> Cog
 
 def load_session(store: Store, session_id: str, after_turn_id: int = 0) -> SessionView:
     """A session as extractors see it; turns with row id > `after_turn_id` are the new ones."""
-    from lmm.transcripts import conversation_order
+    from lmm.conversation import conversation_order
 
     row = store.db.execute(
         "SELECT s.project_id, p.path FROM sessions s LEFT JOIN projects p ON p.id = s.project_id "

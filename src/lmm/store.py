@@ -413,7 +413,7 @@ class Store:
 
     def session_turns(self, session_id: str) -> list[Turn]:
         """A session's turns in conversation order (the uuid/parentUuid graph)."""
-        from lmm.transcripts import conversation_order
+        from lmm.conversation import conversation_order
 
         rows = self.db.execute(
             "SELECT * FROM turns WHERE session_id = ? ORDER BY source_id, line_no, id",
