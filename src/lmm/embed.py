@@ -177,14 +177,19 @@ class KeyRecipe:
     cognitions: bool = False  # texts of active cognitions extracted from this turn
 
 
+def _spoken(row: Any, text: str, recipe: KeyRecipe) -> str:
+    """`text` as "Speaker: text" (speaker name, else role) when the recipe wants the speaker."""
+    who = row["speaker"] or row["role"] or ""
+    return f"{who}: {text}" if recipe.speaker and who else text
+
+
 def turn_key(row: dict[str, Any], prev: dict[str, Any] | None, recipe: KeyRecipe) -> str:
     """The embedding key of one turn; `prev` is the turn before it in its session."""
     text = (row["text"] or "")[:KEY_CHARS]
     parts = []
     if recipe.date and row.get("timestamp"):
         parts.append(f"[{timeref.human_date(row['timestamp'])}]")
-    who = row.get("speaker") or row.get("role") or ""
-    parts.append(f"{who}: {text}" if recipe.speaker and who else text)
+    parts.append(_spoken(row, text, recipe))
     if recipe.cognitions and row.get("cognitions"):
         parts.append("(" + " ".join(row["cognitions"]) + ")")
     key = " ".join(parts)
@@ -405,9 +410,7 @@ def _embed_parts(
         chunk = rows[i : i + batch]
         keys: list[list[str]] = []
         for r in chunk:
-            who = r["speaker"] or r["role"] or ""
-            split = turn_parts(r["text"] or "")
-            keys.append([f"{who}: {p}" if recipe.speaker and who else p for p in split])
+            keys.append([_spoken(r, p, recipe) for p in turn_parts(r["text"] or "")])
         flat = [k for ks in keys for k in ks]
         vecs = embedder.embed(flat) if flat else None
         if vecs is not None:

@@ -214,6 +214,11 @@ _INSERT_KEY = f"""
                   ORDER BY p.id DESC LIMIT 1), ''),
         {_DAY.format(ts="new.timestamp")}
     WHERE length(new.text) > 0;"""
+# The text index of turns with id > ? (no trigger indexes new rows): Store.index_new_turns after
+# each batch, Store.index_pending once per bulk transaction.
+TURN_TEXT_FOR_NEW = """
+    INSERT INTO turns_fts (rowid, text, thinking)
+    SELECT id, text, thinking FROM turns WHERE id > ?"""
 # The same keys for turns with id > ?, written by Store.index_new_turns after each batch.
 TURN_KEYS_FOR_NEW = f"""
     INSERT INTO turn_keys (rowid, speaker, text, context, day)

@@ -386,12 +386,12 @@ def _kind_scores(
             found = best_sentences(store, qvec, embedder, found)
         lists.append(("dense", found))  # last: the exact-cosine lookup below extends it
         weights.append(cfg.dense_weight)
+    ranks: list[list[int]] = []
     for name, found in lists:
-        ranked = sorted(found, key=lambda i: (-found[i], i))
-        for rank, i in enumerate(ranked, start=1):
+        ranks.append(sorted(found, key=lambda i: (-found[i], i)))
+        for rank, i in enumerate(ranks[-1], start=1):
             signals.setdefault((kind, i), {})[name] = {"rank": rank, "score": found[i]}
     if cfg.fusion == "rrf":
-        ranks = [sorted(s, key=lambda i: (-s[i], i)) for _, s in lists]
         scores = rrf(ranks, weights, k=cfg.rrf_k)
     else:
         scores = fuse(

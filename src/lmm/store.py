@@ -381,22 +381,14 @@ class Store:
         """Index the turns that `bulk` left for the end of the transaction (no-op outside it)."""
         if self._unindexed_after is None:
             return
-        self.db.execute(
-            "INSERT INTO turns_fts (rowid, text, thinking) "
-            "SELECT id, text, thinking FROM turns WHERE id > ?",
-            (self._unindexed_after,),
-        )
+        self.db.execute(migrations.TURN_TEXT_FOR_NEW, (self._unindexed_after,))
         self.db.execute(migrations.TURN_KEYS_FROM_CONTEXTS)
         self.db.execute("DELETE FROM temp.turn_key_context")
         self._unindexed_after = None
 
     def index_new_turns(self, after_id: int) -> None:
         """Add turns with id > `after_id` to the FTS index (no trigger indexes new rows)."""
-        self.db.execute(
-            "INSERT INTO turns_fts (rowid, text, thinking) "
-            "SELECT id, text, thinking FROM turns WHERE id > ?",
-            (after_id,),
-        )
+        self.db.execute(migrations.TURN_TEXT_FOR_NEW, (after_id,))
         self.db.execute(migrations.TURN_KEYS_FOR_NEW, (after_id,))
 
     def link_subagents(self) -> int:
