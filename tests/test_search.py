@@ -102,6 +102,31 @@ def test_project_scope_with_dense(store: Store) -> None:
     assert hits[0].source.session_id == "sib"
 
 
+def test_cosines_on_the_worker_thread_give_the_same_hits(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lmm.search as search
+
+    e = FakeEmbedder()
+    embed_pending(store, e)
+    queries = ["database migration", "manual migration", "nothing here at all"]
+    inline = [retrieve(store, q, embedder=e) for q in queries]
+    monkeypatch.setattr(search, "PARALLEL_ROWS", 0)  # every scope takes the worker thread
+    submitted: list[object] = []
+    real = search._worker
+
+    def counting() -> object:
+        submitted.append(1)
+        return real()
+
+    monkeypatch.setattr(search, "_worker", counting)
+    threaded = [retrieve(store, q, embedder=e) for q in queries]
+    assert submitted  # the threaded path really ran
+    assert [[(h.kind, h.id, h.score) for h in hs] for hs in threaded] == [
+        [(h.kind, h.id, h.score) for h in hs] for hs in inline
+    ]
+
+
 def test_only_active_cognitions_are_retrieved(store: Store) -> None:
     store.db.executemany(
         "INSERT INTO cognitions (uid, project_id, category, text, origin, status) "

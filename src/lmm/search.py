@@ -33,9 +33,11 @@ from lmm.rank import fuse, in_context, neighbours, replies, rrf
 from lmm.store import _like_prefix, quote_fts
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import numpy as np
 
-    from lmm.embed import Embedder
+    from lmm.embed import Embedder, VectorIndex
     from lmm.store import Store
 
 log = logging.getLogger(__name__)
@@ -258,27 +260,23 @@ def keyword_scores(
     return {int(r[0]): -float(r[1]) for r in rows}
 
 
-def dense_scores(
-    store: Store,
-    qvec: np.ndarray,
-    embedder: Embedder,
-    kind: str,
-    projects: list[int] | None,
-    limit: int,
+def _spans(index: VectorIndex, kind: str, projects: list[int] | None) -> list[tuple[int, int]]:
+    """The index's row ranges in scope (a cognition without a project applies everywhere)."""
+    if not len(index.ids):
+        return []
+    if projects is None:
+        return [(0, len(index.ids))]
+    wanted = [*projects, -1] if kind == "cognition" else projects
+    return sorted(index.spans[p] for p in wanted if p in index.spans)
+
+
+def dense_top(
+    index: VectorIndex, spans: list[tuple[int, int]], qvec: np.ndarray, limit: int
 ) -> dict[int, float]:
-    """Item id -> cosine for the best `limit` stored vectors in scope (exact search)."""
+    """The best `limit` cosines of `qvec` over the index rows in `spans` (no store access, so
+    it may run on another thread)."""
     import numpy as np
 
-    from lmm.embed import vector_index
-
-    index = vector_index(store, embedder.name, kind)
-    if not len(index.ids):
-        return {}
-    if projects is None:
-        spans = [(0, len(index.ids))]
-    else:
-        wanted = [*projects, -1] if kind == "cognition" else projects
-        spans = sorted(index.spans[p] for p in wanted if p in index.spans)
     if not spans:
         return {}
     if len(spans) == 1:
@@ -362,6 +360,23 @@ def read_query(store: Store, query: str, projects: list[int] | None,
     return q
 
 
+# From this many vectors in scope, the cosine pass runs on a worker thread while BM25 runs in
+# SQLite: both release the GIL. Interleaved A/B over the same queries, unscoped, this 2-core
+# machine: 1M vectors p50/p95 131/161 -> 81/106 ms (both cores loaded: 198/283 -> 149/220);
+# 100k: 38.5/64.9 -> 32.7/55.5 ms; same hits.
+PARALLEL_ROWS = 50_000
+_WORKER: list[ThreadPoolExecutor] = []
+
+
+def _worker() -> ThreadPoolExecutor:
+    """One thread for cosine passes (concurrent requests take turns: two cores are busy then)."""
+    if not _WORKER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WORKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmm-dense"))
+    return _WORKER[0]
+
+
 def _kind_scores(
     store: Store,
     kind: str,
@@ -375,13 +390,23 @@ def _kind_scores(
     lists: list[tuple[str, dict[int, float]]] = []
     weights: list[float] = []
     qvec = q.vec
+    dense: Future[dict[int, float]] | dict[int, float] | None = None
+    if embedder is not None and qvec is not None:
+        from lmm.embed import vector_index
+
+        index = vector_index(store, embedder.name, kind)
+        spans = _spans(index, kind, projects)
+        if cfg.keyword and sum(e - s for s, e in spans) >= PARALLEL_ROWS:
+            dense = _worker().submit(dense_top, index, spans, qvec, cfg.candidates)
+        else:
+            dense = dense_top(index, spans, qvec, cfg.candidates)
     if cfg.keyword:
         found = keyword_scores(store, q.text, kind, projects, cfg.candidates, names=q.names,
                                config=cfg)  # fmt: skip
         lists.append(("bm25", found))
         weights.append(cfg.keyword_weight)
-    if embedder is not None and qvec is not None:
-        found = dense_scores(store, qvec, embedder, kind, projects, cfg.candidates)
+    if dense is not None and embedder is not None and qvec is not None:
+        found = dense if isinstance(dense, dict) else dense.result()
         if kind == "turn" and cfg.parts:
             found = best_sentences(store, qvec, embedder, found)
         lists.append(("dense", found))  # last: the exact-cosine lookup below extends it
