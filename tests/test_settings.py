@@ -181,3 +181,156 @@ def test_cli_install_and_uninstall_project_scope(
     assert path.read_text() == ORIGINAL
     assert main(["install-hooks", "--user"]) == 0
     assert (tmp_path / "user" / ".claude" / "settings.json").exists()
+
+
+# ---- the shapes an existing settings.json comes in
+
+
+def _installed_events(path: Path) -> list[str]:
+    return settings.installed(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{}",
+        "{}\n",
+        '{"model": "opus"}',
+        '{\n  "model": "opus",\n  "permissions": {"allow": ["Bash(ls:*)"]}\n}\n',
+        '{"hooks": {}}',
+        '{"hooks": null, "model": "opus"}',
+        '{"hooks": {"SessionStart": null}}',
+        '{"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}}',
+        '\ufeff{"model": "opus"}',
+        "",
+        "  \n",
+    ],
+    ids=[
+        "empty-object",
+        "empty-object-nl",
+        "other-key",
+        "other-keys",
+        "empty-hooks",
+        "null-hooks",
+        "null-event",
+        "other-hooks",
+        "bom",
+        "empty-file",
+        "blank-file",
+    ],
+)
+def test_install_on_each_shape_installs_and_uninstall_restores(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    report = settings.install(path)
+    assert report.changed and report.events == list(settings.HOOKS)
+    assert _installed_events(path) == list(settings.HOOKS)
+    data = json.loads(path.read_text())
+    before = json.loads(content.lstrip("\ufeff")) if content.strip() else {}
+    assert {k: v for k, v in data.items() if k != "hooks"} == {
+        k: v for k, v in before.items() if k != "hooks"
+    }
+    assert settings.install(path).changed is False
+    report = settings.uninstall(path)
+    assert report.changed
+    text = path.read_text() if path.exists() else ""  # an empty file lmm filled is removed
+    if report.restored:
+        assert text == content
+    after = json.loads(text.lstrip("\ufeff")) if text.strip() else {}
+    assert settings.installed(after) == []
+    assert {k: v for k, v in after.items() if k != "hooks"} == {
+        k: v for k, v in before.items() if k != "hooks"
+    }
+
+
+def test_with_hooks_leaves_its_input_alone() -> None:
+    data: dict = {"model": "opus"}
+    out = settings.with_hooks(data)
+    assert data == {"model": "opus"} and settings.installed(out) == list(settings.HOOKS)
+
+
+def test_cli_says_installed_on_a_settings_file_without_hooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / ".claude" / "settings.json"
+    path.parent.mkdir()
+    path.write_text('{"model": "opus"}\n')
+    assert main(["install-hooks"]) == 0
+    assert capsys.readouterr().out.startswith("installed lmm hooks")
+    assert _installed_events(path) == list(settings.HOOKS)
+    assert main(["install-hooks"]) == 0
+    assert "already installed" in capsys.readouterr().out
+
+
+def test_a_symlinked_settings_file_stays_a_link(tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles" / "claude-settings.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text('{"model": "opus"}\n')
+    link = tmp_path / ".claude" / "settings.json"
+    link.parent.mkdir()
+    link.symlink_to(dotfiles)
+    settings.install(link)
+    assert link.is_symlink() and link.resolve() == dotfiles.resolve()
+    assert _installed_events(dotfiles) == list(settings.HOOKS)
+    assert settings.uninstall(link).restored
+    assert link.is_symlink() and dotfiles.read_text() == '{"model": "opus"}\n'
+
+
+def test_a_dangling_symlink_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "settings.json"
+    link.symlink_to(tmp_path / "nowhere.json")
+    with pytest.raises(LmmError, match="does not exist"):
+        settings.install(link)
+    assert link.is_symlink() and not (tmp_path / "nowhere.json").exists()
+
+
+def test_a_read_only_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"model": "opus"}')
+    path.chmod(0o444)
+    with pytest.raises(LmmError, match="read-only"):
+        settings.install(path)
+    assert path.read_text() == '{"model": "opus"}' and path.stat().st_mode & 0o777 == 0o444
+    assert not (tmp_path / "settings.json.lmm-tmp").exists()
+
+
+def test_a_file_mode_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text("{}")
+    path.chmod(0o600)
+    settings.install(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"hooks": ', "is not valid JSON"),
+        ("[1, 2]", "does not hold a JSON object"),
+        ('{"hooks": [1]}', '"hooks" in .* is not a JSON object'),
+        ('{"hooks": {"SessionStart": {"command": "x"}}}', "is not a list"),
+    ],
+)
+def test_a_malformed_file_is_refused_untouched(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    with pytest.raises(LmmError, match=message):
+        settings.install(path)
+    assert path.read_text() == content and settings.backups(path) == []
+
+
+def test_an_unwritable_place_gives_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LmmError, match="check the folder's permissions"):
+        settings.install(blocker / ".claude" / "settings.json")
+
+
+def test_a_directory_in_the_way_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.mkdir()
+    with pytest.raises(LmmError, match="is not a file"):
+        settings.install(path)

@@ -69,10 +69,27 @@ class Report:
 # ---- reading and writing with the file's own formatting
 
 
+def _target(path: Path) -> Path:
+    """The file that `path` names: a symlinked settings.json (dotfiles) is edited where it lives,
+    and the link stays a link."""
+    try:
+        return path.resolve(strict=False) if path.is_symlink() else path
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise LmmError(f"cannot follow the link {path} ({exc}); fix or remove it") from exc
+
+
 def _read(path: Path) -> tuple[dict[str, Any], bytes | None]:
+    if path.is_symlink() and not path.exists():
+        raise LmmError(f"{path} is a link to {os.readlink(path)}, which does not exist; "
+                       "create that file or remove the link, then run this again")  # fmt: skip
     if not path.exists():
         return {}, None
-    raw = path.read_bytes()
+    if not path.is_file():
+        raise LmmError(f"{path} is not a file; move it away, then run this again")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LmmError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
     if not raw.strip():
         return {}, raw
     try:
@@ -81,7 +98,20 @@ def _read(path: Path) -> tuple[dict[str, Any], bytes | None]:
         raise LmmError(f"{path} is not valid JSON ({exc}); fix it, then run this again") from exc
     if not isinstance(data, dict):
         raise LmmError(f"{path} does not hold a JSON object; fix it, then run this again")
+    _check_shape(path, data)
     return data, raw
+
+
+def _check_shape(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a `hooks` value Claude Code would not read either, rather than guess at it."""
+    hooks = data.get("hooks")
+    if hooks is None:
+        return
+    if not isinstance(hooks, dict):
+        raise LmmError(f'"hooks" in {path} is not a JSON object; fix it, then run this again')
+    for event, groups in hooks.items():
+        if event in HOOKS and groups is not None and not isinstance(groups, list):
+            raise LmmError(f'"hooks.{event}" in {path} is not a list; fix it, then run this again')
 
 
 def _indent(raw: bytes | None) -> int | str:
@@ -100,12 +130,26 @@ def _dump(data: dict[str, Any], raw: bytes | None) -> bytes:
 
 
 def _write(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".lmm-tmp")
-    tmp.write_bytes(content)
-    if path.exists():
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-    tmp.replace(path)
+    """Replace `path` (the link's target for a symlink) atomically, keeping its mode. A file
+    whose mode says read-only is refused: the user locked it for a reason."""
+    target = _target(path)
+    mode = target.stat().st_mode & 0o777 if target.exists() else None
+    if mode is not None and not mode & 0o200:
+        raise LmmError(
+            f"{target} is read-only (mode {mode:o}); make it writable (chmod u+w {target}) "
+            "and run this again, or add the hooks by hand"
+        )
+    tmp = target.with_name(target.name + ".lmm-tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(content)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise LmmError(f"cannot write {target} ({exc.strerror or exc}); check the folder's "
+                       "permissions, then run this again") from exc  # fmt: skip
 
 
 def _backup(path: Path, raw: bytes | None) -> Path:
@@ -115,8 +159,12 @@ def _backup(path: Path, raw: bytes | None) -> Path:
     while target.exists():
         n += 1
         target = path.with_name(f"{path.name}{BACKUP_SUFFIX}{stamp}-{n}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(raw or b"")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(raw or b"")
+    except OSError as exc:
+        raise LmmError(f"cannot back up {path} to {target} ({exc.strerror or exc}); check the "
+                       "folder's permissions, then run this again") from exc  # fmt: skip
     return target
 
 
@@ -130,10 +178,11 @@ def backups(path: Path) -> list[Path]:
 
 
 def strip(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` without lmm's hook commands; groups and events left empty by that are dropped."""
+    """A copy of `data` without lmm's hook commands; groups and events left empty by that are
+    dropped. `data` itself is never changed."""
     hooks = data.get("hooks")
     if not isinstance(hooks, dict):
-        return data
+        return dict(data)
     new_hooks: dict[str, Any] = {}
     for event, groups in hooks.items():
         if not isinstance(groups, list):
@@ -164,9 +213,29 @@ def with_hooks(data: dict[str, Any]) -> dict[str, Any]:
     hooks = dict(out.get("hooks") or {})
     for event, timeout in HOOKS.items():
         entry = {"type": "command", "command": hook_command(event), "timeout": timeout}
-        hooks[event] = [*hooks.get(event, []), {"hooks": [entry]}]
+        hooks[event] = [*(hooks.get(event) or []), {"hooks": [entry]}]
     out["hooks"] = hooks
     return out
+
+
+def installed(data: dict[str, Any]) -> list[str]:
+    """The events for which `data` runs lmm's current hook command."""
+    hooks = data.get("hooks")
+    if not isinstance(hooks, dict):
+        return []
+    found = []
+    for event in HOOKS:
+        groups = hooks.get(event)
+        commands = [
+            h.get("command")
+            for g in (groups if isinstance(groups, list) else [])
+            if isinstance(g, dict) and isinstance(g.get("hooks"), list)
+            for h in g["hooks"]
+            if is_ours(h)
+        ]
+        if hook_command(event) in commands:
+            found.append(event)
+    return found
 
 
 def _prune(data: Any) -> Any:
@@ -183,10 +252,13 @@ def install(path: Path) -> Report:
     data, raw = _read(path)
     new = with_hooks(data)
     if raw is not None and new == data:
-        return Report(path, changed=False, events=list(HOOKS))
+        return Report(path, changed=False, events=installed(data))
     backup = _backup(path, raw)
     _write(path, _dump(new, raw))
-    return Report(path, changed=True, events=list(HOOKS), backup=backup)
+    events = installed(_read(path)[0])
+    if events != list(HOOKS):  # never report an install that the file does not show
+        raise LmmError(f"wrote {path} but it does not hold lmm's hooks; the backup is {backup}")
+    return Report(path, changed=True, events=events, backup=backup)
 
 
 def uninstall(path: Path) -> Report:
