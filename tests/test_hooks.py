@@ -294,3 +294,10 @@ def test_a_server_that_never_answers_costs_the_deadline_and_prints_nothing(home:
     assert hooks.DEADLINE - 0.2 < elapsed < hooks.DEADLINE + 3.0
     log = (home / hooks.LOG_NAME).read_text()
     assert "gave up after 2.0 s" in log or "did not answer 'recall'" in log
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_the_deadline_counts_from_the_process_start() -> None:
+    code = "import time; time.sleep(0.6); from lmm import hooks; print(hooks.process_age())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 0.55 <= float(out.stdout) < 5.0

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import namedtuple
 
-from lmm import paths
+from lmm import handshake, paths
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
@@ -204,9 +204,20 @@ def call_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]
         except OSError:
             return None  # server.json outlived its server
         sock.settimeout(timeout)
-        request = dumps({"token": token, "op": op, "args": args}).encode() + b"\n"
         try:
-            sock.sendall(request)
+            mine = handshake.nonce()
+            sock.sendall(dumps({"hello": mine}).encode() + b"\n")
+            theirs = _proof_and_nonce(_read_line(sock))
+            if theirs is None or not handshake.check(token, "server", mine, theirs[0]):
+                logger().warning(
+                    "%s lists %s, but what listens there is not the lmm server (it cannot prove "
+                    "the token); answering in-process",
+                    paths.SERVER_INFO,
+                    address,
+                )
+                return None  # a stranger on a dead server's port learns nothing but a nonce
+            auth = handshake.proof(token, "client", theirs[1])
+            sock.sendall(dumps({"auth": auth, "op": op, "args": args}).encode() + b"\n")
             line = _read_line(sock)
         except OSError as exc:  # timeouts included
             from lmm.errors import LmmError
@@ -225,6 +236,19 @@ def call_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]
         error = reply.get("error") if isinstance(reply, dict) else reply
         raise LmmError(f"the lmm server refused {op!r}: {error}")
     return result
+
+
+def _proof_and_nonce(line: bytes) -> tuple[str, str] | None:
+    """(proof, nonce) from the server's answer to a hello, or None for anything else."""
+    try:
+        reply = loads(line)
+    except ValueError:
+        return None
+    result = reply.get("result") if isinstance(reply, dict) else None
+    if not isinstance(result, dict):
+        return None
+    proof, nonce = result.get("proof"), result.get("nonce")
+    return (proof, nonce) if isinstance(proof, str) and isinstance(nonce, str) else None
 
 
 def _read_line(sock: Any) -> bytes:
@@ -389,13 +413,31 @@ def run_hook(
     return 0
 
 
+def process_age() -> float:
+    """Seconds since this process started (0.0 where the system does not say): the hook's
+    deadline counts from when Claude Code started it, not from when Python had loaded, which
+    takes a second or more on a loaded machine. Linux: /proc; elsewhere 0.0."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22: starttime
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def main(argv: list[str]) -> int:
     """`python -m lmm hook EVENT`: answer, log problems to the file, exit 0 whatever happens."""
     global _file_log_pending
     try:
         _file_log_pending = True
         event = argv[0] if argv else ""
-        return run_hook(event, sys.stdin.buffer, sys.stdout, exit_on_timeout=True)
+        deadline = max(0.1, DEADLINE - process_age())
+        return run_hook(
+            event, sys.stdin.buffer, sys.stdout, deadline=deadline, exit_on_timeout=True
+        )
     except BaseException:  # the hook boundary: never break the agent's session
         logger().exception("hook %s failed before it started", argv)
         return 0

@@ -1,13 +1,20 @@
 """`lmm serve`: a long-lived local process that keeps the embedder and the LM warm.
 
 Protocol: JSON lines over a Unix socket (default `$LMM_HOME/lmm.sock`, mode 0600) or over
-127.0.0.1:PORT. Each request is one line `{"token": ..., "op": ..., "args": {...}}`; each reply one
-line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping, recall, search,
-project_brief (see `dispatch`). The address and a random token live in `$LMM_HOME/server.json`
-(mode 0600); a request without that token, over 1 MB, or not a JSON object gets an error.
-Clients (`call`, `try_call`; hooks.call_server for hooks) connect with a short timeout and callers
-fall back to in-process work. Connections are served by long-lived threads that keep their own
-store open (`Handlers`), so a hook's request finds a warm SQLite connection.
+127.0.0.1:PORT. Each request is one line `{"auth" | "token": ..., "op": ..., "args": {...}}`; each
+reply one line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping,
+recall, search, project_brief (see `dispatch`). The address and a random token live in
+`$LMM_HOME/server.json` (mode 0600); a request without proof of that token, over 1 MB, or not a
+JSON object gets an error. lmm's own clients (`call`, `try_call`; hooks.call_server for hooks)
+never send the token: they open with the handshake in `lmm.handshake`, and a listener that cannot
+prove it knows the token (a stranger on the port of a server that died) is treated as no server.
+Clients connect with a short timeout and callers fall back to in-process work.
+
+Connections are served by long-lived threads that keep their own store open (`Handlers`), so a
+hook's request finds a warm SQLite connection. A connection gets a thread only once it has sent
+something: until then it waits in the accept loop's selector (one descriptor, no thread) for at
+most `HANDSHAKE_TIMEOUT`, and past `max_waiting()` such connections the oldest is closed, so idle
+connections cannot exhaust threads or descriptors (`ulimit -n 256` included).
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ MAX_REPLY = 64_000_000
 INFO_NAME = paths.SERVER_INFO
 SOCKET_NAME = paths.SOCKET_NAME
 CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once; anything slower is not ours
-IDLE_TIMEOUT = 60.0  # seconds a connection may sit without sending a request
+IDLE_TIMEOUT = 60.0  # seconds an authenticated connection may sit without sending a request
+HANDSHAKE_TIMEOUT = 2.0  # seconds a new connection may take to send its first line
+MAX_THREADS = 16  # handler threads at most; more ready connections queue for them
 MAX_IDLE = 2  # handler threads (each with its store open) kept waiting after a burst
 HANDLER_NAME = "lmm-serve-handler"
 
@@ -111,14 +120,25 @@ def call(
     """Send one request to the running server and return its result.
 
     Raises ServerUnavailable when no server accepts the connection, ServerError otherwise."""
+    from lmm import handshake
+
     info = info or read_info()
     if info is None:
         raise ServerUnavailable(f"no lmm server is running ({info_path()} is absent): lmm serve")
     sock = _connect(info, connect_timeout)
     try:
         sock.settimeout(timeout)
-        sock.sendall(orjson.dumps({"token": info.token, "op": op, "args": args or {}}) + b"\n")
         with sock.makefile("rb") as f:
+            mine = handshake.nonce()
+            sock.sendall(orjson.dumps({"hello": mine}) + b"\n")
+            theirs = _hello_reply(f.readline(MAX_REPLY))
+            if theirs is None or not handshake.check(info.token, "server", mine, theirs[0]):
+                raise ServerUnavailable(
+                    f"the process at {info.socket or info.port} is not the lmm server that "
+                    f"wrote {info_path()} (it cannot prove the token); start one: lmm serve"
+                )
+            auth = handshake.proof(info.token, "client", theirs[1])
+            sock.sendall(orjson.dumps({"auth": auth, "op": op, "args": args or {}}) + b"\n")
             line = f.readline(MAX_REPLY)
     except OSError as exc:  # timeouts included
         raise ServerError(
@@ -134,6 +154,19 @@ def call(
         raise ServerError(f"the lmm server refused {op!r}: {reply.get('error')}")
     result: dict[str, Any] = reply["result"]
     return result
+
+
+def _hello_reply(line: bytes) -> tuple[str, str] | None:
+    """(proof, nonce) from the server's answer to a hello, or None for anything else."""
+    try:
+        reply = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    result = reply.get("result") if isinstance(reply, dict) else None
+    if not isinstance(result, dict):
+        return None
+    proof, nonce = result.get("proof"), result.get("nonce")
+    return (proof, nonce) if isinstance(proof, str) and isinstance(nonce, str) else None
 
 
 def try_call(
@@ -283,19 +316,46 @@ class Warm:
             return self.lm
 
 
-def answer(warm: Warm, line: bytes, store: Callable[[], Store]) -> tuple[dict[str, Any], bool]:
+@dataclass
+class Peer:
+    """One connection's handshake state: the nonce the server sent, and whether the client has
+    proved the token (then later requests on the connection need no proof)."""
+
+    nonce: str | None = None
+    trusted: bool = False
+
+
+def answer(
+    warm: Warm, line: bytes, store: Callable[[], Store], peer: Peer | None = None
+) -> tuple[dict[str, Any], bool]:
     """The reply to one request line, and whether the connection may stay open. `store()` gives
     the store (opened on first use); a ping never needs it, so a broken store cannot make a
-    running server look dead."""
+    running server look dead. `peer` carries the connection's handshake (see `lmm.handshake`)."""
     import hmac  # server side only: clients (hooks) skip its OpenSSL import
 
+    from lmm import handshake
+
+    peer = peer if peer is not None else Peer()
     try:
         request = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return {"ok": False, "error": f"malformed request: not JSON ({exc})"}, False
     if not isinstance(request, dict):
         return {"ok": False, "error": "malformed request: send one JSON object per line"}, False
-    if not hmac.compare_digest(str(request.get("token", "")).encode(), warm.token.encode()):
+    if "hello" in request and not peer.trusted:
+        theirs = request["hello"]
+        if not isinstance(theirs, str) or not 16 <= len(theirs) <= 128:
+            return {"ok": False, "error": "malformed hello: send a nonce of 16-128 chars"}, False
+        peer.nonce = handshake.nonce()
+        result = {"proof": handshake.proof(warm.token, "server", theirs), "nonce": peer.nonce}
+        return {"ok": True, "result": result}, True
+    if not peer.trusted:
+        if "auth" in request:
+            peer.trusted = handshake.check(warm.token, "client", peer.nonce or "", request["auth"])
+        else:
+            token = str(request.get("token", "")).encode()
+            peer.trusted = hmac.compare_digest(token, warm.token.encode())
+    if not peer.trusted:
         return {"ok": False, "error": f"wrong or missing token: read it from {info_path()}"}, False
     op, args = request.get("op"), request.get("args", {})
     if not isinstance(op, str) or not isinstance(args, dict):
@@ -317,7 +377,8 @@ def answer(warm: Warm, line: bytes, store: Callable[[], Store]) -> tuple[dict[st
 
 
 def _connection(conn: socket.socket, warm: Warm, store: ThreadStore) -> None:
-    conn.settimeout(IDLE_TIMEOUT)
+    peer = Peer()
+    conn.settimeout(HANDSHAKE_TIMEOUT)  # until the client has proved the token
     try:
         with conn, conn.makefile("rb") as reader:
             while line := reader.readline(MAX_REQUEST + 1):
@@ -330,10 +391,12 @@ def _connection(conn: socket.socket, warm: Warm, store: ThreadStore) -> None:
                     return
                 if not line.strip():
                     continue
-                reply, keep = answer(warm, line, store.get)
+                reply, keep = answer(warm, line, store.get, peer)
                 conn.sendall(orjson.dumps(reply, default=str) + b"\n")
                 if not keep:
                     return
+                if peer.trusted:
+                    conn.settimeout(IDLE_TIMEOUT)
     except OSError as exc:
         log.debug("connection closed: %s", exc)
 
@@ -388,7 +451,7 @@ class Handlers:
     def submit(self, conn: socket.socket) -> None:
         with self.cond:
             self.pending.append(conn)
-            if len(self.pending) > self.idle:
+            if len(self.pending) > self.idle and len(self.threads) < MAX_THREADS:
                 self.spawn()
             self.cond.notify()
 
@@ -446,6 +509,85 @@ class Handlers:
         end = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, end - time.monotonic()))
+
+
+def max_waiting() -> int:
+    """How many connections may wait for their first line: half the descriptors this process
+    may open beyond a reserve for stores, logs and models (at `ulimit -n 256`: 96)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        soft = 4096
+    return max(8, min(1024, (soft - 64) // 2))
+
+
+@dataclass
+class Waiting:
+    """The accept loop: new connections wait here, on one selector and without a thread, until
+    they send something (then a handler thread takes them) or `HANDSHAKE_TIMEOUT` passes (then
+    they are closed). Past `limit` waiting connections the oldest is closed; when the process runs
+    out of descriptors, waiting connections are shed instead of the server falling over."""
+
+    listener: socket.socket
+    handlers: Handlers
+    limit: int = field(default_factory=max_waiting)
+    since: dict[socket.socket, float] = field(default_factory=dict)  # insertion order: oldest first
+
+    def __post_init__(self) -> None:
+        import selectors
+
+        self.listener.setblocking(False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+
+    def step(self, timeout: float) -> None:
+        """Wait up to `timeout` s; accept, hand over what is ready, expire what waited too long."""
+        for key, _ in self.selector.select(timeout):
+            if key.fileobj is self.listener:
+                self._accept()
+            else:
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                self._drop(conn, close=False)
+                conn.setblocking(True)
+                self.handlers.submit(conn)
+        deadline = time.monotonic() - HANDSHAKE_TIMEOUT
+        for conn in [c for c, t in self.since.items() if t < deadline]:
+            self._drop(conn)
+
+    def _accept(self) -> None:
+        import selectors
+
+        for _ in range(64):  # a burst at most per step: the timeouts still get their turn
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # EMFILE / ENFILE: shed the oldest waiting connections
+                log.warning("cannot accept a connection (%s); closing idle ones", exc)
+                for old in list(self.since)[: max(1, len(self.since) // 4)]:
+                    self._drop(old)
+                if not self.since:
+                    time.sleep(0.05)  # nothing to shed: let handler threads finish
+                return
+            if len(self.since) >= self.limit:
+                self._drop(next(iter(self.since)))
+            conn.setblocking(False)
+            self.since[conn] = time.monotonic()
+            self.selector.register(conn, selectors.EVENT_READ)
+
+    def _drop(self, conn: socket.socket, close: bool = True) -> None:
+        self.since.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(conn)
+        if close:
+            conn.close()
+
+    def close(self) -> None:
+        for conn in list(self.since):
+            self._drop(conn)
+        self.selector.close()
 
 
 def _listen(socket_path: Path | None, port: int | None) -> tuple[socket.socket, dict[str, Any]]:
@@ -520,17 +662,14 @@ def serve(
     log.info("lmm server ready at %s (pid %d)", address, info.pid)
     if ready is not None:
         ready(info)
-    sock.settimeout(0.2)
     handlers = Handlers(warm)
     handlers.spawn()  # one thread with its store open before the first request
+    waiting = Waiting(sock, handlers)
     try:
         while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except TimeoutError:
-                continue
-            handlers.submit(conn)
+            waiting.step(0.2)
     finally:
+        waiting.close()
         sock.close()
         handlers.stop()
         if read_info() == info:

@@ -1,0 +1,41 @@
+"""Mutual proof of the server token without sending it: what `lmm serve` and its clients say
+before a request, so that a process squatting a stale `server.json` address learns nothing.
+
+A client opens with `{"hello": N_c}`; the server answers `{"ok": true, "result": {"proof":
+proof(token, "server", N_c), "nonce": N_s}}`; the client checks that proof and sends its request
+with `"auth": proof(token, "client", N_s)` in place of the token. Neither side ever sends the
+token, and each proof is bound to the other side's fresh nonce, so a recorded one is worthless.
+
+HMAC-SHA256 on the builtin `_sha256` (and `_operator`'s constant-time compare): importing
+`hmac`/`hashlib` loads OpenSSL, a cost every hook would pay.
+"""
+
+from __future__ import annotations
+
+import _sha256
+import os
+from _operator import _compare_digest
+
+BLOCK = 64  # SHA-256 block size, bytes
+
+
+def nonce() -> str:
+    return os.urandom(16).hex()
+
+
+def proof(token: str, side: str, peer_nonce: str) -> str:
+    """HMAC-SHA256(token, f"lmm-{side}:{peer_nonce}") as hex; `side` is "server" or "client"."""
+    key = token.encode()
+    if len(key) > BLOCK:
+        key = _sha256.sha256(key).digest()
+    key = key.ljust(BLOCK, b"\0")
+    message = f"lmm-{side}:{peer_nonce}".encode()
+    inner = _sha256.sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+    return _sha256.sha256(bytes(b ^ 0x5C for b in key) + inner).hexdigest()
+
+
+def check(token: str, side: str, peer_nonce: str, claimed: object) -> bool:
+    """Whether `claimed` is the `side`'s proof for `peer_nonce` (constant time)."""
+    if not isinstance(claimed, str) or not peer_nonce:
+        return False
+    return bool(_compare_digest(proof(token, side, peer_nonce).encode(), claimed.encode()))
