@@ -167,9 +167,13 @@ MEMORY_NOTE = (
 )
 
 
+_LOOK_ALIKES = {ord("<"): "&lt;", 0xFF1C: "&lt;", 0xFE64: "&lt;"}  # all that NFKC maps to '<'
+
+
 def escape_memory(text: str) -> str:
-    """Escape '<' so recalled text can neither close the memory tag nor open another one."""
-    return text.replace("<", "&lt;")
+    """Escape '<' and its look-alikes (fullwidth, small) so recalled text can neither close the
+    memory tag nor open another one, however a reader normalises it."""
+    return text.translate(_LOOK_ALIKES)
 
 
 def wrap_memory(text: str, *, title: str = "memory", note: str = MEMORY_NOTE) -> str:
