@@ -131,11 +131,11 @@ def forget(cognition_id: int) -> str:
     text is erased, it disappears from every future recall and search, and extraction from old
     sessions will not bring it back. Use it when the user says a remembered preference, decision
     or fact is wrong or no longer wanted. Returns whether anything was forgotten."""
-    from lmm import cognitions
+    from lmm import erase
     from lmm.store import open_store
 
     with open_store() as store:
-        done = cognitions.forget(store, cognition_id)
+        done = erase.forget(store, cognition_id)
     return f"forgot cognition #{cognition_id}" if done else f"no active cognition #{cognition_id}"
 
 

@@ -79,14 +79,14 @@ def cmd_remember(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from lmm.cognitions import forget, get
+    from lmm.cognitions import get
+    from lmm.erase import forget
     from lmm.store import open_store
 
     with open_store() as store:
         if get(store, args.id) is None:
             raise LmmError(f"no memory #{args.id}; `lmm memories --all` lists them")
-        with store.transaction():
-            changed = forget(store, args.id)
+        changed = forget(store, args.id)
     text = f"forgot #{args.id}" if changed else f"#{args.id} was already forgotten"
     emit(args, {"id": args.id, "forgotten": True, "changed": changed}, text)
     return 0

@@ -202,8 +202,9 @@ def edit_action(store: Store, cog_id: int, form: dict[str, str]) -> tuple[int, s
 
 
 def forget_action(store: Store, cog_id: int) -> tuple[int, str]:
-    with store.transaction():
-        done = cognitions.forget(store, cog_id)
+    from lmm import erase
+
+    done = erase.forget(store, cog_id)
     return cog_id, "Forgotten: its text is gone and extraction will not bring it back." if done \
         else "It was already forgotten."  # fmt: skip
 
