@@ -7,8 +7,10 @@ PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 # make TORCH='torch --index-url https://download.pytorch.org/whl/cpu')
 TORCH ?= torch==2.13.0
 EXTRAS ?= dev,embed,llm,train,mcp,eval
+# the Claude Code CLI the real-client tests drive (tests/assets/claude_cli.py)
+CLAUDE_CODE_VERSION ?= 2.1.332
 
-.PHONY: run test test-slow lint typecheck fmt bench clean
+.PHONY: run test test-slow lint typecheck fmt bench clean claude-cli
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,6 +53,13 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/locomo_recall.py
 	$(BIN)/python bench/retrieval_latency.py
 	$(BIN)/python bench/recall_latency.py
+
+## claude-cli: the pinned Claude Code CLI in .cache/claude-code (npm), for the real-client tests
+claude-cli: .cache/claude-code/node_modules/.bin/claude
+
+.cache/claude-code/node_modules/.bin/claude:
+	mkdir -p .cache/claude-code
+	npm install --prefix .cache/claude-code --no-audit --no-fund @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
