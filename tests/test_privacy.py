@@ -141,3 +141,60 @@ def test_no_corpus_secret_reaches_training_files_hooks_mcp_or_logs(
     assert "[REDACTED:" in text  # the searches did surface the redacted lines
     leaks = [c.name for c in CORPUS if any(p in text for p in c.pieces())]
     assert leaks == []
+
+
+def test_an_opt_out_added_later_stops_injection_at_once_and_purges_at_the_next_ingest(
+    tmp_path: Path,
+) -> None:
+    from lmm import cognitions, hooks
+    from lmm.codebase import ingest_code
+    from lmm.errors import InputError
+    from lmm.extract import get_extractor, run_extraction
+
+    repo = tmp_path / "client"
+    repo.mkdir()
+    other = tmp_path / "mine"
+    src = tmp_path / "projects"
+    text = "Remember: the merger codename is BLUEBIRD, always use pnpm here."
+    _session(src / "a" / "s1.jsonl", str(repo), text, "s1")
+    _session(src / "c" / "s3.jsonl", str(other), "always use uv in this project", "s3")
+    store = Store(tmp_path / "home" / "lmm.db")
+    ingest(store, [src])
+    run_extraction(store, get_extractor("rules"))
+    prompt = hooks.HookInput("UserPromptSubmit", cwd=str(repo), prompt="what is the codename?")
+    assert "BLUEBIRD" in json.dumps(hooks.respond(prompt))
+
+    (repo / privacy.MARKER).touch()  # the user opts the project out after the fact
+    assert hooks.respond(prompt) is None  # at once, before any ingest
+    start = hooks.HookInput("SessionStart", cwd=str(repo))
+    assert hooks.respond(start) is None
+    with pytest.raises(InputError, match="opted out"):
+        ingest_code(store, repo)
+
+    report = ingest(store, [src])
+    assert report.turns_purged == 1
+    assert [r[0] for r in store.db.execute("SELECT session_id FROM turns")] == ["s3"]
+    assert not [c for c in cognitions.list_(store) if "BLUEBIRD" in c.text]
+    assert ingest(store, [src]).turns_new == 0  # and its transcript is not read again
+    store.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "home").iterdir() if p.is_file())
+    assert b"BLUEBIRD" not in raw
+
+
+def test_lines_without_a_cwd_appended_to_an_opted_out_session_stay_out(tmp_path: Path) -> None:
+    repo = tmp_path / "client"
+    repo.mkdir()
+    (repo / privacy.MARKER).touch()
+    path = tmp_path / "projects" / "-client" / "s1.jsonl"
+    _session(path, str(repo), "the merger codename is BLUEBIRD", "s1")
+    store = Store(tmp_path / "home" / "lmm.db")
+    assert ingest(store, [tmp_path / "projects"]).turns_opted_out == 1
+    later = {"type": "user", "uuid": "s1-u2", "parentUuid": "s1-u1", "sessionId": "s1",
+             "timestamp": "2026-01-01T00:01:00Z",
+             "message": {"role": "user", "content": "BLUEBIRD closes on Friday"}}  # fmt: skip
+    with path.open("a") as f:
+        f.write(json.dumps(later) + "\n")
+    report = ingest(store, [tmp_path / "projects"])
+    assert (report.turns_new, report.turns_opted_out) == (0, 1)
+    assert store.db.execute("SELECT count(*) FROM turns").fetchone()[0] == 0
+    store.close()

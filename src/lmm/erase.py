@@ -213,3 +213,77 @@ def scrub(store: Store) -> bool:
     if busy:
         log.warning("a reader holds the WAL; erased pages leave it at the next checkpoint")
     return not busy
+
+
+# ---- projects that opted out after they were stored
+
+
+def purge_opted_out(store: Store) -> dict[str, int]:
+    """Delete everything stored of projects that have opted out (`.lmm-ignore` or the config,
+    see lmm.privacy) since they were ingested: turns, sessions, their cognitions and sources,
+    vectors, code facts. Run at the start of every ingest; the project row stays (so its files
+    are known as read and not ingested again). Returns counts of what went."""
+    from lmm import privacy
+
+    privacy.reset_cache()  # the marker may have appeared since this process last looked
+    projects = [(pid, path) for pid, path in store.db.execute("SELECT id, path FROM projects")]
+    gone = [pid for pid, path in projects if privacy.excluded(path)]
+    counts = {"projects": 0, "turns": 0, "cognitions": 0}
+    if not gone:
+        return counts
+    store.db.execute("PRAGMA secure_delete = ON")
+    marks = ",".join("?" * len(gone))
+    with store.transaction() as db:
+        # id lists as temporary tables: a big project holds more turns than SQL variables
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS purge_sessions (id TEXT PRIMARY KEY)")
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS purge_turns (id INTEGER PRIMARY KEY)")
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS purge_cogs (id INTEGER PRIMARY KEY)")
+        for table in ("purge_sessions", "purge_turns", "purge_cogs"):
+            db.execute(f"DELETE FROM temp.{table}")
+        db.execute(
+            f"INSERT OR IGNORE INTO purge_sessions SELECT id FROM sessions "
+            f"WHERE project_id IN ({marks}) UNION "
+            f"SELECT DISTINCT session_id FROM turns WHERE project_id IN ({marks})",
+            gone + gone,
+        )
+        db.execute(
+            f"INSERT INTO purge_turns SELECT id FROM turns WHERE project_id IN ({marks}) "
+            f"OR session_id IN (SELECT id FROM purge_sessions)",
+            gone,
+        )
+        db.execute(
+            f"INSERT INTO purge_cogs SELECT id FROM cognitions WHERE project_id IN ({marks})", gone
+        )
+        db.execute(
+            "DELETE FROM cognition_sources WHERE cognition_id IN (SELECT id FROM purge_cogs) "
+            "OR session_id IN (SELECT id FROM purge_sessions)"
+        )
+        # a memory learned only there (not one the user typed) goes with it
+        db.execute(
+            "INSERT OR IGNORE INTO purge_cogs SELECT id FROM cognitions c WHERE origin != 'user' "
+            "AND NOT EXISTS (SELECT 1 FROM cognition_sources s WHERE s.cognition_id = c.id)"
+        )
+        db.execute(
+            "UPDATE cognitions SET superseded_by = NULL "
+            "WHERE superseded_by IN (SELECT id FROM purge_cogs)"
+        )
+        db.execute(
+            "DELETE FROM vectors WHERE item_kind = 'cognition' "
+            "AND item_id IN (SELECT id FROM purge_cogs)"
+        )
+        db.execute("DELETE FROM cognitions WHERE id IN (SELECT id FROM purge_cogs)")
+        db.execute(
+            "DELETE FROM vectors WHERE item_kind IN ('turn', 'turn_parts') "
+            "AND item_id IN (SELECT id FROM purge_turns)"
+        )
+        db.execute("DELETE FROM turns WHERE id IN (SELECT id FROM purge_turns)")
+        for table in ("agent_links", "extraction_state"):
+            db.execute(f"DELETE FROM {table} WHERE session_id IN (SELECT id FROM purge_sessions)")
+        db.execute("DELETE FROM sessions WHERE id IN (SELECT id FROM purge_sessions)")
+        db.execute(f"DELETE FROM code_files WHERE project_id IN ({marks})", gone)
+        n_turns = db.execute("SELECT count(*) FROM purge_turns").fetchone()[0]
+        n_cogs = db.execute("SELECT count(*) FROM purge_cogs").fetchone()[0]
+    scrub(store)
+    counts.update(projects=len(gone), turns=n_turns, cognitions=n_cogs)
+    log.info("purged projects that opted out: %s", counts)
+    return counts

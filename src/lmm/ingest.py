@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmm import importers, privacy
+from lmm import erase, importers, privacy
 from lmm.errors import InputError
 from lmm.records import ParseIssue, SessionInfo, Turn
 from lmm.store import PreparedTurns, Store, prepare_turns
@@ -39,6 +39,7 @@ CHUNK_CHARS = 4_000_000  # also cut a chunk at this much text: bounds memory on 
 HEAD_BYTES = 4_096
 MAX_REPORTED_ISSUES = 50
 PARALLEL_MIN_BYTES = 8_000_000  # below this, worker start-up costs more than it saves
+OPTED_OUT = "opted out"  # sources.skipped of a file whose session's project opted out
 
 
 @dataclass
@@ -60,6 +61,7 @@ class IngestReport:
     seconds: float = 0.0
     workers: int = 0
     turns_opted_out: int = 0  # turns of projects that opted out (`.lmm-ignore`), never stored
+    turns_purged: int = 0  # stored turns of projects that opted out since, deleted by this run
     issues: list[ParseIssue] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -242,6 +244,7 @@ class _Writer:
         self.done_offset: dict[str, int] = {}
         self.opted_out: set[str] = set()
         self.excluded: dict[str | None, bool] = {}  # project -> privacy.excluded, for this run
+        self.file_opted_out: dict[str, bool] = {}  # source key -> marked opted out earlier
         self.pending = 0  # rows written since the last commit
 
     def _ensure_session(self, info: SessionInfo) -> None:
@@ -258,6 +261,13 @@ class _Writer:
     def rollback(self) -> None:
         self.store.rollback()
         self.pending = 0
+
+    def _file_opted_out(self, job: Job) -> bool:
+        known = self.file_opted_out.get(job.key)
+        if known is None:
+            src = self.store.source(job.key)
+            known = self.file_opted_out[job.key] = bool(src and src["skipped"] == OPTED_OUT)
+        return known
 
     def _excluded(self, project: str | None) -> bool:
         known = self.excluded.get(project)
@@ -299,7 +309,15 @@ class _Writer:
         if chunk.final and chunk.error is None:
             fields.update(size=job.size, mtime_ns=job.mtime_ns, skipped=chunk.skipped)
         fallback = _fallback_project(job)
+        if self._file_opted_out(job):  # an earlier run found its session opted out
+            for row in chunk.prepared.rows:
+                self.opted_out.add(row[0])
         prepared, sessions = self._drop_opted_out(chunk, fallback)
+        if len(prepared.rows) < len(chunk.prepared.rows) or len(sessions) < len(chunk.sessions):
+            self.file_opted_out[job.key] = True
+        if self.file_opted_out.get(job.key):
+            # remembered on the file: its later lines (some without a cwd) stay out too
+            fields["skipped"] = OPTED_OUT
         session_ids = {row[0] for row in prepared.rows}
         if not store.db.in_transaction:
             store.db.execute("BEGIN IMMEDIATE")
@@ -437,6 +455,7 @@ def ingest(
     """
     t0 = time.perf_counter()
     report = IngestReport()
+    report.turns_purged = erase.purge_opted_out(store)["turns"]
     transcripts, others = plan(paths, fmt)
     report.files = len(transcripts) + len(others)
     jobs: list[Job] = []

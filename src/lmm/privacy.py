@@ -74,8 +74,33 @@ def _excluded(project: str, config: str) -> bool:
     return project.startswith("/") and _has_marker(project)
 
 
+def excluded_now(folder: str | None) -> bool:
+    """`excluded`, without trusting earlier answers: for a long-lived process (`lmm serve`) and
+    the hooks, so that a `.lmm-ignore` or config entry added a second ago already holds. Costs a
+    stat per folder up to the root, and re-reads the config only when it changed."""
+    if not folder:
+        return False
+    folder = folder.rstrip("/") or "/"
+    try:
+        mtime = config_file().stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    for pattern in _fresh_patterns(str(config_file()), mtime):
+        if fnmatch.fnmatch(folder, pattern) or folder.startswith(pattern + "/"):
+            return True
+        if folder == pattern:
+            return True
+    return folder.startswith("/") and _has_marker.__wrapped__(folder)
+
+
+@functools.lru_cache(maxsize=2)
+def _fresh_patterns(config: str, mtime_ns: int) -> tuple[str, ...]:
+    return _config_patterns.__wrapped__(config)
+
+
 def reset_cache() -> None:
     """Forget cached answers (tests, or a long-lived server after the config changed)."""
     _config_patterns.cache_clear()
     _has_marker.cache_clear()
     _excluded.cache_clear()
+    _fresh_patterns.cache_clear()

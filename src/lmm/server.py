@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from lmm import paths
+from lmm import paths, privacy
 from lmm.errors import LmmError
 
 if TYPE_CHECKING:
@@ -222,7 +222,10 @@ def dispatch(
     if op == "ping":
         return _ping(embedder)
     project = _arg(args, "project", str)
-    if project is None and (cwd := _arg(args, "cwd", str)):
+    cwd = _arg(args, "cwd", str)
+    if privacy.excluded_now(cwd) or privacy.excluded_now(project):
+        return _opted_out(op, project or cwd)  # opted out since it was stored: say nothing
+    if project is None and cwd:
         project = rc.resolve_project(store, cwd)
     if op in ("recall", "search"):
         query = _arg(args, "query", str)
@@ -261,6 +264,16 @@ def dispatch(
             "brief": rc.project_brief(store, project, max_tokens=max_tokens),
         }
     raise LmmError(f"unknown op {op!r}; use ping, recall, search or project_brief")
+
+
+def _opted_out(op: str, where: str | None) -> dict[str, Any]:
+    """What an op answers for a folder that has opted out of memory: nothing."""
+    if op == "recall":
+        return {"query": "", "brief": None, "mode": "none", "model": None, "evidence": [],
+                "hits": [], "seconds": 0.0, "project": where, "opted_out": True}  # fmt: skip
+    if op == "search":
+        return {"project": where, "hits": [], "opted_out": True}
+    return {"project": where, "brief": None, "opted_out": True}
 
 
 def _ping(embedder: Embedder | None) -> dict[str, Any]:
