@@ -43,8 +43,9 @@ def _dump(db_path: Path) -> list[tuple[object, ...]]:
         "FROM turns ORDER BY session_id, key"
     ).fetchall()
     sources = db.execute("SELECT path, offset, line_no, size FROM sources ORDER BY path").fetchall()
+    sessions = db.execute("SELECT id, started_at, ended_at FROM sessions ORDER BY id").fetchall()
     db.close()
-    return rows + sources
+    return rows + sources + sessions
 
 
 def _kill_and_resume(tmp_path: Path, rounds: int, mb: float) -> None:

@@ -487,7 +487,12 @@ def ingest(
             writer.rollback()  # only an interrupted run has anything uncommitted
     with store.transaction():
         store.link_subagents()
-        store.refresh_sessions(writer.touched)
+        # and sessions an earlier, killed run wrote turns for but never got to refresh
+        unfinished = {r[0] for r in store.db.execute(
+            "SELECT id FROM sessions s WHERE started_at IS NULL "
+            "AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id)"
+        )}  # fmt: skip
+        store.refresh_sessions(writer.touched | unfinished)
     report.turns_total = _count_turns(store)
     report.turns_new = report.turns_total - before
     report.sessions = len(writer.touched)
