@@ -12,11 +12,22 @@ import sys
 from collections.abc import Sequence
 
 from lmm import __version__, paths
-from lmm.cli import embed_cmds, eval_cmds, memory_cmds, recall_cmds, store_cmds, train_cmds, ui_cmds
+from lmm.cli import (
+    doctor_cmds,
+    embed_cmds,
+    eval_cmds,
+    memory_cmds,
+    recall_cmds,
+    store_cmds,
+    train_cmds,
+    ui_cmds,
+)
 from lmm.errors import LmmError
 
 # Command groups, in the order `lmm --help` lists them.
-GROUPS = [store_cmds, embed_cmds, memory_cmds, recall_cmds, ui_cmds, eval_cmds, train_cmds]
+GROUPS = [
+    store_cmds, embed_cmds, memory_cmds, recall_cmds, ui_cmds, doctor_cmds, eval_cmds, train_cmds
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,14 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
         f"Store: $LMM_HOME/lmm.db (now {paths.db_path()}).",
     )
     parser.add_argument("--version", action="version", version=f"lmm {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `lmm` alone: what it can do, not a usage error
+        parser.print_help()
+        return 0
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="lmm: %(levelname)s %(name)s: %(message)s",

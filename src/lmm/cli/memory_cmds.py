@@ -122,18 +122,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("memories", parents=[common], help="list memories, most salient first")
     p.add_argument("--project", help="this project's memories plus the user-wide ones")
-    p.add_argument("--category", choices=CATEGORIES)
+    p.add_argument("--category", choices=CATEGORIES, help="only memories of this kind")
     p.add_argument("--since", help="only those valid from this ISO date on (e.g. 2025-01-31)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--superseded", action="store_true", help="only replaced memories")
     group.add_argument("--all", action="store_true", help="every status, forgotten included")
-    p.add_argument("-n", "--limit", type=int, default=None)
+    p.add_argument("-n", "--limit", type=int, default=None, help="show at most this many")
     p.set_defaults(func=cmd_memories)
 
     p = sub.add_parser("remember", parents=[common], help="add a memory in your own words")
-    p.add_argument("text")
+    p.add_argument("text", help="what lmm should remember, in your words")
     p.add_argument("--project", help="project folder it applies to (default: every project)")
-    p.add_argument("--category", choices=CATEGORIES, default="preference")
+    p.add_argument("--category", choices=CATEGORIES, default="preference",
+                   help="what kind of memory it is (default: preference)")  # fmt: skip
     p.set_defaults(func=cmd_remember)
 
     forget_help = (

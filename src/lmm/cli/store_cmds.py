@@ -127,15 +127,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("search", parents=[common], help="keyword search over stored turns")
-    p.add_argument("query")
+    p.add_argument("query", help="words to find in stored turns (keyword search)")
     p.add_argument("--project", help="only this project folder (and folders below it)")
-    p.add_argument("-n", "--limit", type=int, default=10)
+    p.add_argument("-n", "--limit", type=int, default=10, help="at most this many hits")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("export", parents=[common], help="write the whole store to a JSONL file")
-    p.add_argument("file")
+    p.add_argument("file", help="the JSONL file to write")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", parents=[common], help="merge an `lmm export` file into the store")
-    p.add_argument("file")
+    p.add_argument("file", help="a file written by `lmm export`")
     p.set_defaults(func=cmd_import)

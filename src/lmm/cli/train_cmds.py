@@ -149,7 +149,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "train", parents=[common], help="train the memory model: CPT, SFT or both (LoRA or full)"
     )
-    p.add_argument("--stage", choices=["cpt", "sft", "both"], default="sft")
+    p.add_argument(
+        "--stage",
+        choices=["cpt", "sft", "both"],
+        default="sft",
+        help="cpt: continued pre-training on your history; sft: instruction tuning; both",
+    )
     p.add_argument("--config", help="a TOML file of these settings (see configs/*.toml)")
     p.add_argument(
         "--from-checkpoint",

@@ -1,0 +1,60 @@
+"""Every command and option explains itself; `lmm` alone shows what it can do."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from lmm.cli import build_parser, main
+
+
+def _walk(parser: argparse.ArgumentParser, path: str) -> list[tuple[str, argparse.Action]]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                out.append((f"{path} {name}", argparse.Action([name], name, help=helps.get(name))))
+                out += _walk(sub, f"{path} {name}")
+        else:
+            out.append((path, action))
+    return out
+
+
+def test_every_command_and_option_has_help() -> None:
+    missing = [
+        f"{path}: {action.dest}"
+        for path, action in _walk(build_parser(), "lmm")
+        if not action.help and action.dest != "help"
+    ]
+    assert missing == []
+
+
+def test_lmm_alone_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lmm") and "doctor" in out and "recall" in out
+
+
+def test_doctor_says_what_to_do_on_a_fresh_machine(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    monkeypatch.setenv("LMM_HOME", str(root / "home"))
+    monkeypatch.setenv("LMM_SOURCE", str(root / "none"))
+    monkeypatch.setenv("HOME", str(root))
+    monkeypatch.chdir(root)
+    assert main(["doctor", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["store"]["status"] == "warn" and checks["store"]["fix"] == "lmm ingest"
+    assert checks["hooks"]["fix"] == "lmm install-hooks"
+    assert main(["install-hooks"]) == 0
+    capsys.readouterr()
+    assert main(["doctor", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["hooks (user)"]["status"] == "ok"
+    assert "hooks" not in checks
