@@ -217,3 +217,31 @@ def test_bulk_never_leaves_committed_turns_unindexed(store: Store) -> None:
         store.db.execute("COMMIT")  # not Store.commit: indexed when the bulk run ends
     assert [h.text for h in store.search("bare")] == ["bare commit write"]
     assert len(_indexes(store)[2]) == 2  # both in turn_keys; integrity checks pass
+
+
+def test_search_shows_each_saying_once_without_terminal_escapes(store: Store) -> None:
+    from lmm.records import Turn
+    from lmm.store import MATCH_END, MATCH_START
+
+    noisy = "\x1b[31mFAILED\x1b[0m test_gateway \x1b]0;title\x07 timed out\r\n"
+    turns = [
+        Turn(
+            session_id=f"s{i}",
+            key=f"k{i}",
+            role="user",
+            kind="tool_result",
+            text=noisy,
+            timestamp=f"2026-01-0{i}T00:00:00Z",
+            cwd="/w/app",
+        )
+        for i in range(1, 7)
+    ]
+    turns.append(Turn(session_id="s9", key="k9", role="user", kind="prompt",
+                      text="why does test_gateway time out?", cwd="/w/app"))  # fmt: skip
+    with store.transaction():
+        store.add_turns(turns)
+    hits = store.search("test_gateway")
+    assert len(hits) == 2  # the six copies of one tool output count once
+    for h in hits:
+        assert "\x1b" not in h.snippet and "\x07" not in h.snippet and "\r" not in h.snippet
+        assert MATCH_START in h.snippet and MATCH_END in h.snippet

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -467,7 +468,7 @@ class Store:
         sql = """
             SELECT t.id, t.session_id, t.role, t.kind, t.text, t.timestamp, p.path AS project,
                    bm25(turns_fts) AS score,
-                   snippet(turns_fts, 0, '[', ']', ' … ', 16) AS snippet
+                   snippet(turns_fts, 0, char(2), char(3), ' … ', 16) AS snippet
             FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid
             LEFT JOIN projects p ON p.id = t.project_id
             WHERE turns_fts MATCH ?"""
@@ -476,21 +477,35 @@ class Store:
             sql += " AND (p.path = ? OR p.path LIKE ? ESCAPE '\\')"
             params += [project.rstrip("/"), _like_prefix(project.rstrip("/")) + "/%"]
         sql += " ORDER BY score LIMIT ?"
-        params.append(limit)
-        return [
-            Hit(
-                turn_id=r["id"],
-                session_id=r["session_id"],
-                role=r["role"],
-                kind=r["kind"],
-                text=r["text"],
-                timestamp=r["timestamp"],
-                project=r["project"],
-                score=-float(r["score"]),
-                snippet=r["snippet"],
-            )
-            for r in self.db.execute(sql, params)
-        ]
+        params.append(limit * 4)  # room for the repeats left out below
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for r in self.db.execute(sql, params):
+            snippet = clean_snippet(r["snippet"])
+            said = " ".join(snippet.replace(MATCH_START, "").replace(MATCH_END, "").split())
+            if said in seen:  # the same words in another turn (a repeated tool output)
+                continue
+            seen.add(said)
+            hits.append(Hit(
+                turn_id=r["id"], session_id=r["session_id"], role=r["role"], kind=r["kind"],
+                text=r["text"], timestamp=r["timestamp"], project=r["project"],
+                score=-float(r["score"]), snippet=snippet,
+            ))  # fmt: skip
+            if len(hits) == limit:
+                break
+        return hits
+
+
+MATCH_START, MATCH_END = "\x02", "\x03"  # around matched words in `Hit.snippet`
+_TERMINAL = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00\x01\x04-\x08\x0b-\x1f\x7f]")
+
+
+def clean_snippet(text: str) -> str:
+    """A snippet without terminal escapes or control characters (a transcript's tool output
+    holds colours and cursor moves), on one line; the match markers stay."""
+    text = _CONTROL.sub(" ", _TERMINAL.sub("", text.replace("\n", " ").replace("\t", " ")))
+    return " ".join(text.split(" ")).strip()
 
 
 def _like_prefix(text: str) -> str:

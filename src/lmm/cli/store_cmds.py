@@ -69,15 +69,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from lmm.store import open_store
+    from lmm.store import MATCH_END, MATCH_START, open_store
 
     with open_store() as store:
         hits = store.search(args.query, project=args.project, limit=args.limit)
+    bold = sys.stdout.isatty()
+    start, end = ("\x1b[1m", "\x1b[0m") if bold else ("", "")
     lines = []
     for h in hits:
-        when = (h.timestamp or "")[:16]
-        lines.append(f"[{h.score:.2f}] {when} {h.session_id[:8]} {h.role}: {h.snippet}")
-    emit(args, [dataclasses.asdict(h) for h in hits], "\n".join(lines) or "no matches")
+        when = (h.timestamp or "")[:16].replace("T", " ")
+        snippet = h.snippet.replace(MATCH_START, start).replace(MATCH_END, end)
+        lines.append(f"{when}  {h.session_id[:8]}  {h.role}: {snippet}")
+    plain = [
+        {
+            **dataclasses.asdict(h),
+            "snippet": h.snippet.replace(MATCH_START, "").replace(MATCH_END, ""),
+        }
+        for h in hits
+    ]
+    emit(args, plain, "\n".join(lines) or "no matches")
     return 0
 
 
