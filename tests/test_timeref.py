@@ -61,3 +61,21 @@ def test_overlapping_expressions_resolve_once() -> None:
 def test_human_date_reads_iso_timestamps() -> None:
     assert timeref.human_date("2023-05-08T13:56:00.000Z") == "8 May 2023"
     assert timeref.human_date("2023-13-40 garbage") == "2023-13-40"
+
+
+def test_parse_since_accepts_dates_and_plain_spans_and_refuses_the_rest() -> None:
+    from datetime import date
+
+    import pytest
+
+    from lmm.errors import LmmError
+    from lmm.timeref import parse_since
+
+    now = date(2026, 3, 10)
+    assert parse_since("2026-01-31", now) == "2026-01-31"
+    assert parse_since("yesterday", now) == "2026-03-09"
+    assert parse_since("7d", now) == "2026-03-03"
+    assert parse_since("2 weeks ago", now) == "2026-02-24"
+    for bad in ("last tuesday", "2026-13-01", "soon", ""):
+        with pytest.raises(LmmError, match="is not a date"):
+            parse_since(bad, now)

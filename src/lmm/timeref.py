@@ -179,3 +179,34 @@ def annotate(text: str, timestamp: str | None) -> str:
         out += [text[last:end], f" [{value}]"]
         last = end
     return "".join(out) + text[last:]
+
+
+_SINCE = re.compile(r"(\d+)\s*(d|day|days|w|week|weeks|m|month|months|h|hour|hours)(?:\s+ago)?")
+
+
+def parse_since(text: str, now: date | None = None) -> str:
+    """A `--since` value as an ISO date: `2026-01-31` (or a full ISO time, kept), `today`,
+    `yesterday`, `7d`, `2 weeks`, `3 months ago`. LmmError, naming the forms, for anything else."""
+    from datetime import UTC, datetime
+
+    from lmm.errors import LmmError
+
+    raw = text.strip().lower()
+    today = now or datetime.now(UTC).date()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}(?:[t ][\d:.]+z?)?", raw):
+        try:
+            date.fromisoformat(raw[:10])
+        except ValueError:
+            pass
+        else:
+            return text.strip()
+    if raw in ("today", "yesterday"):
+        return (today - timedelta(days=raw == "yesterday")).isoformat()
+    if m := _SINCE.fullmatch(raw):
+        n, unit = int(m.group(1)), m.group(2)[0]
+        days = {"d": n, "w": 7 * n, "m": 30 * n, "h": 0}[unit]
+        return (today - timedelta(days=days)).isoformat()
+    raise LmmError(
+        f"--since {text!r} is not a date: use 2026-01-31, today, yesterday, 7d, 2 weeks or "
+        "3 months ago"
+    )

@@ -45,6 +45,7 @@ def _line(c: object) -> str:
 def cmd_memories(args: argparse.Namespace) -> int:
     from lmm.cognitions import list_
     from lmm.store import open_store
+    from lmm.timeref import parse_since
 
     status: str | None = "active"
     if args.all:
@@ -57,10 +58,12 @@ def cmd_memories(args: argparse.Namespace) -> int:
             project=_project(args.project),
             category=args.category,
             status=status,
-            since=args.since,
+            since=parse_since(args.since) if args.since else None,
             limit=args.limit,
         )
-    text = "\n".join(_line(c) for c in found) or "no memories (run `lmm ingest` then `lmm extract`)"
+    filtered = args.project or args.category or args.since or args.superseded
+    empty = "no memories match these filters" if filtered else "no memories yet: run `lmm ingest`"
+    text = "\n".join(_line(c) for c in found) or empty
     emit(args, [dataclasses.asdict(c) for c in found], text)
     return 0
 
