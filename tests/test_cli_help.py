@@ -58,3 +58,14 @@ def test_doctor_says_what_to_do_on_a_fresh_machine(
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
     assert checks["hooks (user)"]["status"] == "ok"
     assert "hooks" not in checks
+
+
+def test_remember_refuses_a_project_that_does_not_exist(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    monkeypatch.setenv("LMM_HOME", str(Path(str(tmp_path)) / "home"))
+    assert main(["remember", "Use uv.", "--project", "/no/such/path"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["remember", "Use uv.", "--project", str(tmp_path)]) == 0

@@ -72,8 +72,19 @@ def cmd_remember(args: argparse.Namespace) -> int:
     from lmm.cognitions import get, remember
     from lmm.store import open_store
 
-    with open_store() as store, store.transaction():
-        cog_id = remember(store, args.text, project=_project(args.project), category=args.category)
+    project = _project(args.project)
+    with open_store() as store:
+        known = (
+            project is None
+            or store.db.execute("SELECT 1 FROM projects WHERE path = ?", (project,)).fetchone()
+        )
+        if not known and not Path(project or "").is_dir():
+            raise LmmError(
+                f"--project {args.project}: no such folder and no stored project; pass a project "
+                "folder (or leave --project out for a memory that holds everywhere)"
+            )
+        with store.transaction():
+            cog_id = remember(store, args.text, project=project, category=args.category)
     with open_store() as store:
         cog = get(store, cog_id)
     assert cog is not None
