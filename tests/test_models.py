@@ -192,6 +192,20 @@ def test_load_missing_hub_model_says_how_to_get_it() -> None:
         models.load("lmm-test/no-such-model", device="cpu")
 
 
+def test_a_name_that_is_nothing_is_refused_without_a_network_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("transformers")
+    import socket
+
+    def no_network(*_: object, **__: object) -> None:
+        raise AssertionError("tried the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(LmmError, match=r"no model 'nosuchmodel': not a packaged name"):
+        models.load("nosuchmodel", device="cpu")
+
+
 def test_load_rejects_a_non_gguf_file(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     path = tmp_path / "weights.bin"

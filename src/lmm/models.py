@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -171,6 +172,9 @@ def pick_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
 def load(name_or_path: str | Path, device: str = "auto") -> LoadedModel:
     """Load a causal LM by packaged name, local folder, `.gguf` file or hub id; cached per process.
 
@@ -203,6 +207,11 @@ def load(name_or_path: str | Path, device: str = "auto") -> LoadedModel:
         source, gguf = source.parent, source.name
         if importlib.util.find_spec("gguf") is None:
             raise MissingExtra("llm", "gguf")
+    if not source.exists() and not _HUB_ID.fullmatch(name):
+        raise LmmError(
+            f"no model {name!r}: not a packaged name ({', '.join(PACKAGED)}), a folder or a .gguf "
+            "file here, nor a hub id (owner/name)"
+        )  # never a network lookup for a typo
     where = str(source) if source.exists() else name  # else a hub id, resolved by transformers
     start = time.perf_counter()
     try:
