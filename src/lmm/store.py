@@ -452,6 +452,11 @@ class Store:
                 "WHERE agent_id IS NOT NULL)"
             ),
             "sources": one("SELECT count(*) FROM sources"),
+            "memories": one("SELECT count(*) FROM cognitions WHERE status = 'active'"),
+            "memories_replaced": one("SELECT count(*) FROM cognitions WHERE status = 'superseded'"),
+            "vectors": one("SELECT count(*) FROM vectors"),
+            "embedders": ", ".join(r[0] for r in self.db.execute("SELECT model FROM embedders"))
+            or None,
             "malformed_lines": one("SELECT count(*) FROM parse_issues"),
             "first_turn": one("SELECT min(timestamp) FROM turns"),
             "last_turn": one("SELECT max(timestamp) FROM turns"),
