@@ -8,25 +8,32 @@ Categories (`CATEGORIES`):
 - workflow: how work gets done here: build/test commands, a command that works after one failed.
 - gotcha: an environment trap ("python is python3 here", "port 8000 is taken").
 
-Scope: `project_id` is the project the knowledge applies to; NULL means every project (user-wide).
-Extracted statements keep their session's project, even "always ..." ones: a convention stated in
-one repo is most often that repo's. A statement is user-wide only when it says so ("in all my
-projects", "globally"), when its session has no project, or when the user adds it with
-`lmm remember` without `--project`.
+Scope (`Cognition.scope`): `project_id` is the project the knowledge applies to; NULL means every
+project (user-wide); `learned_in` keeps the project it was first stated in either way. A statement
+is user-wide when the extractor reads it as a rule for all work (`cues.for_all_work`: "in every
+project", "from now on ...", "always ..." not tied to this repo), when the same rule is stated in
+a second project (`scope_by` 'repeated'), when its session has no project, when the user adds it
+with `lmm remember` without `--project`, or when the user moves it (`set_scope`, `scope_by`
+'user': repetition never moves it again). Where a statement was stated, the newest one wins
+across scopes: a user-wide rule supersedes what contradicts it in its `learned_in` project, and a
+project statement supersedes a contradicted user-wide rule learned in that same project (unless the
+user set its scope). Elsewhere a project's own contradicting memory only hides the user-wide rule
+there (`lmm.scope`).
 
-Lifecycle: `add()`/`put()` is the one write path (redacted). It merges duplicates (same uid =
-scope + category + normalised text; the same source turn; same subject and value; token Jaccard
->= 0.7 in one category and scope unless their subjects differ): the row gains a source, `evidence`
-(= distinct sources) and `salience` (1 - (1 - base)^evidence). A newer statement on the same
-subject with a conflicting value supersedes the older (status 'superseded', `superseded_by`,
-`valid_until`); an older one read late is stored already superseded; one restated after it was
-replaced becomes current again. Nothing is deleted. `forget()` blanks text, keywords and quotes
-(and so drops it from FTS) but keeps the uid, so re-extraction does not bring it back.
+Lifecycle: `add()`/`put()` is the one write path (redacted). It merges duplicates (same uid = scope
++ category + normalised text; the same source turn; same subject and value; token Jaccard >= 0.7 in
+one category, among the project's and the user-wide rows, unless their subjects differ): the row
+gains a source, `evidence` (= distinct sources) and `salience` (1 - (1 - base)^evidence). A newer
+statement on the same subject with a conflicting value supersedes the older (status 'superseded',
+`superseded_by`, `valid_until`); an older one read late is stored already superseded; one restated
+after it was replaced becomes current again. Nothing is deleted. `forget()` blanks text, keywords
+and quotes (and so drops it from FTS) but keeps the uid, so re-extraction does not bring it back.
 
 API: add(store, cog) -> id; put(store, cog) -> Outcome; get(store, id); list_(store, project=,
-category=, status=, since=, include_user_wide=, limit=); search(store, query, project=);
+category=, status=, since=, include_user_wide=, scope=, limit=); search(store, query, project=);
 supersede(store, old, new, when); forget(store, id) -> bool; remember(store, text, project=,
-category=) -> id; dump(store) for idempotence checks.
+category=) -> id; set_scope(store, id, "user" | "project", project=) -> id; dump(store) for
+idempotence checks.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ ORIGINS = ("rules", "lm", "user", "code")  # the usual ones; any extractor's nam
 # Categories whose statements can contradict each other (facts about code are replaced per file).
 INSTRUCTIVE = ("preference", "decision", "workflow", "gotcha")
 USER_SALIENCE = 0.9
+SCOPES = ("user", "project")
 
 
 @dataclass
@@ -82,9 +90,17 @@ class Cognition:
     superseded_by: int | None = None
     sources: list[SourceRef] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    learned_in: int | None = None  # the project it was first stated in (kept when user-wide)
+    scope_by: str | None = None  # why it has its scope: None (as stated) | rule | repeated | user
     id: int | None = None
     uid: str = ""
     project: str | None = None  # the project's path, filled in when read back
+    learned_in_path: str | None = None  # `learned_in`'s path, filled in when read back
+
+    @property
+    def scope(self) -> str:
+        """'user' (applies in every project) or 'project'."""
+        return "user" if self.project_id is None else "project"
 
 
 class CognitionError(LmmError):
@@ -124,6 +140,7 @@ class Outcome:
     id: int
     action: str  # added | merged (new evidence) | unchanged | forgotten (kept forgotten)
     superseded: list[int] = field(default_factory=list)  # rows this one replaced
+    promoted: bool = False  # the row became user-wide: stated again in another project
 
 
 def add(store: Store, cog: Cognition) -> int:
@@ -147,6 +164,8 @@ def put(store: Store, cog: Cognition) -> Outcome:
         sv = consolidate.subject_value(cog.text)
         if sv:
             cog.subject, cog.extra["value"] = sv
+    if cog.learned_in is None:
+        cog.learned_in = cog.project_id
     uid = make_uid(cog.project_id, cog.category, cog.text)
     row = store.db.execute(
         "SELECT id, status, valid_until FROM cognitions WHERE uid = ?", (uid,)
@@ -168,7 +187,15 @@ def put(store: Store, cog: Cognition) -> Outcome:
         return out
     dup = _find_duplicate(store, cog)
     if dup is not None:
-        return Outcome(dup, "merged" if _attach(store, dup, cog) else "unchanged")
+        dup_id, dup_project = dup
+        if cog.project_id is None and dup_project is not None:  # now said as a rule for all work
+            _set_project(store, dup_id, None, cog.scope_by or "rule")
+        return Outcome(dup_id, "merged" if _attach(store, dup_id, cog) else "unchanged")
+    again = _stated_elsewhere(store, cog)
+    if again is not None:
+        _set_project(store, again, None, "repeated")
+        _attach(store, again, cog)
+        return Outcome(again, "merged", promoted=True)
     new_id = _insert(store, cog, uid)
     return Outcome(new_id, "added", _supersede_conflicts(store, cog, new_id))
 
@@ -183,8 +210,8 @@ def _later(a: str | None, b: str | None) -> bool:
 def _insert(store: Store, cog: Cognition, uid: str) -> int:
     cur = store.db.execute(
         """INSERT INTO cognitions (uid, project_id, category, subject, text, keywords, salience,
-            evidence, origin, status, valid_from, extra)
-        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'active', ?, ?)""",
+            evidence, origin, status, valid_from, extra, learned_in, scope_by)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'active', ?, ?, ?, ?)""",
         (
             uid,
             cog.project_id,
@@ -196,6 +223,8 @@ def _insert(store: Store, cog: Cognition, uid: str) -> int:
             cog.origin,
             cog.valid_from,
             orjson.dumps({**cog.extra, "base_salience": cog.salience}, option=_SORT).decode(),
+            cog.learned_in if cog.learned_in is not None else cog.project_id,
+            cog.scope_by,
         ),
     )
     new_id = int(cur.lastrowid or 0)
@@ -251,10 +280,35 @@ def _attach(store: Store, cog_id: int, cog: Cognition) -> bool:
     return True
 
 
-def _scope_sql(project_id: int | None, alias: str = "") -> tuple[str, tuple[Any, ...]]:
-    if project_id is None:
-        return f"{alias}project_id IS NULL", ()
-    return f"{alias}project_id = ?", (project_id,)
+# Rows whose scope the user set never change scope because of what extraction reads.
+_NOT_SET_BY_USER = "coalesce(scope_by, '') != 'user'"
+
+
+def _meeting_sql(cog: Cognition) -> tuple[str, tuple[Any, ...]]:
+    """Rows that can say the same as `cog`: its project's and the user-wide ones; for a user-wide
+    cognition, the user-wide ones and those of the project it was learned in."""
+    if cog.project_id is not None:
+        return "(project_id = ? OR project_id IS NULL)", (cog.project_id,)
+    if cog.learned_in is None:
+        return "project_id IS NULL", ()
+    return "(project_id IS NULL OR project_id = ?)", (cog.learned_in,)
+
+
+def _rival_sql(cog: Cognition) -> tuple[str, tuple[Any, ...]]:
+    """Rows `cog` can supersede: its own scope's, and across scopes those of the project where it
+    was stated (a project statement does not replace a user-wide rule stated elsewhere: it only
+    hides it in its project, `lmm.scope`)."""
+    if cog.project_id is not None:
+        return (
+            f"(project_id = ? OR (project_id IS NULL AND learned_in = ? AND {_NOT_SET_BY_USER}))",
+            (cog.project_id, cog.project_id),
+        )
+    if cog.learned_in is None:
+        return "project_id IS NULL", ()
+    return (
+        f"(project_id IS NULL OR (project_id = ? AND {_NOT_SET_BY_USER}))",
+        (cog.learned_in,),
+    )
 
 
 def _same(cog: Cognition, text: str, subject: str | None, extra: str) -> bool:
@@ -276,14 +330,14 @@ def _find_by_source(store: Store, cog: Cognition) -> Any:
     turns = [(s.session_id, s.turn_key) for s in cog.sources if s.session_id and s.turn_key]
     if not turns:
         return None
-    scope, params = _scope_sql(cog.project_id, "c.")
+    # in any scope: a row moved to another scope since (promoted, or by the user) stays there
     for session_id, turn_key in turns[:1]:
         rows = store.db.execute(
-            f"""SELECT c.id, c.status, c.valid_until, c.text, c.subject, c.extra
+            """SELECT c.id, c.status, c.valid_until, c.text, c.subject, c.extra
             FROM cognition_sources s JOIN cognitions c ON c.id = s.cognition_id
-            WHERE s.session_id = ? AND s.turn_key = ? AND c.category = ? AND {scope}
+            WHERE s.session_id = ? AND s.turn_key = ? AND c.category = ?
             ORDER BY c.id""",
-            (session_id, turn_key, cog.category, *params),
+            (session_id, turn_key, cog.category),
         ).fetchall()
         for r in rows:
             # a forgotten row from this turn stays forgotten: its text is gone, so match loosely
@@ -292,29 +346,74 @@ def _find_by_source(store: Store, cog: Cognition) -> Any:
     return None
 
 
-def _find_duplicate(store: Store, cog: Cognition) -> int | None:
-    """An active row of the same category and scope that says the same thing: same subject and
-    value, or a near-duplicate by `_same` among rows of similar length."""
-    scope, params = _scope_sql(cog.project_id)
+def _find_duplicate(store: Store, cog: Cognition) -> tuple[int, int | None] | None:
+    """(id, project id) of an active row of the same category that says the same thing, among
+    those `cog` meets (`_meeting_sql`), rows of its own scope first: same subject and value, or a
+    near-duplicate by `_same` among rows of similar length."""
+    scope, params = _meeting_sql(cog)
+    own_first = "project_id IS NULL" if cog.project_id is not None else "project_id IS NOT NULL"
     value = cog.extra.get("value")
     if cog.subject and value is not None:
         for r in store.db.execute(
-            f"SELECT id, extra FROM cognitions WHERE {scope} AND category = ? AND subject = ? "
-            "AND status = 'active' ORDER BY id",
+            f"SELECT id, project_id, extra FROM cognitions WHERE {scope} AND category = ? "
+            f"AND subject = ? AND status = 'active' ORDER BY {own_first}, id",
             (*params, cog.category, cog.subject),
         ):
             if orjson.loads(r["extra"]).get("value") == value:
-                return int(r["id"])
+                return int(r["id"]), r["project_id"]
     n = len(cog.text)
     # texts with token Jaccard >= 0.7 are of comparable length; the bound only saves work
     for r in store.db.execute(
-        f"SELECT id, text, subject, extra FROM cognitions WHERE {scope} AND category = ? "
-        "AND status = 'active' AND length(text) BETWEEN ? AND ? ORDER BY id",
+        f"SELECT id, project_id, text, subject, extra FROM cognitions WHERE {scope} "
+        f"AND category = ? AND status = 'active' AND length(text) BETWEEN ? AND ? "
+        f"ORDER BY {own_first}, id",
         (*params, cog.category, n // 3, n * 3),
+    ):
+        if _same(cog, r["text"], r["subject"], r["extra"]):
+            return int(r["id"]), r["project_id"]
+    return None
+
+
+def _stated_elsewhere(store: Store, cog: Cognition) -> int | None:
+    """An active row of another project that states the same rule as `cog` (same category,
+    subject and value, or near-duplicate text with that subject): a rule said in two projects
+    holds in every one. Rules only (INSTRUCTIVE): facts and lessons belong to their codebase."""
+    if cog.project_id is None or cog.category not in INSTRUCTIVE or not cog.subject:
+        return None
+    for r in store.db.execute(
+        f"""SELECT id, text, subject, extra FROM cognitions WHERE subject = ? AND category = ?
+        AND status = 'active' AND project_id IS NOT NULL AND project_id != ?
+        AND {_NOT_SET_BY_USER} ORDER BY id""",
+        (cog.subject, cog.category, cog.project_id),
     ):
         if _same(cog, r["text"], r["subject"], r["extra"]):
             return int(r["id"])
     return None
+
+
+def _set_project(store: Store, cog_id: int, project_id: int | None, scope_by: str) -> None:
+    """Give row `cog_id` the scope of `project_id` (None: user-wide). Its uid follows the new
+    scope unless another row holds that uid; `learned_in` keeps where it was first stated."""
+    row = store.db.execute(
+        "SELECT category, text, project_id FROM cognitions WHERE id = ?", (cog_id,)
+    ).fetchone()
+    uid = make_uid(project_id, row["category"], row["text"])
+    store.db.execute(
+        """UPDATE cognitions SET project_id = ?, scope_by = ?,
+            learned_in = coalesce(learned_in, ?, ?),
+            uid = CASE WHEN EXISTS (SELECT 1 FROM cognitions WHERE uid = ? AND id != ?)
+                THEN uid ELSE ? END,
+            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        WHERE id = ?""",
+        (project_id, scope_by, row["project_id"], project_id, uid, cog_id, uid, cog_id),
+    )
+    # The in-process vector index groups rows by project and reloads when `vectors` gains a row
+    # (embed.vector_index): writing the row's vectors again under new rowids tells it.
+    store.db.execute(
+        "INSERT OR REPLACE INTO vectors SELECT * FROM vectors "
+        "WHERE item_kind = 'cognition' AND item_id = ?",
+        (cog_id,),
+    )
 
 
 def _conflicting(store: Store, cog: Cognition, exclude: int) -> list[Any]:
@@ -323,7 +422,7 @@ def _conflicting(store: Store, cog: Cognition, exclude: int) -> list[Any]:
     value = cog.extra.get("value")
     if not cog.subject or value is None:
         return []
-    scope, params = _scope_sql(cog.project_id)
+    scope, params = _rival_sql(cog)
     group = INSTRUCTIVE if cog.category in INSTRUCTIVE else (cog.category,)
     marks = ", ".join("?" * len(group))
     rows = store.db.execute(
@@ -426,6 +525,8 @@ def edit(store: Store, cog_id: int, text: str, *, category: str | None = None) -
         text=redact(text.strip()),
         category=category,
         project_id=old.project_id,
+        learned_in=old.learned_in,
+        scope_by=old.scope_by,
         keywords=sorted(consolidate.tokens(text))[:12],
         salience=max(old.salience, USER_SALIENCE),
         origin="user",
@@ -449,6 +550,43 @@ def edit(store: Store, cog_id: int, text: str, *, category: str | None = None) -
     supersede(store, cog_id, new_id, when=now)
     _supersede_conflicts(store, cog, new_id)
     return new_id
+
+
+def set_scope(store: Store, cog_id: int, scope: str, *, project: str | None = None) -> int:
+    """Move a cognition to `scope`: 'user' (every project) or 'project' (`project`, a path;
+    default: the project it was learned in). The move is the user's: extraction never moves it
+    back. Returns the id of the row that holds it: another row's when that row already said the
+    same in the new scope (this one then becomes its superseded history). Call inside
+    `store.transaction()`."""
+    if scope not in SCOPES:
+        raise CognitionError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    cog = get(store, cog_id)
+    if cog is None:
+        raise CognitionError(f"there is no cognition #{cog_id}; `lmm memories` lists them")
+    if cog.status == "forgotten":
+        raise CognitionError(f"cognition #{cog_id} is forgotten; it has no text to move")
+    if scope == "user":
+        target: int | None = None
+    elif project is not None:
+        target = store.project_id(project.rstrip("/") or "/")
+    elif cog.learned_in is not None:
+        target = cog.learned_in
+    else:
+        raise CognitionError(
+            f"cognition #{cog_id} was not learned in a project; name one: --project PATH"
+        )
+    if target == cog.project_id:
+        store.db.execute("UPDATE cognitions SET scope_by = 'user' WHERE id = ?", (cog_id,))
+        return cog_id
+    moved = replace(cog, project_id=target)
+    dup = _find_duplicate(store, moved) if cog.status == "active" else None
+    if dup is not None and dup[1] == target and dup[0] != cog_id:
+        _attach(store, dup[0], moved)  # its sources now back the row that says the same there
+        store.db.execute("UPDATE cognitions SET scope_by = 'user' WHERE id = ?", (dup[0],))
+        supersede(store, cog_id, dup[0])
+        return dup[0]
+    _set_project(store, cog_id, target, "user")
+    return cog_id
 
 
 # ---- reading
@@ -489,11 +627,15 @@ def _row_to_cognition(store: Store, r: Any) -> Cognition:
         superseded_by=r["superseded_by"],
         sources=sources,
         extra=orjson.loads(r["extra"]),
+        learned_in=r["learned_in"],
+        learned_in_path=r["learned_in_path"],
+        scope_by=r["scope_by"],
     )
 
 
 _SELECT = (
-    "SELECT c.*, p.path AS project FROM cognitions c LEFT JOIN projects p ON p.id = c.project_id"
+    "SELECT c.*, p.path AS project, h.path AS learned_in_path FROM cognitions c "
+    "LEFT JOIN projects p ON p.id = c.project_id LEFT JOIN projects h ON h.id = c.learned_in"
 )
 
 
@@ -510,13 +652,19 @@ def list_(
     status: str | None = "active",
     since: str | None = None,
     include_user_wide: bool = True,
+    scope: str | None = None,
     limit: int | None = None,
 ) -> list[Cognition]:
     """Cognitions, most salient first. `project` is a project path: that project's cognitions
-    plus (with `include_user_wide`) the user-wide ones. `status=None` lists every status.
-    `since` (ISO date) keeps those valid from that date on."""
+    plus (with `include_user_wide`) the user-wide ones. `scope` 'user' or 'project' keeps only
+    those. `status=None` lists every status. `since` (ISO date) keeps those valid from that date
+    on."""
     where: list[str] = []
     params: list[Any] = []
+    if scope is not None:
+        if scope not in SCOPES:
+            raise CognitionError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+        where.append("c.project_id IS NULL" if scope == "user" else "c.project_id IS NOT NULL")
     if project is not None:
         clause = "p.path = ?"
         if include_user_wide:

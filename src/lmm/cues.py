@@ -139,9 +139,8 @@ def classify(sentence: str) -> tuple[str, float] | None:
         return None  # "please add X": a task for now, not knowledge for later
     if _WORKFLOW.search(sentence) and not re.match(r"^\W*(?:always|never|don'?t)\b", norm):
         return "workflow", 0.55
-    if (_STRONG.search(sentence) or _NEG_IMPERATIVE.search(sentence)) and _TECHNICAL.search(
-        sentence
-    ):
+    standing = _STRONG.search(sentence) or _EVERYWHERE.search(sentence)
+    if (standing or _NEG_IMPERATIVE.search(sentence)) and _TECHNICAL.search(sentence):
         return "preference", 0.6
     choice = consolidate.tool_choice(norm)
     chosen = choice is not None and not choice[1].startswith("!") and bool(_ADDRESSED.search(norm))
@@ -152,3 +151,49 @@ def classify(sentence: str) -> tuple[str, float] | None:
     if _FACT.search(sentence):
         return "fact", 0.4
     return None
+
+
+# ---- scope: a rule for all of the user's work, or this project's
+
+# Said of every project: "in every project", "across all my repos", "when I work on Python
+# projects", "never ... anywhere", "globally".
+_EVERYWHERE = re.compile(
+    r"\b(?:in|for|across|on|to) (?:all|every|each|any)(?: of)?(?: (?:my|our|your|the))?"
+    r"(?: (?:new|other|future|\w+))? (?:projects?|repos?|repositories|codebases?|work)\b|"
+    r"\bwhen(?:ever)? (?:i|we|you)(?:'m|'re| am| are)? (?:work|working|start|starting|create|"
+    r"creating|set up|setting up|write|writing)(?: on| in)? (?:a |an |any |new |my |our )?"
+    r"(?:\w+ ){0,2}?(?:projects?|repos?|repositories|codebases?)\b|"
+    r"\b(?:everywhere|anywhere|wherever|globally|regardless of (?:the )?(?:project|repo)|"
+    r"no matter (?:which|what) (?:project|repo)|whatever (?:the )?(?:project|repo)|"
+    r"as a general rule|all (?:of )?my work)\b",
+    re.I,
+)
+# Said as a standing rule: for all work unless the sentence ties it to this project.
+_STANDING = re.compile(
+    r"\b(?:always|never|from now on|going forward|moving forward|henceforth|from here on|"
+    r"by default|every time|whenever)\b",
+    re.I,
+)
+_LOCAL = re.compile(
+    r"\b(?:here|in this|this (?:repo|repository|project|codebase|app|service|package|module|"
+    r"file|folder|directory|branch|script|class|function|library|crate|site)|(?:our|the) "
+    r"(?:repo|repository|project|codebase|app|service)|these (?:files|tests|modules))\b|"
+    r"`[^`]+`|['\"`‘“][^'\"`’”\s]+['\"`’”]|\b\w+/\w|\b\w+\.(?:py|js|ts|go|rs|md|toml|json|ya?ml|sh)\b",
+    re.I,
+)
+
+
+def for_all_work(sentence: str) -> bool:
+    """Whether a rule the user stated holds in every project, not only the one it was said in.
+
+    Yes when it says so ("in every project", "when I work on Python projects", "never ...
+    anywhere"), and for a standing rule ("always ...", "never ...", "from now on ...") that does
+    not tie itself to this project: no "here" or "this repo", no quoted name, path or file, and
+    no identifier convention (those name this codebase's things: "end method names with '_x'").
+    """
+    if _EVERYWHERE.search(sentence):
+        return True
+    if not _STANDING.search(sentence) or _LOCAL.search(sentence):
+        return False
+    norm = consolidate.normalise(sentence)
+    return not (consolidate.has_naming_shape(norm) or consolidate.is_naming_rule(norm))

@@ -98,6 +98,8 @@ def _extra_rows(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
             if table == "cognitions":
                 row.pop("id")
                 row["superseded_by"] = uids.get(row["superseded_by"])
+                if "learned_in" in row:  # a project id too (migration M006)
+                    row["learned_in"] = projects.get(row["learned_in"])
             elif table == "cognition_sources":
                 row["cognition_id"] = uids.get(row["cognition_id"])
             yield {"table": table, **row}
@@ -250,6 +252,8 @@ def _import_extra_row(
         project = values.pop("project")
         values["project_id"] = store.project_id(project) if project else None
     if table == "cognitions":
+        if values.get("learned_in") is not None:
+            values["learned_in"] = store.project_id(values["learned_in"])
         superseded_by = values.pop("superseded_by", None)
         _insert(store.db, table, values)
         if superseded_by:  # may point at a row further down: resolved by `_link_cognitions`

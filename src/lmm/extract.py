@@ -64,7 +64,7 @@ class Candidate:
     """A proposed cognition, grounded in a quote of one turn of the session.
 
     `more` lists further (turn_key, quote) evidence, e.g. the turn that fixed an error.
-    `user_wide` asks for project scope NULL (a statement that says it holds everywhere).
+    `user_wide` asks for project scope NULL: a rule for all work (`cues.for_all_work`).
     `subject` (optional) names what the statement is about. Left None, subject and value are
     derived from the text (`consolidate.subject_value`). A given subject with a `value`: a newer
     candidate with the same subject and another value supersedes the older; a given subject
@@ -144,6 +144,8 @@ def to_cognition(candidate: Candidate, session: SessionView, origin: str) -> Cog
         text=text,
         category=candidate.category,
         project_id=None if candidate.user_wide else session.project_id,
+        learned_in=session.project_id,
+        scope_by="rule" if candidate.user_wide and session.project_id is not None else None,
         subject=candidate.subject,
         keywords=candidate.keywords,
         salience=candidate.salience,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmm import consolidate, models, paths
-from lmm.cognitions import CATEGORIES
+from lmm.cognitions import CATEGORIES, INSTRUCTIVE
+from lmm.cues import for_all_work
 from lmm.errors import LmmError
 from lmm.extract import Candidate, SessionView, validate
 from lmm.models import Message, TextGenerator
@@ -57,7 +58,6 @@ If nothing is worth remembering, write NONE."""
 PREFILL = '{"category": "'
 
 _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.S)
-_USER_WIDE = re.compile(r"\b(?:in all (?:of )?my projects|globally|everywhere)\b", re.I)
 _SOURCE_NUM = re.compile(r"\d+")
 
 
@@ -373,7 +373,7 @@ class LMExtractor:
             quote=quote,
             subject=self._subject(item.get("subject"), text),
             keywords=sorted(consolidate.tokens(text))[:12],
-            user_wide=bool(_USER_WIDE.search(quote)),
+            user_wide=category in INSTRUCTIVE and for_all_work(quote),
         )
         reason = validate(cand, session)
         if reason is not None:

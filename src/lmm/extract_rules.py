@@ -20,7 +20,8 @@ import re
 from collections.abc import Iterator
 
 from lmm import consolidate, toolruns
-from lmm.cues import ORDER, REQUEST, classify
+from lmm.cognitions import INSTRUCTIVE
+from lmm.cues import ORDER, REQUEST, classify, for_all_work
 from lmm.extract import Candidate, SessionView
 from lmm.records import Turn
 
@@ -290,18 +291,11 @@ def statements(turn: Turn, text: str, salience_boost: float = 0.0) -> Iterator[C
                 quote=quote,
                 keywords=sorted(consolidate.tokens(said))[:12],
                 salience=min(1.0, salience + salience_boost),
-                user_wide=bool(_USER_WIDE.search(said)),
+                user_wide=category in INSTRUCTIVE and for_all_work(said),
             )
             extra = _second_rule(said)
             if extra:
                 yield Candidate(category, extra, turn.key, quote, salience=salience)
-
-
-_USER_WIDE = re.compile(
-    r"\b(?:in|for|across) (?:all|every) (?:of )?(?:my |our )?(?:projects|repos|repositories|"
-    r"codebases)\b|\bglobally\b|\bin every (?:project|repo)",
-    re.I,
-)
 
 
 def _second_rule(said: str) -> str | None:

@@ -220,7 +220,13 @@ def check(store: Store, dialogue: Dialogue) -> DialogueCheck:
     """Whether the store remembers each instruction's latest version (an active cognition states
     it) and marks each replaced version superseded (no active cognition states it, and a
     superseded one does)."""
-    every = list_(store, project=project_of(dialogue), status=None, include_user_wide=False)
+    # the dialogue's own cognitions, those read as rules for all work (user-wide) included
+    where = project_of(dialogue)
+    every = [
+        c
+        for c in list_(store, project=where, status=None)
+        if where in (c.project, c.learned_in_path)
+    ]
     active = [c for c in every if c.status == "active"]
     superseded = [c for c in every if c.status == "superseded"]
     by_id: dict[int, list[Instruction]] = {}

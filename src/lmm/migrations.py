@@ -312,12 +312,28 @@ TURN_KEYS_FROM_CONTEXTS = f"""
     SELECT t.id, coalesce(t.speaker, t.role), t.text, c.context, {_DAY.format(ts="t.timestamp")}
     FROM turn_key_context c JOIN turns t ON t.id = c.id ORDER BY c.id"""
 
+# Scope of cognitions. A user-wide cognition (project_id NULL: it applies in every project) keeps
+# the project it was learned in, so moving it back to project scope needs no path; `scope_by`
+# says why it has its scope. Existing user-wide rows take the project of their first source.
+M006_SCOPE = """
+ALTER TABLE cognitions ADD COLUMN learned_in INTEGER REFERENCES projects(id);
+ALTER TABLE cognitions ADD COLUMN scope_by TEXT;  -- NULL: as stated | rule | repeated | user
+UPDATE cognitions SET learned_in = coalesce(project_id, (
+    SELECT s.project_id FROM cognition_sources cs JOIN sessions s ON s.id = cs.session_id
+    WHERE cs.cognition_id = cognitions.id AND s.project_id IS NOT NULL
+    ORDER BY cs.timestamp, cs.rowid LIMIT 1));
+-- a statement said again in another project is found by its subject, in any project
+CREATE INDEX cognitions_subject_any ON cognitions(subject, category)
+    WHERE subject IS NOT NULL AND status = 'active';
+"""
+
 MIGRATIONS: list[str] = [
     M001_INITIAL,
     M002_COGNITIONS,
     M003_VECTORS,
     M004_TURN_KEYS,
     M005_DEFERRED_INDEX,
+    M006_SCOPE,
 ]
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from lmm import cognitions
+from lmm import scope
 from lmm.errors import LmmError
 from lmm.search import Hit, retrieve
 from lmm.store import _like_prefix
@@ -109,6 +109,10 @@ def recall(
     start = time.perf_counter()
     query = query.strip()[:QUERY_CHARS]
     hits = retrieve(store, query, project=project, k=cfg.k + 8, embedder=embedder) if query else []
+    if query:  # user-wide memory: in a new folder too, and never against the project's own
+        hits = scope.with_user_memory(
+            store, query, hits, project=project, k=cfg.k, embedder=embedder
+        )
     if exclude_session:
         hits = [h for h in hits if h.source.session_id != exclude_session]
     hits = hits[: cfg.k]
@@ -195,10 +199,11 @@ def recent_sessions(store: Store, project: str, limit: int = RECENT_SESSIONS) ->
 
 def project_brief(store: Store, project: str | None, *, max_tokens: int = 2_000) -> str | None:
     """The project's top active cognitions by category, then its recent sessions, within
-    `max_tokens`; user-wide cognitions are included. None when there is nothing to say."""
+    `max_tokens`; user-wide cognitions are included (in a folder with no memory yet, only they),
+    except those the project's own memory contradicts. None when there is nothing to say."""
     sections: list[tuple[str, list[str]]] = []
     for category, heading, limit in BRIEF_SECTIONS:
-        cogs = cognitions.list_(store, project=project, category=category, limit=limit)
+        cogs = scope.brief_cognitions(store, project, category, limit)
         lines = [f"- {excerpt(c.text, [], 300)} ({(c.valid_from or '')[:10] or 'undated'})"
                  for c in cogs if c.text.strip()]  # fmt: skip
         if lines:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lmm.rank import fuse, in_context, neighbours, replies, rrf
@@ -323,6 +323,23 @@ def retrieve(store: Store, query: str, *, project: str | None = None, k: int = 1
     projects = scope_projects(store, project)
     if projects == [] or not query.strip():
         return []
+    return _retrieve(store, query, projects, k, embedder, cfg)
+
+
+def retrieve_user_wide(store: Store, query: str, *, k: int = 10,
+                       embedder: Embedder | None = None,
+                       config: SearchConfig | None = None) -> list[Hit]:  # fmt: skip
+    """The `k` best user-wide cognitions (no project: they hold in every one) for `query`,
+    scored as `retrieve` scores cognitions: what a folder lmm has no memory of can still recall."""
+    cfg = config or SearchConfig()
+    if not query.strip():
+        return []
+    # an empty project list scopes cognitions to the user-wide ones (`_scope_sql`, `_spans`)
+    return _retrieve(store, query, [], k, embedder, replace(cfg, kinds=("cognition",)))
+
+
+def _retrieve(store: Store, query: str, projects: list[int] | None, k: int,
+              embedder: Embedder | None, cfg: SearchConfig) -> list[Hit]:  # fmt: skip
     q = read_query(store, query, projects, embedder, cfg)
     fused: dict[tuple[str, int], float] = {}
     signals: dict[tuple[str, int], dict[str, Any]] = {}

@@ -1,4 +1,4 @@
-"""`lmm extract | memories | remember | forget | ingest-code`: the memory commands."""
+"""`lmm extract | memories | remember | forget | scope | ingest-code`: the memory commands."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+_WHY = {"rule": "said for all work", "repeated": "said in two projects", "user": "set by you"}
+
+
 def _line(c: object) -> str:
     from lmm.cognitions import Cognition
 
@@ -39,6 +42,8 @@ def _line(c: object) -> str:
         status += f" by #{c.superseded_by}"
     status += "]" if status else ""
     scope = "" if c.project_id is not None else " (all projects)"
+    if c.project_id is None and c.scope_by:
+        scope = f" (all projects: {_WHY.get(c.scope_by, c.scope_by)})"
     return f"#{c.id} {c.category:<10} {c.salience:.2f} {when} {c.text}{status}{scope}"
 
 
@@ -59,9 +64,10 @@ def cmd_memories(args: argparse.Namespace) -> int:
             category=args.category,
             status=status,
             since=parse_since(args.since) if args.since else None,
+            scope=args.scope,
             limit=args.limit,
         )
-    filtered = args.project or args.category or args.since or args.superseded
+    filtered = args.project or args.category or args.since or args.superseded or args.scope
     empty = "no memories match these filters" if filtered else "no memories yet: run `lmm ingest`"
     text = "\n".join(_line(c) for c in found) or empty
     emit(args, [dataclasses.asdict(c) for c in found], text)
@@ -106,6 +112,23 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scope(args: argparse.Namespace) -> int:
+    from lmm.cognitions import get, set_scope
+    from lmm.store import open_store
+
+    with open_store() as store:
+        with store.transaction():
+            held = set_scope(store, args.id, args.scope, project=_project(args.project))
+        cog = get(store, held)
+    assert cog is not None
+    where = "every project" if cog.scope == "user" else cog.project
+    text = f"#{args.id} now applies to {where}"
+    if held != args.id:
+        text += f" (merged into #{held}, which said the same there)"
+    emit(args, dataclasses.asdict(cog), text)
+    return 0
+
+
 def cmd_ingest_code(args: argparse.Namespace) -> int:
     from lmm.codebase import ingest_code
     from lmm.store import open_store
@@ -117,7 +140,7 @@ def cmd_ingest_code(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from lmm.cognitions import CATEGORIES
+    from lmm.cognitions import CATEGORIES, SCOPES
 
     p = sub.add_parser(
         "extract",
@@ -137,6 +160,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("memories", parents=[common], help="list memories, most salient first")
     p.add_argument("--project", help="this project's memories plus the user-wide ones")
     p.add_argument("--category", choices=CATEGORIES, help="only memories of this kind")
+    p.add_argument(
+        "--scope",
+        choices=SCOPES,
+        help="user: only those that apply in every project; project: only one project's",
+    )
     p.add_argument("--since", help="only those valid from this ISO date on (e.g. 2025-01-31)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--superseded", action="store_true", help="only replaced memories")
@@ -158,6 +186,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("forget", parents=[common], help=forget_help, description=forget_help)
     p.add_argument("id", type=int, help="the memory's number, as `lmm memories` shows it")
     p.set_defaults(func=cmd_forget)
+
+    scope_help = (
+        "move a memory between scopes: user (every project, new ones included) or project (one "
+        "project: the one it was learned in, or --project); extraction never moves it back"
+    )
+    p = sub.add_parser("scope", parents=[common], help=scope_help, description=scope_help)
+    p.add_argument("id", type=int, help="the memory's number, as `lmm memories` shows it")
+    p.add_argument("scope", choices=SCOPES, help="user or project")
+    p.add_argument("--project", help="with project: the project folder it applies to")
+    p.set_defaults(func=cmd_scope)
 
     p = sub.add_parser(
         "ingest-code",

@@ -1,5 +1,7 @@
-"""Cognitions by project and category, one cognition with its sources and history, and the
-edit / forget / remember actions, all through `lmm.cognitions` (the CLI's own functions).
+"""Cognitions by project, scope and category, one cognition with its sources and history, and
+the edit / forget / remember / scope actions, all through `lmm.cognitions` (the CLI's own
+functions). Each active memory carries a button that moves it between scopes: user-wide (every
+project) and its project.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from lmm.ui.layout import Links, badge, esc, options, shorten, when
 from lmm.ui.sessions import projects, session_path, turn_anchor
 
 STATUS_CHOICES = ("active", "superseded", "forgotten", "all")
+SCOPE_CHOICES = [("", "every scope"), ("user", "user-wide"), ("project", "one project")]
 
 
 def _project_path(store: Store, project_id: int | None) -> str | None:
@@ -31,6 +34,24 @@ def _chips(links: Links, key: str, values: list[tuple[str, str]], current: str, 
     return f"<div class='chips'>{''.join(out)}</div>"
 
 
+def scope_form(cog: Cognition, links: Links) -> str:
+    """A button that moves an active memory to the other scope (nothing for other statuses, and
+    for a user-wide one that was never tied to a project)."""
+    if cog.status != "active":
+        return ""
+    if cog.scope == "project":
+        target, label = "user", "Use in every project"
+    elif cog.learned_in_path:
+        target, label = "project", f"Only in {shorten(cog.learned_in_path, 60)}"
+    else:
+        return ""
+    return (
+        f"<form method='post' action='/memory/{cog.id}/scope' class='inline'>{links.hidden()}"
+        f"<input type='hidden' name='scope' value='{target}'>"
+        f"<button type='submit' class='plain'>{esc(label)}</button></form>"
+    )
+
+
 def memory_card(cog: Cognition, links: Links) -> str:
     text = esc(cog.text) if cog.text else "<span class='empty'>(forgotten)</span>"
     status = "" if cog.status == "active" else " " + badge(cog.status, "b-" + cog.status)
@@ -41,7 +62,7 @@ def memory_card(cog: Cognition, links: Links) -> str:
         f"<div class='text' style='margin:6px 0 4px'>{text}</div>"
         f"<div class='meta'>{scope} · salience {cog.salience:.2f} · {cog.evidence} source"
         f"{'s' if cog.evidence != 1 else ''} · {esc(cog.origin)} · "
-        f"since {esc(when(cog.valid_from) or 'undated')}</div></div>"
+        f"since {esc(when(cog.valid_from) or 'undated')}</div>{scope_form(cog, links)}</div>"
     )
 
 
@@ -60,25 +81,33 @@ def remember_form(store: Store, links: Links, project_id: int | None) -> str:
 
 
 def memories_page(
-    store: Store, links: Links, project_id: int | None, category: str, status: str
+    store: Store,
+    links: Links,
+    project_id: int | None,
+    category: str,
+    status: str,
+    scope: str = "",
 ) -> tuple[str, str]:
-    """Cognitions of a project (plus user-wide ones) or of all, by category and status."""
+    """Cognitions of a project (plus user-wide ones) or of all, by category, status and scope."""
     if category and category not in CATEGORIES:
         raise CognitionError(f"category {category!r} is not one of {', '.join(CATEGORIES)}")
     status = status if status in STATUS_CHOICES else "active"
+    scope = scope if scope in cognitions.SCOPES else ""
     path = _project_path(store, project_id)
     cogs = cognitions.list_(
         store,
         project=path,
         category=category or None,
         status=None if status == "all" else status,
+        scope=scope or None,
     )
-    keep = {"project": project_id, "category": category, "status": status}
+    keep = {"project": project_id, "category": category, "status": status, "scope": scope}
     pchoices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in projects(store)]
     pchips = _chips(links, "project", pchoices, str(project_id or ""), **keep)
     cats = [("", "every category")] + [(c, c) for c in CATEGORIES]
     cchips = _chips(links, "category", cats, category, **keep)
     schips = _chips(links, "status", [(s, s) for s in STATUS_CHOICES], status, **keep)
+    schips += _chips(links, "scope", SCOPE_CHOICES, scope, **keep)
     groups = []
     for cat in CATEGORIES:
         mine = [c for c in cogs if c.category == cat]
@@ -207,6 +236,18 @@ def forget_action(store: Store, cog_id: int) -> tuple[int, str]:
     done = erase.forget(store, cog_id)
     return cog_id, "Forgotten: its text is gone and extraction will not bring it back." if done \
         else "It was already forgotten."  # fmt: skip
+
+
+def scope_action(store: Store, cog_id: int, form: dict[str, str]) -> tuple[int, str]:
+    scope = form.get("scope", "")
+    project = form.get("project") or ""
+    path = _project_path(store, int(project)) if project.isdigit() else None
+    with store.transaction():
+        held = cognitions.set_scope(store, cog_id, scope, project=path)
+    cog = cognitions.get(store, held)
+    where = "every project" if cog is None or cog.scope == "user" else cog.project
+    merged = f" It merged into #{held}, which said the same there." if held != cog_id else ""
+    return held, f"Now applies to {where}.{merged}"
 
 
 def remember_action(store: Store, form: dict[str, str]) -> tuple[int, str]:

@@ -137,7 +137,12 @@ class App:
             shown, active = sessions.session_page(store, links, sid), "sessions"
         elif path == "/memories":
             shown = memories.memories_page(
-                store, links, project, query.get("category", ""), query.get("status", "active")
+                store,
+                links,
+                project,
+                query.get("category", ""),
+                query.get("status", "active"),
+                query.get("scope", ""),
             )
             active = "memories"
         elif m := re.fullmatch(r"/memory/(\d+)", path):
@@ -160,10 +165,12 @@ class App:
         return Response(200, page(title, html, links, active, query.get("msg")).encode())
 
     def post(self, store: Store, path: str, form: dict[str, str], links: Links) -> Response:
-        if m := re.fullmatch(r"/memory/(\d+)/(edit|forget)", path):
+        if m := re.fullmatch(r"/memory/(\d+)/(edit|forget|scope)", path):
             cog_id = int(m.group(1))
             if m.group(2) == "edit":
                 shown, msg = memories.edit_action(store, cog_id, form)
+            elif m.group(2) == "scope":
+                shown, msg = memories.scope_action(store, cog_id, form)
             else:
                 shown, msg = memories.forget_action(store, cog_id)
         elif path == "/remember":
