@@ -129,3 +129,39 @@ def test_every_released_migration_splits_into_statements_that_rebuild_the_schema
     assert split == sorted(
         tuple(r) for r in whole.execute("SELECT type, name, sql FROM sqlite_master")
     )
+
+
+def test_m006_gives_cognitions_the_project_they_were_learned_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmm import cognitions
+    from lmm.cognitions import Cognition, SourceRef
+
+    path = tmp_path / "lmm.db"
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])
+        with Store(path) as store:
+            store.add_session(SessionInfo("s1", "claude", project="/work/app"))
+            store.add_turns([_said("u0", "never add emojis anywhere", "u0", "user")])
+            app = store.project_id("/work/app")
+            store.db.executemany(
+                "INSERT INTO cognitions (uid, project_id, category, text, origin) "
+                "VALUES (?, ?, 'preference', ?, 'rules')",
+                [("a", None, "Never add emojis anywhere."), ("b", app, "Use uv, not pip."),
+                 ("c", None, "Be kind.")],
+            )  # fmt: skip
+            store.db.execute(
+                "INSERT INTO cognition_sources (cognition_id, session_id, turn_key, timestamp) "
+                "VALUES (1, 's1', 'u0', '2026-03-05T10:00:00Z')"
+            )
+    with Store(path) as store:
+        rows = store.db.execute("SELECT uid, project_id, learned_in, scope_by FROM cognitions")
+        assert [tuple(r) for r in rows] == [
+            ("a", None, app, None), ("b", app, app, None), ("c", None, None, None)]  # fmt: skip
+        # new rows carry it too, and a user-wide one can go back where it was learned
+        tabs = Cognition("Prefer tabs.", "preference", learned_in=app, sources=[SourceRef()])
+        cog_id = cognitions.add(store, tabs)
+        assert cognitions.set_scope(store, 1, "project") == 1
+        assert [(c.id, c.project) for c in cognitions.list_(store, scope="project")] == [
+            (1, "/work/app"), (2, "/work/app")]  # fmt: skip
+        assert cognitions.get(store, cog_id).learned_in == app  # type: ignore[union-attr]

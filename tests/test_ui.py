@@ -475,3 +475,36 @@ def test_every_page_of_the_real_transcripts_renders(tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_each_memory_moves_between_scopes(ui: UI) -> None:
+    with Store(ui.db) as store:
+        cog = next(c for c in cognitions.list_(store, category="decision") if c.project)
+    assert cog.id is not None and cog.project == cog.learned_in_path
+    _, body, _ = fetch(ui.url("/memories", category="decision"))
+    action = f"action='/memory/{cog.id}/scope'"
+    assert action in body and "Use in every project" in body
+    form = {"token": ui.token, "scope": "user"}
+    status, _, _ = fetch(ui.base + f"/memory/{cog.id}/scope", form)  # no Origin: refused
+    assert status == 403
+    status, _, _ = fetch(ui.base + f"/memory/{cog.id}/scope", {"scope": "user"}, origin(ui))
+    assert status == 403  # no token: refused
+    with Store(ui.db) as store:
+        assert (got := cognitions.get(store, cog.id)) is not None and got.scope == "project"
+    status, _, headers = fetch(ui.base + f"/memory/{cog.id}/scope", form, origin(ui))
+    assert status == 303 and headers["Location"].startswith(f"/memory/{cog.id}?")
+    with Store(ui.db) as store:
+        moved = cognitions.get(store, cog.id)
+        assert moved is not None and (moved.scope, moved.scope_by) == ("user", "user")
+    _, body, _ = fetch(ui.base + headers["Location"])
+    assert "Now applies to every project." in unescape(body)
+    assert f"Only in {cog.project}" in unescape(body)
+    user_ids = re.findall(r'class="meta">#(\d+)</a>', fetch(ui.url("/memories", scope="user"))[1])
+    own_ids = re.findall(r'class="meta">#(\d+)</a>', fetch(ui.url("/memories", scope="project"))[1])
+    assert str(cog.id) in user_ids and str(cog.id) not in own_ids
+    back = {"token": ui.token, "scope": "project"}
+    status, _, _ = fetch(ui.base + f"/memory/{cog.id}/scope", back, origin(ui))
+    assert status == 303
+    with Store(ui.db) as store:
+        again = cognitions.get(store, cog.id)
+        assert again is not None and (again.scope, again.project) == ("project", cog.project)

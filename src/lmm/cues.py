@@ -175,10 +175,11 @@ _STANDING = re.compile(
     re.I,
 )
 _LOCAL = re.compile(
-    r"\b(?:here|in this|this (?:repo|repository|project|codebase|app|service|package|module|"
-    r"file|folder|directory|branch|script|class|function|library|crate|site)|(?:our|the) "
-    r"(?:repo|repository|project|codebase|app|service)|these (?:files|tests|modules))\b|"
-    r"`[^`]+`|['\"`‘“][^'\"`’”\s]+['\"`’”]|\b\w+/\w|\b\w+\.(?:py|js|ts|go|rs|md|toml|json|ya?ml|sh)\b",
+    r"\b(?:here|in this|we|we'?re|we'?ve|our|this (?:repo|repository|project|codebase|app|"
+    r"service|package|module|file|folder|directory|branch|script|class|function|library|crate|"
+    r"site)|the (?:repo|repository|project|codebase|app|service)|these (?:files|tests|modules))\b|"
+    r"`[^`]+`|['\"`‘“][^'\"`’”\s]+['\"`’”]|\b\w+/\w|"
+    r"\b\w+\.(?:py|js|ts|go|rs|md|toml|json|ya?ml|sh)\b",
     re.I,
 )
 
@@ -188,9 +189,9 @@ def for_all_work(sentence: str) -> bool:
 
     Yes when it says so ("in every project", "when I work on Python projects", "never ...
     anywhere"), and for a standing rule ("always ...", "never ...", "from now on ...") that does
-    not tie itself to this project: no "here" or "this repo", no quoted name, path or file, and
-    no identifier convention (those name this codebase's things: "end method names with '_x'").
-    """
+    not tie itself to this project: no "here" or "this repo", no team practice ("we always ..."),
+    no quoted name, path or file, and no identifier convention (those name this codebase's
+    things: "end method names with '_x'")."""
     if _EVERYWHERE.search(sentence):
         return True
     if not _STANDING.search(sentence) or _LOCAL.search(sentence):
