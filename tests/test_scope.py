@@ -254,3 +254,17 @@ def test_moving_onto_a_row_that_says_the_same_merges_into_it(store: Store) -> No
     assert cognitions.set_scope(store, mine, "project", project=A) == shared.id
     old = cognitions.get(store, mine)
     assert old is not None and (old.status, old.superseded_by) == ("superseded", shared.id)
+
+
+def test_a_project_that_comes_back_to_the_user_rule_drops_its_own_exception(store: Store) -> None:
+    tell(store, "s1", A, 1, "Always use uv, not pip.")
+    tell(store, "s2", B, 2, "Use poetry, not uv.")
+    tell(store, "s3", B, 3, "Use uv, not pip.")
+    [rule] = cognitions.list_(store, project=B)
+    assert (rule.text, rule.scope, rule.evidence) == ("Always use uv, not pip.", "user", 2)
+    [old] = cognitions.list_(store, status="superseded")
+    assert (old.text, old.project, old.superseded_by) == ("Use poetry, not uv.", B, rule.id)
+    brief = project_brief(store, B)
+    assert brief is not None
+    memories = brief.split("Recent sessions:")[0]
+    assert "Always use uv, not pip." in memories and "poetry" not in memories

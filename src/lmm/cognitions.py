@@ -190,7 +190,10 @@ def put(store: Store, cog: Cognition) -> Outcome:
         dup_id, dup_project = dup
         if cog.project_id is None and dup_project is not None:  # now said as a rule for all work
             _set_project(store, dup_id, None, cog.scope_by or "rule")
-        return Outcome(dup_id, "merged" if _attach(store, dup_id, cog) else "unchanged")
+        out = Outcome(dup_id, "merged" if _attach(store, dup_id, cog) else "unchanged")
+        if out.action == "merged" and cog.project_id is not None and dup_project is None:
+            out.superseded = _agree_again(store, cog, dup_id)
+        return out
     again = _stated_elsewhere(store, cog)
     if again is not None:
         _set_project(store, again, None, "repeated")
@@ -448,6 +451,18 @@ def _supersede_conflicts(store: Store, cog: Cognition, cog_id: int) -> list[int]
             return [cog_id]
         supersede(store, int(r["id"]), cog_id, when=cog.valid_from)
         replaced.append(int(r["id"]))
+    return replaced
+
+
+def _agree_again(store: Store, cog: Cognition, user_id: int) -> list[int]:
+    """A project statement that repeats user-wide rule `user_id` replaces the project's older
+    statements that contradicted the rule (and hid it there). Newer ones stay: a project
+    statement never supersedes a user-wide rule stated elsewhere."""
+    replaced = []
+    for r in _conflicting(store, cog, user_id):
+        if not _later(r["valid_from"], cog.valid_from) or r["valid_from"] is None:
+            supersede(store, int(r["id"]), user_id, when=cog.valid_from)
+            replaced.append(int(r["id"]))
     return replaced
 
 
