@@ -268,3 +268,20 @@ def test_a_project_that_comes_back_to_the_user_rule_drops_its_own_exception(stor
     assert brief is not None
     memories = brief.split("Recent sessions:")[0]
     assert "Always use uv, not pip." in memories and "poetry" not in memories
+
+
+def test_dense_recall_in_a_new_folder_sees_a_memory_once_it_is_moved(store: Store) -> None:
+    from lmm.embed import FakeEmbedder, embed_pending
+    from lmm.search import retrieve_user_wide
+
+    tell(store, "s1", A, 1, "Use httpx, not requests.")
+    embedder = FakeEmbedder()
+    embed_pending(store, embedder)
+    [cog] = cognitions.list_(store)
+    assert cog.id is not None
+    ask = "httpx or requests for the client?"
+    assert retrieve_user_wide(store, ask, embedder=embedder) == []  # loads the vector index
+    with store.transaction():
+        cognitions.set_scope(store, cog.id, "user")
+    [hit] = retrieve_user_wide(store, ask, embedder=embedder)
+    assert (hit.id, sorted(hit.signals)) == (cog.id, ["bm25", "dense", "salience"])
