@@ -285,3 +285,21 @@ def test_dense_recall_in_a_new_folder_sees_a_memory_once_it_is_moved(store: Stor
         cognitions.set_scope(store, cog.id, "user")
     [hit] = retrieve_user_wide(store, ask, embedder=embedder)
     assert (hit.id, sorted(hit.signals)) == (cog.id, ["bm25", "dense", "salience"])
+
+
+def test_cli_marks_user_rules_a_project_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LMM_HOME", str(tmp_path))
+    with Store(tmp_path / "lmm.db") as s:
+        tell(s, "s1", A, 1, "Always use uv, not pip.")
+        tell(s, "s2", B, 2, "Use poetry, not uv.")
+    assert main(["memories", "--project", B]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[1].split(" 2026-02-0")[1] for line in lines] == [
+        "2 Use poetry, not uv.",
+        "1 Always use uv, not pip. (all projects: said for all work) "
+        "[not here: this project says otherwise]",
+    ]
+    assert main(["memories", "--project", C]) == 0
+    assert "[not here" not in capsys.readouterr().out

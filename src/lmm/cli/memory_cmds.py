@@ -49,6 +49,7 @@ def _line(c: object) -> str:
 
 def cmd_memories(args: argparse.Namespace) -> int:
     from lmm.cognitions import list_
+    from lmm.scope import overridden
     from lmm.store import open_store
     from lmm.timeref import parse_since
 
@@ -67,9 +68,12 @@ def cmd_memories(args: argparse.Namespace) -> int:
             scope=args.scope,
             limit=args.limit,
         )
+        hidden = overridden(store, _project(args.project)) if args.project else set()
     filtered = args.project or args.category or args.since or args.superseded or args.scope
     empty = "no memories match these filters" if filtered else "no memories yet: run `lmm ingest`"
-    text = "\n".join(_line(c) for c in found) or empty
+    lines = [_line(c) + (" [not here: this project says otherwise]" if c.id in hidden else "")
+             for c in found]  # fmt: skip
+    text = "\n".join(lines) or empty
     emit(args, [dataclasses.asdict(c) for c in found], text)
     return 0
 
@@ -158,7 +162,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("memories", parents=[common], help="list memories, most salient first")
-    p.add_argument("--project", help="this project's memories plus the user-wide ones")
+    p.add_argument(
+        "--project",
+        help="this project's memories plus the user-wide ones (those it contradicts are marked)",
+    )
     p.add_argument("--category", choices=CATEGORIES, help="only memories of this kind")
     p.add_argument(
         "--scope",
