@@ -168,6 +168,11 @@ def test_prompts_in_a_new_folder_get_user_rules_only_when_relevant(store: Store)
     assert "uv" not in found.brief.text and "staging" not in found.brief.text
     nothing = recall(store, "Center the login form with CSS grid", project=new, config=cfg)
     assert nothing.brief.text is None
+    tell(store, "s2", B, 2, "The login form lives in the accounts app.")  # a known project
+    there = recall(store, "Write the commit message for this change", project=B, config=cfg)
+    assert there.brief.text is not None
+    assert "Never add emojis to commit messages anywhere." in there.brief.text
+    assert recall(store, "Rename the CSS grid helper", project=B, config=cfg).brief.text is None
 
 
 # ---- the installed hook command, in a folder lmm has never seen
