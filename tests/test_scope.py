@@ -71,29 +71,44 @@ def test_rule_phrasing_is_for_all_work(sentence: str) -> None:
         "Always run the tests with `make test` before committing.",
         "From now on, keep the changelog in docs/changes.md.",
         "We deploy to Vercel.",
+        "We always squash before merging.",
+        "Keep in mind that the build always fails on Mondays.",
     ],
 )
 def test_project_statements_are_not(sentence: str) -> None:
     assert not for_all_work(sentence)
 
 
+def test_only_an_instruction_is_for_all_work_by_always_alone() -> None:
+    assert for_all_work("Always pin versions.")
+    assert not for_all_work("Always pin versions.", instruction=False)
+    assert for_all_work("In every project we pin versions.", instruction=False)
+
+
 def test_the_extractor_scopes_rules_and_keeps_project_statements(store: Store) -> None:
     tell(store, "s1", A, 1,
          "From now on, in every project, use uv, not pip.",
          "Always end method names with '_m'.",
-         "Use httpx, not requests.")  # fmt: skip
+         "Use httpx, not requests.",
+         "Let's go with FastAPI, we always did.",
+         "When I work on Go projects, let's go with cobra for the CLI.")  # fmt: skip
     alpha = store.project_id(A)
     got = {c.text: (c.scope, c.project, c.learned_in, c.scope_by) for c in cognitions.list_(store)}
     assert got == {
         "From now on, in every project, use uv, not pip.": ("user", None, alpha, "rule"),
         "Always end method names with '_m'.": ("project", A, alpha, None),
         "Use httpx, not requests.": ("project", A, alpha, None),
-    }
-    assert [c.text for c in cognitions.list_(store, scope="user")] == [
-        "From now on, in every project, use uv, not pip."
+        "Let's go with FastAPI, we always did.": ("project", A, alpha, None),
+        "When I work on Go projects, let's go with cobra for the CLI.": ("user", None, alpha,
+                                                                          "rule"),
+    }  # fmt: skip
+    assert sorted(c.text for c in cognitions.list_(store, scope="user")) == [
+        "From now on, in every project, use uv, not pip.",
+        "When I work on Go projects, let's go with cobra for the CLI.",
     ]
     assert sorted(c.text for c in cognitions.list_(store, project=A, scope="project")) == [
         "Always end method names with '_m'.",
+        "Let's go with FastAPI, we always did.",
         "Use httpx, not requests.",
     ]
 

@@ -177,24 +177,26 @@ _STANDING = re.compile(
 _LOCAL = re.compile(
     r"\b(?:here|in this|we|we'?re|we'?ve|our|this (?:repo|repository|project|codebase|app|"
     r"service|package|module|file|folder|directory|branch|script|class|function|library|crate|"
-    r"site)|the (?:repo|repository|project|codebase|app|service)|these (?:files|tests|modules))\b|"
+    r"site)|the (?:repo|repository|project|codebase|app|service|build|tests?|test suite|ci|"
+    r"pipeline|server|database|db|api|frontend|backend|docs)|these (?:files|tests|modules))\b|"
     r"`[^`]+`|['\"`‘“][^'\"`’”\s]+['\"`’”]|\b\w+/\w|"
     r"\b\w+\.(?:py|js|ts|go|rs|md|toml|json|ya?ml|sh)\b",
     re.I,
 )
 
 
-def for_all_work(sentence: str) -> bool:
+def for_all_work(sentence: str, *, instruction: bool = True) -> bool:
     """Whether a rule the user stated holds in every project, not only the one it was said in.
 
     Yes when it says so ("in every project", "when I work on Python projects", "never ...
-    anywhere"), and for a standing rule ("always ...", "never ...", "from now on ...") that does
-    not tie itself to this project: no "here" or "this repo", no team practice ("we always ..."),
-    no quoted name, path or file, and no identifier convention (those name this codebase's
-    things: "end method names with '_x'")."""
+    anywhere"), and for a standing instruction ("always ...", "never ...", "from now on ...")
+    that does not tie itself to this project: no "here" or "this repo", no team practice ("we
+    always ..."), no quoted name, path or file, and no identifier convention (those name this
+    codebase's things: "end method names with '_x'"). `instruction` False (a gotcha, a decision):
+    only saying so counts, as "the build always fails on Mondays" describes, not instructs."""
     if _EVERYWHERE.search(sentence):
         return True
-    if not _STANDING.search(sentence) or _LOCAL.search(sentence):
+    if not instruction or not _STANDING.search(sentence) or _LOCAL.search(sentence):
         return False
     norm = consolidate.normalise(sentence)
     return not (consolidate.has_naming_shape(norm) or consolidate.is_naming_rule(norm))

@@ -373,7 +373,8 @@ class LMExtractor:
             quote=quote,
             subject=self._subject(item.get("subject"), text),
             keywords=sorted(consolidate.tokens(text))[:12],
-            user_wide=category in INSTRUCTIVE and for_all_work(quote),
+            user_wide=category in INSTRUCTIVE
+            and for_all_work(quote, instruction=category == "preference"),
         )
         reason = validate(cand, session)
         if reason is not None:

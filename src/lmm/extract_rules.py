@@ -291,7 +291,8 @@ def statements(turn: Turn, text: str, salience_boost: float = 0.0) -> Iterator[C
                 quote=quote,
                 keywords=sorted(consolidate.tokens(said))[:12],
                 salience=min(1.0, salience + salience_boost),
-                user_wide=category in INSTRUCTIVE and for_all_work(said),
+                user_wide=category in INSTRUCTIVE
+                and for_all_work(said, instruction=category == "preference"),
             )
             extra = _second_rule(said)
             if extra:
