@@ -323,3 +323,36 @@ def test_cli_marks_user_rules_a_project_overrides(
     ]
     assert main(["memories", "--project", C]) == 0
     assert "[not here" not in capsys.readouterr().out
+
+
+def test_the_real_cli_in_a_new_folder_sends_the_user_rule_to_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real Claude Code CLI with lmm's SessionStart and UserPromptSubmit hooks, in a folder
+    lmm has never seen: the user-wide rule reaches the model's request, the other project's own
+    convention does not."""
+    from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
+    from lmm.settings import hook_command
+
+    if claude_bin() is None:
+        pytest.skip("the real Claude Code CLI is not installed: run `make claude-cli`")
+    lmm_home = tmp_path / "lmm"
+    with Store(lmm_home / "lmm.db") as s:
+        tell(s, "s1", A, 1,
+             "From now on, in every project, never add emojis to commit messages.",
+             "Always end method names with '_m'.")  # fmt: skip
+    monkeypatch.setenv("LMM_HOME", str(lmm_home))
+    hooks = {
+        event: [{"hooks": [{"type": "command", "command": hook_command(event), "timeout": 30}]}]
+        for event in ("SessionStart", "UserPromptSubmit")
+    }
+    stub = MessagesStub(default=Reply.text("Done."))
+    src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's lmm, as installed
+    with stub:
+        run = run_claude(["-p", "Commit this with a short message"], stub=stub,
+                         home=tmp_path / "h", settings={"hooks": hooks},
+                         env={"PYTHONPATH": src})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    sent = stub.main_requests()[0].all_text()
+    assert sent.count("never add emojis to commit messages") == 2  # session start and prompt
+    assert "_m'" not in sent
