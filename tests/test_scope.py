@@ -356,3 +356,23 @@ def test_the_real_cli_in_a_new_folder_sends_the_user_rule_to_the_model(
     sent = stub.main_requests()[0].all_text()
     assert sent.count("never add emojis to commit messages") == 2  # session start and prompt
     assert "_m'" not in sent
+
+
+def test_a_project_that_opts_out_leaves_no_trace_in_user_wide_memory(tmp_path: Path) -> None:
+    from lmm import privacy
+    from lmm.erase import purge_opted_out
+
+    client, mine = tmp_path / "client", tmp_path / "mine"
+    client.mkdir()
+    mine.mkdir()
+    with Store(tmp_path / "lmm.db") as s:
+        tell(s, "s1", str(client), 1, "Use pytest for the tests, not unittest.")
+        tell(s, "s2", str(mine), 2, "Use pytest for the tests, not unittest.")
+        [rule] = cognitions.list_(s)
+        assert (rule.scope, rule.learned_in_path) == ("user", str(client))
+        (client / privacy.MARKER).touch()
+        privacy.reset_cache()
+        purge_opted_out(s)
+        kept = cognitions.get(s, rule.id or 0)
+        assert kept is not None and (kept.scope, kept.learned_in) == ("user", None)
+        assert [src.session_id for src in kept.sources] == ["s2"]

@@ -272,6 +272,8 @@ def purge_opted_out(store: Store) -> dict[str, int]:
             "AND item_id IN (SELECT id FROM purge_cogs)"
         )
         db.execute("DELETE FROM cognitions WHERE id IN (SELECT id FROM purge_cogs)")
+        # a user-wide memory also said elsewhere stays, no longer pointing at the project
+        db.execute(f"UPDATE cognitions SET learned_in = NULL WHERE learned_in IN ({marks})", gone)
         db.execute(
             "DELETE FROM vectors WHERE item_kind IN ('turn', 'turn_parts') "
             "AND item_id IN (SELECT id FROM purge_turns)"
