@@ -107,10 +107,12 @@ def test_half_written_last_line_is_read_once_complete(tmp_path: Path) -> None:
     live.write_bytes(b"".join(lines[:-1]) + partial)
     store = Store(tmp_path / "lmm.db")
     first = ingest(store, [live])
-    assert first.malformed == 1
+    assert (first.malformed, first.partial_lines) == (0, 1)  # being written: not malformed
     with live.open("ab") as f:
         f.write(lines[-1][len(partial) :])
-    ingest(store, [live])
+    second = ingest(store, [live])
+    assert (second.malformed, second.partial_lines) == (0, 0)
+    assert store.stats()["malformed_lines"] == 0
     whole = Store(tmp_path / "whole.db")
     ingest(whole, [src])
     assert _dump(store) == _dump(whole)

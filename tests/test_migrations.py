@@ -165,3 +165,11 @@ def test_m006_gives_cognitions_the_project_they_were_learned_in(
         assert [(c.id, c.project) for c in cognitions.list_(store, scope="project")] == [
             (1, "/work/app"), (2, "/work/app")]  # fmt: skip
         assert cognitions.get(store, cog_id).learned_in == app  # type: ignore[union-attr]
+
+
+def test_m007_indexes_turn_uuids(v4_store: Path) -> None:
+    with Store(v4_store) as store:
+        plan = store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM turns WHERE uuid = 'x'"
+        ).fetchall()
+    assert any("turns_uuid" in str(row[-1]) for row in plan)

@@ -72,8 +72,9 @@ def conversation_order(turns: list[Turn]) -> list[Turn]:
 
 def main_branch(turns: list[Turn]) -> set[str]:
     """Keys of the turns on the path from a root to the latest main-line leaf, following
-    compaction boundaries back to the conversation they continue. Turns of abandoned rewind
-    branches, sub-agents and summary records are not in it."""
+    compaction boundaries back to the conversation they continue, plus every result of a tool
+    call on that path (parallel calls branch). Turns of abandoned rewind branches, sub-agents
+    and summary records are not in it."""
     parents = _parents(turns, via_tool_calls=False)
     main = [i for i, t in enumerate(turns) if not t.is_sidechain and t.kind != "summary"]
     if not main:
@@ -87,4 +88,12 @@ def main_branch(turns: list[Turn]) -> set[str]:
         visited.add(current)
         keys.add(turns[current].key)
         current = parents[current]
+    # parallel tool calls: each result hangs off its own line of the calling message, and the
+    # path above runs through one of them only; the others answer calls on the path too
+    calls = {call.id for i in visited for call in turns[i].tool_calls}
+    for i in main:
+        turn = turns[i]
+        if i not in visited and parents[i] in visited and turn.kind == "tool_result":
+            if any(r.tool_use_id in calls for r in turn.tool_results):
+                keys.add(turn.key)
     return keys

@@ -458,17 +458,42 @@ def detect_format(path: Path) -> str:
         if isinstance(first, dict) and "conversation" in first and "qa" in first:
             return "locomo"
         return "generic"
-    for line in head.decode("utf-8", errors="replace").splitlines()[:50]:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            # a line longer than the sniffed head: Claude Code writes its envelope keys first
-            if line.lstrip().startswith("{") and ('"sessionId"' in line or '"parentUuid"' in line):
+    with path.open("rb") as f:
+        for _ in range(50):  # a line at a time, each read up to 64 KiB
+            raw = f.readline(1 << 16)
+            if not raw:
+                break
+            line = raw.decode("utf-8", errors="replace")
+            if not raw.endswith(b"\n") and len(raw) == 1 << 16:
+                # longer than that (a big file-history-snapshot, say): judge by its start
+                if _looks_like_claude(line):
+                    return "claude"
+                while (rest := f.readline(1 << 16)) and not rest.endswith(b"\n"):
+                    pass
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                if _looks_like_claude(line):
+                    return "claude"
+                continue
+            if isinstance(obj, dict) and _is_claude_record(obj):
                 return "claude"
-            continue
-        if isinstance(obj, dict) and _is_claude_record(obj):
-            return "claude"
     return "generic"
+
+
+# records of Claude Code transcripts that carry no uuid or sessionId
+_CLAUDE_TYPES = re.compile(
+    r'^\s*\{\s*"type"\s*:\s*"(file-history-snapshot|queue-operation|summary|custom-title|'
+    r'agent-name|ai-title|last-prompt|fork-context-ref)"'
+)
+
+
+def _looks_like_claude(start: str) -> bool:
+    """The start of a line too long to parse: Claude Code writes its envelope keys first."""
+    if start.lstrip().startswith("{") and ('"sessionId"' in start or '"parentUuid"' in start):
+        return True
+    return _CLAUDE_TYPES.match(start) is not None
 
 
 def _is_claude_record(obj: dict[str, Any]) -> bool:

@@ -57,6 +57,8 @@ class IngestReport:
     turns_new: int = 0
     turns_total: int = 0
     malformed: int = 0
+    partial_lines: int = 0  # last lines still being written: read once a newline ends them
+    turns_copied: int = 0  # turns already stored under another session (--fork-session copies)
     bytes_read: int = 0
     seconds: float = 0.0
     workers: int = 0
@@ -73,7 +75,8 @@ class IngestReport:
             f"{self.sessions} sessions ({self.sessions_new} new), {self.subagents} sub-agents, "
             f"{self.turns_new} new turns ({self.turns_total} stored), "
             f"{self.malformed} malformed lines, "
-            f"{mb:.1f} MB in {self.seconds:.2f} s ({rate:.1f} MB/s)"
+            + (f"{self.partial_lines} lines still being written, " if self.partial_lines else "")
+            + f"{mb:.1f} MB in {self.seconds:.2f} s ({rate:.1f} MB/s)"
         )
 
 
@@ -107,6 +110,7 @@ class Chunk:
     final: bool = False
     skipped: str | None = None
     error: str | None = None
+    partial_line: int | None = None  # a last line still being written, left for the next read
 
 
 def _head_hash(path: Path, length: int) -> str:
@@ -222,7 +226,7 @@ def read_job(job: Job) -> Iterator[Chunk]:
         return
     if reader is not None:
         final = cut(reader.offset, reader.line_no)
-        final.skipped = reader.skipped_reason
+        final.skipped, final.partial_line = reader.skipped_reason, reader.partial_line
     else:
         final = cut(job.size, 0)
     final.final = True
@@ -318,6 +322,10 @@ class _Writer:
         if self.file_opted_out.get(job.key):
             # remembered on the file: its later lines (some without a cwd) stay out too
             fields["skipped"] = OPTED_OUT
+        if copied := store.copied_uuids(prepared.rows):
+            self.report.turns_copied += len(copied)
+            rows = [row for row in prepared.rows if row[2] not in copied]
+            prepared = PreparedTurns(rows, prepared.links)
         session_ids = {row[0] for row in prepared.rows}
         if not store.db.in_transaction:
             store.db.execute("BEGIN IMMEDIATE")
@@ -342,6 +350,7 @@ class _Writer:
             self.commit()
         self.touched |= session_ids | {s.session_id for s in sessions}
         report.malformed += len(chunk.issues)
+        report.partial_lines += chunk.partial_line is not None
         for issue in chunk.issues:
             if len(report.issues) < MAX_REPORTED_ISSUES:
                 report.issues.append(issue)

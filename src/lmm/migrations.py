@@ -327,6 +327,12 @@ CREATE INDEX cognitions_subject_any ON cognitions(subject, category)
     WHERE subject IS NOT NULL AND status = 'active';
 """
 
+# A record's uuid, to find copies of it under another session (`--fork-session` copies the
+# records it continues from, uuids included).
+M007_TURN_UUIDS = """
+CREATE INDEX turns_uuid ON turns(uuid);
+"""
+
 MIGRATIONS: list[str] = [
     M001_INITIAL,
     M002_COGNITIONS,
@@ -334,6 +340,7 @@ MIGRATIONS: list[str] = [
     M004_TURN_KEYS,
     M005_DEFERRED_INDEX,
     M006_SCOPE,
+    M007_TURN_UUIDS,
 ]
 
 

@@ -317,6 +317,22 @@ class Store:
             ),
         )
 
+    def copied_uuids(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        """The uuids of prepared turn rows that are already stored under another session: a
+        `--fork-session` (or an old CLI's resume) copies the records it continues from, uuids
+        included; the first session stored keeps them."""
+        copied = set()
+        for row in rows:
+            session_id, uuid, role = row[0], row[2], row[6]
+            if role == "summary" or not uuid:
+                continue
+            found = self.db.execute(
+                "SELECT 1 FROM turns WHERE uuid = ? AND session_id != ? LIMIT 1", (uuid, session_id)
+            ).fetchone()
+            if found is not None:
+                copied.add(uuid)
+        return copied
+
     def session_project(self, session_id: str) -> int | None:
         row = self.db.execute(
             "SELECT project_id FROM sessions WHERE id = ?", (session_id,)

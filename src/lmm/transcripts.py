@@ -8,10 +8,24 @@ API (used by `lmm.ingest` and `lmm.store`):
   iterating, `reader.offset` is the byte offset just past the last line whose items have all been
   yielded (`reader.line_no` its 1-based number); every `Turn.end_offset` is the offset just past
   its last line, `Turn.end_line` that line's number. A last line without a newline that does not
-  parse is reported and left unconsumed (it may still be being written).
+  parse is left unconsumed without an issue (it may still be being written; `partial_line` says
+which line); once a newline ends it, it is read or reported like any other line.
 
-Every record with a uuid becomes a Turn (other records are parents of the conversation's lines);
-`summary` records become kind "summary" turns. A SessionInfo comes before the first turn of each
+Records that are conversation become Turns: user prompts (and prompts the user queued while the
+agent worked, written only as `queued_command` attachments), assistant responses, tool results,
+compaction summaries and boundaries, `summary` records (kind "summary"). Everything else the CLI
+writes is left out and never stored: attachments (skill listings, hook output and the context
+hooks inject, lmm's own `<lmm-memory>` among it), meta user records, background agents'
+`<task-notification>` reports (the sub-agent's own file holds its report), interruption markers,
+synthetic assistant records (API errors, "No response requested.") and `api_error` system
+records, progress and bookkeeping records. A left-out record's uuid is an alias of its parent:
+the next kept record that hangs below it gets the nearest kept ancestor as parent and carries the
+skipped uuids, and `offset` never passes a skipped record before that kept record is yielded.
+A fork sub-agent's file (first line `fork-context-ref`) starts with a copy of the parent's calling
+message: that copy is left out, and the fork's first user record keeps only its directive.
+`custom-title`, `agent-name` and `ai-title` records (and `summary`) give the session's title.
+
+A SessionInfo comes before the first turn of each
 session id, and again when a later record tells its project or title. Sub-agent turns keep their
 parent session's id and carry `agent_id`; in agent files SessionInfo.agent_id says which sub-agent
 the file holds. A parent's tool_result that started a sub-agent carries `extra["agent_id"]` and
@@ -22,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -46,6 +61,18 @@ _AGENT_TOOLS = frozenset({"Task", "Agent"})
 _BOUNDARIES = " \n\t\"',;"  # where a long text may be cut without splitting a token (or secret)
 _LAYOUT_RANK = {"session": 0, "agent": 1, "subagent": 2}
 _META_TOOL_USE_KEYS = ("toolUseId", "parentToolUseId", "tool_use_id")
+SYNTHETIC_MODEL = "<synthetic>"  # assistant records the CLI writes itself (errors, no-ops)
+INTERRUPTED = ("[Request interrupted by user]", "[Request interrupted by user for tool use]")
+_DROPPED_SYSTEM = frozenset({"api_error"})
+# session titles by precedence: the user's own name first
+_TITLE_RECORDS = (
+    ("custom-title", "customTitle"),
+    ("agent-name", "agentName"),
+    ("ai-title", "aiTitle"),
+)
+_TITLE_TYPES = dict(_TITLE_RECORDS)
+_FORK_DIRECTIVE = "</fork-boilerplate>"
+_INJECTION = re.compile(r"<lmm-memory\b.*?(?:</lmm-memory>|\Z)", re.DOTALL)
 
 
 @dataclass
@@ -132,6 +159,14 @@ class TranscriptReader:
         self._pending: Turn | None = None  # assistant turn whose next line may share its id
         self._text: list[str] = []  # the pending turn's text and thinking blocks
         self._thinking: list[str] = []
+        self.partial_line: int | None = None  # a last line still being written, left unread
+        self._aliases: dict[str, str] = {}  # left-out record uuid -> its parent ("" = none)
+        # (offset, line_no) where the first left-out record after the last yielded turn starts:
+        # `offset` waits there until a kept turn below it is yielded
+        self._hold: tuple[int, int] | None = None
+        self._named: dict[str, dict[str, str]] = {}  # session id -> title record type -> title
+        self._fork = False  # a fork sub-agent's file: it opens with a copy of the parent's call
+        self._fork_prompt_seen = False
 
     def __iter__(self) -> Iterator[Turn | ParseIssue | SessionInfo]:
         try:
@@ -158,44 +193,60 @@ class TranscriptReader:
         pos, line_no = self.offset, self.line_no
         for raw in lines:
             line_no += 1
-            end = pos + len(raw)
+            start, end = pos, pos + len(raw)
             record = _parse(raw)
             if not isinstance(record, dict):
                 if not raw.endswith(b"\n"):  # may still be being written: leave it for later
                     yield from self._release()
-                    self.offset, self.line_no = pos, line_no - 1
-                    yield ParseIssue(self._path, line_no, f"truncated last line: {record}")
+                    if self._hold is None:
+                        self.offset, self.line_no = pos, line_no - 1
+                    self.partial_line = line_no
                     return
                 pos = end
                 if record:  # "" is a blank line
                     yield from self._release()
-                    self.offset, self.line_no = end, line_no
+                    self.offset, self.line_no, self._hold = end, line_no, None
                     yield ParseIssue(self._path, line_no, record)
-                elif self._pending is None:
+                elif self._pending is None and self._hold is None:
                     self.offset, self.line_no = end, line_no
                 continue
             pos = end
-            if record.get("type") == "assistant":
-                yield from self._assistant(record, line_no, end)
+            rtype = record.get("type")
+            if rtype == "assistant":
+                yield from self._assistant(record, (start, line_no - 1), line_no, end)
                 continue
-            turn = self._other(record, line_no, end)
+            if rtype == "fork-context-ref":
+                self._fork = True  # hold here: a later read must see this line again
+                self._hold = self._hold or (start, line_no - 1)
+            elif rtype in _TITLE_TYPES:
+                yield from self._title(record)
+            turn = self._other(record, (start, line_no - 1), line_no, end)
             if turn is not None:
                 yield from self._release()
-                self.offset, self.line_no = end, line_no
+                self.offset, self.line_no, self._hold = end, line_no, None
                 yield from self._emit(turn)
-            elif self._pending is None:  # not a turn: snapshot, queue operation, ...
+            elif self._pending is None and self._hold is None:  # snapshot, queue operation...
                 self.offset, self.line_no = end, line_no
         yield from self._release()
-        self.offset, self.line_no = pos, line_no
+        if self._hold is None:
+            self.offset, self.line_no = pos, line_no
 
     def _assistant(
-        self, record: dict[str, Any], line_no: int, end: int
+        self, record: dict[str, Any], at: tuple[int, int], line_no: int, end: int
     ) -> Iterator[Turn | SessionInfo]:
         """Merge an assistant line into the pending turn when it continues the same message;
-        else release the pending turn and start a new one."""
+        else release the pending turn and start a new one. Synthetic records (API errors, "No
+        response requested.") and a fork's copy of its parent's call are left out."""
         message = record.get("message")
         if not isinstance(message, dict):
             message = {}
+        if (
+            message.get("model") == SYNTHETIC_MODEL
+            or record.get("isApiErrorMessage") is True
+            or (self._fork and not self._fork_prompt_seen)
+        ):
+            self._leave_out(record, at)
+            return
         mid = _str(message.get("id"))
         turn = self._pending
         if (
@@ -220,6 +271,8 @@ class TranscriptReader:
         if turn is None:
             return
         self.offset, self.line_no = turn.end_offset, turn.end_line
+        if self._hold is not None and self._hold[0] < turn.end_offset:
+            self._hold = None
         turn.text, turn.thinking = "\n".join(self._text), "\n".join(self._thinking)
         yield from self._emit(turn)
 
@@ -244,7 +297,7 @@ class TranscriptReader:
             kind="message",
             text="",
             uuid=uuid,
-            parent_uuid=_str(record.get("parentUuid")),
+            parent_uuid=self._kept_parent(_str(record.get("parentUuid"))),
             uuids=[uuid] if uuid else [],
             timestamp=_str(record.get("timestamp")),
             cwd=_str(record.get("cwd")),
@@ -309,8 +362,10 @@ class TranscriptReader:
                     _remember(self._side_links, uuid, call_id)
         return f"[tool: {name}] {clip(input_json, INPUT_CHARS, 0)}"
 
-    def _other(self, record: dict[str, Any], line_no: int, end: int) -> Turn | None:
-        """The Turn for a non-assistant record, or None when it is not one."""
+    def _other(
+        self, record: dict[str, Any], at: tuple[int, int], line_no: int, end: int
+    ) -> Turn | None:
+        """The Turn for a non-assistant record, or None when it is not conversation."""
         rtype = record.get("type")
         if rtype == "summary":
             summary = record.get("summary")
@@ -337,22 +392,29 @@ class TranscriptReader:
                 return None
             turn = self._turn(record, f"line:{line_no}")
             self._user(turn, record)
+        elif not self._is_conversation(record):
+            self._leave_out(record, at)
+            return None
         else:
             turn = self._turn(record, uuid)
             if rtype == "user":
                 self._user(turn, record)
+                if not self._is_spoken(turn, record):
+                    self._leave_out(record, at)
+                    return None
             elif rtype == "system":
                 content = record.get("content")
-                turn.kind, turn.text = "system", clip(content) if isinstance(content, str) else ""
+                text = clip(_without_injections(content)) if isinstance(content, str) else ""
+                turn.kind, turn.text = "system", text
                 if isinstance(subtype := record.get("subtype"), str):
                     turn.extra["subtype"] = subtype
                 if isinstance(logical := record.get("logicalParentUuid"), str):
                     turn.extra["logical_parent_uuid"] = logical  # compaction: what it continues
-            else:  # attachment, progress and record types this reader does not know yet
-                turn.kind = "meta"
-                turn.extra["record_type"] = rtype if isinstance(rtype, str) else "?"
-                if rtype == "attachment":
-                    turn.text = _attachment_text(record.get("attachment"))
+            else:  # a queued_command attachment: a prompt typed while the agent worked
+                attachment = record.get("attachment")
+                prompt = attachment.get("prompt") if isinstance(attachment, dict) else None
+                turn.role, turn.text = "user", _without_injections(_prompt_text(prompt))
+                turn.extra["record_type"] = "queued_command"
         if turn.is_sidechain and not self._is_agent_file:
             self._link_inline_sidechain(turn)
         turn.line_no, turn.end_line, turn.end_offset = line_no, line_no, end
@@ -380,13 +442,83 @@ class TranscriptReader:
                     parts.append(IMAGE)
                 elif btype == "document":
                     parts.append("[document]")
-        turn.text = "\n".join(parts)
+        turn.text = _without_injections("\n".join(parts))
+        if self._fork and not self._fork_prompt_seen:
+            self._fork_prompt_seen = True  # the fork's directive, after the parent's call result
+            turn.tool_results.clear()
+            directive = turn.text.rpartition(_FORK_DIRECTIVE)[2].strip()
+            turn.text = directive.removeprefix("Your directive:").strip()
         if turn.tool_results:
             turn.kind = "tool_result"
         elif record.get("isCompactSummary") is True:
             turn.kind = "compact_summary"
         elif record.get("isMeta") is True:
             turn.kind = "meta"
+
+    def _is_conversation(self, record: dict[str, Any]) -> bool:
+        """Whether a record with a uuid may be conversation: users' and system records (looked
+        at further), prompts queued mid-turn; never other attachments, progress or unknown
+        types, nor `api_error` system records."""
+        rtype = record.get("type")
+        if rtype == "user":
+            return True
+        if rtype == "system":
+            return record.get("subtype") not in _DROPPED_SYSTEM
+        if rtype == "attachment":
+            attachment = record.get("attachment")
+            return isinstance(attachment, dict) and attachment.get("type") == "queued_command"
+        return False
+
+    def _is_spoken(self, turn: Turn, record: dict[str, Any]) -> bool:
+        """A user record that the user (or a tool) said: not a meta record, a background
+        agent's <task-notification>, or an interruption marker."""
+        if turn.tool_results or turn.kind == "compact_summary":
+            return True
+        if turn.kind == "meta":
+            return False
+        origin = record.get("origin")
+        if isinstance(origin, dict) and origin.get("kind") == "task-notification":
+            return False
+        text = turn.text.strip()
+        return bool(text) and not text.startswith("<task-notification>") and text not in INTERRUPTED
+
+    def _leave_out(self, record: dict[str, Any], at: tuple[int, int]) -> None:
+        """Remember a left-out record's uuid as an alias of its parent, and hold `offset` before
+        it until a kept turn below it has been yielded."""
+        uuid = _str(record.get("uuid"))
+        if not uuid:
+            return
+        _remember(self._aliases, uuid, _str(record.get("parentUuid")) or "")
+        if self._hold is None:
+            self._hold = at
+
+    def _kept_parent(self, parent: str | None) -> str | None:
+        """`parent`, or the nearest ancestor that is not a left-out record."""
+        for _ in range(LINK_CAP):
+            if parent is None or parent not in self._aliases:
+                return parent
+            parent = self._aliases[parent] or None
+        return parent
+
+    def _title(self, record: dict[str, Any]) -> Iterator[SessionInfo]:
+        """Learn a title from custom-title / agent-name / ai-title; announce it when it changes."""
+        field_name = _TITLE_TYPES[record["type"]]
+        title = record.get(field_name)
+        if not isinstance(title, str) or not title.strip():
+            return
+        sid = self._session_of(record)
+        self._named.setdefault(sid, {})[record["type"]] = title.strip()
+        known = self._sessions.get(sid)
+        if known is not None and known[1] != self._title_of(sid):
+            self._sessions[sid] = (known[0], self._title_of(sid))
+            yield self._session_info(sid, known[0], self._title_of(sid))
+
+    def _title_of(self, sid: str) -> str | None:
+        named = self._named.get(sid, {})
+        for rtype, _ in _TITLE_RECORDS:
+            if rtype in named:
+                return named[rtype]
+        return self._titles.get(sid)
 
     def _tool_result(self, turn: Turn, record: dict[str, Any], block: dict[str, Any]) -> str:
         call_id = _str(block.get("tool_use_id")) or ""
@@ -427,7 +559,7 @@ class TranscriptReader:
                     self._titles.setdefault(sid, summary)
         known = self._sessions.get(sid)
         project = known[0] if known and known[0] else turn.cwd
-        title = self._titles.get(sid)
+        title = self._title_of(sid)
         if known != (project, title):
             self._sessions[sid] = (project, title)
             yield self._session_info(sid, project, title)
@@ -505,19 +637,18 @@ def _flatten(content: object) -> str:
     return "\n".join(parts)
 
 
-def _attachment_text(attachment: object) -> str:
-    if not isinstance(attachment, dict):
-        return ""
-    parts = [f"[attachment: {attachment.get('type')}]"]
-    for k in ("content", "stdout", "stderr", "blockingError"):
-        value = attachment.get(k)
-        if isinstance(value, dict):
-            value = value.get("blockingError")
-        if isinstance(value, list):
-            value = "\n".join(v for v in value if isinstance(v, str))
-        if isinstance(value, str) and value:
-            parts.append(value)
-    return clip("\n".join(parts)) if len(parts) > 1 else ""
+def _prompt_text(prompt: object) -> str:
+    """A queued prompt: a string, or content blocks."""
+    if isinstance(prompt, str):
+        return prompt
+    return _flatten(prompt)
+
+
+def _without_injections(text: str) -> str:
+    """`text` without lmm's own injected context (`<lmm-memory ...>...</lmm-memory>`)."""
+    if "<lmm-memory" not in text:
+        return text
+    return _INJECTION.sub("", text).strip()
 
 
 def _agent_id_in(text: str) -> str | None:
