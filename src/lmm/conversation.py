@@ -93,7 +93,7 @@ def main_branch(turns: list[Turn]) -> set[str]:
     calls = {call.id for i in visited for call in turns[i].tool_calls}
     for i in main:
         turn = turns[i]
-        if i not in visited and parents[i] in visited and turn.kind == "tool_result":
-            if any(r.tool_use_id in calls for r in turn.tool_results):
-                keys.add(turn.key)
+        answers = any(r.tool_use_id in calls for r in turn.tool_results)
+        if i not in visited and parents[i] in visited and answers:
+            keys.add(turn.key)
     return keys

@@ -72,7 +72,10 @@ _TITLE_RECORDS = (
 )
 _TITLE_TYPES = dict(_TITLE_RECORDS)
 _FORK_DIRECTIVE = "</fork-boilerplate>"
-_INJECTION = re.compile(r"<lmm-memory\b.*?(?:</lmm-memory>|\Z)", re.DOTALL)
+# context injected into user messages: lmm's own, and the CLI's reminders (hook output among them)
+_INJECTION = re.compile(
+    r"<lmm-memory\b.*?(?:</lmm-memory>|\Z)|<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL
+)
 
 
 @dataclass
@@ -408,7 +411,7 @@ class TranscriptReader:
                 turn.kind, turn.text = "system", text
                 if isinstance(subtype := record.get("subtype"), str):
                     turn.extra["subtype"] = subtype
-                if isinstance(logical := record.get("logicalParentUuid"), str):
+                if logical := self._kept_parent(_str(record.get("logicalParentUuid"))):
                     turn.extra["logical_parent_uuid"] = logical  # compaction: what it continues
             else:  # a queued_command attachment: a prompt typed while the agent worked
                 attachment = record.get("attachment")
@@ -645,8 +648,9 @@ def _prompt_text(prompt: object) -> str:
 
 
 def _without_injections(text: str) -> str:
-    """`text` without lmm's own injected context (`<lmm-memory ...>...</lmm-memory>`)."""
-    if "<lmm-memory" not in text:
+    """`text` without injected context: lmm's own (`<lmm-memory ...>...</lmm-memory>`) and the
+    CLI's `<system-reminder>` blocks."""
+    if "<lmm-memory" not in text and "<system-reminder>" not in text:
         return text
     return _INJECTION.sub("", text).strip()
 
