@@ -4,11 +4,15 @@ it sends, what it writes. Skips when the binary is not installed (`make claude-c
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
+from assets.make_cli_fixtures import SCENARIOS
+from lmm.ingest import ingest
+from lmm.store import Store
 
 pytestmark = pytest.mark.skipif(
     claude_bin() is None,
@@ -98,3 +102,40 @@ def test_api_error_and_interrupted_stream(tmp_path: Path) -> None:
     assert synthetic and synthetic[0].get("isApiErrorMessage") is True
     texts = [json.dumps(r["message"]["content"]) for r in _records(stalled, "user")]
     assert any("[Request interrupted by user]" in t for t in texts)
+
+
+# ---- every fixture scenario, live: what this binary writes is inventoried and stored cleanly
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "claude-code.md"
+
+
+def _documented() -> set[str]:
+    return set(re.findall(r"`([^`\s]+)`", DOC.read_text()))
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_live_scenario_is_inventoried_and_stored_cleanly(tmp_path: Path, scenario: str) -> None:
+    home = tmp_path / "home"
+    with MessagesStub() as stub:
+        SCENARIOS[scenario](stub, home)
+    transcripts = sorted((home / ".claude" / "projects").rglob("*.jsonl"))
+    assert transcripts
+    documented = _documented()
+    for path in transcripts:
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            names = [record.get("type")]
+            if record.get("type") == "attachment":
+                names.append(record["attachment"].get("type"))
+            if record.get("type") == "system":
+                names.append(record.get("subtype"))
+            for name in names:
+                assert name in documented, f"{name} ({path.name}) is not in docs/claude-code.md"
+    store = Store(tmp_path / "lmm.db")
+    report = ingest(store, [home / ".claude" / "projects"])
+    assert report.malformed == 0
+    texts = [r[0] for r in store.db.execute("SELECT text FROM turns WHERE kind = 'message'")]
+    assert texts
+    for text in texts:
+        assert "<lmm-memory" not in text and "<task-notification>" not in text, text
+        assert "[Request interrupted" not in text and "API Error" not in text, text

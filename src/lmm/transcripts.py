@@ -17,10 +17,12 @@ compaction summaries and boundaries, `summary` records (kind "summary"). Everyth
 writes is left out and never stored: attachments (skill listings, hook output and the context
 hooks inject, lmm's own `<lmm-memory>` among it), meta user records, background agents'
 `<task-notification>` reports (the sub-agent's own file holds its report), interruption markers,
-synthetic assistant records (API errors, "No response requested.") and `api_error` system
-records, progress and bookkeeping records. A left-out record's uuid is an alias of its parent:
-the next kept record that hangs below it gets the nearest kept ancestor as parent and carries the
-skipped uuids, and `offset` never passes a skipped record before that kept record is yielded.
+synthetic assistant records (API errors, "No response requested."), `api_error`,
+`stop_hook_summary` and `turn_duration` system records, progress and bookkeeping records; and
+from the text that is kept, injected context (`<lmm-memory>`, `<system-reminder>`, the IDE's
+`<ide_opened_file>`). A left-out record's uuid is an alias of its parent: a kept record below it
+gets the nearest kept ancestor as its parent, and `offset` never passes a left-out record before
+a kept turn after it has been yielded (a later read sees the aliases again).
 A fork sub-agent's file (first line `fork-context-ref`) starts with a copy of the parent's calling
 message: that copy is left out, and the fork's first user record keeps only its directive.
 `custom-title`, `agent-name` and `ai-title` records (and `summary`) give the session's title.
@@ -63,7 +65,7 @@ _LAYOUT_RANK = {"session": 0, "agent": 1, "subagent": 2}
 _META_TOOL_USE_KEYS = ("toolUseId", "parentToolUseId", "tool_use_id")
 SYNTHETIC_MODEL = "<synthetic>"  # assistant records the CLI writes itself (errors, no-ops)
 INTERRUPTED = ("[Request interrupted by user]", "[Request interrupted by user for tool use]")
-_DROPPED_SYSTEM = frozenset({"api_error"})
+_DROPPED_SYSTEM = frozenset({"api_error", "stop_hook_summary", "turn_duration"})
 # session titles by precedence: the user's own name first
 _TITLE_RECORDS = (
     ("custom-title", "customTitle"),
@@ -72,9 +74,11 @@ _TITLE_RECORDS = (
 )
 _TITLE_TYPES = dict(_TITLE_RECORDS)
 _FORK_DIRECTIVE = "</fork-boilerplate>"
-# context injected into user messages: lmm's own, and the CLI's reminders (hook output among them)
+# context injected into user messages: lmm's own, the CLI's reminders (hook output among them), IDE
 _INJECTION = re.compile(
-    r"<lmm-memory\b.*?(?:</lmm-memory>|\Z)|<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL
+    r"<lmm-memory\b.*?(?:</lmm-memory>|\Z)|<(system-reminder|ide_opened_file|ide_selection)>"
+    r".*?</\1>",
+    re.DOTALL,
 )
 
 
@@ -461,7 +465,7 @@ class TranscriptReader:
     def _is_conversation(self, record: dict[str, Any]) -> bool:
         """Whether a record with a uuid may be conversation: users' and system records (looked
         at further), prompts queued mid-turn; never other attachments, progress or unknown
-        types, nor `api_error` system records."""
+        types, nor `api_error`, `stop_hook_summary` or `turn_duration` system records."""
         rtype = record.get("type")
         if rtype == "user":
             return True
@@ -648,9 +652,9 @@ def _prompt_text(prompt: object) -> str:
 
 
 def _without_injections(text: str) -> str:
-    """`text` without injected context: lmm's own (`<lmm-memory ...>...</lmm-memory>`) and the
-    CLI's `<system-reminder>` blocks."""
-    if "<lmm-memory" not in text and "<system-reminder>" not in text:
+    """`text` without injected context: lmm's own (`<lmm-memory ...>...</lmm-memory>`), the
+    CLI's `<system-reminder>` blocks and the IDE's `<ide_opened_file>` / `<ide_selection>`."""
+    if "<lmm-memory" not in text and "<system-reminder>" not in text and "<ide_" not in text:
         return text
     return _INJECTION.sub("", text).strip()
 
