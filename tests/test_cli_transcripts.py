@@ -132,7 +132,9 @@ def test_task_notifications_are_not_the_user_speaking(tmp_path: Path) -> None:
     assert said == ["split the work in two"]
     # the agents' reports are kept where they belong: in the sub-agents' own turns
     reports = {t.text for t in turns if t.role == "assistant" and t.agent_id}
-    assert {"Report one.", "Report two."} <= reports
+    assert {"Report one.", "Report two.", "Follow-up answered: one."} <= reports
+    calls = [c.name for t in turns if not t.agent_id for c in t.tool_calls]
+    assert calls == ["Agent", "Agent", "SendMessage"]
 
 
 def test_a_prompt_queued_mid_turn_is_a_user_prompt(tmp_path: Path) -> None:

@@ -321,16 +321,23 @@ class Store:
         """The uuids of prepared turn rows that are already stored under another session: a
         `--fork-session` (or an old CLI's resume) copies the records it continues from, uuids
         included; the first session stored keeps them."""
-        copied = set()
+        by_session: dict[str, list[str]] = {}
         for row in rows:
             session_id, uuid, role = row[0], row[2], row[6]
-            if role == "summary" or not uuid:
-                continue
-            found = self.db.execute(
-                "SELECT 1 FROM turns WHERE uuid = ? AND session_id != ? LIMIT 1", (uuid, session_id)
-            ).fetchone()
-            if found is not None:
-                copied.add(uuid)
+            if uuid and role != "summary":
+                by_session.setdefault(session_id, []).append(uuid)
+        copied: set[str] = set()
+        for session_id, uuids in by_session.items():
+            for at in range(0, len(uuids), 500):
+                batch = uuids[at : at + 500]
+                marks = ", ".join("?" * len(batch))
+                copied.update(
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT uuid FROM turns WHERE uuid IN ({marks}) AND session_id != ?",
+                        (*batch, session_id),
+                    )
+                )
         return copied
 
     def session_project(self, session_id: str) -> int | None:

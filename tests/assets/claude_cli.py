@@ -212,10 +212,13 @@ def content_text(content: Any) -> str:
 Matcher = str | Callable[[Request, str], bool]  # (request, a user message's text)
 
 
+Scripted = Reply | Callable[[Request], Reply]  # a reply, or one made from the request
+
+
 @dataclass
 class _Rule:
     match: Matcher
-    replies: list[Reply]
+    replies: list[Scripted]
     served: int = 0
 
     def matches(self, request: Request, text: str) -> bool:
@@ -223,10 +226,10 @@ class _Rule:
             return self.match(request, text)
         return self.match in text
 
-    def next(self) -> Reply:
+    def next(self, request: Request) -> Reply:
         reply = self.replies[min(self.served, len(self.replies) - 1)]
         self.served += 1
-        return reply
+        return reply(request) if callable(reply) else reply
 
 
 class MessagesStub:
@@ -244,10 +247,11 @@ class MessagesStub:
         self._thread: threading.Thread | None = None
 
     # -- script
-    def on(self, match: Matcher, *replies: Reply) -> MessagesStub:
+    def on(self, match: Matcher, *replies: Scripted) -> MessagesStub:
         """Serve `replies` in order (the last repeats) to main requests whose latest user message
         that any rule matches contains `match` (or `match(request, text)` is true): a prompt's
-        rule keeps answering the tool results that follow it. Earlier rules win."""
+        rule keeps answering the tool results that follow it. Earlier rules win. A reply may
+        be a function of the request (to use ids the CLI made, e.g. an agent's id)."""
         with self._lock:
             self._rules.append(_Rule(match, list(replies)))
         return self
@@ -295,7 +299,7 @@ class MessagesStub:
                 return self.side
             rule = self._active_rule(request)
             if rule is not None:
-                return rule.next()
+                return rule.next(request)
             if self._queue:
                 return self._queue.pop(0)
             return self.default

@@ -27,6 +27,7 @@ from assets.claude_cli import (
     ClaudeRun,
     MessagesStub,
     Reply,
+    Request,
     claude_bin,
     cli_env,
     make_home,
@@ -84,33 +85,30 @@ def tools(stub: MessagesStub, home: Path) -> ClaudeRun:
 
 
 def agents(stub: MessagesStub, home: Path) -> ClaudeRun:
-    """Agent in the foreground and in the background (a task-notification comes back), then
-    SendMessage to the finished agent."""
+    """Agent in the foreground and in the background (task-notifications come back), then
+    SendMessage to the first agent, which answers."""
+
+    def send_message(request: Request) -> Reply:
+        (agent_id,) = re.findall(r"agentId: (\w+)", request.all_text())[:1]
+        message = {"to": agent_id, "summary": "follow up", "message": "FOLLOW-UP which count?"}
+        return Reply.tool("SendMessage", message)
+
+    stub.on("FOLLOW-UP", Reply.text("Follow-up answered: one."))
     stub.on("SUBTASK-ONE", Reply.tool("Bash", {"command": "echo one"}), Reply.text("Report one."))
     stub.on("SUBTASK-TWO", Reply.text("Report two."))
-    stub.on("FOLLOW-UP", Reply.text("Follow-up answered."))
+    first = {"description": "first part", "prompt": "SUBTASK-ONE count"}
+    second = {"description": "second part", "prompt": "SUBTASK-TWO count"}
     stub.on(
         "split the work",
+        Reply.tool("Agent", {**first, "subagent_type": "general-purpose"}),
         Reply.tool(
-            "Agent",
-            {
-                "description": "first part",
-                "prompt": "SUBTASK-ONE count",
-                "subagent_type": "general-purpose",
-            },
-        ),
-        Reply.tool(
-            "Agent",
-            {
-                "description": "second part",
-                "prompt": "SUBTASK-TWO count",
-                "subagent_type": "general-purpose",
-                "run_in_background": True,
-            },
+            "Agent", {**second, "subagent_type": "general-purpose", "run_in_background": True}
         ),
         Reply.text("Both agents are running."),
         Reply.text("The second report is in."),
-        Reply.text("Both reports are in."),
+        send_message,
+        Reply.text("Asked the first agent again."),
+        Reply.text("All reports are in."),
     )
     return run_claude(["-p", "split the work in two"], stub=stub, home=home, timeout=90)
 
