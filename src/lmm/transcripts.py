@@ -225,7 +225,7 @@ class TranscriptReader:
             if rtype == "fork-context-ref":
                 self._fork = True  # hold here: a later read must see this line again
                 self._hold = self._hold or (start, line_no - 1)
-            elif rtype in _TITLE_TYPES:
+            elif isinstance(rtype, str) and rtype in _TITLE_TYPES:
                 yield from self._title(record)
             turn = self._other(record, (start, line_no - 1), line_no, end)
             if turn is not None:
@@ -470,7 +470,8 @@ class TranscriptReader:
         if rtype == "user":
             return True
         if rtype == "system":
-            return record.get("subtype") not in _DROPPED_SYSTEM
+            subtype = record.get("subtype")
+            return not isinstance(subtype, str) or subtype not in _DROPPED_SYSTEM
         if rtype == "attachment":
             attachment = record.get("attachment")
             return isinstance(attachment, dict) and attachment.get("type") == "queued_command"
