@@ -19,10 +19,13 @@ hooks inject, lmm's own `<lmm-memory>` among it), meta user records, background 
 `<task-notification>` reports (the sub-agent's own file holds its report), interruption markers,
 synthetic assistant records (API errors, "No response requested."), `api_error`,
 `stop_hook_summary` and `turn_duration` system records, progress and bookkeeping records; and
-from the text that is kept, injected context (`<lmm-memory>`, `<system-reminder>`, the IDE's
-`<ide_opened_file>`). A left-out record's uuid is an alias of its parent: a kept record below it
-gets the nearest kept ancestor as its parent, and `offset` never passes a left-out record before
-a kept turn after it has been yielded (a later read sees the aliases again).
+the blocks of injected context the CLI puts beside a prompt (`<system-reminder>`, the IDE's
+`<ide_opened_file>`, `<lmm-memory>`) and inside a compaction summary. What the user typed is
+kept verbatim, tags and all (it is quoted wherever lmm shows it).
+
+A left-out record's uuid is an alias of its parent: a kept record below it gets the nearest kept
+ancestor as its parent, and `offset` never passes a left-out record before a kept turn after it
+has been yielded (a later read sees the aliases again).
 A fork sub-agent's file (first line `fork-context-ref`) starts with a copy of the parent's calling
 message: that copy is left out, and the fork's first user record keeps only its directive.
 `custom-title`, `agent-name` and `ai-title` records (and `summary`) give the session's title.
@@ -411,7 +414,7 @@ class TranscriptReader:
                     return None
             elif rtype == "system":
                 content = record.get("content")
-                text = clip(_without_injections(content)) if isinstance(content, str) else ""
+                text = clip(content) if isinstance(content, str) else ""
                 turn.kind, turn.text = "system", text
                 if isinstance(subtype := record.get("subtype"), str):
                     turn.extra["subtype"] = subtype
@@ -420,7 +423,7 @@ class TranscriptReader:
             else:  # a queued_command attachment: a prompt typed while the agent worked
                 attachment = record.get("attachment")
                 prompt = attachment.get("prompt") if isinstance(attachment, dict) else None
-                turn.role, turn.text = "user", _without_injections(_prompt_text(prompt))
+                turn.role, turn.text = "user", _prompt_text(prompt)
                 turn.extra["record_type"] = "queued_command"
         if turn.is_sidechain and not self._is_agent_file:
             self._link_inline_sidechain(turn)
@@ -441,7 +444,7 @@ class TranscriptReader:
                 elif not isinstance(block, dict):
                     continue
                 elif (btype := block.get("type")) == "text":
-                    if isinstance(value := block.get("text"), str):
+                    if isinstance(value := block.get("text"), str) and not _injected(value):
                         parts.append(value)
                 elif btype == "tool_result":
                     parts.append(self._tool_result(turn, record, block))
@@ -449,7 +452,7 @@ class TranscriptReader:
                     parts.append(IMAGE)
                 elif btype == "document":
                     parts.append("[document]")
-        turn.text = _without_injections("\n".join(parts))
+        turn.text = "\n".join(parts)
         if self._fork and not self._fork_prompt_seen:
             self._fork_prompt_seen = True  # the fork's directive, after the parent's call result
             turn.tool_results.clear()
@@ -458,7 +461,7 @@ class TranscriptReader:
         if turn.tool_results:
             turn.kind = "tool_result"
         elif record.get("isCompactSummary") is True:
-            turn.kind = "compact_summary"
+            turn.kind, turn.text = "compact_summary", _without_injections(turn.text)
         elif record.get("isMeta") is True:
             turn.kind = "meta"
 
@@ -650,6 +653,12 @@ def _prompt_text(prompt: object) -> str:
     if isinstance(prompt, str):
         return prompt
     return _flatten(prompt)
+
+
+def _injected(block: str) -> bool:
+    """A text block that is nothing but injected context: the CLI adds its reminders, IDE
+    context and hook output as blocks of their own before or after what the user typed."""
+    return bool(block.strip()) and not _INJECTION.sub("", block).strip()
 
 
 def _without_injections(text: str) -> str:
