@@ -146,8 +146,13 @@ def test_a_prompt_queued_mid_turn_is_a_user_prompt(tmp_path: Path) -> None:
 
 def test_synthetic_error_and_interruption_records_are_not_model_output(tmp_path: Path) -> None:
     error = stored(ingest_whole(tmp_path, "api_error"))
-    assert [t.text for t in error if t.role == "assistant"] == ["First answer."]
-    assert [t.text for t in error if t.role == "user"] == ["first question", "now overload"]
+    assert [t.text for t in error if t.role == "assistant"] == ["First answer.", "Recovered."]
+    said = [t.text for t in error if t.role == "user"]
+    assert said == ["first question", "now overload", "retry please"]
+    assert not [t for t in error if t.role == "system"]  # the retried 529's api_error record
+    # the answer's parent is that api_error record: it hangs under the prompt instead
+    (answer,) = [t for t in error if t.text == "Recovered."]
+    assert answer.parent_uuid == next(t.uuid for t in error if t.text == "retry please")
     cut = stored(ingest_whole(tmp_path, "interrupt"))
     assert [(t.role, t.text) for t in cut] == [
         ("user", "stall please"),

@@ -134,12 +134,17 @@ def fork(stub: MessagesStub, home: Path) -> ClaudeRun:
 
 
 def api_error(stub: MessagesStub, home: Path) -> ClaudeRun:
-    """An overloaded API (529): the CLI writes a synthetic assistant record."""
+    """An overloaded API (529) without retries: a synthetic assistant record; then a 529 that
+    a retry gets past: a `system` / `api_error` record before the answer."""
     stub.on("first question", Reply.text("First answer."))
+    # before "overload": the failed prompt and the next one reach the API as one user message
+    stub.on("retry", Reply.error(529, "overloaded_error", "Overloaded"), Reply.text("Recovered."))
     stub.on("overload", Reply.error(529, "overloaded_error", "Overloaded"))
     first = run_claude(["-p", "first question", "--output-format", "json"], stub=stub, home=home)
     sid = first.json()["session_id"]
-    return run_claude(["-p", "now overload", "--resume", sid], stub=stub, home=home)
+    run_claude(["-p", "now overload", "--resume", sid], stub=stub, home=home)
+    retries = {"CLAUDE_CODE_MAX_RETRIES": "2"}
+    return run_claude(["-p", "retry please", "--resume", sid], stub=stub, home=home, env=retries)
 
 
 def interrupt(stub: MessagesStub, home: Path) -> ClaudeRun:
