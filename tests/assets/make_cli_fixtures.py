@@ -225,10 +225,17 @@ def queued(stub: MessagesStub, home: Path) -> ClaudeRun:
         )
         proc.stdin.flush()
 
+    def wait_for(requests: int, limit: float = 30.0) -> None:
+        deadline = time.monotonic() + limit
+        while len(stub.main_requests()) < requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     send("start the slow task")
-    time.sleep(1.5)
+    wait_for(1)  # the model asked for `sleep 3`: the turn is running
+    time.sleep(0.5)
     send("queued follow-up please")
-    time.sleep(6)
+    wait_for(2)  # the tool result and the queued prompt went back together
+    time.sleep(1.0)
     proc.stdin.close()
     proc.stdin = None  # closed: communicate() only reads
     out, err = proc.communicate(timeout=60)
