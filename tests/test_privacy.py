@@ -198,3 +198,146 @@ def test_lines_without_a_cwd_appended_to_an_opted_out_session_stay_out(tmp_path:
     assert (report.turns_new, report.turns_opted_out) == (0, 1)
     assert store.db.execute("SELECT count(*) FROM turns").fetchone()[0] == 0
     store.close()
+
+
+def _leaks(texts: list[str]) -> list[str]:
+    from assets.secrets import CORPUS
+
+    text = "\n".join(texts)
+    return [c.name for c in CORPUS if any(p in text for p in c.pieces())]
+
+
+def _store_bytes(home: Path) -> str:
+    """The database file and its WAL as they lie on disk, before any checkpoint."""
+    raw = b"".join(p.read_bytes() for p in sorted(home.iterdir()) if p.is_file())
+    return raw.decode("utf-8", errors="replace")
+
+
+def test_no_corpus_secret_survives_memories_the_user_adds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """remember (library, MCP, UI) and edit: keywords come from the redacted text, so neither
+    the stored row, the WAL, `lmm memories --json`, `lmm export` nor a hook shows a secret."""
+    from assets.secrets import CORPUS
+    from lmm import hooks, mcp_server
+    from lmm.cli import main
+    from lmm.cognitions import edit, remember
+    from lmm.ui.memories import edit_action, remember_action
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LMM_HOME", str(home))
+    store = Store(home / "lmm.db")
+    for i, case in enumerate(CORPUS):
+        where = ("library", "mcp", "ui", "edit", "ui-edit")[i % 5]
+        if where == "library":
+            remember(store, f"note {i}: {case.text}", project="/home/dev/app")
+        elif where == "mcp":
+            mcp_server.remember(f"note {i}: {case.text}", project="/home/dev/app")
+        elif where == "ui":
+            remember_action(store, {"text": f"note {i}: {case.text}"})
+        else:
+            with store.transaction():
+                first = remember(store, f"a plain note number {i}", project="/home/dev/app")
+            if where == "edit":
+                with store.transaction():
+                    edit(store, first, f"note {i}: {case.text}")
+            else:
+                edit_action(store, first, {"text": f"note {i}: {case.text}"})
+    outputs = [_store_bytes(home)]  # the WAL holds every write so far
+    store.close()
+    capsys.readouterr()
+    assert main(["memories", "--all", "--json", "-n", "10000"]) == 0
+    memories = capsys.readouterr().out
+    assert len(json.loads(memories)) >= len(CORPUS)
+    assert main(["export", str(tmp_path / "out.jsonl")]) == 0
+    outputs += [memories, (tmp_path / "out.jsonl").read_text()]
+    for case in CORPUS[:30]:
+        prompt = case.context.replace("{}", "")[:200] + " note"
+        hook_json = {"hook_event_name": "UserPromptSubmit", "session_id": "x", "prompt": prompt,
+                     "cwd": "/home/dev/app", "transcript_path": ""}  # fmt: skip
+        out = io.StringIO()
+        hooks.run_hook("UserPromptSubmit", io.BytesIO(json.dumps(hook_json).encode()), out)
+        outputs += [out.getvalue(), mcp_server.search(prompt, project="/home/dev/app")]
+    outputs.append(_store_bytes(home))
+    assert "[REDACTED:" in "\n".join(outputs[1:3])
+    assert _leaks(outputs) == []
+
+
+def test_keywords_never_hold_a_piece_of_a_secret(tmp_path: Path) -> None:
+    from lmm.cognitions import Cognition, add, get, keywords_of, remember
+
+    assert keywords_of("deploy with DB_PASSWORD=Hunter2x9 on prod") == [
+        "db_password",
+        "deploy",
+        "prod",
+    ]
+    store = Store(tmp_path / "lmm.db")
+    cid = remember(store, "staging: user deploy, password: Hunter2hunter")
+    cog = get(store, cid)
+    assert cog is not None and cog.keywords == ["deploy", "password", "staging", "user"]
+    # an extractor's keywords are checked against the text they were taken from
+    text = "always export GITHUB_TOKEN=ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8 first"
+    token = "ghp_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8"
+    keywords = ["export", token, token[4:], "first"]
+    cid = add(store, Cognition(text=text, category="workflow", origin="rules", keywords=keywords))
+    cog = get(store, cid)
+    assert cog is not None and cog.keywords == ["export", "first"]
+
+
+def _hostile_export(path: Path) -> None:
+    """An export file whose every turn and cognition field carries a corpus secret."""
+    from assets.secrets import CORPUS
+    from lmm import consolidate
+
+    rows: list[dict[str, object]] = [{"format": "lmm-export", "version": 1}]
+    rows.append({"table": "projects", "path": "/home/dev/app", "name": "app",
+                 "created_at": "2026-01-01T00:00:00Z"})  # fmt: skip
+    rows.append({"table": "sessions", "id": "s1", "source": "claude", "title": None,
+                 "parent_session_id": None, "started_at": None, "ended_at": None, "extra": "{}",
+                 "project": "/home/dev/app"})  # fmt: skip
+    for i, case in enumerate(CORPUS):
+        t = case.text
+        rows.append({"table": "turns", "session_id": "s1", "key": f"k{i} {t}", "uuid": f"u{i} {t}",
+                     "parent_uuid": t, "uuids": json.dumps([t]), "message_id": t,
+                     "role": "user", "kind": "message", "text": t, "thinking": t,
+                     "tools": json.dumps([{"name": "Bash", "input": t}]), "timestamp": t,
+                     "cwd": t, "git_branch": t, "line_no": i, "is_sidechain": 0, "agent_id": t,
+                     "parent_tool_use_id": t, "dia_id": t, "speaker": t,
+                     "files": json.dumps([t]), "extra": json.dumps({"x": t}),
+                     "project": "/home/dev/app", "source": None})  # fmt: skip
+        uid = f"{i:024x}"
+        keywords = json.dumps(sorted(consolidate.tokens(t)))
+        rows.append({"table": "cognitions", "uid": uid, "category": "fact", "subject": t,
+                     "text": t, "keywords": keywords, "salience": 0.5, "evidence": 1,
+                     "origin": "user", "status": "active", "superseded_by": None,
+                     "valid_from": None, "valid_until": None, "created_at": "2026-01-01",
+                     "updated_at": "2026-01-01", "extra": json.dumps({"value": t}),
+                     "project": "/home/dev/app"})  # fmt: skip
+        rows.append({"table": "cognition_sources", "cognition_id": uid, "session_id": "s1",
+                     "turn_key": f"k{i} {t}", "uuid": t, "timestamp": None, "file_path": t,
+                     "line_no": 1, "quote": t})  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_no_corpus_secret_survives_an_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from assets.secrets import CORPUS
+    from lmm.cli import main
+    from lmm.exchange import import_jsonl
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LMM_HOME", str(home))
+    _hostile_export(tmp_path / "in.jsonl")
+    store = Store(home / "lmm.db")
+    counts = import_jsonl(store, tmp_path / "in.jsonl")
+    assert counts["turns"] == counts["cognitions"] == len(CORPUS)
+    outputs = [_store_bytes(home)]
+    store.close()
+    capsys.readouterr()
+    assert main(["memories", "--json", "-n", "10000"]) == 0
+    memories = capsys.readouterr().out
+    assert len(json.loads(memories)) == len(CORPUS)
+    assert main(["export", str(tmp_path / "out.jsonl")]) == 0
+    outputs += [memories, (tmp_path / "out.jsonl").read_text(), _store_bytes(home)]
+    assert _leaks(outputs) == []

@@ -47,7 +47,7 @@ import orjson
 
 from lmm import consolidate
 from lmm.errors import LmmError
-from lmm.redact import redact
+from lmm.redact import find_secrets, redact, redact_cut, unmarked
 from lmm.store import Store, quote_fts
 
 CATEGORIES = ("preference", "decision", "fact", "lesson", "workflow", "gotcha")
@@ -156,8 +156,8 @@ def put(store: Store, cog: Cognition) -> Outcome:
     """
     _check(cog)
     cog = replace(cog, extra=dict(cog.extra), sources=list(cog.sources))  # the caller's stays as is
+    cog.keywords = safe_keywords(cog.text, cog.keywords)
     cog.text = redact(cog.text.strip())
-    cog.keywords = redact("\n".join(cog.keywords)).split("\n") if cog.keywords else []
     if cog.valid_from is None:
         cog.valid_from = min((s.timestamp for s in cog.sources if s.timestamp), default=None)
     if cog.subject is None and cog.category in INSTRUCTIVE:
@@ -255,7 +255,7 @@ def _attach(store: Store, cog_id: int, cog: Cognition) -> bool:
         store.db.execute(
             _INSERT_SOURCE,
             (cog_id, s.session_id, s.turn_key, s.uuid, s.timestamp, s.file_path, s.line_no,
-             redact(s.quote[:500]), cog_id, s.session_id, s.turn_key, s.file_path),
+             redact_cut(s.quote, 500), cog_id, s.session_id, s.turn_key, s.file_path),
         )  # fmt: skip
     if store.db.total_changes == before:
         return False
@@ -499,6 +499,34 @@ def forget(store: Store, cog_id: int) -> bool:
     return cur.rowcount > 0
 
 
+def keywords_of(text: str) -> list[str]:
+    """Up to 12 content words of `text`, taken from its redacted form with the markers left out:
+    no keyword is a secret or a piece of one."""
+    return sorted(consolidate.tokens(unmarked(redact(text))))[:12]
+
+
+def safe_keywords(text: str, keywords: list[str]) -> list[str]:
+    """`keywords` less any that is a secret by itself or overlaps a secret of `text` (the
+    unredacted text they were taken from), unless the redacted text shows that word too."""
+    spans = find_secrets(text)
+    if not spans:
+        return [k for k in keywords if redact(k) == k]
+    shown = consolidate.tokens(unmarked(redact(text)))
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters grow when lowercased: offsets would shift
+        lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+    def overlaps(k: str) -> bool:
+        at = lowered.find(k)
+        while at >= 0:
+            if any(s < at + len(k) and at < e for _, s, e in spans):
+                return True
+            at = lowered.find(k, at + 1)
+        return False
+
+    return [k for k in keywords if redact(k) == k and (k in shown or not overlaps(k))]
+
+
 def remember(
     store: Store, text: str, *, project: str | None = None, category: str = "preference"
 ) -> int:
@@ -513,7 +541,7 @@ def remember(
         project_id=pid,
         salience=USER_SALIENCE,
         origin="user",
-        keywords=sorted(consolidate.tokens(text))[:12],
+        keywords=keywords_of(text),
         valid_from=now,
         sources=[SourceRef(timestamp=now, quote=text)],
     )
@@ -542,7 +570,7 @@ def edit(store: Store, cog_id: int, text: str, *, category: str | None = None) -
         project_id=old.project_id,
         learned_in=old.learned_in,
         scope_by=old.scope_by,
-        keywords=sorted(consolidate.tokens(text))[:12],
+        keywords=keywords_of(text),
         salience=max(old.salience, USER_SALIENCE),
         origin="user",
         valid_from=now,

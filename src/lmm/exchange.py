@@ -2,7 +2,8 @@
 
 The first line is a header naming the format version; then one object per row, tagged by `table`.
 Rows refer to each other by natural keys (project path, session id, source path), never by the
-integer ids of one particular database file. Import is idempotent and redacts again on the way in.
+integer ids of one particular database file. Import is idempotent and redacts every string
+again on the way in.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import IO, Any
 import orjson
 
 from lmm import __version__
+from lmm.cognitions import safe_keywords
 from lmm.errors import InputError
 from lmm.redact import redact
 from lmm.store import Store
@@ -29,7 +31,6 @@ _TURN_COLS = [
     "thinking", "tools", "timestamp", "cwd", "git_branch", "line_no", "is_sidechain", "agent_id",
     "parent_tool_use_id", "dia_id", "speaker", "files", "extra",
 ]  # fmt: skip
-_REDACTED_TEXT = {"text", "thinking", "title", "tools", "extra"}
 
 
 def _rows(store: Store) -> Iterator[dict[str, Any]]:
@@ -161,9 +162,7 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
         last_turn = db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
         for line_no, row in _read_lines(path):
             table = row.pop("table")
-            for k in _REDACTED_TEXT & row.keys():
-                if isinstance(row[k], str):
-                    row[k] = redact(row[k])
+            _redact_row(table, row)
             try:
                 _import_row(store, table, row, extra, pending)
             except (sqlite3.Error, KeyError, TypeError) as exc:
@@ -176,6 +175,22 @@ def import_jsonl(store: Store, path: Path) -> dict[str, int]:
         store.index_new_turns(last_turn)
         db.execute("INSERT INTO turns_fts(turns_fts) VALUES ('integrity-check')")
     return counts
+
+
+def _redact_row(table: str, row: dict[str, Any]) -> None:
+    """Redact every string of `row` in place. A cognition's keywords are checked against its
+    unredacted text and subject too: a lowercased piece of a secret does not look like one."""
+    if table == "cognitions" and isinstance(row.get("keywords"), str):
+        try:
+            keywords = orjson.loads(row["keywords"])
+        except orjson.JSONDecodeError:
+            keywords = None
+        if isinstance(keywords, list) and all(isinstance(k, str) for k in keywords):
+            origin = f"{row.get('text') or ''}\n{row.get('subject') or ''}"
+            row["keywords"] = orjson.dumps(safe_keywords(origin, keywords)).decode()
+    for k, v in row.items():
+        if isinstance(v, str):
+            row[k] = redact(v)
 
 
 def _source_id(store: Store, path: str | None) -> int | None:

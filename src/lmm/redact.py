@@ -2,7 +2,8 @@
 
 `redact(text)` replaces every secret it recognises with a `[REDACTED:<kind>]` marker and
 user-marked `<private>...</private>` spans (any case; an unclosed one runs to the end) with
-`[PRIVATE]`; `find_secrets(text)` lists the spans and `KINDS` the kinds. Recognised: provider
+`[PRIVATE]`; `find_secrets(text)` lists the spans and `KINDS` the kinds; `redact_cut(text, n)`
+redacts before it cuts (a cut never splits a secret) and `unmarked(text)` blanks the markers. Recognised: provider
 tokens by their prefix (see `_RULES`), JWTs, PEM private keys (also inside JSON strings),
 passwords in URLs, `NAME=value` / `"name": "value"` / `--name value` where NAME ends in
 password/passwd/pwd/secret/token/auth/key (literal values only, not code), Bearer/Basic headers,
@@ -601,3 +602,20 @@ def redact(text: str) -> str:
         pos = end
     out.append(text[pos:])
     return "".join(out)
+
+
+def unmarked(text: str) -> str:
+    """`text` with its `[REDACTED:...]` and `[PRIVATE]` markers blanked out: the words around."""
+    return _MARK.sub(" ", text) if "[" in text else text
+
+
+def redact_cut(text: str, limit: int) -> str:
+    """`redact(text)` cut to at most `limit` characters, never inside a marker. Redacting before
+    cutting is what keeps a secret that straddles the cut from being stored in part."""
+    out = redact(text)
+    if len(out) <= limit:
+        return out
+    for s, e in _marks(out):
+        if s < limit < e:
+            return out[:s]
+    return out[:limit]
