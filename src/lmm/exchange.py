@@ -124,21 +124,36 @@ def export_jsonl(store: Store, out: IO[bytes]) -> int:
     return n
 
 
+MAX_LINE = 256 << 20  # one row of an export; a longer line is not one lmm wrote
+
+
 def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open("rb") as f:
-        first = f.readline()
-        try:
-            header = orjson.loads(first)
-        except orjson.JSONDecodeError:
-            header = None
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with f:
+        if not path.is_file():
+            raise InputError(f"{path} is not a regular file; pass an `lmm export` file")
+        header = _loads(f.readline(MAX_LINE))
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise InputError(
                 f"{path} is not an lmm export (its first line is not an {FORMAT} header); "
                 "to read Claude Code transcripts or chat logs use `lmm ingest` instead"
             )
-        if int(header.get("version", 0)) > VERSION:
+        version = header.get("version", 0)
+        if not isinstance(version, int) or version < 1:
+            raise InputError(f"{path}: the header's version is not a number lmm knows")
+        if version > VERSION:
             raise InputError(f"{path} was written by a newer lmm; upgrade lmm to import it")
-        for line_no, line in enumerate(f, start=2):
+        line_no = 1
+        while line := f.readline(MAX_LINE + 1):
+            line_no += 1
+            if len(line) > MAX_LINE:
+                raise InputError(
+                    f"{path}:{line_no}: a line longer than {MAX_LINE >> 20} MiB is not an lmm "
+                    "export row; nothing was imported"
+                )
             if not line.strip():
                 continue
             try:
@@ -147,25 +162,92 @@ def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise InputError(
                     f"{path}:{line_no}: not valid JSON ({exc}); nothing was imported"
                 ) from exc
-            if not isinstance(row, dict) or "table" not in row:
+            if not isinstance(row, dict) or not isinstance(row.get("table"), str):
                 raise InputError(f"{path}:{line_no}: a row without a 'table'; nothing was imported")
             yield line_no, row
 
 
+def _loads(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+
+
+# The keys each core table's rows may carry: what `_rows` writes, nothing else (a key becomes a
+# column name in SQL, so only known names pass).
+_CORE_KEYS = {
+    "projects": {"path", "name", "created_at"},
+    "sources": {"path", "format", "size", "mtime_ns", "head_hash", "offset", "line_no",
+                "malformed", "skipped"},
+    "sessions": {*_SESSION_COLS, "project"},
+    "turns": {*_TURN_COLS, "project", "source"},
+    "agent_links": {"session_id", "agent_id", "tool_use_id"},
+    "parse_issues": {"source", "line_no", "reason"},
+}  # fmt: skip
+_INT64 = 1 << 63
+
+
+def _allowed_keys(db: sqlite3.Connection) -> dict[str, set[str]]:
+    """Per table, the keys its rows may carry: later tables' own columns as `_extra_rows`
+    writes them (`project` for `project_id`, no integer `id` for cognitions)."""
+    allowed = dict(_CORE_KEYS)
+    for table in _extra_tables(db):
+        cols = {r[1] for r in db.execute("SELECT * FROM pragma_table_info(?)", (table,))}
+        if "project_id" in cols:
+            cols = (cols - {"project_id"}) | {"project"}
+        if table == "cognitions":
+            cols.discard("id")
+        allowed[table] = cols
+    return allowed
+
+
+def _check_row(table: str, row: dict[str, Any], allowed: dict[str, set[str]]) -> str | None:
+    """Why `row` cannot be imported, or None: an unknown table or key, a value not a scalar."""
+    keys = allowed.get(table)
+    if keys is None:
+        return f"unknown table {table!r}"
+    unknown = sorted(row.keys() - keys)
+    if unknown:
+        return f"unknown column {unknown[0]!r} for table {table!r}"
+    for k, v in row.items():
+        if isinstance(v, dict) and table not in _CORE_KEYS and v.keys() == {"$bytes"}:
+            v = v["$bytes"]
+            if not isinstance(v, str) or len(v) % 2 or not all(c in _HEX for c in v):
+                return f"{k!r} is not hex bytes"
+        elif isinstance(v, int) and not -_INT64 <= v < _INT64:
+            return f"{k!r} is out of range for an integer column"
+        elif v is not None and not isinstance(v, str | int | float):
+            return f"{k!r} is a {type(v).__name__}, not text or a number"
+        if k in ("project", "source") and v is not None and not isinstance(v, str):
+            return f"{k!r} is not a path"
+    return None
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def import_jsonl(store: Store, path: Path) -> dict[str, int]:
-    """Merge an export into `store` in one transaction (all or nothing). Returns rows per table."""
+    """Merge an export into `store` in one transaction (all or nothing). Returns rows per table.
+
+    Raises InputError, with the file and line, for anything that is not a row lmm wrote: an
+    unknown table or column, a nested value, a number out of range, a malformed line."""
     counts: dict[str, int] = {}
     db = store.db
     extra = set(_extra_tables(db))  # once, not per row
+    allowed = _allowed_keys(db)
     pending: list[tuple[str, str]] = []  # (uid, uid of the row superseding it)
     with store.transaction():
         last_turn = db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
         for line_no, row in _read_lines(path):
             table = row.pop("table")
+            problem = _check_row(table, row, allowed)
+            if problem is not None:
+                raise InputError(f"{path}:{line_no}: {problem}; nothing was imported")
             _redact_row(table, row)
             try:
                 _import_row(store, table, row, extra, pending)
-            except (sqlite3.Error, KeyError, TypeError) as exc:
+            except (sqlite3.Error, KeyError, TypeError, ValueError) as exc:
                 raise InputError(
                     f"{path}:{line_no}: cannot import this {table} row ({exc}); "
                     "nothing was imported"
@@ -204,7 +286,7 @@ def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     cols = list(row)
     marks = ", ".join("?" * len(cols))
     db.execute(
-        f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+        f"INSERT OR IGNORE INTO {table} ({', '.join(map(_quoted, cols))}) VALUES ({marks})",
         [row[c] for c in cols],
     )
 
@@ -282,13 +364,19 @@ def _import_extra_row(
 def _insert_absent(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     """Insert unless an equal row exists (NULLs compare equal here, unlike in UNIQUE keys)."""
     cols = list(row)
-    same = " AND ".join(f"{c} IS ?" for c in cols)
+    same = " AND ".join(f"{_quoted(c)} IS ?" for c in cols)
     values = [row[c] for c in cols]
     db.execute(
-        f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) SELECT {', '.join('?' * len(cols))} "
+        f"INSERT OR IGNORE INTO {table} ({', '.join(map(_quoted, cols))}) "
+        f"SELECT {', '.join('?' * len(cols))} "
         f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {same})",
         values + values,
     )
+
+
+def _quoted(column: str) -> str:
+    """A column name as an SQL identifier (names were checked against the schema already)."""
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _cognition_id(store: Store, uid: str | None) -> int | None:

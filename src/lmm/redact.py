@@ -3,10 +3,10 @@
 `redact(text)` replaces every secret it recognises with a `[REDACTED:<kind>]` marker and
 user-marked `<private>...</private>` spans (any case; an unclosed one runs to the end) with
 `[PRIVATE]`; `find_secrets(text)` lists the spans and `KINDS` the kinds; `redact_cut(text, n)`
-redacts before it cuts (a cut never splits a secret) and `unmarked(text)` blanks the markers. Recognised: provider
-tokens by their prefix (see `_RULES`), JWTs, PEM private keys (also inside JSON strings),
-passwords in URLs, `NAME=value` / `"name": "value"` / `--name value` where NAME ends in
-password/passwd/pwd/secret/token/auth/key (literal values only, not code), Bearer/Basic headers,
+redacts before it cuts (a cut never splits a secret) and `unmarked(text)` blanks the markers.
+Recognised: provider tokens by their prefix (see `_RULES`), JWTs, PEM private keys (also inside
+JSON strings), passwords in URLs, `NAME=value` / `"name": "value"` / `--name value` where NAME ends
+in password/passwd/pwd/secret/token/auth/key (literal values only, not code), Bearer/Basic headers,
 `curl -u`, `mysql -p`. Redacting twice changes nothing more.
 
 The store redacts every text it writes, so speed is designed in: CPython's `re` scans fast only

@@ -242,6 +242,7 @@ class Store:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
             self._unindexed_after = None
+            self._projects.clear()  # ids handed out inside the transaction are gone
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[None]:
