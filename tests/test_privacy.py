@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -201,16 +202,23 @@ def test_lines_without_a_cwd_appended_to_an_opted_out_session_stay_out(tmp_path:
 
 
 def _leaks(texts: list[str]) -> list[str]:
+    """The corpus formats of which a piece is in `texts`: every 12-character piece of a secret up
+    to 40 characters long; of a longer one every sixth (any 17 characters of it)."""
     from assets.secrets import CORPUS
 
     text = "\n".join(texts)
-    return [c.name for c in CORPUS if any(p in text for p in c.pieces())]
+    return [c.name for c in CORPUS if any(p in text for p in _pieces(c.pieces()))]
+
+
+def _pieces(pieces: list[str]) -> list[str]:
+    return pieces if len(pieces) <= 30 else pieces[::6] + pieces[-1:]
 
 
 def _store_bytes(home: Path) -> str:
-    """The database file and its WAL as they lie on disk, before any checkpoint."""
+    """The text in the database file and its WAL as they lie on disk, before any checkpoint:
+    every run of printable ASCII, once (the WAL repeats pages many times over)."""
     raw = b"".join(p.read_bytes() for p in sorted(home.iterdir()) if p.is_file())
-    return raw.decode("utf-8", errors="replace")
+    return b"\n".join(sorted(set(re.findall(rb"[\t\n\r\x20-\x7e]{12,}", raw)))).decode()
 
 
 def test_no_corpus_secret_survives_memories_the_user_adds(
@@ -341,3 +349,104 @@ def test_no_corpus_secret_survives_an_import(
     assert main(["export", str(tmp_path / "out.jsonl")]) == 0
     outputs += [memories, (tmp_path / "out.jsonl").read_text(), _store_bytes(home)]
     assert _leaks(outputs) == []
+
+
+PLACES = ("user", "assistant", "thinking", "tool_input", "tool_result")
+
+
+def _placed(i: int, place: str, text: str, parent: str | None) -> dict[str, object]:
+    """One transcript record with `text` in `place`."""
+    uuid = f"{i}-{place}"
+    content: object
+    if place == "user":
+        role, content = "user", text
+    elif place == "assistant":
+        role, content = "assistant", [{"type": "text", "text": text}]
+    elif place == "thinking":
+        role, content = "assistant", [{"type": "thinking", "thinking": text, "signature": "sig"},
+                                      {"type": "text", "text": "Checked."}]  # fmt: skip
+    elif place == "tool_input":
+        role, content = "assistant", [{"type": "tool_use", "id": f"toolu_{i}", "name": "Bash",
+                                       "input": {"command": text}}]  # fmt: skip
+    else:
+        role, content = "user", [{"type": "tool_result", "tool_use_id": f"toolu_{i}",
+                                  "content": text}]  # fmt: skip
+    message: dict[str, object] = {"role": role, "content": content}
+    if role == "assistant":
+        message.update(id=f"msg_{i}_{place}", model="claude", type="message")
+    return {"type": role, "uuid": uuid, "parentUuid": parent, "sessionId": f"s{i}",
+            "cwd": "/home/dev/app", "timestamp": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
+            "message": message}  # fmt: skip
+
+
+def test_no_corpus_secret_leaks_from_any_place_in_a_transcript(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every format × user text, assistant text, thinking, tool input and tool result, through a
+    real ingest and extraction: 0 leaks in the database file, its WAL, `lmm export`,
+    `lmm memories --json`, `lmm search --json`, the UserPromptSubmit hook and MCP search."""
+    from assets.secrets import CORPUS
+    from lmm import hooks, mcp_server
+    from lmm.cli import main
+    from lmm.extract import get_extractor, run_extraction
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LMM_HOME", str(home))
+    src = tmp_path / "projects" / "-home-dev-app"
+    src.mkdir(parents=True)
+    lines = []
+    for i, case in enumerate(CORPUS):
+        parent = None
+        for place in PLACES:
+            rec = _placed(i, place, f"We always deploy with this. {case.text}", parent)
+            lines.append(json.dumps(rec))
+            parent = str(rec["uuid"])
+    (src / "places.jsonl").write_text("\n".join(lines) + "\n")
+    store = Store(home / "lmm.db")
+    report = ingest(store, [src])
+    assert report.turns_new >= len(CORPUS) * 4
+    run_extraction(store, get_extractor("rules"))
+    outputs = [_store_bytes(home)]  # the WAL holds every page written so far
+    store.close()
+    capsys.readouterr()
+    assert main(["memories", "--all", "--json", "-n", "100000"]) == 0
+    assert main(["search", "deploy", "--json", "-n", "1000"]) == 0
+    assert main(["export", str(tmp_path / "out.jsonl")]) == 0
+    outputs += [capsys.readouterr().out, (tmp_path / "out.jsonl").read_text()]
+    for case in CORPUS[::4]:
+        prompt = case.context.replace("{}", "")[:200] + " deploy"
+        hook_json = {"hook_event_name": "UserPromptSubmit", "session_id": "x", "prompt": prompt,
+                     "cwd": "/home/dev/app", "transcript_path": ""}  # fmt: skip
+        out = io.StringIO()
+        hooks.run_hook("UserPromptSubmit", io.BytesIO(json.dumps(hook_json).encode()), out)
+        outputs += [out.getvalue(), mcp_server.search(prompt, project="/home/dev/app")]
+    outputs.append(_store_bytes(home))
+    assert "[REDACTED:" in outputs[1] and "[REDACTED:" in outputs[2]
+    assert _leaks(outputs) == []
+
+
+def test_a_secret_across_a_cut_is_never_stored_in_part(tmp_path: Path) -> None:
+    """Tool inputs keep 4,000 characters, tool results and long turns a head and a tail: a
+    secret that straddles a cut is dropped whole, never kept in part."""
+    from assets.secrets import CORPUS
+
+    token = next(c for c in CORPUS if c.name == "github-pat").secret
+    pem = next(c for c in CORPUS if c.name == "pem-rsa").secret
+    records = []
+    for j, at in enumerate(range(3960, 4010, 7)):  # the JSON input `{"command": "` is 13 chars
+        command = "echo " + "a" * (at - 18) + " " + token + " done"
+        records.append(_placed(j, "tool_input", command, None))
+    for j, at in enumerate((1900, 1990, 2000)):
+        records.append(_placed(20 + j, "tool_result", "x " * (at // 2) + pem + " y" * 3000, None))
+        records.append(_placed(30 + j, "tool_result", "y " * 3000 + pem + " x" * (at // 4), None))
+    records.append(_placed(40, "user", "z " * 39_990 + pem + " w" * 30_000, None))
+    src = tmp_path / "projects" / "-home-dev-app"
+    src.mkdir(parents=True)
+    (src / "cuts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    store = Store(tmp_path / "home" / "lmm.db")
+    ingest(store, [src])
+    assert store.db.execute("SELECT count(*) FROM turns").fetchone()[0] == len(records)
+    raw = _store_bytes(tmp_path / "home")
+    store.close()
+    pieces = [p for s in (token, *pem.splitlines()[1:-1]) for p in (s[:12], s[-12:])]
+    assert [p for p in pieces if p in raw] == []

@@ -18,8 +18,8 @@ from lmm.redact import KINDS, find_secrets, redact
 IDS = [c.name for c in CORPUS]
 
 
-def test_corpus_covers_at_least_55_formats_and_every_kind_is_known() -> None:
-    assert len({c.name for c in CORPUS}) == len(CORPUS) >= 55
+def test_corpus_covers_at_least_100_formats_and_every_kind_is_known() -> None:
+    assert len({c.name for c in CORPUS}) == len(CORPUS) >= 100
     assert {c.kind for c in CORPUS} <= set(KINDS)
     assert {c.carrier for c in CORPUS} == {"text", "tool_use", "tool_result"}
 
@@ -161,6 +161,23 @@ ORDINARY = [
     '_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"\n_END = b"-----END OPENSSH PRIVATE KEY-----"',
     "for (const key of Object.keys(obj)) { console.log(key); }",
     "const token: string = req.headers.authorization;",
+    # placeholders that are whole values, and look-alikes of the context formats
+    "export SECRET_KEY=$DJANGO_SECRET_KEY",
+    "DB_PASSWORD=${DB_PASSWORD:-}",
+    "DB_PW=$(vault read -field=pw secret/db)",
+    'secret_key = "%(secret)s"',
+    "API_KEY=sk-xxxxxxxxxxxxxxxx",
+    'password: "****"',
+    "GPG_PASSPHRASE=<your passphrase>",
+    'APP_KEY="{app_key}"',
+    '{"database": "postgres", "phase": "release", "totals": "12"}',
+    "A machine learning model can guess a weak password quickly.",
+    "mkdir -p build && docker run -p 8080:80 nginx",
+    "http://localhost:8080/api/@scope/pkg",
+    "elapsed 12:30:45:10:22 since start",
+    "Authorization: bearer <token>",
+    "EAAB is not a token",
+    "Private-Lines: none were found",
 ]
 
 

@@ -5,14 +5,19 @@ user-marked `<private>...</private>` spans (any case; an unclosed one runs to th
 `[PRIVATE]`; `find_secrets(text)` lists the spans and `KINDS` the kinds; `redact_cut(text, n)`
 redacts before it cuts (a cut never splits a secret) and `unmarked(text)` blanks the markers.
 Recognised: provider tokens by their prefix (see `_RULES`), JWTs, PEM private keys (also inside
-JSON strings), passwords in URLs, `NAME=value` / `"name": "value"` / `--name value` where NAME ends
-in password/passwd/pwd/secret/token/auth/key (literal values only, not code), Bearer/Basic headers,
-`curl -u`, `mysql -p`. Redacting twice changes nothing more.
+JSON strings or base64 in a kubeconfig), PuTTY keys, passwords in URLs, `NAME=value` /
+`"name": "value"` / `--name value` where NAME ends in password/passwd/passphrase/pwd/_pw/secret/
+token/auth/credentials/key/key_base (literal values only, not code; a value is a placeholder only
+when the whole of it looks like one: `$VAR`, `%(name)s`, `<your key>`, `sk-...`), Bearer/Basic
+headers, `curl -u`, `mysql -p`, `docker login -p`, `sshpass -p`, netrc and pgpass lines.
+Redacting twice changes nothing more.
 
 The store redacts every text it writes, so speed is designed in: CPython's `re` scans fast only
 for a pattern that opens with one literal, so each pass anchors on one character that opens or
-splits secrets (`_ - . : = A < SK dapi`), its alternatives are grouped to fail in a comparison or
-two, and long non-ASCII texts are scanned as UTF-8 bytes.
+splits secrets (`_ - . : = A < SK`), its alternatives are grouped to fail in a comparison or
+two (an alternative that opens with a literal or a character class is skipped at once), long
+non-ASCII texts are scanned as UTF-8 bytes, and a pass anchored on a word (`dapi`, `machine`) runs
+only where a substring test finds the word.
 """
 
 from __future__ import annotations
@@ -32,8 +37,6 @@ _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 _URLSAFE = _ALNUM | frozenset("_-")
 _DIGITS = frozenset("0123456789")
 _NAME_CHARS = _URLSAFE | frozenset(".")
-_PLACEHOLDER_START = tuple("$%{<*&")
-_PLACEHOLDER_PARTS = ("...", "\u2026", "**", "%s", "%(", "xxxx", "XXXX")
 
 
 _DIGIT = re.compile(r"[0-9]").search
@@ -104,8 +107,10 @@ def _token(rule: _Rule, text: str, m: re.Match[str]) -> list[Span]:
 
 # ---- secrets known by their context: NAME = value, URLs, headers, command lines
 # an assignment counts when the name ENDS with one of these (`token_count`, `max_tokens` do not)
-_NAME_ENDS = ("password", "passwd", "pwd", "pass", "secret", "token", "auth", "key")
+_NAME_ENDS = ("password", "passwd", "passphrase", "pwd", "pass", "_pw", "-pw", "secret", "token",
+              "auth", "key", "key_base", "credentials")  # fmt: skip
 _KEY_OWNERS = ("api", "access", "secret", "private", "signing", "encryption", "master", "client")
+_KEY_WORDS = frozenset(("app", "hmac", "jwt", "cookie", "session", "license"))  # whole words
 _STEMS = ("pass", "pwd", "secret", "token", "key", "auth", "cred")
 _STOP = frozenset(
     """none null nil true false yes no undefined str string int bytes bool optional any secretstr
@@ -122,14 +127,22 @@ _SYMBOL = re.compile(r"[!@#$%^&*+/=?~]").search
 # quoted values that are words, constant names or special tokens, not secrets
 _WORDISH = re.compile(r"[A-Za-z_][\w./:-]*", re.ASCII)
 _SPECIAL_TOKEN = re.compile(r".?[\[\]<>|].{0,20}[\[\]<>|]|#[0-9A-Fa-f]{3,8}")  # `[UNK]`, colour
-# the last three letters of a name in _NAME_ENDS, as written in code: a cheap first filter
-_TRI = "(?:ord|ORD|swd|SWD|pwd|PWD|ass|ASS|ret|RET|ken|KEY|key|KEN|Key|uth|UTH)"
+# the last three letters of a name in _NAME_ENDS, in any case: a cheap first filter. Grouped by
+# their first letter, each alternative opens with a character class that `re` tests at once
+_TRI = (
+    "(?:[aA](?:[sS][sSeE]|[lL][sS])|[kK][eE][nNyY]|[oO][rR][dD]|[sSpP][wW][dD]|[rR][eE][tT]"
+    "|[uU][tT][hH]|_[pP][wW])"
+)
 # `re` needs a fixed-width lookbehind: `..TRI=`, `.TRI"=`, `TRI" =` and `TRI\\"=` are all six wide
 _NAME_END = (
     rf"(?<=(?s:..){_TRI}{{sep}}|(?s:.){_TRI}[\"' ]{{sep}}|{_TRI}(?:[\"'][\"' ]|\\\"){{sep}})"
 )
 # one character class first, shared by a separator's lookbehind rules: most separators stop here
 _SEP_GATE = r"(?<=[dDtTnNyYhHsSg\"' ]{sep})"
+# unquoted names ending in e or w (`*_PASSPHRASE=`, `SECRET_KEY_BASE=`, `DB_PW=`) behind their own
+# gate, so that the many `type:` and `name=` do not try every name above
+_NAME_END_EW = r"(?<=(?s:..)(?:[aA][sS][eE]|_[pP][wW]){sep})"
+_SEP_GATE_EW = r"(?<=[eEwW]{sep})"
 
 
 def _looks_secret(value: str) -> bool:
@@ -167,6 +180,11 @@ def _literal(text: str, at: int, shell: bool) -> tuple[int, int] | None:
         start, end = m.start("bare"), m.end("bare")
         value = text[start:end]
         nxt = text[end : end + 1]
+        if nxt and nxt in "(){}[]<>" and value[0] not in "$/~.=>":
+            word = _WORD_AFTER.match(text, start)
+            if word is not None and word.end() > end and not _CODE.fullmatch(word[0]):
+                end = word.end()
+                value, nxt = text[start:end], text[end : end + 1]
         if nxt in ("(", "[") or (value.isdigit() and len(value) < 6) or value[0] in "/~.=>":
             return None
         if _IDENT.fullmatch(value) and ("." in value or any(s in value.lower() for s in _STEMS)):
@@ -175,20 +193,47 @@ def _literal(text: str, at: int, shell: bool) -> tuple[int, int] | None:
             return None
         if not shell and not _looks_secret(value):
             return None
+        if value.startswith("base64:"):  # Laravel's `APP_KEY=base64:...`: the key follows
+            start, value = start + 7, value[7:]
     if _placeholder(value):
         return None
     return start, start + len(value)
 
 
+# What a placeholder looks like, as a whole value: `$VAR` (a name, not mixed case with digits),
+# `${VAR}`, `${VAR:-}` (a default that looks secret is one), `$(command)`; a value that is only
+# templates (`{token}`, `{{ x }}`, `%(name)s`, `%s`, `%VAR%`, `<your key>`) around a short plain
+# rest; a mask at an end (`sk-...`, `hf_***`, `****1234`, `xxxx-xxxx`); the next query parameter
+# (`&next=`: the value was empty).
+_SHELL_VAR = re.compile(r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*(?::?[-=?+](?P<default>[^}]*))?\})")
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}|\{[^{}]*\}|%\(\w+\)[a-z]|%[sdr]|%[A-Za-z_]\w*%|<[^<>]*>")
+_TEMPLATE_REST = re.compile(r"[\w./:@-]{0,16}", re.ASCII)
+_MASKED = re.compile(
+    r"[\w/+=-]{0,16}(?:\*{3,}|\.{3,}|\u2026|[xX]{4,})[A-Za-z0-9]{0,4}"
+    r"|(?:\*{3,}|[xX]{4,})(?:[-_ ]?(?:\*{3,}|[xX]{4,}|[0-9]{4}))*",
+    re.ASCII,
+)
+_NEXT_PARAM = re.compile(r"&[\w.-]*=")
+
+
 def _placeholder(value: str) -> bool:
-    """`$TOKEN`, `%s`, `{token}`, `<your key>`, `sk-...`, `hf_***`, `None`, an earlier marker."""
-    return (
-        value.startswith(_PLACEHOLDER_START)
-        or value.lower() in _STOP
-        or value.startswith(_MARKS)
-        or any(p in value for p in _PLACEHOLDER_PARTS)
-        or ("{" in value and "}" in value)
-    )
+    """Whether `value` is plausibly a placeholder, not a secret: see `_SHELL_VAR` above."""
+    if value.lower() in _STOP or value.startswith(_MARKS) or value.startswith("$("):
+        return True
+    if (v := _SHELL_VAR.fullmatch(value)) is not None:  # `$Xk9pw2zz` reads as a password
+        plain = not (_has_digit(value) and _mixed_case(value))
+        return plain and not (v["default"] and _looks_secret(v["default"]))
+    if _MASKED.fullmatch(value) or _NEXT_PARAM.match(value):
+        return True
+    rest = _TEMPLATE.sub("", value)
+    plain = not (_has_digit(rest) and _mixed_case(rest))  # `sk-{key}`, not `2ZbOe{x}Hz9`
+    return rest != value and plain and _TEMPLATE_REST.fullmatch(rest) is not None
+
+
+# a bare value that stopped at a bracket goes on to the end of its word unless it is code:
+# `get_pw(x)`, `tokens[0]`, `pw),` (a keyword argument)
+_WORD_AFTER = re.compile(r"[^\s\"'`\\]{0,1024}", re.ASCII)
+_CODE = re.compile(r"[\w.]+(?:\(.*\)|\[.*\])?[),;\]}]*", re.ASCII)
 
 
 def _assignment_kind(name: str) -> str | None:
@@ -198,16 +243,26 @@ def _assignment_kind(name: str) -> str | None:
     if end == "key":
         if name.endswith(("accountkey", "sharedaccesskey")):
             return "azure-storage-key"
-        if not any(o in name[:-3] for o in _KEY_OWNERS):
+        owner = name[:-3]
+        if not any(o in owner for o in _KEY_OWNERS) and not _KEY_WORDS.intersection(
+            owner.replace("-", "_").replace(".", "_").split("_")
+        ):
             return None
         if "secret" in name and ("aws" in name or "secretaccess" in name.replace("_", "")):
             return "aws-secret-key"
         return "api-key"
-    if end in ("password", "passwd", "pwd", "pass"):
+    if end in ("password", "passwd", "passphrase", "pwd", "pass", "_pw", "-pw"):
         return "password"
+    if end in ("key_base", "credentials"):
+        return "secret"
     if end == "token" and "aws" in name and "session" in name:
         return "aws-session-token"
     return "secret" if end == "secret" else "token"
+
+
+def _escaped(text: str, start: int) -> int:
+    """1 where the name at `start` begins with the n, r or t of a JSON escape (`\\nNAME=`)."""
+    return int(start > 0 and text[start - 1] == "\\" and text[start : start + 1] in ("n", "r", "t"))
 
 
 def _assignment(text: str, m: re.Match[str]) -> list[Span]:
@@ -227,6 +282,7 @@ def _assignment(text: str, m: re.Match[str]) -> list[Span]:
     start = end
     while start > 0 and text[start - 1] in _NAME_CHARS and end - start < 64:
         start -= 1
+    start += _escaped(text, start)
     name = text[start:end].lower()
     kind = _assignment_kind(name)
     if kind is None:
@@ -257,8 +313,15 @@ def _url(text: str, m: re.Match[str]) -> list[Span]:
         if value is not None:
             if len(value) < 3 or _placeholder(value) or value.lower().startswith(("my", "your")):
                 return []
+            if group == "u_pw" and "/" in value and not _has_letter_before_slash(value):
+                return []  # `//host:8080/path/@user`: a port and a path, not a password
             return [(kind, m.start(group), m.end(group))]
     return []
+
+
+def _has_letter_before_slash(value: str) -> bool:
+    head = value.split("/", 1)[0]
+    return bool(head) and not head.isdigit()
 
 
 _HEADER_GROUPS = tuple(f"h_{kind}{i}" for kind in ("val", "b64") for i in range(3))
@@ -279,14 +342,14 @@ def _header(text: str, m: re.Match[str]) -> list[Span]:
 
 
 def _command_password(text: str, m: re.Match[str]) -> list[Span]:
-    """`curl -u user:pass` and `mysql -p'pass'`: a candidate that `_commanded` keeps only where
-    the command's name comes earlier in the text."""
-    for group in ("c_pw", "c_pw2", "m_pw", "m_pw2", "m_pw3"):
+    """`curl -u user:pass`, `mysql -p'pass'`, `docker login -p pass`, `sshpass -p pass`: a
+    candidate that `_commanded` keeps only where the command's name comes earlier in the text."""
+    for group in ("c_pw", "c_pw2", "m_pw", "m_pw2", "m_pw3", "d_pw", "d_pw2", "d_pw3"):
         value = m[group]
         if value is not None:
             if _placeholder(value) or (value.isdigit() and len(value) < 6):
                 return []
-            command = "?curl" if group.startswith("c_") else "?mysql"
+            command = {"c": "?curl", "m": "?mysql", "d": "?login"}[group[0]]
             return [(command, m.start(group), m.end(group))]
     return []
 
@@ -294,7 +357,11 @@ def _command_password(text: str, m: re.Match[str]) -> list[Span]:
 def _commanded(text: str, spans: list[Span]) -> list[Span]:
     """Resolve `_command_password` candidates: one search per command word for the whole text."""
     first: dict[str, int] = {}
-    for command, words in (("?curl", ("curl",)), ("?mysql", ("mysql", "mariadb"))):
+    for command, words in (
+        ("?curl", ("curl",)),
+        ("?mysql", ("mysql", "mariadb")),
+        ("?login", ("docker login", "podman login", "sshpass")),
+    ):
         found = [i for i in (text.find(w) for w in words) if i >= 0]
         first[command] = min(found) if found else len(text)
     return [
@@ -302,6 +369,37 @@ def _commanded(text: str, spans: list[Span]) -> list[Span]:
         for k, s, e in spans
         if k not in first or first[k] < s
     ]
+
+
+def _capture(kind: str, group: str) -> Callable[[str, re.Match[str]], list[Span]]:
+    """A handler whose secret is one named group of the match (formats known by context)."""
+
+    def handler(text: str, m: re.Match[str]) -> list[Span]:
+        value = m[group]
+        if value is None or len(value) < 3 or _placeholder(value):
+            return []
+        return [(kind, m.start(group), m.end(group))]
+
+    return handler
+
+
+_HOST_CHARS = _NAME_CHARS | frozenset("*")
+
+
+def _pgpass(text: str, m: re.Match[str]) -> list[Span]:
+    """`host:port:database:user:password` on a line of its own (`~/.pgpass`); `m` starts at the
+    colon after the host."""
+    start = m.start()
+    while start > 0 and text[start - 1] in _HOST_CHARS and m.start() - start < 256:
+        start -= 1
+    escaped = _escaped(text, start)
+    start += escaped
+    if start == m.start() or not (escaped or start == 0 or text[start - 1] in "\n \t\"'"):
+        return []
+    value = m["pg_pw"]
+    if (value.isdigit() and len(value) < 6) or len(value) < 3 or _placeholder(value):
+        return []
+    return [("password", m.start("pg_pw"), m.end("pg_pw"))]
 
 
 def _jwt(text: str, m: re.Match[str]) -> list[Span]:
@@ -371,8 +469,16 @@ _RULES: tuple[_Rule, ...] = (
        handler=_command_password),
     _R("password", "-", r"p(?<=\s-p)(?:'(?P<m_pw>[^'\s]+)'|\\?\"(?P<m_pw2>[^\"\s\\]+)\\?\""
        r"|(?P<m_pw3>[^\s'\"\\-][^\s'\"\\]*))", handler=_command_password),
+    _R("password", "-", r"p(?<=\s-p)[ \t]+(?:'(?P<d_pw>[^'\s]+)'|\\?\"(?P<d_pw2>[^\"\s\\]+)\\?\""
+       r"|(?P<d_pw3>[^\s'\"\\-][^\s'\"\\]*))", handler=_command_password),
+    # PuTTY: the lines after `Private-Lines: N`
+    _R("private-key", "-", r"Lines:(?<=Private-Lines:)[ \t]*\d+(?:\r?\n|(?:\\r)?\\n)(?P<putty>"
+       r"[A-Za-z0-9+/=]{1,128}(?:(?:\r?\n|(?:\\r)?\\n)[A-Za-z0-9+/=]{1,128}(?![\w+/=-])){0,63})",
+       handler=_capture("private-key", "putty")),
     *_gate(
         _TOKEN20,
+        _R("square", "-", r"(?<=sq0atp-)[\w-]{22}(?![\w-])", 6),
+        _R("square", "-", r"(?<=sq0csp-)[\w-]{43}(?![\w-])", 6),
         _R("openai", "-", r"(?<=sk-)[A-Za-z0-9]{32,}(?![\w-])", 2, _has_digit_and_letter),
         _R("gitlab", "-", r"(?<=gl(?:pat|ptt|cbt|oas|imt)-)[\w-]{20,}", 5),
         _R("gitlab", "-", r"(?<=gl(?:dt|rt|ft)-)[\w-]{20,}", 4),
@@ -406,15 +512,33 @@ _RULES: tuple[_Rule, ...] = (
        r"//(?:(?P<u_sentry>[0-9a-f]{32})(?::[0-9a-f]{32})?@[\w.-]*sentry"
        r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<u_slack>[\w/+-]{10,})"
        r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/(?P<u_discord>\d+/[\w-]{20,})"
-       r"|[^\s:/@\"'<>\\\[\]]{0,128}:(?P<u_pw>[^\s/@\"'<>\\\[\]]{1,256})@[\w\[])",
+       r"|[^\s:/@\"'<>\\\[\]]{0,128}:(?P<u_pw>[^\s@\"'<>\\\[\]]{1,256})@[\w\[])",
        handler=_url),
+    # kubeconfig `client-key-data: <base64 PEM>`, a GCP service account's `"private_key_id"`: each
+    # opens with literals, which `re` tests before it tries the lookbehind
+    _R("private-key", ":", r" (?P<kube>LS0t(?<=-key-data: LS0t)[A-Za-z0-9+/]{36,}={0,2})",
+       handler=_capture("private-key", "kube")),
+    _R("private-key", ":", r' "(?P<kube2>LS0t(?<=-data": "LS0t)[A-Za-z0-9+/]{36,}={0,2})',
+       handler=_capture("private-key", "kube2")),
+    _R("private-key-id", ":", r' "(?<=_key_id": ")(?P<gcp>[0-9a-f]{40})(?![0-9a-f])',
+       handler=_capture("private-key-id", "gcp")),
+    _R("private-key-id", ":", r'"(?<=_key_id":")(?P<gcp2>[0-9a-f]{40})(?![0-9a-f])',
+       handler=_capture("private-key-id", "gcp2")),
+    _R("private-key-id", ":", r'\\"(?<=y_id\\":\\")(?P<gcp3>[0-9a-f]{40})(?![0-9a-f])',
+       handler=_capture("private-key-id", "gcp3")),
+    _R("private-key-id", ":", r' \\"(?<=_id\\": \\")(?P<gcp4>[0-9a-f]{40})(?![0-9a-f])',
+       handler=_capture("private-key-id", "gcp4")),
+    # `~/.pgpass`: host:port:database:user:password
+    _R("password", ":", r"[0-9*][0-9]{0,4}:(?:[^\s:\\\"',;=(){}\[\]<>]+:){2}(?P<pg_pw>[^\s:\\\"']+)"
+       r"(?=[ \t]*(?:\r?\n|\\[rn]|\Z|\\?[\"']))", handler=_pgpass),
     # `Authorization: Bearer <token>`, `"Authorization": "Basic <base64>"`
     *(
-        _R("auth-header", ":", q + rf"Bearer[ \t]+(?P<h_val{i}>[\w.~+/-]{{8,}}=*)", handler=_header)
+        _R("auth-header", ":", q + rf"[Bb]earer[ \t]+(?P<h_val{i}>[\w.~+/-]{{8,}}=*)",
+           handler=_header)
         for i, q in enumerate((" ", ' "', ' \\"'))
     ),
     *(
-        _R("auth-header", ":", q + rf"Basic[ \t]+(?P<h_b64{i}>[A-Za-z0-9+/]{{8,}}={{0,2}})",
+        _R("auth-header", ":", q + rf"[Bb]asic[ \t]+(?P<h_b64{i}>[A-Za-z0-9+/]{{8,}}={{0,2}})",
            handler=_header)
         for i, q in enumerate((" ", ' "', ' \\"'))
     ),
@@ -423,17 +547,32 @@ _RULES: tuple[_Rule, ...] = (
         _R("password", ":", _NAME_END.format(sep=":"), handler=_assignment),
     ),
     *_gate(
+        _SEP_GATE_EW.format(sep=":"),
+        _R("password", ":", _NAME_END_EW.format(sep=":"), handler=_assignment),
+    ),
+    *_gate(
         _SEP_GATE.format(sep="="),
         _R("azure-sas", "=", r"(?<=[?&;]sig=)[A-Za-z0-9%+/=]{16,}", -1, bounded=False),
         _R("password", "=", _NAME_END.format(sep="="), handler=_assignment),
+    ),
+    *_gate(
+        _SEP_GATE_EW.format(sep="="),
+        _R("password", "=", _NAME_END_EW.format(sep="="), handler=_assignment),
     ),
     # ---- rare capitals
     _R("aws-access-key", "A", r"(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
     _R("google-api-key", "A", r"Iza[\w-]{35}(?![\w-])"),
     _R("atlassian", "A", r"TATT3[\w=-]{60,}"),
+    _R("square", "A", r"A(?<=EAA)A[\w-]{60,}(?![\w-])", 1),
+    _R("facebook", "A", r"A(?<=EAA)[B-Z][A-Za-z0-9]{90,}(?![A-Za-z0-9])", 1, _mixed_case),
     # ---- no separator, a prefix that starts with a common letter
     _R("twilio", "SK", r"[0-9a-fA-F]{32}(?![0-9A-Za-z])", 0, _has_digit_and_letter),
     _R("databricks", "dapi", r"[a-f0-9]{32}(?:-\d+)?(?![A-Za-z0-9])"),
+    # ---- ~/.netrc: machine <host> [login <user>] password <password>
+    _R("password", "machine",
+       r"[ \t]+[^\s\\\"']+(?:(?:\s|\\[nrt])+(?:login|account|port)[ \t]+[^\s\\\"']+){0,3}"
+       r"(?:\s|\\[nrt])+password[ \t]+(?P<netrc>[^\s\\\"']+)",
+       handler=_capture("password", "netrc")),
     # ---- user-marked spans: an unclosed <private> runs to the end of the text
     _R(PRIVATE, "<", r"(?i:private)[ \t]*>[\s\S]*?(?:<[ \t]*/[ \t]*(?i:private)[ \t]*>|\Z)",
        bounded=False),
@@ -449,6 +588,7 @@ class _Pass:
     search: Callable[[str, int], re.Match[str] | None]
     search_bytes: Callable[[bytes, int], re.Match[bytes] | None]
     match: Callable[[str, int], re.Match[str] | None]
+    needs: str  # a word the pass cannot match without (its anchor, or more: netrc's `password`)
 
 
 def _alternatives(rules: list[tuple[int, _Rule]]) -> str:
@@ -474,6 +614,9 @@ def _alternatives(rules: list[tuple[int, _Rule]]) -> str:
     return "|".join(prefix + "(?:" + "|".join(alts) + ")" for prefix, alts in groups)
 
 
+_NEEDS = {"machine": "password"}
+
+
 def _passes(rules: tuple[_Rule, ...]) -> tuple[_Pass, ...]:
     """One regex per anchor: it starts with that literal, so `re` scans for it at C speed."""
     by_anchor: dict[str, list[tuple[int, _Rule]]] = {}
@@ -484,7 +627,8 @@ def _passes(rules: tuple[_Rule, ...]) -> tuple[_Pass, ...]:
         source = re.escape(anchor) + "(?:" + _alternatives(members) + ")"
         compiled = re.compile(source, re.ASCII)
         raw = re.compile(source.encode())
-        out.append(_Pass(anchor, source, compiled.search, raw.search, compiled.match))
+        needs = _NEEDS.get(anchor, anchor)
+        out.append(_Pass(anchor, source, compiled.search, raw.search, compiled.match, needs))
     return tuple(out)
 
 
@@ -492,7 +636,10 @@ _PASSES = _passes(_RULES)
 # Short texts (most of them) pay per call, not per character: one regex of every pass, whose
 # set-of-first-characters scan is slower per character but is called once.
 _SHORT = 200
-_ALL = re.compile("|".join(p.source for p in _PASSES), re.ASCII).search
+# A pass whose anchor is a word (`dapi`, `machine`) stays out of it: its first letter is common, so
+# it would stop the scan often; a substring test decides whether it runs at all.
+_WORDS = tuple(p for p in _PASSES if len(p.anchor) > 3)
+_ALL = re.compile("|".join(p.source for p in _PASSES if p not in _WORDS), re.ASCII).search
 KINDS: tuple[str, ...] = tuple(
     dict.fromkeys(
         [r.kind for r in _RULES]
@@ -530,9 +677,15 @@ def find_secrets(text: str) -> list[Span]:
         while m is not None:
             spans += _spans(text, m)
             m = _ALL(text, _next(m))
+        for p in _WORDS:
+            if p.anchor in text and p.needs in text:
+                m = p.search(text, 0)
+                while m is not None:
+                    spans += _spans(text, m)
+                    m = p.search(text, _next(m))
     elif text.isascii():
         for p in _PASSES:
-            if p.anchor[-1] in text:  # memchr: an absent character rules the pass out
+            if p.anchor in text and p.needs in text:  # memchr or a substring search
                 m = p.search(text, 0)
                 while m is not None:
                     spans += _spans(text, m)
@@ -542,7 +695,7 @@ def find_secrets(text: str) -> list[Span]:
         # then match the str regex where a hit is (anchors are ASCII, so offsets map cleanly)
         raw = text.encode("utf-8", "surrogatepass")
         for p in _PASSES:
-            if p.anchor[-1] in text:  # memchr: an absent character rules the pass out
+            if p.anchor in text and p.needs in text:
                 at_byte = at_char = 0
                 mb = p.search_bytes(raw, 0)
                 while mb is not None:

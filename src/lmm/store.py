@@ -22,7 +22,7 @@ import orjson
 from lmm import migrations
 from lmm.errors import StoreError
 from lmm.records import SessionInfo, Turn
-from lmm.redact import redact
+from lmm.redact import redact, redact_cut
 from lmm.transcripts import clip
 
 BUSY_TIMEOUT_MS = 30_000
@@ -122,7 +122,7 @@ WHERE NOT ({_PRESENT}) OR ({_LONGER})
 
 def _tools_json(turn: Turn) -> str:
     items: list[dict[str, Any]] = [
-        {"type": "call", "id": c.id, "name": c.name, "input": redact(c.input[:TOOL_INPUT_MAX])}
+        {"type": "call", "id": c.id, "name": c.name, "input": redact_cut(c.input, TOOL_INPUT_MAX)}
         for c in turn.tool_calls
     ]
     items += [

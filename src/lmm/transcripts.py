@@ -51,6 +51,7 @@ from typing import Any
 import orjson
 
 from lmm.records import ParseIssue, SessionInfo, ToolCall, ToolResult, Turn
+from lmm.redact import find_secrets
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ IMAGE = "[image]"
 _PATH_KEYS = ("file_path", "path", "notebook_path")
 _AGENT_TOOLS = frozenset({"Task", "Agent"})
 _BOUNDARIES = " \n\t\"',;"  # where a long text may be cut without splitting a token (or secret)
+_REACH = 16_384  # how far around a cut a secret that crosses it is looked for (a PEM key fits)
 _LAYOUT_RANK = {"session": 0, "agent": 1, "subagent": 2}
 _META_TOOL_USE_KEYS = ("toolUseId", "parentToolUseId", "tool_use_id")
 SYNTHETIC_MODEL = "<synthetic>"  # assistant records the CLI writes itself (errors, no-ops)
@@ -681,16 +683,20 @@ def _agent_id_in(text: str) -> str | None:
 
 
 def clip(text: str, head: int = RESULT_HEAD, tail: int = RESULT_TAIL) -> str:
-    """`text` cut to about head + tail chars, at token boundaries so that no secret is split
-    (a token that would be split is dropped whole)."""
+    """`text` cut to about head + tail chars, at token boundaries and never inside a secret that
+    `redact` knows (a token or secret that would be split is dropped whole)."""
     if len(text) <= head + tail + 64:
         return text
     cut = max(text.rfind(c, 0, head) for c in _BOUNDARIES)
-    cut = max(cut, 0)
+    cut = min([max(cut, 0)] + [s for _, s, e in find_secrets(text[: cut + _REACH]) if s < cut < e])
     if tail <= 0:
         return f"{text[:cut]} [... {len(text) - cut} chars omitted ...]"
     found = [i for i in (text.find(c, len(text) - tail) for c in _BOUNDARIES) if i >= 0]
     start = min(found) + 1 if found else len(text)
+    at = max(cut, start - _REACH)
+    start = max(
+        [start] + [at + e for _, s, e in find_secrets(text[at:]) if at + s < start < at + e]
+    )
     return f"{text[:cut]}\n[... {start - cut} chars omitted ...]\n{text[start:]}"
 
 

@@ -1,6 +1,6 @@
 """A corpus of fake secrets, each planted in a real Claude Code transcript line.
 
-`CORPUS` holds one `SecretCase` per format (more than 55): the secret, the expected redaction
+`CORPUS` holds one `SecretCase` per format (more than 100): the secret, the expected redaction
 kind and a JSONL line in which it sits inside an assistant text block, a Bash `tool_use` command
 or a `tool_result`. Other tests (database bytes, exports, hooks, MCP, training files) reuse it:
 after `redact()` no case's secret, nor any 12-character piece of a long one, may remain.
@@ -244,6 +244,48 @@ def _formats(seed: int = 20240601) -> list[tuple[str, str, str, str]]:
          "curl -u admin:{} https://ci.example.com/api"),
         ("mysql-p", "password", "Pa55" + r(8), "mysql -u root -p'{}' -h 127.0.0.1 app"),
         ("mysql-p-bare", "password", "Pa55" + r(8), "mysqldump -uroot -p{} app > dump.sql"),
+        # ---- values that only look like placeholders in part
+        ("django-secret-key-symbols", "api-key",
+         "django-insecure-" + r(10) + "**" + r(6) + "%(" + r(4) + ")" + r(3) + "{" + r(3) + "}"
+         + r(4) + "..." + r(5), "SECRET_KEY={}"),
+        ("env-dollar-start", "password", "$" + r(14), "DB_PASSWORD={}"),
+        ("env-ampersand-start", "password", "&" + r(15), "REDIS_PASSWORD={}"),
+        ("env-braces-inside", "secret", r(10) + "{" + r(6) + "}" + r(6), "API_SECRET={}"),
+        ("env-dots-inside", "token", r(12) + "..." + r(10), "AUTH_TOKEN={}"),
+        ("env-stars-inside", "password", r(10) + "**" + r(10), "SMTP_PASSWORD={}"),
+        # ---- names
+        ("env-db-pw", "password", r(16), "DB_PW={}"),
+        ("env-passphrase", "password", "correct-horse-" + r(8), "GPG_PASSPHRASE={}"),
+        ("yaml-passphrase", "password", r(16), "ssh:\n  key_passphrase: {}\n"),
+        ("env-credentials", "secret", r(32), "SERVICE_CREDENTIALS={}"),
+        ("laravel-app-key", "api-key", r(43, _B64) + "=", "APP_KEY=base64:{}"),
+        ("rails-secret-key-base", "secret", r(128, _HEX), "SECRET_KEY_BASE={}"),
+        ("hmac-key", "api-key", r(64, _HEX), "HMAC_KEY={}"),
+        ("bearer-lowercase", "auth-header", r(40, _URLSAFE), "authorization: bearer {}"),
+        # ---- credential files and command lines
+        ("netrc", "password", r(20), "machine api.example.com\n  login octocat\n  password {}"),
+        ("netrc-one-line", "password", r(16),
+         "machine ftp.example.com login anonymous password {}"),
+        ("pgpass", "password", r(20), "cat ~/.pgpass\ndb.internal:5432:app:appuser:{}"),
+        ("url-password-slash", "url-password", r(8) + "/" + r(8),
+         "DATABASE_URL=postgres://app:{}@db:5432/app"),
+        ("kubeconfig-client-key", "private-key",
+         base64.b64encode(_pem("RSA PRIVATE KEY", rng).encode()).decode(),
+         "users:\n- name: admin\n  user:\n    client-key-data: {}\n"),
+        ("docker-login-p", "password", r(16), "docker login -u ci -p {} registry.example.com"),
+        ("sshpass-p", "password", r(14), "sshpass -p '{}' ssh deploy@10.0.0.5 uptime"),
+        ("gcp-private-key-id", "private-key-id", r(40, _HEX),
+         '{"type": "service_account", "private_key_id": "{}", "client_id": "1098"}'),
+        ("putty-private-key", "private-key", "\n".join(r(64, _B64) for _ in range(3)),
+         "PuTTY-User-Key-File-3: ssh-rsa\nEncryption: none\nComment: deploy\nPublic-Lines: 2\n"
+         "AAAAB3NzaC1yc2EAAAADAQABAAABAQC\nzQ\nPrivate-Lines: 3\n{}\nPrivate-MAC: "
+         + r(64, _HEX)),
+        # ---- more providers
+        ("square-access-token", "square", "sq0atp-" + r(22, _URLSAFE), "SQUARE_TOKEN {}"),
+        ("square-oauth-secret", "square", "sq0csp-" + r(43, _URLSAFE), "square secret {}"),
+        ("square-production", "square", "EAAA" + r(60, _URLSAFE), "square production {}"),
+        ("facebook-eaab", "facebook", "EAAB" + r(180), "fb = GraphAPI({})"),
+        ("facebook-eaag", "facebook", "EAAG" + r(150), "graph token {} for the page"),
     ]  # fmt: skip
 
 
