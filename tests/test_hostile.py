@@ -171,3 +171,58 @@ def test_wrap_memory_cannot_be_closed_by_its_content() -> None:
         ("", "lmm-memory"),
         ("/", "lmm-memory"),
     ]
+
+
+# ---- clumsy input: a clear error or a skipped file, never a traceback
+
+
+def _run_lmm(home: Path, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "LMM_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "lmm", *args], env=env, capture_output=True,
+                          timeout=120)  # fmt: skip
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_ingested(tmp_path: Path) -> None:
+    folder = tmp_path / "projects" / "-home-dev-app"
+    folder.mkdir(parents=True)
+    line = _line("user", "u1", None, "2026-01-01T00:00:00Z", "a turn worth keeping")
+    (folder / "good.jsonl").write_text(line + "\n")
+    bad = os.fsencode(folder) + b"/\xff\xfe.jsonl"
+    with open(bad, "w") as f:
+        f.write(line.replace(SESSION, "other-session") + "\n")
+    done = _run_lmm(tmp_path / "home", "ingest", str(tmp_path / "projects"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"the file name is not valid UTF-8" in done.stderr
+    report = json.loads(done.stdout)
+    assert (report["turns_new"], report["files_skipped"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["remember", b"use \xff tabs"], b"the text argument is not valid UTF-8"),
+        (["search", b"\xff\xfe"], b"the query argument is not valid UTF-8"),
+        (["memories", "--project", b"/x\xff"], b"the project argument is not valid UTF-8"),
+        (["export", "missing-folder/out.jsonl"], b"there is no folder missing-folder"),
+        (["ingest", "/dev/zero"], b"/dev/zero is not a regular file"),
+    ],
+)
+def test_clumsy_arguments_end_in_a_clear_error(
+    tmp_path: Path, args: list[str | bytes], message: bytes
+) -> None:
+    done = _run_lmm(tmp_path / "home", *args)
+    assert (done.returncode, b"Traceback" in done.stderr) == (2, False), done.stderr
+    assert done.stderr.startswith(b"lmm: error: ") and message in done.stderr
+
+
+def test_ingest_of_a_fifo_neither_hangs_nor_reads(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    done = _run_lmm(tmp_path / "home", "ingest", str(fifo))  # a FIFO open() would block forever
+    assert done.returncode == 2 and b"is not a regular file" in done.stderr
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    os.mkfifo(folder / "inside.jsonl")
+    done = _run_lmm(tmp_path / "home", "ingest", str(folder))
+    assert done.returncode == 0, done.stderr

@@ -508,3 +508,35 @@ def test_each_memory_moves_between_scopes(ui: UI) -> None:
     with Store(ui.db) as store:
         again = cognitions.get(store, cog.id)
         assert again is not None and (again.scope, again.project) == ("project", cog.project)
+
+
+def _raw_request(ui: UI, head: str, body: bytes = b"") -> bytes:
+    """Send `head` (request line and headers) as raw bytes; the server's whole answer."""
+    import socket
+
+    host, port = ui.base.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3", "\u0661\u0662", "99999999999999999999"])
+def test_a_bad_content_length_gets_an_answer(ui: UI, length: str) -> None:
+    host = ui.base.split("//")[1]
+    head = (f"POST /remember?token={ui.token} HTTP/1.0\nHost: {host}\nOrigin: {ui.base}\n"
+            f"Content-Length: {length}\n")  # fmt: skip
+    answer = _raw_request(ui, head, b"text=x")
+    assert answer.split(b"\r\n", 1)[0] in (
+        b"HTTP/1.0 400 Bad Request",
+        b"HTTP/1.0 413 Request Entity Too Large",
+    )
+
+
+@pytest.mark.parametrize("path", ["/memory/99999999999999999999999", "/memory/%D9%A1"])
+def test_a_huge_or_odd_id_is_not_found(ui: UI, path: str) -> None:
+    assert fetch(ui.url(path))[0] == 404
+    assert fetch(ui.url("/memories", project="99999999999999999999999"))[0] == 200
+    assert fetch(ui.url(path + "/forget"), {"token": ui.token}, origin(ui))[0] == 404

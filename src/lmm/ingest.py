@@ -136,6 +136,11 @@ def plan(
     for p in paths:
         if not p.exists():
             raise InputError(f"{p} does not exist; pass a transcript file or folder")
+        if not p.is_dir() and not p.is_file():  # /dev/zero would never end, a FIFO may never open
+            raise InputError(
+                f"{p} is not a regular file (a device, FIFO or socket); pass a transcript file "
+                "or folder"
+            )
     if fmt == "claude":
         return discover(paths), []
     others: list[tuple[Path, str]] = []
@@ -444,6 +449,20 @@ def _workers_for(jobs: list[Job], requested: int | None) -> int:
 # ---- the entry point
 
 
+def _unnamed(path: Path, report: IngestReport) -> bool:
+    """Whether `path`'s name is not valid UTF-8: the store keys files by name, so such a file is
+    skipped (reported as an issue), and the rest of the run goes on."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        reason = "the file name is not valid UTF-8; rename the file to read it"
+        report.issues.append(ParseIssue(shown, 0, reason))
+        report.files_skipped += 1
+        return True
+    return False
+
+
 def _count_turns(store: Store) -> int:
     return int(store.db.execute("SELECT count(*) FROM turns").fetchone()[0])
 
@@ -469,11 +488,15 @@ def ingest(
     report.files = len(transcripts) + len(others)
     jobs: list[Job] = []
     for tf in transcripts:
+        if _unnamed(tf.path, report):
+            continue
         job = _job(store, tf.path, "claude", tf, report)
         if job is not None:
             jobs.append(job)
             report.subagents += tf.layout != "session"
     for path, kind in others:
+        if _unnamed(path, report):
+            continue
         job = _job(store, path, kind, None, report)
         if job is not None:
             jobs.append(job)

@@ -30,6 +30,23 @@ GROUPS = [
 ]  # fmt: skip
 
 
+# Arguments that are text for the store, not paths: they must be valid UTF-8 (a path may not be).
+_TEXT_ARGS = ("text", "query", "project", "category", "since", "extractor")
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Refuse a text argument that is not valid UTF-8 (the shell passes raw bytes through)."""
+    for name in _TEXT_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise LmmError(
+                    f"the {name} argument is not valid UTF-8 text; pass it in UTF-8"
+                ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -58,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        _check_text(args)
         return int(args.func(args))
     except LmmError as exc:
         print(f"lmm: error: {exc}", file=sys.stderr)

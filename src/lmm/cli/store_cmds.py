@@ -10,6 +10,7 @@ from typing import Any
 
 from lmm import paths
 from lmm.cli.output import emit, progress_bar
+from lmm.errors import LmmError
 
 # ---- ingest
 
@@ -99,6 +100,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lmm.store import open_store
 
     out = Path(args.file)
+    if not out.parent.is_dir():
+        raise LmmError(f"there is no folder {out.parent}; create it or pass another path")
     tmp = out.with_name(out.name + ".partial")
     with open_store() as store, tmp.open("wb") as f:
         n = export_jsonl(store, f)

@@ -73,8 +73,11 @@ def _text(status: int, message: str) -> Response:
     return Response(status, message.encode() + b"\n", "text/plain; charset=utf-8")
 
 
+_ID = r"(\d{1,18})"  # a row id: more digits than SQLite's 64-bit integers hold is no page
+
+
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and re.fullmatch(r"\d{1,18}", value, re.ASCII) else None
 
 
 FORBIDDEN = "403: this page needs the token of the URL that `lmm ui` printed; open that URL."
@@ -145,7 +148,7 @@ class App:
                 query.get("scope", ""),
             )
             active = "memories"
-        elif m := re.fullmatch(r"/memory/(\d+)", path):
+        elif m := re.fullmatch(rf"/memory/{_ID}", path, re.ASCII):
             shown, active = memories.memory_page(store, links, int(m.group(1))), "memories"
         elif path == "/recall":
             with self.lock:
@@ -165,7 +168,7 @@ class App:
         return Response(200, page(title, html, links, active, query.get("msg")).encode())
 
     def post(self, store: Store, path: str, form: dict[str, str], links: Links) -> Response:
-        if m := re.fullmatch(r"/memory/(\d+)/(edit|forget|scope)", path):
+        if m := re.fullmatch(rf"/memory/{_ID}/(edit|forget|scope)", path, re.ASCII):
             cog_id = int(m.group(1))
             if m.group(2) == "edit":
                 shown, msg = memories.edit_action(store, cog_id, form)
@@ -203,8 +206,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.app.handle("GET", self.path, self._headers(), b""))
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 <= length <= MAX_BODY:
+        raw = (self.headers.get("Content-Length") or "0").strip()
+        if not raw.isascii() or not raw.isdigit():
+            self._send(_text(400, "400: Content-Length is not a number."))
+            return
+        length = int(raw)
+        if length > MAX_BODY:
             self._send(_text(413, "413: request body too large."))
             return
         self._send(self.app.handle("POST", self.path, self._headers(), self.rfile.read(length)))
