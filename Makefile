@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 ## run: set up, ingest your Claude Code history (or the bundled sample), extract what it
 ## teaches, and show what lmm would tell your agent
 run: $(VENV)/.installed
-	$(BIN)/lmm ingest
+	$(BIN)/lmm ingest --sample
 	$(BIN)/lmm extract
 	$(BIN)/lmm stats
 	$(BIN)/lmm memories --limit 15

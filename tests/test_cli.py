@@ -16,8 +16,9 @@ from lmm import paths
 def lmm(
     home: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "LMM_HOME": str(home), "HOME": str(home / "user"), **(env or {})}
-    full_env.pop("LMM_SOURCE", None)
+    full_env = {**os.environ, "LMM_HOME": str(home), "HOME": str(home / "user")}
+    full_env.pop("LMM_SOURCE", None)  # the caller's own, not one set by `env`
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "lmm", *args],
         capture_output=True,
@@ -27,13 +28,20 @@ def lmm(
     )
 
 
-def test_ingest_without_claude_history_uses_the_sample(tmp_path: Path) -> None:
-    first = lmm(tmp_path, "ingest")
+def test_ingest_without_claude_history_never_loads_the_sample_unasked(tmp_path: Path) -> None:
+    done = lmm(tmp_path, "ingest")
+    assert done.returncode == 2
+    assert "no Claude Code history" in done.stderr and "--sample" in done.stderr
+    assert json.loads(lmm(tmp_path, "stats", "--json").stdout)["turns"] == 0
+
+
+def test_ingest_sample_without_claude_history_loads_the_sample(tmp_path: Path) -> None:
+    first = lmm(tmp_path, "ingest", "--sample")
     assert first.returncode == 0, first.stderr
     assert "bundled sample history" in first.stderr
     assert "new turns" in first.stdout
 
-    again = lmm(tmp_path, "ingest", "--json")
+    again = lmm(tmp_path, "ingest", "--sample", "--json")
     report = json.loads(again.stdout)
     assert report["turns_new"] == 0 and report["files_read"] == 0
 
@@ -91,3 +99,25 @@ def test_bad_input_is_a_clear_error_and_exit_2(
 def test_python_dash_m_and_version(tmp_path: Path) -> None:
     result = lmm(tmp_path, "--version")
     assert result.returncode == 0 and result.stdout.startswith("lmm ")
+
+
+def test_exports_and_training_files_are_private_like_the_store(tmp_path: Path) -> None:
+    sample = str(paths.sample_projects())
+    assert lmm(tmp_path, "ingest", sample).returncode == 0
+    (tmp_path / "old.jsonl").write_text("")
+    (tmp_path / "old.jsonl").chmod(0o644)  # an export over an existing file gets 0600 too
+    for name in ("new.jsonl", "old.jsonl"):
+        assert lmm(tmp_path, "export", str(tmp_path / name)).returncode == 0
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "lmm.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_open_store_folder_is_tightened_with_a_warning(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    done = lmm(home, "stats")
+    assert done.returncode == 0, done.stderr
+    assert "was open to other users (mode 777); made it 0700" in done.stderr
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert "open to other users" not in lmm(home, "stats").stderr

@@ -263,6 +263,8 @@ def test_cli_build_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{s}.jsonl" for s in pairs.STEMS] + ["stats.json"]
     )
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}  # as the store is
+    assert out.stat().st_mode & 0o777 == 0o700
     assert main(["build-data", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "pairs per memory mean" in text and "top-4 memories appear in" in text

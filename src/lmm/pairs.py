@@ -26,6 +26,7 @@ import orjson
 
 from lmm import consolidate
 from lmm.errors import LmmError
+from lmm.paths import open_private
 from lmm.records import Turn
 from lmm.redact import redact
 from lmm.store import Store
@@ -495,18 +496,20 @@ def _redacted(row: dict[str, Any]) -> dict[str, Any]:
 def write(data: TrainingData, out: Path) -> dict[str, Path]:
     """Write `<stem>.jsonl` per row kind and `stats.json` into `out`, every text redacted again.
 
-    Each file is written whole then renamed, so a crash never leaves a half-written one."""
-    out.mkdir(parents=True, exist_ok=True)
+    Each file is written whole then renamed, so a crash never leaves a half-written one; files
+    are 0600, as the store is."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths = {}
     for stem, rows in data.rows.items():
         path = out / f"{stem}.jsonl"
         tmp = path.with_name(path.name + ".partial")
-        with tmp.open("wb") as f:
+        with open_private(tmp) as f:
             for row in rows:
                 f.write(orjson.dumps(_redacted(row)) + b"\n")
         tmp.replace(path)
         paths[stem] = path
     stats = out / "stats.json"
-    stats.write_bytes(orjson.dumps(data.stats, option=orjson.OPT_INDENT_2) + b"\n")
+    with open_private(stats) as f:
+        f.write(orjson.dumps(data.stats, option=orjson.OPT_INDENT_2) + b"\n")
     paths["stats"] = stats
     return paths

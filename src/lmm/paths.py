@@ -2,7 +2,8 @@
 
 `LMM_HOME` selects the folder holding the store (default: the user's data dir, `~/.local/share/lmm`
 or `$XDG_DATA_HOME/lmm`). `LMM_SOURCE` overrides the default transcript folder
-(`~/.claude/projects`). pathlib is imported on first use: the hook's fast path (`home_dir`) needs
+(`~/.claude/projects`). `open_private` writes a file only its owner can read, as the store is.
+pathlib is imported on first use: the hook's fast path (`home_dir`) needs
 none of it, and importing it costs a hook process ~5 ms.
 """
 
@@ -14,6 +15,7 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import BinaryIO
 
 DB_NAME = "lmm.db"
 SERVER_INFO = "server.json"  # where `lmm serve` listens and its token (server.py)
@@ -59,3 +61,12 @@ def sample_projects() -> Path:
     from pathlib import Path
 
     return Path(__file__).parent / "sample" / "projects"
+
+
+def open_private(path: Path) -> BinaryIO:
+    """`path` opened for writing (truncated), mode 0600 even if it existed: exports and training
+    files hold the same text as the store, so they get the store's mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")

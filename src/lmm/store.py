@@ -8,9 +8,11 @@ source file and line.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from lmm.records import SessionInfo, Turn
 from lmm.redact import redact, redact_cut
 from lmm.transcripts import clip
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 30_000
 BULK_CACHE_KIB = 65_536  # page cache while ingesting (`Store.bulk`)
 BULK_CHECKPOINT_PAGES = 10_000  # WAL pages between automatic checkpoints while ingesting
@@ -33,8 +37,10 @@ TURN_HEAD, TURN_TAIL = 80_000, 20_000  # a longer turn keeps its head and tail (
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the SQLite file at `path`: WAL, busy timeout, mode 0600."""
+    """Open (creating if needed) the SQLite file at `path`: WAL, busy timeout, mode 0600, in a
+    folder only its owner can enter (see `_private_folder`)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_folder(path.parent)
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
@@ -52,6 +58,31 @@ def connect(path: Path) -> sqlite3.Connection:
         os.chmod(path, 0o600)
     db.row_factory = sqlite3.Row
     return db
+
+
+def _private_folder(folder: Path) -> None:
+    """The store's folder holds the transcripts: one that others can read or enter is made 0700
+    with a warning when it is this user's own folder (not shared like /tmp, not the home folder);
+    otherwise the warning says what to do."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return
+    if not st.st_mode & 0o077 or not hasattr(os, "getuid"):
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX and folder != Path.home():
+        with contextlib.suppress(OSError):
+            os.chmod(folder, 0o700)
+            log.warning("%s was open to other users (mode %o); made it 0700", folder, mode)
+            return
+    log.warning(
+        "%s is open to other users (mode %o) and holds your transcripts: run `chmod 700 %s` "
+        "or set LMM_HOME to a private folder",
+        folder,
+        mode,
+        folder,
+    )
 
 
 def _set_wal(db: sqlite3.Connection) -> None:

@@ -24,11 +24,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         default = paths.claude_projects()
         if default.exists() and next(default.rglob("*.jsonl"), None) is not None:
             sources = [default]
+        elif not args.sample:  # never mix the sample into a real store unasked
+            raise LmmError(
+                f"no Claude Code history at {default}; pass a PATH, set LMM_SOURCE, or add "
+                "--sample to try lmm on the bundled sample history"
+            )
         else:
             sources = [paths.sample_projects()]
             print(
                 f"lmm: no Claude Code history at {default}; ingesting the bundled sample history "
-                "instead (pass a PATH or set LMM_SOURCE to read yours)",
+                "(--sample)",
                 file=sys.stderr,
             )
     bar: list[Any] = []  # (update, close), made once ingest knows how much it will read
@@ -103,7 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise LmmError(f"there is no folder {out.parent}; create it or pass another path")
     tmp = out.with_name(out.name + ".partial")
-    with open_store() as store, tmp.open("wb") as f:
+    with open_store() as store, paths.open_private(tmp) as f:
         n = export_jsonl(store, f)
     tmp.replace(out)
     emit(args, {"file": str(out), "rows": n}, f"exported {n} rows to {out}")
@@ -133,6 +138,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         choices=["auto", "claude", "generic", "locomo"],
         default="auto",
         help="input format (default: detect)",
+    )
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="with no PATH and no Claude Code history, ingest the bundled sample history (a demo)",
     )
     p.set_defaults(func=cmd_ingest)
 
