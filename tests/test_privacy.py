@@ -214,6 +214,22 @@ def _pieces(pieces: list[str]) -> list[str]:
     return pieces if len(pieces) <= 30 else pieces[::6] + pieces[-1:]
 
 
+def _ui_pages(store: Store, sessions: list[str]) -> list[str]:
+    """What `lmm ui` shows: every memory (any status) and the given sessions' transcripts, with
+    the HTML escapes undone so that an escaped secret would still be found."""
+    import html
+
+    from lmm.ui.layout import Links
+    from lmm.ui.memories import memories_page
+    from lmm.ui.sessions import session_page
+
+    links = Links("t0k3n")
+    pages = [memories_page(store, links, None, "", "all")]
+    pages += [p for sid in sessions if (p := session_page(store, links, sid)) is not None]
+    assert len(pages) == 1 + len(sessions)
+    return [html.unescape(body) for _, body in pages]
+
+
 def _store_bytes(home: Path) -> str:
     """The text in the database file and its WAL as they lie on disk, before any checkpoint:
     every run of printable ASCII, once (the WAL repeats pages many times over)."""
@@ -224,8 +240,9 @@ def _store_bytes(home: Path) -> str:
 def test_no_corpus_secret_survives_memories_the_user_adds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """remember (library, MCP, UI) and edit: keywords come from the redacted text, so neither
-    the stored row, the WAL, `lmm memories --json`, `lmm export` nor a hook shows a secret."""
+    """remember (library, MCP, UI) and edit (library, UI): keywords come from the redacted text,
+    so neither the stored row, the WAL, `lmm memories --json`, `lmm export`, the UI, a hook nor
+    MCP search shows a secret."""
     from assets.secrets import CORPUS
     from lmm import hooks, mcp_server
     from lmm.cli import main
@@ -252,6 +269,7 @@ def test_no_corpus_secret_survives_memories_the_user_adds(
             else:
                 edit_action(store, first, {"text": f"note {i}: {case.text}"})
     outputs = [_store_bytes(home)]  # the WAL holds every write so far
+    outputs += _ui_pages(store, sessions=[])
     store.close()
     capsys.readouterr()
     assert main(["memories", "--all", "--json", "-n", "10000"]) == 0
@@ -267,7 +285,7 @@ def test_no_corpus_secret_survives_memories_the_user_adds(
         hooks.run_hook("UserPromptSubmit", io.BytesIO(json.dumps(hook_json).encode()), out)
         outputs += [out.getvalue(), mcp_server.search(prompt, project="/home/dev/app")]
     outputs.append(_store_bytes(home))
-    assert "[REDACTED:" in "\n".join(outputs[1:3])
+    assert "[REDACTED:" in memories and "[REDACTED:" in outputs[1]  # the CLI and the UI
     assert _leaks(outputs) == []
 
 
@@ -384,7 +402,8 @@ def test_no_corpus_secret_leaks_from_any_place_in_a_transcript(
 ) -> None:
     """Every format × user text, assistant text, thinking, tool input and tool result, through a
     real ingest and extraction: 0 leaks in the database file, its WAL, `lmm export`,
-    `lmm memories --json`, `lmm search --json`, the UserPromptSubmit hook and MCP search."""
+    `lmm memories --json`, `lmm search --json`, the UI's pages, the UserPromptSubmit hook and MCP
+    search."""
     from assets.secrets import CORPUS
     from lmm import hooks, mcp_server
     from lmm.cli import main
@@ -407,12 +426,14 @@ def test_no_corpus_secret_leaks_from_any_place_in_a_transcript(
     assert report.turns_new >= len(CORPUS) * 4
     run_extraction(store, get_extractor("rules"))
     outputs = [_store_bytes(home)]  # the WAL holds every page written so far
+    outputs += _ui_pages(store, sessions=[f"s{i}" for i in range(len(CORPUS))])
     store.close()
     capsys.readouterr()
     assert main(["memories", "--all", "--json", "-n", "100000"]) == 0
     assert main(["search", "deploy", "--json", "-n", "1000"]) == 0
     assert main(["export", str(tmp_path / "out.jsonl")]) == 0
-    outputs += [capsys.readouterr().out, (tmp_path / "out.jsonl").read_text()]
+    printed, exported = capsys.readouterr().out, (tmp_path / "out.jsonl").read_text()
+    outputs += [printed, exported]
     for case in CORPUS[::4]:
         prompt = case.context.replace("{}", "")[:200] + " deploy"
         hook_json = {"hook_event_name": "UserPromptSubmit", "session_id": "x", "prompt": prompt,
@@ -421,7 +442,7 @@ def test_no_corpus_secret_leaks_from_any_place_in_a_transcript(
         hooks.run_hook("UserPromptSubmit", io.BytesIO(json.dumps(hook_json).encode()), out)
         outputs += [out.getvalue(), mcp_server.search(prompt, project="/home/dev/app")]
     outputs.append(_store_bytes(home))
-    assert "[REDACTED:" in outputs[1] and "[REDACTED:" in outputs[2]
+    assert "[REDACTED:" in printed and "[REDACTED:" in exported
     assert _leaks(outputs) == []
 
 
