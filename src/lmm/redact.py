@@ -182,8 +182,11 @@ def _literal(text: str, at: int, shell: bool) -> tuple[int, int] | None:
         nxt = text[end : end + 1]
         if nxt and nxt in "(){}[]<>" and value[0] not in "$/~.=>":
             word = _WORD_AFTER.match(text, start)
-            if word is not None and word.end() > end and not _CODE.fullmatch(word[0]):
-                end = word.end()
+            stop = word.end() if word is not None else end
+            if "[" in text[end:stop]:  # never into an earlier marker: redacting twice adds nothing
+                stop = min((i for m in _MARKS if (i := text.find(m, end, stop)) >= 0), default=stop)
+            if stop > end and not _CODE.fullmatch(text[start:stop]):
+                end = stop
                 value, nxt = text[start:end], text[end : end + 1]
         if nxt in ("(", "[") or (value.isdigit() and len(value) < 6) or value[0] in "/~.=>":
             return None
