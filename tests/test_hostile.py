@@ -176,8 +176,12 @@ def test_wrap_memory_cannot_be_closed_by_its_content() -> None:
 # ---- clumsy input: a clear error or a skipped file, never a traceback
 
 
+# the lmm this test process imported (another test may have changed the working directory)
+_SRC = str(Path(cognitions.__file__).resolve().parents[1])
+
+
 def _run_lmm(home: Path, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "LMM_HOME": str(home)}
+    env = {**os.environ, "LMM_HOME": str(home), "PYTHONPATH": _SRC}
     return subprocess.run([sys.executable, "-m", "lmm", *args], env=env, capture_output=True,
                           timeout=120)  # fmt: skip
 

@@ -591,7 +591,8 @@ class _Pass:
     search: Callable[[str, int], re.Match[str] | None]
     search_bytes: Callable[[bytes, int], re.Match[bytes] | None]
     match: Callable[[str, int], re.Match[str] | None]
-    needs: str  # a word the pass cannot match without (its anchor, or more: netrc's `password`)
+    needs: str  # what the text must hold for the pass to run: its anchor's last character, or
+    also: str  # for a word anchor, the word (and netrc's `password`); a memchr or substring test
 
 
 def _alternatives(rules: list[tuple[int, _Rule]]) -> str:
@@ -630,8 +631,9 @@ def _passes(rules: tuple[_Rule, ...]) -> tuple[_Pass, ...]:
         source = re.escape(anchor) + "(?:" + _alternatives(members) + ")"
         compiled = re.compile(source, re.ASCII)
         raw = re.compile(source.encode())
-        needs = _NEEDS.get(anchor, anchor)
-        out.append(_Pass(anchor, source, compiled.search, raw.search, compiled.match, needs))
+        needs = anchor if len(anchor) > 3 else anchor[-1]
+        also = _NEEDS.get(anchor, "")
+        out.append(_Pass(anchor, source, compiled.search, raw.search, compiled.match, needs, also))
     return tuple(out)
 
 
@@ -681,14 +683,14 @@ def find_secrets(text: str) -> list[Span]:
             spans += _spans(text, m)
             m = _ALL(text, _next(m))
         for p in _WORDS:
-            if p.anchor in text and p.needs in text:
+            if p.needs in text and p.also in text:
                 m = p.search(text, 0)
                 while m is not None:
                     spans += _spans(text, m)
                     m = p.search(text, _next(m))
     elif text.isascii():
         for p in _PASSES:
-            if p.anchor in text and p.needs in text:  # memchr or a substring search
+            if p.needs in text and p.also in text:  # an absent anchor rules the pass out
                 m = p.search(text, 0)
                 while m is not None:
                     spans += _spans(text, m)
@@ -698,7 +700,7 @@ def find_secrets(text: str) -> list[Span]:
         # then match the str regex where a hit is (anchors are ASCII, so offsets map cleanly)
         raw = text.encode("utf-8", "surrogatepass")
         for p in _PASSES:
-            if p.anchor in text and p.needs in text:
+            if p.needs in text and p.also in text:
                 at_byte = at_char = 0
                 mb = p.search_bytes(raw, 0)
                 while mb is not None:
