@@ -2,6 +2,9 @@
 
 SessionStart -> the project's brief; UserPromptSubmit -> memory relevant to the prompt; both as
 `{"hookSpecificOutput": {"hookEventName": ..., "additionalContext": "<lmm-memory ...>"}}`.
+PreToolUse (Bash, Edit, Write; `lmm install-hooks --act`) -> the lessons and rules that match the
+call (lmm.act), as additionalContext, plus `permissionDecision: "ask"` when the call breaks a
+rule the user stated; nothing when nothing matches.
 SessionEnd and PreCompact start `lmm ingest <transcript>` detached and print nothing.
 A hook always exits 0, prints nothing but its answer, gives up after `DEADLINE` seconds (printing
 nothing) and logs problems to `$LMM_HOME/hooks.log`. It asks a running `lmm serve` first; without
@@ -37,7 +40,8 @@ PROMPT_TOKENS = 400  # budget of the brief injected per prompt
 SESSION_TOKENS = 2_000  # budget of the session-start brief
 SLOW = 1.0  # seconds; a hook answering later than this logs how long it took
 LOG_NAME = "hooks.log"
-EVENTS = ("SessionStart", "UserPromptSubmit", "SessionEnd", "PreCompact")
+EVENTS = ("SessionStart", "UserPromptSubmit", "SessionEnd", "PreCompact", "PreToolUse")
+ACT_TOOLS = ("Bash", "Edit", "Write", "MultiEdit", "NotebookEdit")  # PreToolUse calls lmm reads
 
 
 def logger() -> logging.Logger:
@@ -131,8 +135,10 @@ HookInput = namedtuple(
         "source",  # SessionStart: startup | resume | clear | compact
         "trigger",  # PreCompact: manual | auto
         "reason",  # SessionEnd
+        "tool_name",  # PreToolUse
+        "tool_input",  # PreToolUse: a JSON object (the only field that is not a string)
     ],
-    defaults=(None, None, None, None, None, None, None),
+    defaults=(None, None, None, None, None, None, None, None, None),
 )
 
 
@@ -149,8 +155,10 @@ def parse_input(raw: bytes | str, event: str) -> HookInput:
     values: dict[str, Any] = {}
     for name in HookInput._fields:
         value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            raise LmmError(f"hook input field {name!r} is not a string")
+        kind = dict if name == "tool_input" else str
+        if value is not None and not isinstance(value, kind):
+            what = "an object" if kind is dict else "a string"
+            raise LmmError(f"hook input field {name!r} is not {what}")
         values[name] = value
     if values["hook_event_name"] not in (None, event):
         logger().warning(
@@ -311,12 +319,35 @@ def respond(hook: HookInput, timeout: float = DEADLINE) -> dict[str, Any] | None
         if not result or not result.get("brief"):
             return None
         return context_output(event, wrap_memory(result["brief"], title="recall"))
+    if event == "PreToolUse":
+        return act_output(hook, timeout)
     if event in ("SessionEnd", "PreCompact"):
         if hook.transcript_path:
             start_ingest(hook.transcript_path)
         return None
     logger().warning("lmm has no hook for %s; nothing to do", event)
     return None
+
+
+def act_output(hook: HookInput, timeout: float) -> dict[str, Any] | None:
+    """PreToolUse: the lessons and rules that match the call as additionalContext (the CLI
+    sends it to the model with the call's result), with `permissionDecision: "ask"` when the
+    call breaks a rule the user stated (in `-p` mode the CLI then refuses the call and the
+    model reads the reason). None when nothing matches."""
+    if hook.tool_name not in ACT_TOOLS or not hook.tool_input:
+        return None
+    args = {"tool_name": hook.tool_name, "tool_input": hook.tool_input, "cwd": hook.cwd}
+    result = ask("act", args, timeout)
+    if not result or not result.get("context"):
+        return None
+    out: dict[str, Any] = {
+        "hookEventName": "PreToolUse",
+        "additionalContext": wrap_memory(result["context"], title="act"),
+    }
+    if result.get("decision") == "ask" and result.get("reason"):
+        out["permissionDecision"] = "ask"
+        out["permissionDecisionReason"] = result["reason"]
+    return {"hookSpecificOutput": out}
 
 
 def start_ingest(transcript_path: str) -> int | None:

@@ -215,6 +215,8 @@ def dispatch(
         hits=True (False: the reply leaves out the hits, for callers that read only the brief)
     search: query, project | cwd, k=10 -> {"hits": [...]}
     project_brief: project | cwd, max_tokens=2000 -> {"project", "brief"}
+    act: tool_name, tool_input, project | cwd, ask=True -> {"context", "decision", "reason",
+        "matches"} (lmm.act: what applies to the tool call about to run)
     """
     from lmm import recall as rc
     from lmm.search import retrieve
@@ -263,7 +265,17 @@ def dispatch(
             "project": project,
             "brief": rc.project_brief(store, project, max_tokens=max_tokens),
         }
-    raise LmmError(f"unknown op {op!r}; use ping, recall, search or project_brief")
+    if op == "act":
+        from lmm import act
+
+        tool_name = _arg(args, "tool_name", str) or ""
+        tool_input = args.get("tool_input")
+        if not isinstance(tool_input, dict):
+            raise LmmError("act needs an object argument 'tool_input' (the hook's tool_input)")
+        call = act.tool_call(tool_name, tool_input, _arg(args, "cwd", str))
+        ask = bool(_arg(args, "ask", bool, True))
+        return {"project": project, **act.to_json(act.recall_for(store, call, project, ask=ask))}
+    raise LmmError(f"unknown op {op!r}; use ping, recall, search, project_brief or act")
 
 
 def _opted_out(op: str, where: str | None) -> dict[str, Any]:

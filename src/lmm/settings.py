@@ -28,6 +28,8 @@ HOOKS: dict[str, int] = {
     "SessionEnd": 30,
     "PreCompact": 30,
 }
+# opt-in (`install --act`): event -> (timeout, matcher) of act-time recall before tool calls
+ACT_HOOKS: dict[str, tuple[int, str]] = {"PreToolUse": (10, "Bash|Edit|Write")}
 BACKUP_SUFFIX = ".lmm-backup-"
 _OURS = re.compile(r"(?:^|[\s/])(?:lmm|-m lmm) hook (?:\w+)\s*$")
 
@@ -207,13 +209,17 @@ def strip(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def with_hooks(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with lmm's hooks (one group per event, appended after the user's own)."""
+def with_hooks(data: dict[str, Any], *, act: bool = False) -> dict[str, Any]:
+    """`data` with lmm's hooks (one group per event, appended after the user's own); with
+    `act`, also the PreToolUse group of act-time recall (`ACT_HOOKS`)."""
     out = strip(data)
     hooks = dict(out.get("hooks") or {})
     for event, timeout in HOOKS.items():
         entry = {"type": "command", "command": hook_command(event), "timeout": timeout}
         hooks[event] = [*(hooks.get(event) or []), {"hooks": [entry]}]
+    for event, (timeout, matcher) in (ACT_HOOKS if act else {}).items():
+        entry = {"type": "command", "command": hook_command(event), "timeout": timeout}
+        hooks[event] = [*(hooks.get(event) or []), {"matcher": matcher, "hooks": [entry]}]
     out["hooks"] = hooks
     return out
 
@@ -224,7 +230,7 @@ def installed(data: dict[str, Any]) -> list[str]:
     if not isinstance(hooks, dict):
         return []
     found = []
-    for event in HOOKS:
+    for event in [*HOOKS, *ACT_HOOKS]:
         groups = hooks.get(event)
         commands = [
             h.get("command")
@@ -238,6 +244,11 @@ def installed(data: dict[str, Any]) -> list[str]:
     return found
 
 
+def wanted(act: bool = False) -> list[str]:
+    """The events `install` adds hooks for."""
+    return [*HOOKS, *(ACT_HOOKS if act else ())]
+
+
 def _prune(data: Any) -> Any:
     """`data` without empty event lists or an empty hooks object (strip may drop those)."""
     if not isinstance(data, dict) or not isinstance(data.get("hooks"), dict):
@@ -247,16 +258,17 @@ def _prune(data: Any) -> Any:
     return {**out, "hooks": hooks} if hooks else out
 
 
-def install(path: Path) -> Report:
-    """Add lmm's hooks to the settings file at `path` (created if absent). Idempotent."""
+def install(path: Path, *, act: bool = False) -> Report:
+    """Add lmm's hooks to the settings file at `path` (created if absent). Idempotent. With
+    `act`, act-time recall before Bash, Edit and Write too; without, any earlier one goes."""
     data, raw = _read(path)
-    new = with_hooks(data)
+    new = with_hooks(data, act=act)
     if raw is not None and new == data:
         return Report(path, changed=False, events=installed(data))
     backup = _backup(path, raw)
     _write(path, _dump(new, raw))
     events = installed(_read(path)[0])
-    if events != list(HOOKS):  # never report an install that the file does not show
+    if events != wanted(act):  # never report an install that the file does not show
         raise LmmError(f"wrote {path} but it does not hold lmm's hooks; the backup is {backup}")
     return Report(path, changed=True, events=events, backup=backup)
 

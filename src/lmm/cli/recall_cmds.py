@@ -102,7 +102,7 @@ def _settings_file(args: argparse.Namespace) -> Path:
 def cmd_install_hooks(args: argparse.Namespace) -> int:
     from lmm import settings
 
-    report = settings.install(_settings_file(args))
+    report = settings.install(_settings_file(args), act=args.act)
     if report.changed:
         text = f"installed lmm hooks ({', '.join(report.events)}) in {report.path}"
         text += f"\nbackup: {report.backup}" if report.backup else ""
@@ -150,7 +150,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("hook", parents=[common], help="answer a Claude Code hook (JSON on stdin)")
-    p.add_argument("event", help="SessionStart, UserPromptSubmit, SessionEnd or PreCompact")
+    p.add_argument(
+        "event", help="SessionStart, UserPromptSubmit, SessionEnd, PreCompact or PreToolUse"
+    )
     p.set_defaults(func=cmd_hook)
 
     for name, func, verb in (
@@ -161,6 +163,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         scope = p.add_mutually_exclusive_group()
         scope.add_argument("--user", action="store_true", help="~/.claude/settings.json (default)")
         scope.add_argument("--project", action="store_true", help="./.claude/settings.json")
+        if name == "install-hooks":
+            p.add_argument("--act", action="store_true",
+                           help="also recall lessons and rules before Bash, Edit and Write "
+                                "(PreToolUse)")  # fmt: skip
         p.set_defaults(func=func)
 
     p = sub.add_parser("mcp", parents=[common], help="serve lmm's tools over MCP (stdio)")

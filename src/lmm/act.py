@@ -1,0 +1,575 @@
+"""Act-time recall: the lessons, gotchas and rules that apply to the tool call about to run.
+
+Before Claude Code runs a Bash command or edits a file (the PreToolUse hook), `recall_for` looks
+for cognitions that name what the call does: the command's program together with a distinctive
+argument (a subcommand, a flag, a package, a value), the file's path or its basename, an
+identifier the edit writes. Each match is scored (`SCORE` weights below) and only cognitions at
+or above `THRESHOLD` are returned, so a call that nothing applies to gets nothing (the hook then
+prints nothing). A cognition the call already follows (its command is the one the rule or the
+fix asks for) is left out. A rule the user stated as a prohibition ("never npm or yarn") that
+the call breaks can ask for the user's confirmation (`decision = "ask"`).
+
+What the cognitions say is read from their text: code spans (`cargo nextest run`), paths and
+file names, identifiers, and which words stand after a negation ("never", "not", "instead of").
+The rule extractor's templates (`lmm.toolruns`) add polarity: in "`B` fails here (...); `G`
+works instead." B is what failed, G the fix. Facts are never matched (a session's file list
+would fire on every edit).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from lmm.store import Store, quote_fts
+
+CATEGORIES = ("lesson", "gotcha", "preference", "workflow", "decision")
+THRESHOLD = 2.0  # score a cognition needs to be shown (chosen on the dev cases, bench/act_time.py)
+ASK_THRESHOLD = 2.5  # score a user's prohibition needs before the hook asks for confirmation
+MAX_ITEMS = 3  # cognitions shown per call
+MAX_CHARS = 400  # characters of one cognition's text in the context
+CANDIDATES = 60  # cognitions read per call (BM25 prefilter)
+LESSONS = 200  # latest lessons read per Bash call (their failing command is in their sources)
+CALL_WINDOW = 20  # turns before a failed result in which its call is looked for
+MAX_CONTENT = 20_000  # characters of an edit's new text read for identifiers
+
+# What each kind of evidence adds to a cognition's score.
+SCORE = {
+    "program": 1.0,  # the call's program is named
+    "argument": 1.0,  # a distinctive argument is named (at most two count)
+    "negated": 1.5,  # the program or an argument stands after "never", "not", ...
+    "command": 1.0,  # a command in backticks has the call's program and all of its arguments
+    "path": 2.5,  # the file's path relative to the project (or a longer tail of it)
+    "basename": 1.5,  # the file's name
+    "folder": 1.0,  # a distinctive folder of the path
+    "identifier": 1.0,  # an identifier the edit writes (at most two count)
+}
+
+# Words that start a command without being it.
+_WRAPPERS = {"sudo", "env", "time", "nohup", "exec", "command", "nice", "timeout", "xargs"}
+# (runner, word): the program is the word after both ("uv run pytest", "python -m pytest").
+_RUNNERS = {("uv", "run"), ("poetry", "run"), ("pnpm", "exec"), ("pnpm", "dlx"), ("yarn", "dlx"),
+            ("python", "-m"), ("python3", "-m"), ("pipx", "run"), ("hatch", "run"),
+            ("bundle", "exec"), ("npm", "exec")}  # fmt: skip
+_SOLO_RUNNERS = {"npx", "bunx", "uvx"}
+# Programs too common to count as evidence on their own: they need an argument to match.
+_COMMON = frozenset(
+    re.findall(
+        r"\S+",
+        "cd ls cat echo head tail grep rg find sed awk pwd mkdir rm cp mv touch chmod wc sort "
+        "which true test printf source . git python python3 bash sh node make",
+    )
+)
+# Arguments that say nothing about what a command does.
+_PLAIN_ARGS = frozenset(
+    re.findall(
+        r"\S+",
+        "run the a an to and or it with in on for of is - -- . .. ./... all -y --yes -f -v -q -n "
+        "-e -c -m -p -r -x -s -i 1 0 true false here this that then when use using your you my "
+        "not no",
+    )
+)
+_COMMON_FILES = frozenset(
+    re.findall(
+        r"\S+",
+        "index main mod __init__ readme lib app utils test tests src package setup config types "
+        "init",
+    )
+)
+_COMMON_FOLDERS = {"src", "lib", "app", "tests", "test", "pkg", "cmd", "internal", "docs",
+                   "scripts", "components", "home", "dev", "tmp", "usr", "bin"}  # fmt: skip
+
+_NEGATION = re.compile(
+    r"\b(?:never|not|no|don'?t|do not|doesn'?t|didn'?t|avoid|instead of|rather than|stop using|"
+    r"no longer|without|drop|remove|away from|nor|neither|except)\b",
+    re.I,
+)
+_CLAUSE_END = re.compile(r"[.;:!?,()—–]|\s-\s|\bbut\b|\bonly\b|\bso\b|\bbecause\b", re.I)
+_PROHIBITION = re.compile(r"\b(?:never|don'?t|do not|no longer|stop using|avoid)\b", re.I)
+_WORD = re.compile(r"[A-Za-z0-9_@+#$%~-][\w@+#$%~./:=-]*")
+_SPAN = re.compile(r"`([^`\n]+)`")
+_IDENT = re.compile(r"\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*(?=\s*\()|"
+                    r"\b[a-z]+[A-Z][\w$]*|\b[A-Za-z]+_[\w]+")  # fmt: skip
+_FAILED = re.compile(r"^`(?P<bad>[^`]+)` fail(?:s here|ed) \(")
+_WORKS = re.compile(r"; `(?P<good>[^`]+)` works instead\.$|; running `(?P<fix>[^`]+)` fixed it\.$")
+_PASSED = re.compile(r"\(then `(?P<cmd>[^`]+)` passed\)$")
+_PURPOSE = re.compile(r"^To (?:run the tests|type-check|lint|format|build): `(?P<cmd>[^`]+)`\.$")
+
+
+# ---- the call
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One simple command of a shell line: its program (through `sudo`, `uv run`, `npx`, ...)
+    and its arguments."""
+
+    program: str
+    args: tuple[str, ...] = ()
+    runner: str = ""  # "uv", "npx", "python": what ran the program, if anything
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """What the agent is about to do, as the PreToolUse hook receives it."""
+
+    tool: str
+    command: str = ""  # Bash
+    path: str = ""  # Edit, Write, MultiEdit, NotebookEdit
+    content: str = ""  # the text an edit writes
+    cwd: str | None = None
+
+
+def tool_call(tool_name: str, tool_input: dict[str, Any], cwd: str | None = None) -> ToolCall:
+    """A `ToolCall` from the hook's `tool_name` and `tool_input`."""
+    command = tool_input.get("command") if tool_name == "Bash" else None
+    path = tool_input.get("file_path") or tool_input.get("notebook_path") or ""
+    parts = [tool_input.get(k) for k in ("content", "new_string", "new_source")]
+    parts += [e.get("new_string") for e in tool_input.get("edits") or [] if isinstance(e, dict)]
+    content = "\n".join(p for p in parts if isinstance(p, str))
+    return ToolCall(
+        tool=tool_name,
+        command=command if isinstance(command, str) else "",
+        path=path if isinstance(path, str) else "",
+        content=content[:MAX_CONTENT],
+        cwd=cwd,
+    )
+
+
+def invocations(command: str) -> list[Invocation]:
+    """The simple commands of a shell line (`a && b | c; d`), each read as `Invocation`."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
+        lexer.whitespace_split = True
+        lexer.commenters = ""
+        words = list(lexer)
+    except ValueError:  # an unclosed quote: read it word by word
+        words = command.split()
+    out: list[Invocation] = []
+    current: list[str] = []
+    for w in [*words, ";"]:
+        if w and set(w) <= set(";&|()<>\n"):
+            if inv := _invocation(current):
+                out.append(inv)
+            current = []
+        else:
+            current.append(w)
+    return out
+
+
+def _invocation(words: list[str]) -> Invocation | None:
+    i = 0
+    runner = ""
+    while i < len(words):
+        w = words[i]
+        wrapper_option = i > 0 and w.startswith("-") and words[i - 1] in _WRAPPERS
+        if re.match(r"^[A-Za-z_]\w*=", w) or w in _WRAPPERS or wrapper_option:
+            i += 1
+            continue
+        name = w.rsplit("/", 1)[-1]
+        if name in _SOLO_RUNNERS and i + 1 < len(words):
+            runner, i = name, i + 1
+            continue
+        if i + 2 < len(words) and (name, words[i + 1]) in _RUNNERS:
+            runner, i = name, i + 2
+            continue
+        args = tuple(a for a in words[i + 1 :] if a)
+        return Invocation(name.lower(), args, runner) if name else None
+    return None
+
+
+# ---- what a cognition says
+
+
+@dataclass
+class Reading:
+    """The parts of a cognition's text that a tool call can match."""
+
+    words: frozenset[str]  # lower-case words and their light stems
+    negated: frozenset[str]  # words after a negation, up to the end of the clause
+    commands: list[tuple[Invocation, str]]  # backticked commands, role: bad | good | fixed
+    identifiers: frozenset[str]
+    text_lower: str
+    prohibition: bool  # the text forbids something ("never", "don't")
+
+
+def read(text: str) -> Reading:
+    """What `text` names, and with which polarity."""
+    lower = text.lower()
+    words = _words(lower)
+    negated: set[str] = set()
+    for m in _NEGATION.finditer(lower):
+        rest = lower[m.end() : m.end() + 80]
+        end = _CLAUSE_END.search(rest)
+        negated |= _words(rest[: end.start() if end else len(rest)])
+    commands: list[tuple[Invocation, str]] = []
+    roles: dict[str, str] = {}
+    if failed := _FAILED.match(text):
+        roles[failed.group("bad")] = "bad"
+    if works := _WORKS.search(text):
+        roles[works.group("good") or works.group("fix")] = "good"
+    if passed := _PASSED.search(text):
+        roles[passed.group("cmd")] = "fixed"
+    if purpose := _PURPOSE.match(text):
+        roles[purpose.group("cmd")] = "good"
+    for span in _SPAN.findall(text):
+        role = roles.get(span) or ("bad" if _negated_span(lower, span.lower()) else "good")
+        commands += [(inv, role) for inv in invocations(span)]
+    idents = _identifiers(text)
+    idents |= {s.lower() for s in _SPAN.findall(text) if re.fullmatch(r"[A-Za-z_$][\w$.]*", s)}
+    return Reading(
+        words=frozenset(words),
+        negated=frozenset(negated),
+        commands=commands,
+        identifiers=frozenset(idents),
+        text_lower=lower,
+        prohibition=bool(_PROHIBITION.search(lower)),
+    )
+
+
+def _identifiers(text: str) -> set[str]:
+    """Code names in `text` (`localStorage`, `unwrap(`, `snake_case`), lower case, dotted
+    names split into their parts."""
+    out: set[str] = set()
+    for name in _IDENT.findall(text):
+        out.update(p.lower() for p in name.split(".") if len(p) >= 4)
+    return out
+
+
+def _negated_span(lower: str, span: str) -> bool:
+    at = lower.find(f"`{span}`")
+    before = lower[max(0, at - 40) : at]
+    cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+    return at > 0 and bool(_NEGATION.search(before[cut:]))
+
+
+def _words(text: str) -> set[str]:
+    out: set[str] = set()
+    for w in _WORD.findall(text):
+        w = w.strip(".:=,'\"")
+        if not w:
+            continue
+        out.add(w)
+        out.update(p for p in re.split(r"[/'.-]", w) if len(p) >= 2)
+        if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+            out.add(w[:-1])
+    return out
+
+
+# ---- matching
+
+
+@dataclass
+class Match:
+    """A cognition that applies to the call, and why."""
+
+    id: int
+    category: str
+    text: str
+    score: float
+    why: list[str] = field(default_factory=list)
+    ask: bool = False  # a prohibition the user stated, and the call breaks it
+    origin: str = ""
+
+
+def score(call: ToolCall, reading: Reading) -> tuple[float, list[str], bool]:
+    """(score, evidence, breaks a prohibition) of one cognition for `call`."""
+    if call.command:
+        best: tuple[float, list[str], bool] = (0.0, [], False)
+        for inv in invocations(call.command):
+            found = _score_invocation(inv, reading)
+            if found[0] > best[0]:
+                best = found
+        return best
+    if call.path:
+        return _score_edit(call, reading)
+    return 0.0, [], False
+
+
+def _distinct(args: tuple[str, ...]) -> list[str]:
+    """Arguments worth matching: flags and values, not filler; long paths by their parts."""
+    out = []
+    for a in args:
+        a = a.lower().strip("'\"")
+        if a in _PLAIN_ARGS or len(a) < 2 or a.startswith("$"):
+            continue
+        out.append(a)
+    return out
+
+
+def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bool]:
+    args = _distinct(inv.args)
+    same = [(cmd, role, _sameness(inv, args, cmd)) for cmd, role in r.commands]
+    same = [(c, role, how) for c, role, how in same if how]
+    for cmd, role, how in sorted(same, key=lambda x: (x[2] != "all", x[1] != "bad")):
+        shown = f"`{' '.join([cmd.program, *_distinct(cmd.args)][:4])}`"
+        if role == "bad" and how == "all":  # the call is a command that failed before
+            extra = 0.5 * len(_distinct(cmd.args))
+            return SCORE["program"] + SCORE["command"] + extra, [f"failed before: {shown}"], False
+        if role == "bad":  # the same subcommand, other options
+            return SCORE["program"] + SCORE["command"], [f"failed before: {shown}"], False
+        if role == "fixed":  # it failed, the code was fixed, then it passed: the same test only
+            overlap = len(set(_distinct(cmd.args)) & set(args))
+            return SCORE["program"] + 0.5 * overlap, [f"failed once: {shown}"], False
+    if any(role == "good" and how == "all" for _, role, how in same):
+        return 0.0, ["already follows it"], False  # the call is what the cognition asks for
+    points, why, breaks = 0.0, [], False
+    named = inv.program in r.words or any(c.program == inv.program for c, _ in r.commands)
+    if named:
+        points += SCORE["program"] * (0.5 if inv.program in _COMMON else 1.0)
+        why.append(inv.program)
+    if inv.program in r.negated and inv.program not in _COMMON:
+        points += SCORE["negated"]
+        why.append(f"not {inv.program}")
+        breaks = True
+    hits = [a for a in args if _named(a, r)]
+    if any(a.startswith("-") and a not in r.negated for a in hits) and not breaks:
+        return 0.0, ["already follows it"], False  # it passes the option the rule asks for
+    points += SCORE["argument"] * min(2, len(hits))
+    why += hits[:2]
+    if any(a in r.negated for a in hits):
+        points += SCORE["negated"]
+        breaks = breaks or named
+    if not named:  # arguments alone ("install", "1000") are no evidence of the same command
+        points = min(points, SCORE["argument"])
+    return points, why, breaks
+
+
+def _sameness(inv: Invocation, args: list[str], cmd: Invocation) -> str | None:
+    """ "all" when the call `inv` (its distinct `args`) runs the command `cmd` with all of its
+    arguments, "sub" when only the program and its subcommand agree, else None."""
+    if cmd.program != inv.program or cmd.runner != inv.runner:
+        return None
+    theirs = _distinct(cmd.args)
+    if inv.program in _COMMON and not theirs:
+        return None  # `cd`, `git`, `make` alone say nothing
+    if set(theirs) <= set(args):
+        return "all"
+    sub = next((a for a in theirs if re.fullmatch(r"[a-z][\w:-]+", a)), None)
+    if sub and args and sub == next((a for a in args if not a.startswith("-")), None):
+        return "sub"
+    return None
+
+
+def _named(arg: str, r: Reading) -> bool:
+    if arg in r.words:
+        return True
+    stem = arg.lstrip("-")
+    return len(stem) >= 4 and (stem in r.words or stem.rstrip("s") in r.words)
+
+
+def _score_edit(call: ToolCall, r: Reading) -> tuple[float, list[str], bool]:
+    path = call.path
+    root = (call.cwd or "").rstrip("/") + "/"
+    rel = path[len(root) :] if call.cwd and path.startswith(root) else path.lstrip("/")
+    parts = [p for p in rel.lower().split("/") if p]
+    if not parts:
+        return 0.0, [], False
+    points, why, breaks = 0.0, [], False
+    tails = ["/".join(parts[i:]) for i in range(len(parts) - 1)]  # the path and its longer tails
+    if any(t in r.text_lower for t in tails if "/" in t):
+        points += SCORE["path"]
+        why.append(rel)
+    else:
+        name = parts[-1]
+        stem = name.split(".", 1)[0]
+        if name in r.words and stem not in _COMMON_FILES:
+            points += SCORE["basename"]
+            why.append(name)
+        elif name in r.words:
+            points += SCORE["basename"] / 2
+            why.append(name)
+    for folder in parts[:-1]:
+        if folder in _COMMON_FOLDERS or len(folder) < 4 or folder not in r.words:
+            continue
+        points += SCORE["folder"]
+        why.append(f"{folder}/")
+        if folder in r.negated:
+            points += SCORE["negated"]
+            breaks = True
+        break
+    if call.content and r.identifiers:
+        written = _identifiers(call.content)
+        hits = sorted(r.identifiers & written)
+        if hits:
+            points += SCORE["identifier"] * min(2, len(hits))
+            why += hits[:2]
+            if any(h in r.negated for h in hits):
+                points += SCORE["negated"]
+                breaks = True
+    return points, why, breaks
+
+
+# ---- the store
+
+
+@dataclass
+class ActRecall:
+    """What the hook adds before the call: matches, best first, and whether to ask."""
+
+    matches: list[Match]
+    decision: str | None = None  # "ask" when a match is a prohibition the call breaks
+
+    def context(self) -> str | None:
+        if not self.matches:
+            return None
+        lines = ["Before this call: notes from earlier sessions that match it."]
+        for m in self.matches:
+            said = "you said" if m.category in ("preference", "decision") else m.category
+            lines.append(f"- [{said}] {_clip(m.text)}")
+        return "\n".join(lines)
+
+    def reason(self) -> str | None:
+        asked = [m for m in self.matches if m.ask]
+        if not asked:
+            return None
+        return f"lmm: this may break a rule you stated earlier: “{_clip(asked[0].text)}”"
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+
+
+def query_terms(call: ToolCall) -> list[str]:
+    """Words of the call that a matching cognition must contain (for the BM25 prefilter)."""
+    terms: list[str] = []
+    if call.command:
+        for inv in invocations(call.command):
+            terms.append(inv.program)
+            terms += [a.lstrip("-") for a in _distinct(inv.args)][:8]
+    elif call.path:
+        terms += [p for p in call.path.lower().split("/") if p][-4:]
+        if call.content:
+            terms += sorted(_identifiers(call.content))[:40]
+    out: list[str] = []
+    for t in terms:
+        for part in re.split(r"[^\w]+", t):
+            if len(part) >= 2 and part not in out:
+                out.append(part)
+    return out[:64]
+
+
+def candidates(store: Store, call: ToolCall, project: str | None) -> list[Any]:
+    """Active cognitions of the matched categories in the project (and user-wide): those that
+    share a word with the call (best BM25 first), and the latest lessons, whose failing command
+    may be in their source turns rather than in their text."""
+    terms = query_terms(call)
+    if not terms:
+        return []
+    marks = ", ".join("?" * len(CATEGORIES))
+    scope = "c.project_id IS NULL"
+    scope_params: list[Any] = []
+    if project is not None:
+        scope = "(c.project_id IS NULL OR c.project_id = (SELECT id FROM projects WHERE path = ?))"
+        scope_params.append(project.rstrip("/") or "/")
+    columns = "c.id, c.category, c.text, c.origin"
+    rows = store.db.execute(
+        f"SELECT {columns} FROM cognitions_fts f JOIN cognitions c ON c.id = f.rowid "
+        f"WHERE cognitions_fts MATCH ? AND c.status = 'active' AND c.category IN ({marks}) "
+        f"AND {scope} ORDER BY bm25(cognitions_fts) LIMIT {CANDIDATES}",
+        [" OR ".join(quote_fts(t) for t in terms), *CATEGORIES, *scope_params],
+    ).fetchall()
+    if call.command:
+        seen = {r["id"] for r in rows}
+        lessons = store.db.execute(
+            f"SELECT {columns} FROM cognitions c WHERE c.category = 'lesson' "
+            f"AND c.status = 'active' AND {scope} ORDER BY c.id DESC LIMIT {LESSONS}",
+            scope_params,
+        ).fetchall()
+        rows += [r for r in lessons if r["id"] not in seen]
+    return rows
+
+
+def failed_commands(store: Store, ids: list[int]) -> dict[int, list[str]]:
+    """The Bash commands whose failed results the cognitions `ids` were learned from (a lesson's
+    source is the failed tool result; the call is in an assistant turn just before it)."""
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    rows = store.db.execute(
+        "SELECT s.cognition_id, r.tools AS results, a.tools AS calls FROM cognition_sources s "
+        "JOIN turns r ON r.session_id = s.session_id AND r.key = s.turn_key "
+        "AND r.kind = 'tool_result' "
+        "JOIN turns a ON a.session_id = r.session_id AND a.role = 'assistant' "
+        f"AND a.id < r.id AND a.id >= r.id - {CALL_WINDOW} "
+        f"WHERE s.cognition_id IN ({marks})",
+        ids,
+    ).fetchall()
+    out: dict[int, list[str]] = {}
+    for row in rows:
+        failed = {
+            t.get("tool_use_id")
+            for t in orjson.loads(row["results"])
+            if isinstance(t, dict) and t.get("is_error")
+        }
+        for call in orjson.loads(row["calls"]):
+            if not isinstance(call, dict) or call.get("id") not in failed:
+                continue
+            if call.get("name") != "Bash":
+                continue
+            try:
+                command = orjson.loads(call.get("input") or "{}").get("command")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(command, str) and command.strip():
+                out.setdefault(int(row["cognition_id"]), []).append(command)
+    return out
+
+
+def recall_for(
+    store: Store,
+    call: ToolCall,
+    project: str | None,
+    *,
+    threshold: float = THRESHOLD,
+    ask: bool = True,
+) -> ActRecall:
+    """The cognitions that apply to `call` in `project`, at most `MAX_ITEMS`, best first.
+    With `ask`, a user's prohibition that the call breaks asks for confirmation."""
+    rows = candidates(store, call, project)
+    failed = failed_commands(store, [r["id"] for r in rows if r["category"] == "lesson"])
+    found: list[Match] = []
+    for row in rows:
+        reading = read(row["text"])
+        for command in failed.get(row["id"], []):
+            reading.commands += [(inv, "bad") for inv in invocations(command)]
+        points, why, breaks = score(call, reading)
+        if points < threshold:
+            continue
+        asks = (
+            ask
+            and breaks
+            and points >= ASK_THRESHOLD
+            and row["category"] == "preference"
+            and reading.prohibition
+        )
+        found.append(
+            Match(int(row["id"]), row["category"], row["text"], points, why, asks, row["origin"])
+        )
+    found.sort(key=lambda m: (-m.score, -int(m.ask), m.id))
+    top = found[:MAX_ITEMS]
+    return ActRecall(top, "ask" if any(m.ask for m in top) else None)
+
+
+def to_json(result: ActRecall) -> dict[str, Any]:
+    return {
+        "context": result.context(),
+        "decision": result.decision,
+        "reason": result.reason(),
+        "matches": [
+            {
+                "id": m.id,
+                "category": m.category,
+                "score": round(m.score, 2),
+                "why": m.why,
+                "ask": m.ask,
+                "text": m.text,
+            }
+            for m in result.matches
+        ],
+    }
