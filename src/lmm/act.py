@@ -18,6 +18,7 @@ would fire on every edit).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -89,7 +90,9 @@ _NEGATION = re.compile(
     re.I,
 )
 _CLAUSE_END = re.compile(r"[.;:!?,()—–]|\s-\s|\bbut\b|\bonly\b|\bso\b|\bbecause\b", re.I)
-_PROHIBITION = re.compile(r"\b(?:never|don'?t|do not|no longer|stop using|avoid)\b", re.I)
+_PROHIBITION = re.compile(
+    r"\b(?:never|not|don'?t|do not|no longer|stop using|avoid|instead of|rather than)\b", re.I
+)
 _WORD = re.compile(r"[A-Za-z0-9_@+#$%~-][\w@+#$%~./:=-]*")
 _SPAN = re.compile(r"`([^`\n]+)`")
 _IDENT = re.compile(r"\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*(?=\s*\()|"
@@ -190,23 +193,20 @@ class Reading:
     """The parts of a cognition's text that a tool call can match."""
 
     words: frozenset[str]  # lower-case words and their light stems
+    prose: frozenset[str]  # the same, outside code spans (a span is matched as a command)
     negated: frozenset[str]  # words after a negation, up to the end of the clause
-    commands: list[tuple[Invocation, str]]  # backticked commands, role: bad | good | fixed
+    commands: list[tuple[Invocation, str]]  # backticked commands: bad | banned | good | fixed
     identifiers: frozenset[str]
     text_lower: str
-    prohibition: bool  # the text forbids something ("never", "don't")
+    prohibition: bool  # the user forbids something ("never", "don't", "not")
+    passed: bool  # a lesson whose failing command passed once the code was fixed
 
 
-def read(text: str) -> Reading:
-    """What `text` names, and with which polarity."""
+def read(text: str, category: str = "preference") -> Reading:
+    """What `text` (a cognition of `category`) names, and with which polarity. Negations count
+    in what the user said (preferences, decisions, and notes not written by the tool-run rules):
+    in an error message ("No module named ...") they say nothing about what to do."""
     lower = text.lower()
-    words = _words(lower)
-    negated: set[str] = set()
-    for m in _NEGATION.finditer(lower):
-        rest = lower[m.end() : m.end() + 80]
-        end = _CLAUSE_END.search(rest)
-        negated |= _words(rest[: end.start() if end else len(rest)])
-    commands: list[tuple[Invocation, str]] = []
     roles: dict[str, str] = {}
     if failed := _FAILED.match(text):
         roles[failed.group("bad")] = "bad"
@@ -216,18 +216,32 @@ def read(text: str) -> Reading:
         roles[passed.group("cmd")] = "fixed"
     if purpose := _PURPOSE.match(text):
         roles[purpose.group("cmd")] = "good"
+    said = category in ("preference", "decision") or (
+        category != "lesson" and not roles and "→" not in text
+    )
+    prose = _SPAN.sub(" ", lower)
+    negated: set[str] = set()
+    for m in _NEGATION.finditer(lower) if said else ():
+        rest = lower[m.end() : m.end() + 80]
+        end = _CLAUSE_END.search(rest)
+        negated |= _words(rest[: end.start() if end else len(rest)])
+    commands: list[tuple[Invocation, str]] = []
     for span in _SPAN.findall(text):
-        role = roles.get(span) or ("bad" if _negated_span(lower, span.lower()) else "good")
+        role = roles.get(span)
+        if role is None:
+            role = "banned" if said and _negated_span(lower, span.lower()) else "good"
         commands += [(inv, role) for inv in invocations(span)]
     idents = _identifiers(text)
     idents |= {s.lower() for s in _SPAN.findall(text) if re.fullmatch(r"[A-Za-z_$][\w$.]*", s)}
     return Reading(
-        words=frozenset(words),
+        words=frozenset(_words(lower)),
+        prose=frozenset(_words(prose)),
         negated=frozenset(negated),
         commands=commands,
         identifiers=frozenset(idents),
         text_lower=lower,
-        prohibition=bool(_PROHIBITION.search(lower)),
+        prohibition=said and bool(_PROHIBITION.search(lower)),
+        passed=passed is not None,
     )
 
 
@@ -305,11 +319,16 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
     args = _distinct(inv.args)
     same = [(cmd, role, _sameness(inv, args, cmd)) for cmd, role in r.commands]
     same = [(c, role, how) for c, role, how in same if how]
-    for cmd, role, how in sorted(same, key=lambda x: (x[2] != "all", x[1] != "bad")):
+    for cmd, role, how in sorted(
+        same, key=lambda x: (x[2] != "all", x[1] not in ("bad", "banned"))
+    ):
         shown = f"`{' '.join([cmd.program, *_distinct(cmd.args)][:4])}`"
         if role == "bad" and how == "all":  # the call is a command that failed before
             extra = 0.5 * len(_distinct(cmd.args))
             return SCORE["program"] + SCORE["command"] + extra, [f"failed before: {shown}"], False
+        if role == "banned" and how == "all":  # the user said not to run it
+            extra = 0.5 * len(_distinct(cmd.args))
+            return SCORE["program"] + SCORE["negated"] + extra, [f"not {shown}"], True
         if role == "bad":  # the same subcommand, other options
             return SCORE["program"] + SCORE["command"], [f"failed before: {shown}"], False
         if role == "fixed":  # it failed, the code was fixed, then it passed: the same test only
@@ -318,7 +337,7 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
     if any(role == "good" and how == "all" for _, role, how in same):
         return 0.0, ["already follows it"], False  # the call is what the cognition asks for
     points, why, breaks = 0.0, [], False
-    named = inv.program in r.words or any(c.program == inv.program for c, _ in r.commands)
+    named = inv.program in r.prose or any(c.program == inv.program for c, _ in r.commands)
     if named:
         points += SCORE["program"] * (0.5 if inv.program in _COMMON else 1.0)
         why.append(inv.program)
@@ -356,10 +375,10 @@ def _sameness(inv: Invocation, args: list[str], cmd: Invocation) -> str | None:
 
 
 def _named(arg: str, r: Reading) -> bool:
-    if arg in r.words:
+    if arg in r.prose:
         return True
     stem = arg.lstrip("-")
-    return len(stem) >= 4 and (stem in r.words or stem.rstrip("s") in r.words)
+    return len(stem) >= 4 and (stem in r.prose or stem.rstrip("s") in r.prose)
 
 
 def _score_edit(call: ToolCall, r: Reading) -> tuple[float, list[str], bool]:
@@ -383,8 +402,11 @@ def _score_edit(call: ToolCall, r: Reading) -> tuple[float, list[str], bool]:
         elif name in r.words:
             points += SCORE["basename"] / 2
             why.append(name)
+    project_name = os.path.basename((call.cwd or "").rstrip("/")).lower()
     for folder in parts[:-1]:
         if folder in _COMMON_FOLDERS or len(folder) < 4 or folder not in r.words:
+            continue
+        if folder == project_name:  # the package named after the project: everything is in it
             continue
         points += SCORE["folder"]
         why.append(f"{folder}/")
@@ -535,9 +557,10 @@ def recall_for(
     failed = failed_commands(store, [r["id"] for r in rows if r["category"] == "lesson"])
     found: list[Match] = []
     for row in rows:
-        reading = read(row["text"])
+        reading = read(row["text"], row["category"])
+        role = "fixed" if reading.passed else "bad"
         for command in failed.get(row["id"], []):
-            reading.commands += [(inv, "bad") for inv in invocations(command)]
+            reading.commands += [(inv, role) for inv in invocations(command)]
         points, why, breaks = score(call, reading)
         if points < threshold:
             continue
