@@ -194,7 +194,8 @@ class Reading:
 
     words: frozenset[str]  # lower-case words and their light stems
     prose: frozenset[str]  # the same, outside code spans (a span is matched as a command)
-    negated: frozenset[str]  # words after a negation, up to the end of the clause
+    negated: frozenset[str]  # words after a negation, up to the end of the clause, and only there
+    affirmed: frozenset[str]  # words of the prose outside those clauses
     commands: list[tuple[Invocation, str]]  # backticked commands: bad | banned | good | fixed
     identifiers: frozenset[str]
     text_lower: str
@@ -221,10 +222,13 @@ def read(text: str, category: str = "preference") -> Reading:
     )
     prose = _SPAN.sub(" ", lower)
     negated: set[str] = set()
+    affirmed = prose
     for m in _NEGATION.finditer(lower) if said else ():
         rest = lower[m.end() : m.end() + 80]
         end = _CLAUSE_END.search(rest)
-        negated |= _words(rest[: end.start() if end else len(rest)])
+        window = rest[: end.start() if end else len(rest)]
+        negated |= _words(window)
+        affirmed = affirmed.replace(_SPAN.sub(" ", window), " ")
     commands: list[tuple[Invocation, str]] = []
     for span in _SPAN.findall(text):
         role = roles.get(span)
@@ -236,7 +240,8 @@ def read(text: str, category: str = "preference") -> Reading:
     return Reading(
         words=frozenset(_words(lower)),
         prose=frozenset(_words(prose)),
-        negated=frozenset(negated),
+        negated=frozenset(negated - _words(affirmed)),
+        affirmed=frozenset(_words(affirmed)),
         commands=commands,
         identifiers=frozenset(idents),
         text_lower=lower,
@@ -336,6 +341,8 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
             return SCORE["program"] + 0.5 * overlap, [f"failed once: {shown}"], False
     if any(role == "good" and how == "all" for _, role, how in same):
         return 0.0, ["already follows it"], False  # the call is what the cognition asks for
+    if r.negated and inv.program in r.affirmed:
+        return 0.0, ["already follows it"], False  # "use uv, not pip" and the call runs uv
     points, why, breaks = 0.0, [], False
     named = inv.program in r.prose or any(c.program == inv.program for c, _ in r.commands)
     if named:
