@@ -89,7 +89,9 @@ _NEGATION = re.compile(
     r"no longer|without|drop|remove|away from|nor|neither|except)\b",
     re.I,
 )
-_CLAUSE_END = re.compile(r"[.;:!?,()—–]|\s-\s|\bbut\b|\bonly\b|\bso\b|\bbecause\b", re.I)
+_CLAUSE_END = re.compile(
+    r"[.;:!?,()—–]|\s-\s|\b(?:but|only|so|because|and|switch|go with|instead)\b", re.I
+)
 _PROHIBITION = re.compile(
     r"\b(?:never|not|don'?t|do not|no longer|stop using|avoid|instead of|rather than)\b", re.I
 )
@@ -196,7 +198,7 @@ class Reading:
     prose: frozenset[str]  # the same, outside code spans (a span is matched as a command)
     negated: frozenset[str]  # words after a negation, up to the end of the clause, and only there
     affirmed: frozenset[str]  # words of the prose outside those clauses
-    commands: list[tuple[Invocation, str]]  # backticked commands: bad | banned | good | fixed
+    commands: list[tuple[Invocation, str]]  # backticked: bad | banned | good | usual | fixed
     identifiers: frozenset[str]
     text_lower: str
     prohibition: bool  # the user forbids something ("never", "don't", "not")
@@ -216,11 +218,11 @@ def read(text: str, category: str = "preference") -> Reading:
     if passed := _PASSED.search(text):
         roles[passed.group("cmd")] = "fixed"
     if purpose := _PURPOSE.match(text):
-        roles[purpose.group("cmd")] = "good"
+        roles[purpose.group("cmd")] = "usual"
     said = category in ("preference", "decision") or (
         category != "lesson" and not roles and "→" not in text
     )
-    prose = _SPAN.sub(" ", lower)
+    prose = "" if purpose else _SPAN.sub(" ", lower)  # "To build: `x`." says only its command
     negated: set[str] = set()
     affirmed = prose
     for m in _NEGATION.finditer(lower) if said else ():
@@ -339,8 +341,12 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
         if role == "fixed":  # it failed, the code was fixed, then it passed: the same test only
             overlap = len(set(_distinct(cmd.args)) & set(args))
             return SCORE["program"] + 0.5 * overlap, [f"failed once: {shown}"], False
-    if any(role == "good" and how == "all" for _, role, how in same):
+    if any(role in ("good", "usual") and how == "all" for _, role, how in same):
         return 0.0, ["already follows it"], False  # the call is what the cognition asks for
+    for cmd, role, how in same:  # the command that works, without some of its arguments
+        if role == "good" and how == "sub" and len(set(_distinct(cmd.args)) & set(args)) > 1:
+            shown = f"`{' '.join([cmd.program, *_distinct(cmd.args)][:4])}`"
+            return SCORE["program"] + SCORE["command"], [f"works as {shown}"], False
     if r.negated and inv.program in r.affirmed:
         return 0.0, ["already follows it"], False  # "use uv, not pip" and the call runs uv
     points, why, breaks = 0.0, [], False
@@ -353,15 +359,17 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
         why.append(f"not {inv.program}")
         breaks = True
     hits = [a for a in args if _named(a, r)]
-    if any(a.startswith("-") and a not in r.negated for a in hits) and not breaks:
+    denied = [a for a in hits if _denied(a, r)]
+    if any(a.startswith("-") and a not in denied for a in hits) and not breaks:
         return 0.0, ["already follows it"], False  # it passes the option the rule asks for
     points += SCORE["argument"] * min(2, len(hits))
     why += hits[:2]
-    if any(a in r.negated for a in hits):
+    if denied:
         points += SCORE["negated"]
         breaks = breaks or named
-    if not named:  # arguments alone ("install", "1000") are no evidence of the same command
-        points = min(points, SCORE["argument"])
+    sub = next((a for a in args if not a.startswith("-")), None)
+    if not named and not [a for a in denied if a != sub]:
+        points = min(points, SCORE["argument"])  # "install" alone is no evidence of the command
     return points, why, breaks
 
 
@@ -381,11 +389,22 @@ def _sameness(inv: Invocation, args: list[str], cmd: Invocation) -> str | None:
     return None
 
 
+def _parts(arg: str) -> list[str]:
+    return [p for p in re.split(r"[/@=:]", arg.lstrip("-")) if len(p) >= 4]
+
+
+def _denied(arg: str, r: Reading) -> bool:
+    """Whether the user's words put `arg` (or a part of it) after a negation."""
+    return arg in r.negated or any(p in r.negated for p in _parts(arg))
+
+
 def _named(arg: str, r: Reading) -> bool:
     if arg in r.prose:
         return True
     stem = arg.lstrip("-")
-    return len(stem) >= 4 and (stem in r.prose or stem.rstrip("s") in r.prose)
+    if len(stem) >= 4 and (stem in r.prose or stem.rstrip("s") in r.prose):
+        return True
+    return any(p in r.prose for p in _parts(arg))  # "github.com/rs/zerolog@latest": zerolog
 
 
 def _score_edit(call: ToolCall, r: Reading) -> tuple[float, list[str], bool]:
