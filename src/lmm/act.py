@@ -390,6 +390,9 @@ def _sameness(inv: Invocation, args: list[str], cmd: Invocation) -> str | None:
 
 
 def _parts(arg: str) -> list[str]:
+    """The names in a package or option argument; a file path's folders are no names."""
+    if arg.startswith((".", "/", "~")):
+        return []
     return [p for p in re.split(r"[/@=:]", arg.lstrip("-")) if len(p) >= 4]
 
 
