@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,13 +104,28 @@ def score(cases: list[dict[str, Any]], contexts: list[str | None]) -> dict[str, 
             "sum": sum(rel) / max(1, len(rel)) + sum(sil) / max(1, len(sil))}  # fmt: skip
 
 
+CPU: list[float] = []  # CPU milliseconds (user + system) of each hook process, in run order
+
+
 def hook_run(event: str, body: dict[str, Any], env: dict[str, str]) -> tuple[float, str]:
+    """Wall milliseconds and stdout of one hook process (its CPU time goes to `CPU`)."""
     cmd = [sys.executable, "-m", "lmm", "hook", event]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, input=json.dumps(body).encode(), capture_output=True, env=env)
     ms = 1000 * (time.perf_counter() - t0)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(1000 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime))
     assert proc.returncode == 0, proc.stderr
     return ms, proc.stdout.decode()
+
+
+def process_cpu_ms(pid: int | None) -> float:
+    """CPU milliseconds a running process has used so far (Linux /proc), 0 without one."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return 1000 * (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def context_of(stdout: str) -> str | None:
@@ -126,16 +142,26 @@ def prompt_body(case: dict[str, Any]) -> dict[str, Any]:
             "prompt": f"next step: {what}"}  # fmt: skip
 
 
-def latency(cases: list[dict[str, Any]], env: dict[str, str], runs: int, label: str) -> None:
+def latency(
+    cases: list[dict[str, Any]], env: dict[str, str], runs: int, label: str, server: int | None
+) -> dict[str, Any]:
+    """Each hook over every case `runs` times: wall p50/p95, the hook process's CPU p50/p95
+    and the server's CPU per request (the load average inflates wall times, not CPU)."""
     hook_run("PreToolUse", payload(cases[0]), env)  # compiled bytecode, warm page cache
-    act_ms: list[float] = []
-    prompt_ms: list[float] = []
-    for _ in range(runs):
-        for case in cases:
-            act_ms.append(hook_run("PreToolUse", payload(case), env)[0])
-            prompt_ms.append(hook_run("UserPromptSubmit", prompt_body(case), env)[0])
-    print(f"{label:<24} PreToolUse {percentiles(act_ms)}   UserPromptSubmit "
-          f"{percentiles(prompt_ms)}   load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    hook_run("UserPromptSubmit", prompt_body(cases[0]), env)
+    out: dict[str, Any] = {"load_before": round(os.getloadavg()[0], 2)}
+    for event, body in (("PreToolUse", payload), ("UserPromptSubmit", prompt_body)):
+        CPU.clear()
+        served = process_cpu_ms(server)
+        ms = [hook_run(event, body(c), env)[0] for _ in range(runs) for c in cases]
+        out[event] = {
+            "wall": percentiles(ms),
+            "cpu": percentiles(list(CPU)),
+            "server_cpu_per_call": round((process_cpu_ms(server) - served) / len(ms), 1),
+        }
+    out["load_after"] = round(os.getloadavg()[0], 2)
+    print(f"{label}: {json.dumps(out)}")
+    return out
 
 
 def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -202,10 +228,10 @@ def main() -> None:
             print(f"  {mark} {c['kind']:<8} {what!r} -> {(x or '')[-200:]!r}")
 
     if args.runs:
-        latency(cases, env, args.runs, "no server")
+        latency(cases, env, args.runs, "no server", None)
         proc = start_server(env)
         try:
-            latency(cases, env, args.runs, "lmm serve warm")
+            latency(cases, env, args.runs, "lmm serve warm", proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -224,3 +224,17 @@ def test_install_act_adds_a_pre_tool_use_group_and_uninstall_removes_it(tmp_path
     settings.install(path, act=True)
     settings.uninstall(path)
     assert not path.exists()  # install created it; nothing else was in it
+
+
+def test_the_pre_tool_use_command_never_imports_torch(lmm_home: Path) -> None:
+    """The installed command under `-X importtime`: every module it loads is listed on stderr."""
+    from assets.hookproc import run_hook_command
+
+    body = pre_tool_use("Bash", {"command": "pip install requests"})
+    proc = run_hook_command(lmm_home, body, event="PreToolUse")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["hookSpecificOutput"]["permissionDecision"] == "ask"
+    loaded = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()]
+    assert "lmm.act" in loaded
+    heavy = ("torch", "transformers", "sentence_transformers", "numpy")
+    assert [m for m in loaded if m.split(".")[0] in heavy] == []
