@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ def hook(payload: dict[str, Any]) -> str:
 
 def pre_tool_use(tool: str, tool_input: Any) -> dict[str, Any]:
     return {
-        "session_id": "s1",
+        "session_id": str(uuid.uuid4()),  # a new session: nothing shown yet
         "transcript_path": "/nonexistent.jsonl",
         "cwd": PROJECT,
         "hook_event_name": "PreToolUse",
@@ -238,3 +239,21 @@ def test_the_pre_tool_use_command_never_imports_torch(lmm_home: Path) -> None:
     assert "lmm.act" in loaded
     heavy = ("torch", "transformers", "sentence_transformers", "numpy")
     assert [m for m in loaded if m.split(".")[0] in heavy] == []
+
+
+def test_each_note_is_shown_once_per_session_but_a_broken_rule_asks_every_time(
+    lmm_home: Path,
+) -> None:
+    lesson = pre_tool_use("Bash", {"command": "python -m tidepool.cli --help"})
+    lesson["session_id"] = "once-1"
+    assert "uv pip install -e ." in hook(lesson)
+    assert hook(lesson) == ""  # the conversation holds it already
+    lesson["session_id"] = "once-2"
+    assert "uv pip install -e ." in hook(lesson)  # another session is told again
+    rule = pre_tool_use("Bash", {"command": "pip install requests"})
+    rule["session_id"] = "once-1"
+    first, again = (json.loads(hook(rule))["hookSpecificOutput"] for _ in range(2))
+    assert again["permissionDecision"] == first["permissionDecision"] == "ask"
+    assert again["permissionDecisionReason"] == first["permissionDecisionReason"]
+    assert "Never `pip install` anything" in again["additionalContext"]
+    assert {"once-1", "once-2"} <= {p.name for p in (lmm_home / act.SHOWN_DIR).iterdir()}

@@ -18,14 +18,18 @@ would fire on every edit).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from lmm import paths
 from lmm.store import Store, quote_fts
 
 CATEGORIES = ("lesson", "gotcha", "preference", "workflow", "decision")
@@ -36,6 +40,8 @@ MAX_CHARS = 400  # characters of one cognition's text in the context
 CANDIDATES = 60  # cognitions read per call (BM25 prefilter)
 LESSONS = 200  # latest lessons read per Bash call (their failing command is in their sources)
 CALL_WINDOW = 20  # turns before a failed result in which its call is looked for
+SHOWN_DIR = "act-shown"  # $LMM_HOME/act-shown/<session id>: ids shown in that session
+SHOWN_DAYS = 7  # a session's list is dropped after this many idle days
 MAX_CONTENT = 20_000  # characters of an edit's new text read for identifiers
 
 # What each kind of evidence adds to a cognition's score.
@@ -606,6 +612,58 @@ def recall_for(
     found.sort(key=lambda m: (-m.score, -int(m.ask), m.id))
     top = found[:MAX_ITEMS]
     return ActRecall(top, "ask" if any(m.ask for m in top) else None)
+
+
+# ---- once per session: the CLI keeps what it was told in the conversation
+
+
+def shown_file(session_id: str) -> Path:
+    safe = re.sub(r"[^\w.-]", "_", session_id)[:120] or "_"
+    return paths.home() / SHOWN_DIR / safe
+
+
+def already_shown(session_id: str | None) -> set[int]:
+    """Ids of the cognitions act-time recall has shown in this session."""
+    if not session_id:
+        return set()
+    try:
+        text = shown_file(session_id).read_text()
+    except OSError:
+        return set()
+    return {int(x) for x in text.split() if x.isdigit()}
+
+
+def mark_shown(session_id: str | None, ids: list[int]) -> None:
+    """Remember that `ids` were shown in this session; forget sessions idle for `SHOWN_DAYS`."""
+    if not session_id or not ids:
+        return
+    path = shown_file(session_id)
+    if not path.exists():
+        _forget_old(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with path.open("a") as f:
+        f.write("".join(f"{i}\n" for i in ids))
+
+
+def _forget_old(folder: Path) -> None:
+    cutoff = time.time() - SHOWN_DAYS * 86_400
+    for old in folder.glob("*") if folder.is_dir() else ():
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+
+
+def recall_once(
+    store: Store, call: ToolCall, project: str | None, session_id: str | None, *, ask: bool = True
+) -> ActRecall:
+    """`recall_for`, leaving out what this session was already shown (a rule the call breaks
+    asks again every time), and remembering what it shows now."""
+    result = recall_for(store, call, project, ask=ask)
+    seen = already_shown(session_id)
+    result.matches = [m for m in result.matches if m.ask or m.id not in seen]
+    result.decision = "ask" if any(m.ask for m in result.matches) else None
+    mark_shown(session_id, [m.id for m in result.matches if m.id not in seen])
+    return result
 
 
 def to_json(result: ActRecall) -> dict[str, Any]:

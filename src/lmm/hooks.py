@@ -336,7 +336,8 @@ def act_output(hook: HookInput, timeout: float) -> dict[str, Any] | None:
     model reads the reason). None when nothing matches."""
     if hook.tool_name not in ACT_TOOLS or not hook.tool_input:
         return None
-    args = {"tool_name": hook.tool_name, "tool_input": hook.tool_input, "cwd": hook.cwd}
+    args = {"tool_name": hook.tool_name, "tool_input": hook.tool_input, "cwd": hook.cwd,
+            "session_id": hook.session_id}  # fmt: skip
     result = ask("act", args, timeout)
     if not result or not result.get("context"):
         return None

@@ -215,8 +215,9 @@ def dispatch(
         hits=True (False: the reply leaves out the hits, for callers that read only the brief)
     search: query, project | cwd, k=10 -> {"hits": [...]}
     project_brief: project | cwd, max_tokens=2000 -> {"project", "brief"}
-    act: tool_name, tool_input, project | cwd, ask=True -> {"context", "decision", "reason",
-        "matches"} (lmm.act: what applies to the tool call about to run)
+    act: tool_name, tool_input, project | cwd, session_id, ask=True -> {"context", "decision",
+        "reason", "matches"} (lmm.act: what applies to the tool call about to run, each
+        cognition once per session)
     """
     from lmm import recall as rc
     from lmm.search import retrieve
@@ -274,7 +275,9 @@ def dispatch(
             raise LmmError("act needs an object argument 'tool_input' (the hook's tool_input)")
         call = act.tool_call(tool_name, tool_input, _arg(args, "cwd", str))
         ask = bool(_arg(args, "ask", bool, True))
-        return {"project": project, **act.to_json(act.recall_for(store, call, project, ask=ask))}
+        session = _arg(args, "session_id", str)
+        found = act.recall_once(store, call, project, session, ask=ask)
+        return {"project": project, **act.to_json(found)}
     raise LmmError(f"unknown op {op!r}; use ping, recall, search, project_brief or act")
 
 
