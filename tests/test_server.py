@@ -22,6 +22,7 @@ from lmm import hooks, paths, server
 from lmm.cli import main
 from lmm.embed import FakeEmbedder, embed_pending
 from lmm.errors import LmmError
+from lmm.extract import get_extractor, run_extraction
 from lmm.ingest import ingest
 from lmm.server import MAX_REQUEST, ServerInfo
 from lmm.store import open_store
@@ -117,6 +118,19 @@ def test_recall_through_the_server_equals_in_process(running: ServerInfo) -> Non
     assert len(found["hits"]) == 3 and found["project"] is None
 
 
+def test_act_through_the_server_equals_in_process(running: ServerInfo) -> None:
+    args = {"tool_name": "Bash", "tool_input": {"command": "pip install requests"},
+            "cwd": "/home/dev/tidepool"}  # fmt: skip
+    with open_store() as store:
+        run_extraction(store, get_extractor("rules"))
+    remote = server.call("act", args)
+    with open_store() as store:
+        assert remote == server.dispatch(store, "act", args)
+    assert remote["decision"] == "ask" and remote["project"] == "/home/dev/tidepool"
+    with pytest.raises(server.ServerError, match="object argument 'tool_input'"):
+        server.call("act", {"tool_name": "Bash", "tool_input": "ls"})
+
+
 def test_wrong_or_missing_token_is_refused(running: ServerInfo) -> None:
     for token in ("0" * 64, ""):
         replies = raw(
@@ -144,7 +158,10 @@ def test_malformed_requests_get_clear_errors(running: ServerInfo) -> None:
         + request(running, "ping", {}),
     )
     assert replies == [
-        {"ok": False, "error": "unknown op 'launch'; use ping, recall, search or project_brief"},
+        {
+            "ok": False,
+            "error": "unknown op 'launch'; use ping, recall, search, project_brief or act",
+        },
         {"ok": False, "error": "argument 'query' must be str, not int"},
         {"ok": False, "error": "malformed request: needs 'op' (string), 'args' (object)"},
         {"ok": True, "result": {"pid": os.getpid(), "embedder": "fake-hash"}},
