@@ -52,7 +52,7 @@ def test_invocations_read_through_wrappers_runners_and_pipes() -> None:
     line = "cd /x && sudo -E env A=1 uv run pytest -q tests/ | tail -5; npx tsc --noEmit"
     assert invocations(line) == [
         Invocation("cd", ("/x",)),
-        Invocation("pytest", ("-q", "tests/"), runner="uv"),
+        Invocation("pytest", ("-q", "tests/"), runner="uv", env=("A=1",)),
         Invocation("tail", ("-5",)),
         Invocation("tsc", ("--noEmit",), runner="npx"),
     ]
@@ -257,3 +257,21 @@ def test_each_note_is_shown_once_per_session_but_a_broken_rule_asks_every_time(
     assert again["permissionDecisionReason"] == first["permissionDecisionReason"]
     assert "Never `pip install` anything" in again["additionalContext"]
     assert {"once-1", "once-2"} <= {p.name for p in (lmm_home / act.SHOWN_DIR).iterdir()}
+
+
+def bash(command: str) -> act.ToolCall:
+    return act.tool_call("Bash", {"command": command}, "/home/dev/x")
+
+
+def test_a_reason_that_names_the_forbidden_tool_again_still_forbids_it() -> None:
+    rule = act.read("We use uv here, never pip install anything, pip breaks the lockfile.")
+    points, _, breaks = act.score(bash("pip install structlog"), rule)
+    assert points >= act.ASK_THRESHOLD and breaks
+    assert act.score(bash("uv add structlog"), rule)[0] == 0.0
+
+
+def test_a_command_without_the_environment_it_needs_gets_the_form_that_works() -> None:
+    how = act.read("To build: `CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build`.", "workflow")
+    assert act.score(bash("GOOS=linux GOARCH=arm64 go build -o dist/t ./cmd/t"), how)[0] >= 2.0
+    assert act.score(bash("CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/t"), how)[0] == 0
+    assert act.score(bash("go build ./..."), how)[0] < act.THRESHOLD  # a plain local build

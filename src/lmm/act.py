@@ -122,6 +122,7 @@ class Invocation:
     program: str
     args: tuple[str, ...] = ()
     runner: str = ""  # "uv", "npx", "python": what ran the program, if anything
+    env: tuple[str, ...] = ()  # NAME=value assignments before it ("CGO_ENABLED=0")
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,12 @@ def invocations(command: str) -> list[Invocation]:
 def _invocation(words: list[str]) -> Invocation | None:
     i = 0
     runner = ""
+    env: list[str] = []
     while i < len(words):
         w = words[i]
         wrapper_option = i > 0 and w.startswith("-") and words[i - 1] in _WRAPPERS
+        if re.match(r"^[A-Za-z_]\w*=", w):
+            env.append(w)
         if re.match(r"^[A-Za-z_]\w*=", w) or w in _WRAPPERS or wrapper_option:
             i += 1
             continue
@@ -189,7 +193,7 @@ def _invocation(words: list[str]) -> Invocation | None:
             runner, i = name, i + 2
             continue
         args = tuple(a for a in words[i + 1 :] if a)
-        return Invocation(name.lower(), args, runner) if name else None
+        return Invocation(name.lower(), args, runner, tuple(env)) if name else None
     return None
 
 
@@ -202,7 +206,7 @@ class Reading:
 
     words: frozenset[str]  # lower-case words and their light stems
     prose: frozenset[str]  # the same, outside code spans (a span is matched as a command)
-    negated: frozenset[str]  # words after a negation, up to the end of the clause, and only there
+    negated: frozenset[str]  # words after a negation, up to the end of the clause
     affirmed: frozenset[str]  # words of the prose outside those clauses
     commands: list[tuple[Invocation, str]]  # backticked: bad | banned | good | usual | fixed
     identifiers: frozenset[str]
@@ -248,7 +252,7 @@ def read(text: str, category: str = "preference") -> Reading:
     return Reading(
         words=frozenset(_words(lower)),
         prose=frozenset(_words(prose)),
-        negated=frozenset(negated - _words(affirmed)),
+        negated=frozenset(negated),
         affirmed=frozenset(_words(affirmed)),
         commands=commands,
         identifiers=frozenset(idents),
@@ -349,11 +353,12 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
             return SCORE["program"] + 0.5 * overlap, [f"failed once: {shown}"], False
     if any(role in ("good", "usual") and how == "all" for _, role, how in same):
         return 0.0, ["already follows it"], False  # the call is what the cognition asks for
-    for cmd, role, how in same:  # the command that works, without some of its arguments
-        if role == "good" and how == "sub" and len(set(_distinct(cmd.args)) & set(args)) > 1:
-            shown = f"`{' '.join([cmd.program, *_distinct(cmd.args)][:4])}`"
+    for cmd, role, how in same:  # the command that works, without some of what it needs
+        theirs, ours = {*_distinct(cmd.args), *cmd.env}, {*args, *inv.env}
+        if role in ("good", "usual") and how == "sub" and len(theirs & ours) > 1:
+            shown = f"`{' '.join([*cmd.env, cmd.program, *_distinct(cmd.args)][:6])}`"
             return SCORE["program"] + SCORE["command"], [f"works as {shown}"], False
-    if r.negated and inv.program in r.affirmed:
+    if r.negated and inv.program in r.affirmed and inv.program not in r.negated:
         return 0.0, ["already follows it"], False  # "use uv, not pip" and the call runs uv
     points, why, breaks = 0.0, [], False
     named = inv.program in r.prose or any(c.program == inv.program for c, _ in r.commands)
@@ -387,7 +392,7 @@ def _sameness(inv: Invocation, args: list[str], cmd: Invocation) -> str | None:
     theirs = _distinct(cmd.args)
     if inv.program in _COMMON and not theirs:
         return None  # `cd`, `git`, `make` alone say nothing
-    if set(theirs) <= set(args):
+    if set(theirs) <= set(args) and set(cmd.env) <= set(inv.env):
         return "all"
     sub = next((a for a in theirs if re.fullmatch(r"[a-z][\w:-]+", a)), None)
     if sub and args and sub == next((a for a in args if not a.startswith("-")), None):
@@ -403,8 +408,9 @@ def _parts(arg: str) -> list[str]:
 
 
 def _denied(arg: str, r: Reading) -> bool:
-    """Whether the user's words put `arg` (or a part of it) after a negation."""
-    return arg in r.negated or any(p in r.negated for p in _parts(arg))
+    """Whether the user's words put `arg` (or a part of it) after a negation, and only there."""
+    names = [arg, *_parts(arg)]
+    return any(n in r.negated and n not in r.affirmed for n in names)
 
 
 def _named(arg: str, r: Reading) -> bool:
