@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from lmm import act, paths, server, settings
-from lmm.act import Invocation, invocations
 from lmm.extract import get_extractor, run_extraction
 from lmm.hooks import run_hook
 from lmm.ingest import ingest
+from lmm.polarity import read
+from lmm.shell import Invocation, invocations
 from lmm.store import open_store
 
 PROJECT = "/home/dev/tidepool"  # the bundled sample history
@@ -61,7 +62,7 @@ def test_invocations_read_through_wrappers_runners_and_pipes() -> None:
 
 
 def test_read_gives_the_templates_their_polarity() -> None:
-    gotcha = act.read(
+    gotcha = read(
         "`pytest` fails here (No module named x); `uv run pytest` works instead.", "gotcha"
     )
     assert gotcha.commands == [
@@ -69,7 +70,7 @@ def test_read_gives_the_templates_their_polarity() -> None:
         (Invocation("pytest", (), "uv"), "good"),
     ]
     assert gotcha.negated == frozenset()  # an error message's "No" says nothing
-    rule = act.read("Pnpm only — never npm or yarn in my repos.", "preference")
+    rule = read("Pnpm only — never npm or yarn in my repos.", "preference")
     assert {"npm", "yarn"} <= rule.negated and "pnpm" not in rule.negated
     assert rule.prohibition
 
@@ -264,14 +265,14 @@ def bash(command: str) -> act.ToolCall:
 
 
 def test_a_reason_that_names_the_forbidden_tool_again_still_forbids_it() -> None:
-    rule = act.read("We use uv here, never pip install anything, pip breaks the lockfile.")
+    rule = read("We use uv here, never pip install anything, pip breaks the lockfile.")
     points, _, breaks = act.score(bash("pip install structlog"), rule)
     assert points >= act.ASK_THRESHOLD and breaks
     assert act.score(bash("uv add structlog"), rule)[0] == 0.0
 
 
 def test_a_command_without_the_environment_it_needs_gets_the_form_that_works() -> None:
-    how = act.read("To build: `CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build`.", "workflow")
+    how = read("To build: `CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build`.", "workflow")
     assert act.score(bash("GOOS=linux GOARCH=arm64 go build -o dist/t ./cmd/t"), how)[0] >= 2.0
     assert act.score(bash("CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/t"), how)[0] == 0
     assert act.score(bash("go build ./..."), how)[0] < act.THRESHOLD  # a plain local build

@@ -9,11 +9,10 @@ prints nothing). A cognition the call already follows (its command is the one th
 fix asks for) is left out. A rule the user stated as a prohibition ("never npm or yarn") that
 the call breaks can ask for the user's confirmation (`decision = "ask"`).
 
-What the cognitions say is read from their text: code spans (`cargo nextest run`), paths and
-file names, identifiers, and which words stand after a negation ("never", "not", "instead of").
-The rule extractor's templates (`lmm.toolruns`) add polarity: in "`B` fails here (...); `G`
-works instead." B is what failed, G the fix. Facts are never matched (a session's file list
-would fire on every edit).
+What a cognition says is read by `lmm.polarity` (its commands and their roles, the words after
+a negation, identifiers); a command line by `lmm.shell`. A lesson's failing command is also
+taken from its source turns. Facts are never matched (a session's file list would fire on every
+edit). Each cognition is shown once per session (`recall_once`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,8 @@ from typing import Any
 import orjson
 
 from lmm import paths
+from lmm.polarity import Reading, identifiers, read
+from lmm.shell import Invocation, invocations
 from lmm.store import Store, quote_fts
 
 CATEGORIES = ("lesson", "gotcha", "preference", "workflow", "decision")
@@ -56,13 +56,6 @@ SCORE = {
     "identifier": 1.0,  # an identifier the edit writes (at most two count)
 }
 
-# Words that start a command without being it.
-_WRAPPERS = {"sudo", "env", "time", "nohup", "exec", "command", "nice", "timeout", "xargs"}
-# (runner, word): the program is the word after both ("uv run pytest", "python -m pytest").
-_RUNNERS = {("uv", "run"), ("poetry", "run"), ("pnpm", "exec"), ("pnpm", "dlx"), ("yarn", "dlx"),
-            ("python", "-m"), ("python3", "-m"), ("pipx", "run"), ("hatch", "run"),
-            ("bundle", "exec"), ("npm", "exec")}  # fmt: skip
-_SOLO_RUNNERS = {"npx", "bunx", "uvx"}
 # Programs too common to count as evidence on their own: they need an argument to match.
 _COMMON = frozenset(
     re.findall(
@@ -90,39 +83,7 @@ _COMMON_FILES = frozenset(
 _COMMON_FOLDERS = {"src", "lib", "app", "tests", "test", "pkg", "cmd", "internal", "docs",
                    "scripts", "components", "home", "dev", "tmp", "usr", "bin"}  # fmt: skip
 
-_NEGATION = re.compile(
-    r"\b(?:never|not|no|don'?t|do not|doesn'?t|didn'?t|avoid|instead of|rather than|stop using|"
-    r"no longer|without|drop|remove|away from|nor|neither|except)\b",
-    re.I,
-)
-_CLAUSE_END = re.compile(
-    r"[.;:!?,()—–]|\s-\s|\b(?:but|only|so|because|and|switch|go with|instead)\b", re.I
-)
-_PROHIBITION = re.compile(
-    r"\b(?:never|not|don'?t|do not|no longer|stop using|avoid|instead of|rather than)\b", re.I
-)
-_WORD = re.compile(r"[A-Za-z0-9_@+#$%~-][\w@+#$%~./:=-]*")
-_SPAN = re.compile(r"`([^`\n]+)`")
-_IDENT = re.compile(r"\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*(?=\s*\()|"
-                    r"\b[a-z]+[A-Z][\w$]*|\b[A-Za-z]+_[\w]+")  # fmt: skip
-_FAILED = re.compile(r"^`(?P<bad>[^`]+)` fail(?:s here|ed) \(")
-_WORKS = re.compile(r"; `(?P<good>[^`]+)` works instead\.$|; running `(?P<fix>[^`]+)` fixed it\.$")
-_PASSED = re.compile(r"\(then `(?P<cmd>[^`]+)` passed\)$")
-_PURPOSE = re.compile(r"^To (?:run the tests|type-check|lint|format|build): `(?P<cmd>[^`]+)`\.$")
-
-
 # ---- the call
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One simple command of a shell line: its program (through `sudo`, `uv run`, `npx`, ...)
-    and its arguments."""
-
-    program: str
-    args: tuple[str, ...] = ()
-    runner: str = ""  # "uv", "npx", "python": what ran the program, if anything
-    env: tuple[str, ...] = ()  # NAME=value assignments before it ("CGO_ENABLED=0")
 
 
 @dataclass(frozen=True)
@@ -150,145 +111,6 @@ def tool_call(tool_name: str, tool_input: dict[str, Any], cwd: str | None = None
         content=content[:MAX_CONTENT],
         cwd=cwd,
     )
-
-
-def invocations(command: str) -> list[Invocation]:
-    """The simple commands of a shell line (`a && b | c; d`), each read as `Invocation`."""
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
-        lexer.whitespace_split = True
-        lexer.commenters = ""
-        words = list(lexer)
-    except ValueError:  # an unclosed quote: read it word by word
-        words = command.split()
-    out: list[Invocation] = []
-    current: list[str] = []
-    for w in [*words, ";"]:
-        if w and set(w) <= set(";&|()<>\n"):
-            if inv := _invocation(current):
-                out.append(inv)
-            current = []
-        else:
-            current.append(w)
-    return out
-
-
-def _invocation(words: list[str]) -> Invocation | None:
-    i = 0
-    runner = ""
-    env: list[str] = []
-    while i < len(words):
-        w = words[i]
-        wrapper_option = i > 0 and w.startswith("-") and words[i - 1] in _WRAPPERS
-        if re.match(r"^[A-Za-z_]\w*=", w):
-            env.append(w)
-        if re.match(r"^[A-Za-z_]\w*=", w) or w in _WRAPPERS or wrapper_option:
-            i += 1
-            continue
-        name = w.rsplit("/", 1)[-1]
-        if name in _SOLO_RUNNERS and i + 1 < len(words):
-            runner, i = name, i + 1
-            continue
-        if i + 2 < len(words) and (name, words[i + 1]) in _RUNNERS:
-            runner, i = name, i + 2
-            continue
-        args = tuple(a for a in words[i + 1 :] if a)
-        return Invocation(name.lower(), args, runner, tuple(env)) if name else None
-    return None
-
-
-# ---- what a cognition says
-
-
-@dataclass
-class Reading:
-    """The parts of a cognition's text that a tool call can match."""
-
-    words: frozenset[str]  # lower-case words and their light stems
-    prose: frozenset[str]  # the same, outside code spans (a span is matched as a command)
-    negated: frozenset[str]  # words after a negation, up to the end of the clause
-    affirmed: frozenset[str]  # words of the prose outside those clauses
-    commands: list[tuple[Invocation, str]]  # backticked: bad | banned | good | usual | fixed
-    identifiers: frozenset[str]
-    text_lower: str
-    prohibition: bool  # the user forbids something ("never", "don't", "not")
-    passed: bool  # a lesson whose failing command passed once the code was fixed
-
-
-def read(text: str, category: str = "preference") -> Reading:
-    """What `text` (a cognition of `category`) names, and with which polarity. Negations count
-    in what the user said (preferences, decisions, and notes not written by the tool-run rules):
-    in an error message ("No module named ...") they say nothing about what to do."""
-    lower = text.lower()
-    roles: dict[str, str] = {}
-    if failed := _FAILED.match(text):
-        roles[failed.group("bad")] = "bad"
-    if works := _WORKS.search(text):
-        roles[works.group("good") or works.group("fix")] = "good"
-    if passed := _PASSED.search(text):
-        roles[passed.group("cmd")] = "fixed"
-    if purpose := _PURPOSE.match(text):
-        roles[purpose.group("cmd")] = "usual"
-    said = category in ("preference", "decision") or (
-        category != "lesson" and not roles and "→" not in text
-    )
-    prose = "" if purpose else _SPAN.sub(" ", lower)  # "To build: `x`." says only its command
-    negated: set[str] = set()
-    affirmed = prose
-    for m in _NEGATION.finditer(lower) if said else ():
-        rest = lower[m.end() : m.end() + 80]
-        end = _CLAUSE_END.search(rest)
-        window = rest[: end.start() if end else len(rest)]
-        negated |= _words(window)
-        affirmed = affirmed.replace(_SPAN.sub(" ", window), " ")
-    commands: list[tuple[Invocation, str]] = []
-    for span in _SPAN.findall(text):
-        role = roles.get(span)
-        if role is None:
-            role = "banned" if said and _negated_span(lower, span.lower()) else "good"
-        commands += [(inv, role) for inv in invocations(span)]
-    idents = _identifiers(text)
-    idents |= {s.lower() for s in _SPAN.findall(text) if re.fullmatch(r"[A-Za-z_$][\w$.]*", s)}
-    return Reading(
-        words=frozenset(_words(lower)),
-        prose=frozenset(_words(prose)),
-        negated=frozenset(negated),
-        affirmed=frozenset(_words(affirmed)),
-        commands=commands,
-        identifiers=frozenset(idents),
-        text_lower=lower,
-        prohibition=said and bool(_PROHIBITION.search(lower)),
-        passed=passed is not None,
-    )
-
-
-def _identifiers(text: str) -> set[str]:
-    """Code names in `text` (`localStorage`, `unwrap(`, `snake_case`), lower case, dotted
-    names split into their parts."""
-    out: set[str] = set()
-    for name in _IDENT.findall(text):
-        out.update(p.lower() for p in name.split(".") if len(p) >= 4)
-    return out
-
-
-def _negated_span(lower: str, span: str) -> bool:
-    at = lower.find(f"`{span}`")
-    before = lower[max(0, at - 40) : at]
-    cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
-    return at > 0 and bool(_NEGATION.search(before[cut:]))
-
-
-def _words(text: str) -> set[str]:
-    out: set[str] = set()
-    for w in _WORD.findall(text):
-        w = w.strip(".:=,'\"")
-        if not w:
-            continue
-        out.add(w)
-        out.update(p for p in re.split(r"[/'.-]", w) if len(p) >= 2)
-        if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
-            out.add(w[:-1])
-    return out
 
 
 # ---- matching
@@ -456,7 +278,7 @@ def _score_edit(call: ToolCall, r: Reading) -> tuple[float, list[str], bool]:
             breaks = True
         break
     if call.content and r.identifiers:
-        written = _identifiers(call.content)
+        written = identifiers(call.content)
         hits = sorted(r.identifiers & written)
         if hits:
             points += SCORE["identifier"] * min(2, len(hits))
@@ -508,7 +330,7 @@ def query_terms(call: ToolCall) -> list[str]:
     elif call.path:
         terms += [p for p in call.path.lower().split("/") if p][-4:]
         if call.content:
-            terms += sorted(_identifiers(call.content))[:40]
+            terms += sorted(identifiers(call.content))[:40]
     out: list[str] = []
     for t in terms:
         for part in re.split(r"[^\w]+", t):
