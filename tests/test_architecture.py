@@ -44,7 +44,18 @@ def test_store_and_search_never_import_train(module: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["hooks.py", "server.py", "settings.py", "recall.py", "synth.py", "mcp_server.py"]
+    "module",
+    [
+        "hooks.py",
+        "server.py",
+        "settings.py",
+        "recall.py",
+        "synth.py",
+        "mcp_server.py",
+        "act.py",
+        "shell.py",
+        "polarity.py",
+    ],  # fmt: skip
 )
 def test_hook_side_modules_do_not_import_heavy_packages(module: str) -> None:
     imports = imported_modules(SRC / module)
