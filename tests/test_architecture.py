@@ -55,7 +55,7 @@ def test_store_and_search_never_import_train(module: str) -> None:
         "act.py",
         "shell.py",
         "polarity.py",
-    ],  # fmt: skip
+    ],
 )
 def test_hook_side_modules_do_not_import_heavy_packages(module: str) -> None:
     imports = imported_modules(SRC / module)
