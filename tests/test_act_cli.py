@@ -1,6 +1,6 @@
-"""Act-time recall with the real Claude Code CLI: what `lmm install-hooks --act` puts in the next
-request to the model. Needs the pinned `claude` binary (`make claude-cli` or $LMM_CLAUDE_BIN) and
-the Messages-API stand-in of tests/assets/claude_cli.py; skips without them."""
+"""Act-time recall with the real Claude Code CLI against the Messages-API stand-in
+(tests/assets/claude_cli.py): what `lmm install-hooks --act` puts in the next request to the
+model. Skips when the binary is not installed (`make claude-cli`)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
 from lmm import paths, settings
 from lmm.extract import get_extractor, run_extraction
 from lmm.ingest import ingest
 from lmm.store import open_store
 
-claude_cli = pytest.importorskip("assets.claude_cli", reason="the real-CLI harness is absent")
-if claude_cli.claude_bin() is None:
-    pytest.skip(
-        "no claude binary: run `make claude-cli` or set LMM_CLAUDE_BIN", allow_module_level=True
-    )
+pytestmark = pytest.mark.skipif(
+    claude_bin() is None,
+    reason="the real Claude Code CLI is not installed: run `make claude-cli` or set LMM_CLAUDE_BIN",
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PROJECT = "/home/dev/tidepool"  # the sample history's project; the CLI runs in a folder below it
@@ -41,14 +41,12 @@ def act_settings(tmp_path: Path) -> dict[str, object]:
     return json.loads(path.read_text())
 
 
-def run(tmp_path: Path, store_home: Path, command: str) -> object:
-    stub = claude_cli.MessagesStub()
-    stub.on(
-        "go on", claude_cli.Reply.tool("Bash", {"command": command}), claude_cli.Reply.text("Done.")
-    )
+def run(tmp_path: Path, store_home: Path, command: str) -> MessagesStub:
+    stub = MessagesStub()
+    stub.on("go on", Reply.tool("Bash", {"command": command}), Reply.text("Done."))
     cwd = tmp_path / "home" / "dev" / "tidepool"
     with stub:
-        claude_cli.run_claude(
+        run_claude(
             ["-p", "go on"],
             stub=stub,
             home=tmp_path / "home",
