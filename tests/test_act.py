@@ -276,3 +276,18 @@ def test_a_command_without_the_environment_it_needs_gets_the_form_that_works() -
     assert act.score(bash("GOOS=linux GOARCH=arm64 go build -o dist/t ./cmd/t"), how)[0] >= 2.0
     assert act.score(bash("CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/t"), how)[0] == 0
     assert act.score(bash("go build ./..."), how)[0] < act.THRESHOLD  # a plain local build
+
+
+def test_an_opted_out_project_gets_nothing(lmm_home: Path) -> None:
+    from lmm import privacy
+
+    config = lmm_home / "config.toml"
+    config.write_text(f'[privacy]\nexclude = ["{PROJECT}"]\n')
+    privacy.reset_cache()
+    try:
+        assert hook(pre_tool_use("Bash", {"command": "pip install requests"})) == ""
+        assert recall("Bash", {"command": "pip install requests"}).get("opted_out") is True
+    finally:
+        config.unlink()
+        privacy.reset_cache()
+    assert recall("Bash", {"command": "pip install requests"})["decision"] == "ask"
