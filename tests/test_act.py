@@ -65,10 +65,10 @@ def test_read_gives_the_templates_their_polarity() -> None:
     gotcha = read(
         "`pytest` fails here (No module named x); `uv run pytest` works instead.", "gotcha"
     )
-    assert gotcha.commands == [
+    assert gotcha.commands == (
         (Invocation("pytest"), "bad"),
         (Invocation("pytest", (), "uv"), "good"),
-    ]
+    )
     assert gotcha.negated == frozenset()  # an error message's "No" says nothing
     rule = read("Pnpm only — never npm or yarn in my repos.", "preference")
     assert {"npm", "yarn"} <= rule.negated and "pnpm" not in rule.negated

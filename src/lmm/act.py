@@ -21,7 +21,7 @@ import contextlib
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -339,13 +339,16 @@ def query_terms(call: ToolCall) -> list[str]:
     return out[:64]
 
 
-def candidates(store: Store, call: ToolCall, project: str | None) -> list[Any]:
+def candidates(
+    store: Store, call: ToolCall, project: str | None
+) -> tuple[list[Any], dict[int, list[str]]]:
     """Active cognitions of the matched categories in the project (and user-wide): those that
-    share a word with the call (best BM25 first), and the latest lessons, whose failing command
-    may be in their source turns rather than in their text."""
+    share a word with the call (best BM25 first), and, of the latest lessons, those whose
+    failing command (in their source turns, not always in their text) runs the call's program.
+    With the failing commands of the lessons among them."""
     terms = query_terms(call)
     if not terms:
-        return []
+        return [], {}
     marks = ", ".join("?" * len(CATEGORIES))
     scope = "c.project_id IS NULL"
     scope_params: list[Any] = []
@@ -359,15 +362,22 @@ def candidates(store: Store, call: ToolCall, project: str | None) -> list[Any]:
         f"AND {scope} ORDER BY bm25(cognitions_fts) LIMIT {CANDIDATES}",
         [" OR ".join(quote_fts(t) for t in terms), *CATEGORIES, *scope_params],
     ).fetchall()
-    if call.command:
-        seen = {r["id"] for r in rows}
-        lessons = store.db.execute(
-            f"SELECT {columns} FROM cognitions c WHERE c.category = 'lesson' "
-            f"AND c.status = 'active' AND {scope} ORDER BY c.id DESC LIMIT {LESSONS}",
-            scope_params,
-        ).fetchall()
-        rows += [r for r in lessons if r["id"] not in seen]
-    return rows
+    if not call.command:
+        return rows, {}
+    seen = {r["id"] for r in rows}
+    lessons = store.db.execute(
+        f"SELECT {columns} FROM cognitions c WHERE c.category = 'lesson' "
+        f"AND c.status = 'active' AND {scope} ORDER BY c.id DESC LIMIT {LESSONS}",
+        scope_params,
+    ).fetchall()
+    ids = [r["id"] for r in rows if r["category"] == "lesson"] + [r["id"] for r in lessons]
+    failed = failed_commands(store, ids)
+    programs = {inv.program for inv in invocations(call.command)}
+    for r in lessons:
+        ran = {inv.program for cmd in failed.get(r["id"], []) for inv in invocations(cmd)}
+        if r["id"] not in seen and ran & programs:
+            rows.append(r)
+    return rows, failed
 
 
 def failed_commands(store: Store, ids: list[int]) -> dict[int, list[str]]:
@@ -416,14 +426,14 @@ def recall_for(
 ) -> ActRecall:
     """The cognitions that apply to `call` in `project`, at most `MAX_ITEMS`, best first.
     With `ask`, a user's prohibition that the call breaks asks for confirmation."""
-    rows = candidates(store, call, project)
-    failed = failed_commands(store, [r["id"] for r in rows if r["category"] == "lesson"])
+    rows, failed = candidates(store, call, project)
     found: list[Match] = []
     for row in rows:
         reading = read(row["text"], row["category"])
-        role = "fixed" if reading.passed else "bad"
-        for command in failed.get(row["id"], []):
-            reading.commands += [(inv, role) for inv in invocations(command)]
+        if commands := failed.get(row["id"]):
+            role = "fixed" if reading.passed else "bad"
+            ran = [(inv, role) for command in commands for inv in invocations(command)]
+            reading = replace(reading, commands=(*reading.commands, *ran))
         points, why, breaks = score(call, reading)
         if points < threshold:
             continue

@@ -9,6 +9,7 @@ words only: "No module named x" in an error says nothing about what to do) and i
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ _PASSED = re.compile(r"\(then `(?P<cmd>[^`]+)` passed\)$")
 _PURPOSE = re.compile(r"^To (?:run the tests|type-check|lint|format|build): `(?P<cmd>[^`]+)`\.$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reading:
     """The parts of a cognition's text that a tool call can match."""
 
@@ -43,13 +44,14 @@ class Reading:
     prose: frozenset[str]  # the same, outside code spans (a span is matched as a command)
     negated: frozenset[str]  # words after a negation, up to the end of the clause
     affirmed: frozenset[str]  # words of the prose outside those clauses
-    commands: list[tuple[Invocation, str]]  # backticked: bad | banned | good | usual | fixed
+    commands: tuple[tuple[Invocation, str], ...]  # backticked: bad | banned | good | usual | fixed
     identifiers: frozenset[str]
     text_lower: str
     prohibition: bool  # the user forbids something ("never", "don't", "not")
     passed: bool  # a lesson whose failing command passed once the code was fixed
 
 
+@functools.lru_cache(maxsize=4096)  # `lmm serve` reads the same cognitions call after call
 def read(text: str, category: str = "preference") -> Reading:
     """What `text` (a cognition of `category`) names, and with which polarity. Negations count
     in what the user said (preferences, decisions, and notes not written by the tool-run rules):
@@ -89,7 +91,7 @@ def read(text: str, category: str = "preference") -> Reading:
         prose=frozenset(words(prose)),
         negated=frozenset(negated),
         affirmed=frozenset(words(affirmed)),
-        commands=commands,
+        commands=tuple(commands),
         identifiers=frozenset(idents),
         text_lower=lower,
         prohibition=said and bool(_PROHIBITION.search(lower)),
