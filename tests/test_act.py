@@ -291,3 +291,19 @@ def test_an_opted_out_project_gets_nothing(lmm_home: Path) -> None:
         config.unlink()
         privacy.reset_cache()
     assert recall("Bash", {"command": "pip install requests"})["decision"] == "ask"
+
+
+def test_editing_a_file_a_rule_names_brings_the_rule(lmm_home: Path) -> None:
+    from lmm import cognitions
+
+    text = "Never edit `tidepool/generated/stations.py` by hand; run `make stations` instead."
+    with open_store() as store:
+        rule = cognitions.remember(store, text, project=PROJECT)
+    try:
+        edit = {"file_path": f"{PROJECT}/tidepool/generated/stations.py", "content": "X = 1\n"}
+        assert texts(recall("Write", edit)) == [text]
+        other = {"file_path": f"{PROJECT}/tidepool/stations_view.py", "content": "X = 1\n"}
+        assert recall("Write", other)["matches"] == []
+    finally:
+        with open_store() as store:
+            cognitions.forget(store, rule)
