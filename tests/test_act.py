@@ -120,9 +120,8 @@ def test_edits_with_nothing_relevant_get_nothing(lmm_home: Path) -> None:
 
 
 def test_another_project_gets_nothing_of_this_one(lmm_home: Path) -> None:
-    assert (
-        recall("Bash", {"command": "pip install requests"}, cwd="/home/dev/other")["matches"] == []
-    )
+    assert recall("Bash", {"command": "pip install rich"})["decision"] == "ask"  # tidepool's rule
+    assert recall("Bash", {"command": "pip install rich"}, cwd="/home/dev/other")["matches"] == []
 
 
 def test_a_user_wide_rule_reaches_every_project(lmm_home: Path, tmp_path: Path) -> None:
