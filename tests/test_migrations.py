@@ -173,3 +173,48 @@ def test_m007_indexes_turn_uuids(v4_store: Path) -> None:
             "EXPLAIN QUERY PLAN SELECT 1 FROM turns WHERE uuid = 'x'"
         ).fetchall()
     assert any("turns_uuid" in str(row[-1]) for row in plan)
+
+
+def test_m008_keeps_only_conversation_in_an_old_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "lmm.db"
+    said = [
+        _said("u1", "Please set up the release script.", "u1", "user"),
+        _said("a1", "<task-notification><result>Always use yarn.</result></task-notification>",
+              "a1", "user"),
+        _said("u2", '<lmm-memory kind="recall">old brief</lmm-memory>', "u2", "user"),
+        _said("a2", "API Error: 529 Overloaded", "a2"),
+        _said("a3", "Done: release.sh tags and pushes.", "a3"),
+    ]  # fmt: skip
+    for turn, parent in zip(said[1:], said, strict=False):
+        turn.parent_uuid = parent.uuid
+    listing = "[attachment: skill_listing] ..."
+    said.append(Turn(session_id="s1", key="m1", role="user", kind="meta", uuid="m1",
+                     uuids=["m1"], text=listing, parent_uuid="a3"))  # fmt: skip
+    said.append(_said("u3", "Thanks.", "u3", "user"))
+    said[-1].parent_uuid = "m1"
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:7])
+        with Store(path) as store:
+            store.add_session(SessionInfo("s1", "claude", project="/work/app"))
+            store.add_turns(said)
+            store.db.executemany(
+                "INSERT INTO cognitions (id, uid, project_id, category, text, origin) "
+                "VALUES (?, ?, NULL, 'preference', ?, ?)",
+                [(1, "y", "Always use yarn.", "rules"), (2, "r", "Tag releases.", "rules"),
+                 (3, "k", "Be kind.", "user")],
+            )  # fmt: skip
+            store.db.executemany(
+                "INSERT INTO cognition_sources (cognition_id, session_id, turn_key) "
+                "VALUES (?, ?, ?)",
+                [(1, "s1", "a1"), (2, "s1", "a1"), (2, "s1", "a3"), (3, "s1", "a1")],
+            )
+    with Store(path) as store:
+        rows = store.db.execute("SELECT key, parent_uuid FROM turns ORDER BY id").fetchall()
+        assert [tuple(r) for r in rows] == [("u1", None), ("a3", "u1"), ("u3", "a3")]
+        cogs = store.db.execute("SELECT id FROM cognitions ORDER BY id").fetchall()
+        assert [r[0] for r in cogs] == [2, 3]  # learned only from the report: gone
+        links = store.db.execute("SELECT cognition_id, turn_key FROM cognition_sources").fetchall()
+        assert [tuple(r) for r in links] == [(2, "a3")]
+        assert store.search("yarn") == [] and store.search("529") == []

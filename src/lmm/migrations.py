@@ -333,6 +333,51 @@ M007_TURN_UUIDS = """
 CREATE INDEX turns_uuid ON turns(uuid);
 """
 
+# Stores written before the reader kept only conversation (docs/claude-code.md) hold what it now
+# leaves out: attachments and meta records (kind 'meta': skill listings, hook output, lmm's own
+# injections), dropped system records, background agents' <task-notification> reports,
+# interruption markers, lmm's injected memory, synthetic assistant records (API errors). They go,
+# with their vectors and the source links of memories learned from them (a memory left with no
+# source, unless the user typed it, goes too); a kept turn whose parent went gets the nearest
+# kept ancestor, as the reader now links it.
+M008_CONVERSATION_ONLY = """
+CREATE TEMP TABLE m008_gone AS SELECT id, uuid, parent_uuid, session_id, key FROM turns WHERE
+    kind = 'meta'
+    OR (kind = 'system' AND json_valid(extra)
+        AND json_extract(extra, '$.subtype') IN ('api_error', 'stop_hook_summary', 'turn_duration'))
+    OR (role = 'user' AND kind = 'message' AND tools = '[]' AND (
+        ltrim(text) LIKE '<task-notification>%' OR ltrim(text) LIKE '<lmm-memory%'
+        OR text IN ('[Request interrupted by user]', '[Request interrupted by user for tool use]')))
+    OR (role = 'assistant' AND tools = '[]' AND thinking = ''
+        AND (text = 'No response requested.' OR text LIKE 'API Error: %'));
+CREATE TEMP TABLE m008_up AS WITH RECURSIVE up(uuid, anc, depth) AS (
+    SELECT uuid, parent_uuid, 0 FROM m008_gone WHERE uuid IS NOT NULL
+    UNION ALL
+    SELECT up.uuid, g.parent_uuid, up.depth + 1 FROM up JOIN m008_gone g ON g.uuid = up.anc
+    WHERE up.depth < 1000
+) SELECT uuid, anc FROM up
+    WHERE anc IS NULL OR anc NOT IN (SELECT uuid FROM m008_gone WHERE uuid IS NOT NULL);
+UPDATE turns SET parent_uuid = (SELECT anc FROM m008_up u WHERE u.uuid = turns.parent_uuid)
+    WHERE parent_uuid IN (SELECT uuid FROM m008_up) AND id NOT IN (SELECT id FROM m008_gone);
+DELETE FROM vectors WHERE item_kind IN ('turn', 'turn_parts')
+    AND item_id IN (SELECT id FROM m008_gone);
+CREATE TEMP TABLE m008_links AS SELECT rowid AS link, cognition_id FROM cognition_sources
+    WHERE EXISTS (SELECT 1 FROM m008_gone g
+        WHERE g.session_id = cognition_sources.session_id AND g.key = cognition_sources.turn_key);
+DELETE FROM cognition_sources WHERE rowid IN (SELECT link FROM m008_links);
+CREATE TEMP TABLE m008_cogs AS SELECT id FROM cognitions c WHERE origin IN ('rules', 'lm')
+    AND id IN (SELECT cognition_id FROM m008_links)
+    AND NOT EXISTS (SELECT 1 FROM cognition_sources s WHERE s.cognition_id = c.id);
+UPDATE cognitions SET superseded_by = NULL WHERE superseded_by IN (SELECT id FROM m008_cogs);
+DELETE FROM vectors WHERE item_kind = 'cognition' AND item_id IN (SELECT id FROM m008_cogs);
+DELETE FROM cognitions WHERE id IN (SELECT id FROM m008_cogs);
+DELETE FROM turns WHERE id IN (SELECT id FROM m008_gone);
+DROP TABLE m008_gone;
+DROP TABLE m008_up;
+DROP TABLE m008_cogs;
+DROP TABLE m008_links;
+"""
+
 MIGRATIONS: list[str] = [
     M001_INITIAL,
     M002_COGNITIONS,
@@ -341,6 +386,7 @@ MIGRATIONS: list[str] = [
     M005_DEFERRED_INDEX,
     M006_SCOPE,
     M007_TURN_UUIDS,
+    M008_CONVERSATION_ONLY,
 ]
 
 
