@@ -18,11 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[$(EXTRAS)]'
 	touch $@
 
-## run: set up, ingest your Claude Code history (or the bundled sample), extract what it
-## teaches, and show what lmm would tell your agent
+## run: set up, ingest your Claude Code history (or the bundled sample) with what it teaches
+## (the rule extractor runs on every ingest), and show what lmm would tell your agent
 run: $(VENV)/.installed
 	$(BIN)/lmm ingest --sample
-	$(BIN)/lmm extract
 	$(BIN)/lmm stats
 	$(BIN)/lmm memories --limit 15
 	$(BIN)/lmm recall "the sqlite database is locked again, how did we fix that?"
