@@ -3,6 +3,7 @@ session reach the agent when a later prompt needs it, with nothing but `lmm inst
 
     LMM_CLAUDE_BIN=/path/to/claude python bench/living_loop.py               # the 20 sessions
     python bench/living_loop.py --sessions 3 --out /tmp/loop.json            # smoke run
+    python bench/living_loop.py --serve     # lmm embed after session 1, then lmm serve warm
     python bench/living_loop.py --act                                        # + PreToolUse hook
 
 A fresh HOME and LMM_HOME; `lmm install-hooks --user` (with `--act` when asked) writes the hooks
@@ -192,6 +193,22 @@ def install(root: Path, act: bool) -> dict[str, str]:
     return env
 
 
+def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`lmm embed` (the packaged MiniLM: from now on the job embeds each round), then `lmm serve
+    --no-model` keeping it warm for the hooks; returns the server once it answers."""
+    full = {**os.environ, **env}
+    lmm = [sys.executable, "-m", "lmm"]
+    subprocess.run([*lmm, "embed"], env=full, check=True, capture_output=True)
+    server = subprocess.Popen([*lmm, "serve", "--no-model"], env=full, stderr=subprocess.DEVNULL)
+    info = Path(env["LMM_HOME"]) / "server.json"
+    end = time.monotonic() + JOB_TIMEOUT
+    while not info.exists():
+        if server.poll() is not None or time.monotonic() > end:
+            raise SystemExit("lmm serve did not start")
+        time.sleep(0.2)
+    return server
+
+
 def write_shims(root: Path, script: dict[str, Any]) -> None:
     names = set()
     for session in script["sessions"]:
@@ -366,6 +383,11 @@ def main() -> int:
     parser.add_argument("--script", type=Path, default=SCRIPT)
     parser.add_argument("--sessions", type=int, default=None, help="run only the first N")
     parser.add_argument("--act", action="store_true", help="install the PreToolUse hook too")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="after session 1: `lmm embed` once, then `lmm serve --no-model` for the hooks",
+    )
     parser.add_argument("--root", type=Path, default=None, help="work folder (default: temp)")
     parser.add_argument("--out", type=Path, default=None, help="write every row as JSON here")
     args = parser.parse_args()
@@ -379,7 +401,10 @@ def main() -> int:
     os.environ["LMM_HOME"] = env["LMM_HOME"]  # background.wait_idle looks at this store
     write_shims(root, script)
     runs, lags = [], []
-    for session in sessions:
+    server = None
+    for n, session in enumerate(sessions):
+        if args.serve and n == 1:  # the store exists once the first session is learned
+            server = start_server(env)
         cwd = root / "home" / "work" / session["project"]
         cwd.mkdir(parents=True, exist_ok=True)
         resume = None
@@ -389,6 +414,9 @@ def main() -> int:
             lags.append(seen["job_lag"])
             runs.append({"session": session, "prompt": prompt, "seen": seen})
         print(f"{session['id']} done ({len(session['prompts'])} prompts)", file=sys.stderr)
+    if server is not None:
+        server.terminate()
+        server.wait(timeout=30)
     scored = score(script, runs)
     times = hook_times(root)
     print(report(scored, times, lags))

