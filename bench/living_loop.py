@@ -5,6 +5,7 @@ session reach the agent when a later prompt needs it, with nothing but `lmm inst
     python bench/living_loop.py --sessions 3 --out /tmp/loop.json            # smoke run
     python bench/living_loop.py --serve     # lmm embed after session 1, then lmm serve warm
     python bench/living_loop.py --act                                        # + PreToolUse hook
+    python bench/living_loop.py --hooks-src /tmp/old/src   # the same with another lmm's hooks
 
 A fresh HOME and LMM_HOME; `lmm install-hooks --user` (with `--act` when asked) writes the hooks
 into HOME/.claude/settings.json, each command wrapped to time it. Then, session after session of
@@ -164,14 +165,15 @@ def shim_table(prompt: dict[str, Any]) -> list[dict[str, Any]]:
 # ---- one fresh install
 
 
-def install(root: Path, act: bool) -> dict[str, str]:
-    """HOME, LMM_HOME, shims and the timed hooks; returns the env for the CLI and its hooks."""
+def install(root: Path, act: bool, src: Path) -> dict[str, str]:
+    """HOME, LMM_HOME, shims and the timed hooks of the lmm in `src`; returns the env for the
+    CLI and its hooks."""
     home, store = root / "home", root / "lmm"
     shims = home / "shims"
     shims.mkdir(parents=True)
     env = {
         "LMM_HOME": str(store),
-        "PYTHONPATH": str(REPO / "src"),
+        "PYTHONPATH": str(src),
         "PATH": f"{shims}:{os.environ['PATH']}",
         "LMM_BENCH_SHIMS": str(root / "shims.json"),
     }
@@ -227,6 +229,20 @@ def memory_blocks(text: str) -> list[tuple[str, str]]:
     return MEMORY.findall(text)
 
 
+def detached_ingests(root: Path) -> list[int]:
+    """Pids of `lmm ingest` processes reading a transcript under `root`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"lmm\x00ingest\x00" in cmdline and str(root).encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
 def this_turn(request: Any) -> str:
     """The text of a request's messages after the last assistant message: the new prompt and
     what the CLI sent with it (this version sends hook contexts as a `system` message there)."""
@@ -261,6 +277,10 @@ def run_prompt(
         time.sleep(0.05)
     if not background.wait_idle(JOB_TIMEOUT):
         raise SystemExit(f"the background job did not drain its queue: {background.pending()}")
+    while detached_ingests(root):  # hooks of an lmm without the job (--hooks-src) ingest so
+        if time.perf_counter() - t1 > JOB_TIMEOUT:
+            raise SystemExit("a detached lmm ingest never ended")
+        time.sleep(0.05)
     lag = time.perf_counter() - t1
     texts = [r.all_text() for r in requests]
     return {
@@ -329,6 +349,21 @@ def score(script: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def learned_facts(script: dict[str, Any]) -> dict[str, bool]:
+    """Fact id -> whether an active memory in the store (of $LMM_HOME) holds all its keys: which
+    misses come from extraction, which from recall."""
+    from lmm.store import open_store
+
+    with open_store() as store:
+        texts = [
+            r[0] for r in store.db.execute("SELECT text FROM cognitions WHERE status = 'active'")
+        ]
+    return {
+        fid: any(all(holds(t, k) for k in fact["keys"]) for t in texts)
+        for fid, fact in script["facts"].items()
+    }
+
+
 def ratio(rows: list[dict[str, Any]], key: str = "hit") -> str:
     hits = sum(1 for r in rows if r[key])
     return f"{hits}/{len(rows)} ({100 * hits / len(rows):.0f}%)" if rows else "0/0"
@@ -342,14 +377,23 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {statistics.median(ordered):.0f} / p95 {p95:.0f} ms (n={len(ordered)})"
 
 
-def report(scored: dict[str, Any], times: dict[str, list[float]], lags: list[float]) -> str:
+def report(
+    scored: dict[str, Any],
+    times: dict[str, list[float]],
+    lags: list[float],
+    learned: dict[str, bool],
+) -> str:
     rec, act = scored["recall"], scored["act"]
     lines = [
+        f"facts that became a memory: {sum(learned.values())}/{len(learned)} "
+        f"({', '.join(f for f, ok in learned.items() if not ok) or 'all'} not)",
         f"UserPromptSubmit recall: {ratio(rec)}",
         f"  preferences {ratio([r for r in rec if r['kind'] == 'preference'])}, "
         f"lessons {ratio([r for r in rec if r['kind'] == 'lesson'])}",
         f"  in their own project {ratio([r for r in rec if r['where'] == 'own project'])}, "
         f"in another project {ratio([r for r in rec if r['where'] == 'other'])}",
+        f"  where the fact became a memory {ratio([r for r in rec if learned[r['fact']]])}, "
+        f"where not {ratio([r for r in rec if not learned[r['fact']]])}",
         f"SessionStart context holds them: {ratio(rec, 'session_start')}",
         "context tokens per prompt (chars/4): "
         f"with facts to recall mean {statistics.fmean(scored['tokens_with_facts'] or [0]):.0f}, "
@@ -388,6 +432,12 @@ def main() -> int:
         action="store_true",
         help="after session 1: `lmm embed` once, then `lmm serve --no-model` for the hooks",
     )
+    parser.add_argument(
+        "--hooks-src",
+        type=Path,
+        default=REPO / "src",
+        help="the lmm package folder the hooks run (another version's src/: its baseline)",
+    )
     parser.add_argument("--root", type=Path, default=None, help="work folder (default: temp)")
     parser.add_argument("--out", type=Path, default=None, help="write every row as JSON here")
     args = parser.parse_args()
@@ -397,7 +447,7 @@ def main() -> int:
     script = load_script(args.script)
     sessions = script["sessions"][: args.sessions]
     root = args.root or Path(tempfile.mkdtemp(prefix="lmm-loop-"))
-    env = install(root, args.act)
+    env = install(root, args.act, args.hooks_src)
     os.environ["LMM_HOME"] = env["LMM_HOME"]  # background.wait_idle looks at this store
     write_shims(root, script)
     runs, lags = [], []
@@ -419,11 +469,11 @@ def main() -> int:
         server.wait(timeout=30)
     scored = score(script, runs)
     times = hook_times(root)
-    print(report(scored, times, lags))
+    learned = learned_facts(script)
+    print(report(scored, times, lags, learned))
     if args.out:
-        args.out.write_text(
-            json.dumps({**scored, "hook_ms": times, "job_lag_s": lags}, indent=1, default=str)
-        )
+        data = {**scored, "learned": learned, "hook_ms": times, "job_lag_s": lags}
+        args.out.write_text(json.dumps(data, indent=1, default=str))
     return 0
 
 
