@@ -18,13 +18,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[$(EXTRAS)]'
 	touch $@
 
-## run: set up, ingest your Claude Code history (or the bundled sample) with what it teaches
-## (the rule extractor runs on every ingest), and show what lmm would tell your agent
+# No Claude Code history on this machine: `make run` shows lmm on the bundled sample, in a demo
+# store of its own (.lmm-demo), never in the user's store.
+HISTORY := $(wildcard $(or $(LMM_SOURCE),$(HOME)/.claude/projects)/*/*.jsonl)
+DEMO := $(if $(HISTORY),,LMM_HOME=$(CURDIR)/.lmm-demo)
+
+## run: set up, ingest your Claude Code history (or the bundled sample, into a demo store) with
+## what it teaches (the rule extractor runs on every ingest), and show what lmm would tell your agent
 run: $(VENV)/.installed
-	$(BIN)/lmm ingest --sample
-	$(BIN)/lmm stats
-	$(BIN)/lmm memories --limit 15
-	$(BIN)/lmm recall "the sqlite database is locked again, how did we fix that?"
+	$(DEMO) $(BIN)/lmm ingest $(if $(HISTORY),,--sample)
+	$(DEMO) $(BIN)/lmm stats
+	$(DEMO) $(BIN)/lmm memories --limit 15
+	$(DEMO) $(BIN)/lmm recall "the sqlite database is locked again, how did we fix that?"
 
 ## test: set up, then lint, type-check and run the default test suite
 test: $(VENV)/.installed lint typecheck
