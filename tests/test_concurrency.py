@@ -236,3 +236,29 @@ def test_server_soak_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert result["server_alive_at_end"]
     assert result["p99_ms"] < 5_000
     assert not (home / "server.json").exists()  # the server cleaned up on SIGTERM
+
+
+def test_concurrent_ingests_count_only_their_own_new_turns(tmp_path: Path) -> None:
+    """Two `lmm ingest` of the same history at once: each turn is new to exactly one of them."""
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_ingest", root / "bench" / "ingest.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    history = tmp_path / "projects"
+    bench.synthesize(history, 8, seed=3)  # big enough that the two runs overlap
+    env = {**os.environ, "LMM_HOME": str(tmp_path / "home"), "PYTHONPATH": str(root / "src")}
+    command = [sys.executable, "-m", "lmm", "ingest", "--json", "--no-extract", str(history)]
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out))
+    with open_store(tmp_path / "home" / "lmm.db") as store:
+        total = store.db.execute("SELECT count(*) FROM turns").fetchone()[0]
+    assert total > 400
+    assert sum(r["turns_new"] for r in reports) == total

@@ -503,7 +503,7 @@ def ingest(
     report.files_read = len(jobs)
     if on_plan is not None:  # the bytes this run will read: unchanged files cost nothing
         on_plan(sum(j.size - j.start for j in jobs))
-    before = _count_turns(store)
+    inserted_before = store.turns_inserted
     writer = _Writer(store, report, progress)
     report.workers = _workers_for(jobs, workers)
     with store.bulk():
@@ -526,7 +526,7 @@ def ingest(
         )}  # fmt: skip
         store.refresh_sessions(writer.touched | unfinished)
     report.turns_total = _count_turns(store)
-    report.turns_new = report.turns_total - before
+    report.turns_new = store.turns_inserted - inserted_before  # not another process's turns
     report.sessions = len(writer.touched)
     report.seconds = time.perf_counter() - t0
     return report

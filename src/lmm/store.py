@@ -242,6 +242,7 @@ class Store:
         self._projects: dict[str, int] = {}
         self._deferring = False  # inside `bulk`: new turns are indexed by `commit`
         self._unindexed_after: int | None = None  # turns with a larger id await indexing
+        self.turns_inserted = 0  # new turn rows this connection wrote (merges not counted)
 
     def close(self) -> None:
         self.db.close()
@@ -425,6 +426,10 @@ class Store:
         last = self.db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
         deferred = self._deferring and self.db.in_transaction  # autocommit: nothing to wait for
         self.db.executemany(_INSERT_TURN, rows)
+        # rows with a larger id are this call's (the write lock is held): new rows, not merges
+        self.turns_inserted += self.db.execute(
+            "SELECT count(*) FROM turns WHERE id > ?", (last,)
+        ).fetchone()[0]
         if not deferred:
             self.index_new_turns(last)
             return
