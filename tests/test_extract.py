@@ -118,7 +118,7 @@ def test_second_extraction_changes_nothing(real_store: Store) -> None:
     report = run_extraction(real_store, RuleExtractor())
     assert (report.sessions, report.added, report.merged) == (0, 0, 0)
     full = run_extraction(real_store, RuleExtractor(), full=True)
-    assert full.sessions == report.sessions_unchanged and full.candidates > 50
+    assert full.sessions == report.sessions_unchanged and full.candidates > 40
     assert (full.added, full.merged, full.superseded) == (0, 0, 0)
     assert _dump(real_store) == before
 
@@ -185,14 +185,6 @@ EXPECTED = [
         "659102c3-bc27-44de-94e1-5247f6d4985a",
     ),
     (
-        "lesson",
-        "AssertionError: assert 'Session ID:' in '' → The tests are failing because the "
-        "mock `expanded_content.renderable`",
-        "937c6e6b-27e7-4edd-86f1-ad28f9731841",
-        "86a0c99f-1d50-425d-8f4b-ec213c27ac02",
-        "86a0c99f-1d50-425d-8f4b-ec213c27ac02",
-    ),
-    (
         "preference",
         "Use pnpm",
         "7acd37a8-2745-4b58-a8a9-46164b22ad9e",
@@ -227,34 +219,12 @@ EXPECTED = [
         "8f25a85d-06d8-44a7-bd36-20ecc95dfe38",
         "8f25a85d-06d8-44a7-bd36-20ecc95dfe38",
     ),
-    (
-        "fact",
-        "worked mainly on deep_manifest/deep_manifest.py (10 edits), tests/test_unit.py (5 edits)",
-        "a7da6a22-facc-4fcd-8bab-f83c87862004",
-        "msg_01H82G2aSCsVRuSCRtPRgfVu",
-        "f33e921a-60f8-472a-99ee-17f64fad470d",
-    ),
-    (
-        "fact",
-        "worked mainly on test/test_combined_transcript_link.py (14 edits)",
-        "37f83ec9-f2ea-42a9-925e-0d5c105cb6e8",
-        "msg_01U5HKuoKCAEE7wohcfAvaar",
-        "91a0ae3b-a50d-455a-ae30-71338c687454",
-    ),
-    (
-        "fact",
-        "worked mainly on README.md (8 edits), extract-coderabbit-feedback.py (8 edits), "
-        "pyproject.toml (5 edits)",
-        "cb2e607c-c758-415a-8b45-c49e4631906a",
-        "msg_01D668PEsm8df2zPEQbs12zV",
-        "5b21a61b-cefd-4a25-a212-b7a4fcbc43f9",
-    ),
 ]
 
 
 def test_real_sessions_yield_known_cognitions(real_store: Store) -> None:
-    found = cognitions.list_(real_store)
-    assert len({e[0] for e in EXPECTED}) >= 5 and len(EXPECTED) >= 15
+    found = cognitions.list_(real_store, status=None)  # superseded ones keep their sources
+    assert len({e[0] for e in EXPECTED}) >= 4 and len(EXPECTED) >= 12
     for category, fragment, session_id, turn_key, uuid in EXPECTED:
         matches = [c for c in found if c.category == category and fragment in c.text]
         assert len(matches) == 1, (category, fragment, [c.text for c in found])
@@ -270,6 +240,29 @@ def test_real_sessions_have_no_chatter(real_store: Store) -> None:
     texts = [c.text for c in cognitions.list_(real_store, status=None)]
     for noise in ("Can you please", "Tools can be invoked", "Does this doc page help", "?"):
         assert not any(t.startswith(noise) or t.endswith(noise) for t in texts), noise
+
+
+def test_real_sessions_read_as_rules_and_lessons_not_session_logs(real_store: Store) -> None:
+    """What a session edited is no memory; a newer command for one purpose supersedes the
+    older; a test's own assertion or a mistyped path is no lesson."""
+    found = cognitions.list_(real_store)
+    assert not [c.text for c in found if "worked mainly on" in c.text]
+    every = {c.text: c for c in cognitions.list_(real_store, status=None)}
+    pyright, ty = (
+        every["To type-check: `uv run pyright`."],
+        every["To type-check: `uv run ty check`."],
+    )
+    assert (pyright.status, pyright.superseded_by, ty.status) == ("superseded", ty.id, "active")
+    old_fmt, new_fmt = every["To format: `uv run ruff format`."], every["To format: `ruff format`."]
+    assert (old_fmt.status, old_fmt.superseded_by) == ("superseded", new_fmt.id)
+    hooks = [c.text for c in found if c.text.startswith("A Stop hook")]
+    assert not any("`uv run pyright`" in t for t in hooks)
+    assert "A Stop hook runs `uv run pytest`." in hooks  # a hook for another purpose stays
+    lessons = [c.text for c in found if c.category == "lesson"]
+    assert not [t for t in lessons if t.startswith(("AssertionError", "ERROR: file or directory"))]
+    assert any(
+        t.startswith("ValueError: Unable to determine which files to ship →") for t in lessons
+    )
 
 
 def test_sample_history_supersedes_reversed_decisions(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@
   environmental: command not found, missing module, permission) or a workflow note;
 - a real error (traceback, `error:` line) followed by the assistant's diagnosis: a lesson
   "symptom -> cause/fix", grounded in both turns;
-- build/test/lint/format commands that ran successfully, and post-edit hooks: workflow;
-- the files the session edited most: a fact.
+- build/test/lint/format commands that ran successfully, and post-edit hooks: workflow, one per
+  purpose and toolchain (a newer type checker supersedes the older one).
+Which files a session edited is no memory: it is what the session itself shows, and a list of them
+per session buried the rules and lessons.
 Tool-protocol errors (an Edit whose old string was not found, a permission prompt, a rejected
 call) teach nothing about the project and are ignored.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,7 +24,6 @@ from lmm.extract import Candidate, SessionView
 from lmm.records import Turn
 
 SIMILAR_WITHIN = 10  # Bash calls after a failure in which a similar success counts as its fix
-TOP_FILES = 5
 
 
 @dataclass
@@ -89,8 +89,11 @@ _ERROR_LINES = [
     re.compile(r"^.*command not found.*$", re.M),
     re.compile(r"^\w*(?:Error|Exception)\b:?.*$", re.M),  # the last line of a traceback
     re.compile(r"^.*(?:No such file or directory|Permission denied|not recognized as).*$", re.M),
+    re.compile(r"^thread '[^']*' panicked at .*(?:\n.*)?$", re.M),  # Rust: where, then the message
     re.compile(r"^(?:error|fatal|ERROR|FATAL|npm ERR!)[\[:\s].*$", re.M),
     re.compile(r"^E\s{2,}\S.*$", re.M),  # pytest's assertion detail
+    re.compile(r"^\s+\w*(?:Error|Exception): .*$", re.M),  # a traceback quoted by a tool (uv)
+    re.compile(r"^\s*[×✗✘]\s+\S.*$", re.M),  # miette-style reports (cargo-dist, ...)
 ]
 _ENVIRONMENT = re.compile(
     r"command not found|No module named|ModuleNotFoundError|Permission denied|not recognized|"
@@ -106,8 +109,9 @@ def error_line(output: str) -> str | None:
     for rx in _ERROR_LINES:
         found = rx.findall(output)
         if found:
-            line = found[-1] if rx is _ERROR_LINES[1] else found[0]
-            return re.sub(r"^E\s+", "", line.strip())[:200]
+            line = found[-1] if rx in (_ERROR_LINES[1], _ERROR_LINES[-2]) else found[0]
+            line = re.sub(r"^(?:E|[×✗✘])\s+", "", line.strip())
+            return re.sub(r"\s*\n\s*", " ", line)[:200]
     return None
 
 
@@ -184,6 +188,25 @@ _INSTALL = re.compile(
 )
 
 
+_TOOLCHAINS = {
+    "python": "pytest unittest tox nox mypy pyright ty ruff flake8 pylint black",
+    "javascript": "jest vitest mocha npm yarn pnpm bun tsc eslint prettier vite",
+    "rust": "cargo rustc clippy",
+    "go": "go gofmt golangci-lint",
+}
+_TOOLCHAIN_OF = {tool: chain for chain, tools in _TOOLCHAINS.items() for tool in tools.split()}
+
+
+def command_subject(purpose: str, command: str, prefix: str = "command") -> str:
+    """What a build/test/lint/format/type-check command is the way to do: one subject per purpose
+    and toolchain, so a newer command for it (`uv run ty check` after `uv run pyright`)
+    supersedes the older one, while a repository's Python tests and JavaScript tests coexist."""
+    rx = next(rx for p, rx in _KINDS if p == purpose)
+    m = rx.search(command)
+    tool = m.group(0).split()[0] if m else _program(command)
+    return f"{prefix} to {purpose} ({_TOOLCHAIN_OF.get(tool, tool)})"
+
+
 def command_purpose(command: str) -> str | None:
     for purpose, rx in _KINDS:
         if rx.search(command):
@@ -202,10 +225,29 @@ def _program(command: str) -> str:
     return words[0] if words else ""
 
 
+# Programs whose first argument says what they do: `cargo add` is no retry of `cargo build`.
+_SUBCOMMANDS = frozenset(
+    {"cargo", "go", "npm", "pnpm", "yarn", "bun", "uv", "git", "docker", "podman", "kubectl", "gh",
+     "make", "poetry", "dotnet", "mvn", "gradle", "rustup", "brew", "apt", "pip", "pip3", "fly",
+     "flyctl", "terraform", "helm"}
+)  # fmt: skip
+
+
+def _action(command: str) -> str:
+    """The program a command runs and, for one with subcommands, which one (`cargo build`)."""
+    program = _program(command)
+    if program not in _SUBCOMMANDS:
+        return program
+    words = base_command(command).replace("&&", " ").split()
+    after = words[words.index(program) + 1 :] if program in words else []
+    sub = next((w for w in after if not w.startswith(("-", "+"))), "")
+    return f"{program} {sub}".strip()
+
+
 def _similar(a: str, b: str) -> bool:
     if a == b:
         return False
-    if _program(a) and _program(a) == _program(b):
+    if _program(a) and _action(a) == _action(b):
         return True
     return consolidate.jaccard(a, b) >= 0.5
 
@@ -229,7 +271,6 @@ def candidates(session: SessionView) -> Iterator[Candidate]:
     yield from _diagnoses(session, all_runs)
     yield from _commands(session, bash)
     yield from _hooks(session)
-    yield from _focus(session, all_runs)
 
 
 _LOOK_ONLY = re.compile(
@@ -290,7 +331,60 @@ _CAUSE = re.compile(
     r"need(?:s|ed)? to (?:be|use|add|install|import|set|pass|call)|should (?:be|use))\b",
     re.I,
 )
+# How an explanation of an error reads when it names no cause word: what a library lacks or
+# needs, where a thing lives, since when it is available ("jiff has no `parse_from_str`",
+# "derive macros live behind the `derive` feature", "`LazyLock` is only stable since 1.80").
+_EXPLAINS = re.compile(
+    r"\b(?:ha(?:s|ve) no|lives? (?:behind|in|under)|requires?|"
+    r"needs?(?! to (?:fix|update|check|look|see|investigate|find|debug|run|modify|change))|"
+    r"only (?:stable|available) (?:since|in|from)|"
+    r"(?:is|are) (?:not|no longer) (?:supported|available|stable)|"
+    r"(?:does not|doesn't|do not|don't) (?:have|exist|support|accept|implement)|returns? an?|"
+    r"expects?|(?:is|are) dropped)\b",
+    re.I,
+)
+_EFFECT = re.compile(r"\b(?:so (?:it|this|that) (?:panics|fails|crashes|breaks|errors))\b", re.I)
+_FIX = re.compile(r"^(?:(?:the )?fix(?:ed)?\b|so (?:the|we|i)\b|instead\b)", re.I)
 _TOOL_LINE = re.compile(r"^\[tool: [^\]]*\].*$", re.M)
+# Failures that teach nothing beyond the session: a test's own assertion on the code being
+# written, a summary line with no detail, a path the agent got wrong.
+_NO_LESSON = re.compile(
+    r"^(?:AssertionError\b|assert |error: test run failed|error: could not compile|"
+    r"FAILED\b|error: \d+ tests? failed)|file or directory not found|No such file or directory",
+)
+_CODE = re.compile(r"`([^`]{2,80})`")
+
+
+def _distinct(text: str) -> set[str]:
+    """Distinctive words of an error or an explanation: identifiers and code, no plain words."""
+    words = set(re.findall(r"[A-Za-z_][\w:.]*[A-Z_:.\d][\w:.]*|[a-z]+_[a-z_]+", text))
+    for code in _CODE.findall(text):
+        words |= set(re.findall(r"[A-Za-z_]\w{2,}", code))
+    return {w.strip(".:").lower() for w in words if len(w.strip(".:")) > 2}
+
+
+def _diagnosis(prose: str, err: str, output: str) -> str | None:
+    """The sentence of the assistant's `prose` that explains `err`: one with a cause word, or one
+    that explains (`_EXPLAINS`) and names something the error or its output names or says what
+    it caused ("so it panics"); with the
+    sentence after it when that one gives the fix ("... have no `latency_ms`, so it panics. Fix:
+    skip those lines")."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+|\n+", prose) if p.strip()]
+    named = _distinct(err) | _distinct(output[:4000])
+    for i, sentence in enumerate(parts):
+        if len(sentence) < 20 or sentence.endswith("?"):
+            continue
+        about = _distinct(sentence) & named or _EFFECT.search(sentence)
+        explains = _EXPLAINS.search(sentence) and about
+        if not (_CAUSE.search(sentence) or explains):
+            continue
+        sentence = re.sub(r"^(?:my (?:fault|bad|mistake)|oops|ah|right|ok(?:ay)?)\b[:,.!]?\s*", "",
+                          sentence, flags=re.I)  # fmt: skip
+        nxt = parts[i + 1] if i + 1 < len(parts) else ""
+        if _FIX.match(nxt) and not nxt.endswith((":", "?")):
+            sentence = f"{sentence} {nxt}"
+        return re.sub(r"\s*[:;,]$", ".", sentence)
+    return None
 
 
 def _diagnoses(session: SessionView, all_runs: list[Run]) -> Iterator[Candidate]:
@@ -304,7 +398,7 @@ def _diagnoses(session: SessionView, all_runs: list[Run]) -> Iterator[Candidate]
             failures.append(Run("paste", turn.key, "", turn.key, False, turn.text, -1, -1))
     for run in failures:
         err = error_line(run.output)
-        if err is None or err in seen or run.result_key is None:
+        if err is None or err in seen or run.result_key is None or _NO_LESSON.search(err):
             continue
         start = position[run.result_key] + 1
         for turn in session.turns[start : start + 6]:
@@ -313,24 +407,28 @@ def _diagnoses(session: SessionView, all_runs: list[Run]) -> Iterator[Candidate]
             if turn.role != "assistant" or not turn.text:
                 continue
             prose = _TOOL_LINE.sub("", turn.text)
-            cause = next(
-                (s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", prose) if _CAUSE.search(s)), None
-            )
-            if cause is None or len(cause) < 20:
+            cause = _diagnosis(prose, err, run.output)
+            if cause is None:
                 continue
             seen.add(err)
             fixed = _passed_later(all_runs, run)
             text = f"{err} → {cause[:300]}" + (f" (then `{fixed}` passed)" if fixed else "")
+            quote = next(p for p in prose.splitlines() if p.strip())
+            quote = cause if _squash(cause) in _squash(prose) else quote
             yield Candidate(
                 category="lesson",
                 text=text,
                 turn_key=run.result_key,
                 quote=err,
-                more=[(turn.key, cause)],
+                more=[(turn.key, quote)],
                 keywords=sorted(consolidate.tokens(err))[:8],
                 salience=0.5,
             )
             break
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
 
 
 def _passed_later(all_runs: list[Run], failed: Run) -> str | None:
@@ -373,6 +471,8 @@ def _commands(session: SessionView, bash: list[Run]) -> Iterator[Candidate]:
             quote=quote,
             keywords=[purpose.split()[-1], _program(base)],
             salience=0.45,
+            subject=command_subject(purpose, base),
+            value=base,
         )
 
 
@@ -393,6 +493,7 @@ def _hooks(session: SessionView) -> Iterator[Candidate]:
         quote = f"[{m.group(3)}] completed successfully"
         command = _SHELL_NOISE.sub("", m.group(3)).strip()
         after = " after edits" if m.group(1).startswith("PostToolUse") else ""
+        purpose = command_purpose(command)
         yield Candidate(
             category="workflow",
             text=f"A {m.group(1)} hook runs `{command}`{after}.",
@@ -400,46 +501,9 @@ def _hooks(session: SessionView) -> Iterator[Candidate]:
             quote=quote,
             keywords=[m.group(1), _program(m.group(3))],
             salience=0.4,
+            subject=command_subject(purpose, command, f"{m.group(1)} hook") if purpose else None,
+            value=command if purpose else None,
         )
 
 
 _EDITORS = {"Edit", "Write", "MultiEdit", "NotebookEdit"}
-
-
-def _focus(session: SessionView, all_runs: list[Run]) -> Iterator[Candidate]:
-    """The files the session edited most: a fact, replaced when the session goes on."""
-    counts: Counter[str] = Counter()
-    first: dict[str, str] = {}
-    for r in all_runs:
-        if (
-            r.name in _EDITORS
-            and r.ok
-            and r.command
-            and r.result_key
-            and "/.claude/" not in r.command
-        ):
-            counts[r.command] += 1
-            first.setdefault(r.command, r.call_key)
-    if not counts:
-        return
-    top = sorted(counts, key=lambda p: (-counts[p], p))[:TOP_FILES]
-    root = (session.project or "").rstrip("/") + "/"
-    names = [p[len(root) :] if session.project and p.startswith(root) else p for p in top]
-    turn = session.turn(first[top[0]])
-    quote = _grounded(turn, top[0]) if turn else None
-    if turn is None or quote is None:
-        return
-    shown = ", ".join(
-        f"{n} ({counts[p]} edits)" if counts[p] > 1 else n for n, p in zip(names, top, strict=True)
-    )
-    when = f"on {turn.timestamp[:10]} " if turn.timestamp else ""
-    yield Candidate(
-        category="fact",
-        text=f"A session {when}worked mainly on {shown}.",
-        turn_key=first[top[0]],
-        quote=quote,
-        subject=f"files edited in session {session.session_id}",
-        value=",".join(names),
-        keywords=[n.rsplit("/", 1)[-1] for n in names],
-        salience=0.35,
-    )
