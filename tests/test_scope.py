@@ -73,6 +73,9 @@ def test_rule_phrasing_is_for_all_work(sentence: str) -> None:
         "We deploy to Vercel.",
         "We always squash before merging.",
         "Keep in mind that the build always fails on Mondays.",
+        "I don't want node anywhere in this repo.",
+        "Never call the network from here, anywhere.",
+        "The bench takes ages and I never look at the html reports.",
     ],
 )
 def test_project_statements_are_not(sentence: str) -> None:

@@ -10,7 +10,7 @@ from lmm.extract import SessionView, run_extraction, validate
 from lmm.extract_rules import RuleExtractor
 from lmm.records import SessionInfo, ToolCall, ToolResult, Turn
 from lmm.store import Store
-from lmm.toolruns import candidates, error_line
+from lmm.toolruns import base_command, candidates, error_line, tool_command
 
 
 def _call(n: int, command: str, prose: str = "") -> Turn:
@@ -136,3 +136,13 @@ def test_a_newer_command_for_one_purpose_supersedes_the_older(tmp_path: Path) ->
             "A Stop hook runs `uv run pytest`.",
             "A Stop hook runs `uv run ty check`.",
         ]
+
+
+def test_a_command_quoted_inside_another_is_data() -> None:
+    """`pnpm pkg set scripts.x='pnpm build && ...'` sets a script; it is no build command, and its
+    `&&` splits nothing."""
+    assert tool_command("pnpm pkg set scripts.pages:deploy='pnpm build && wrangler deploy'") is None
+    assert tool_command("cd web && pnpm build; echo done") == ("build", "pnpm build")
+    assert (
+        base_command("git commit -m 'a; b' && pnpm build") == "git commit -m 'a; b' && pnpm build"
+    )

@@ -24,7 +24,9 @@ _STRONG = re.compile(
     r"consistent(?:ly)? use|even if (?:you|it)|(?:i|we) (?:really )?prefer|prefer \S+ (?:over|to)|"
     r"(?:i|we)(?: want| need| would like|'d like| expect) (?:you )?to (?:always|never|use|keep|"
     r"avoid|adopt|follow|focus|get into|develop|stick|make sure|ensure|remember)|"
-    r"focus on (?:the )?use|"
+    r"focus on (?:the )?use|in general|as a rule|ask me (?:first |before)|pinned|"
+    r"keep [\w.-]+(?: [\w.-]+)? (?:at|on|pinned to) v?\d[\w.]*|(?:has|have) to (?:be|stay)|"
+    r"[\w.()`'-]+ only (?:in|for|inside|from) [\w./`'-]+|"
     r"no longer|stop using|start (?:using|implementing|including|adding|writing|ending|naming|"
     r"incorporating|adopting|following|applying|putting)|do the same|"
     r"importance of|emphasi[sz]e|likewise|it'?s (?:\w+ )?(?:important|crucial|imperative|essential|"
@@ -62,16 +64,24 @@ _TECHNICAL = re.compile(
     re.I,
 )
 _NEG_IMPERATIVE = re.compile(
-    r"^(?:(?:please|and|also|but|so|oh|ok|okay),?\s+)*(?:don'?t|do not|never|avoid|stop)\s+\w+",
+    r"^(?:(?:please|and|also|but|so|oh|ok|okay),?\s+)*(?:(?:don'?t|do not|never|avoid|stop)\s+\w+|"
+    r"no\s+[\w`'().:-]+(?:\s*/\s*[\w`'().:-]+)?\s+(?:in|for|anywhere|please|at all|ever|outside|"
+    r"inside|unless|without)\b)",
     re.I,
 )
-_USE_NOT = re.compile(r"\b(?:use|using)\s+\S+?,?\s+(?:not|instead of|rather than|over)\s+\S+", re.I)
+_USE_NOT = re.compile(
+    r"\b(?:use|using)\s+(?:the\s+)?\S+?(?:\s+[\w-]+){0,4}?,?\s+(?:not|instead of|rather than|over)"
+    r"\s+\S+",
+    re.I,
+)
 _DECISION = re.compile(
     r"\b(?:let'?s (?:go with|use|switch to|migrate to|move to|stick with|adopt|keep|drop|"
     r"do \S+$|also migrate)|we'?ll (?:go with|use|switch to)|we will (?:go with|use|switch to)|"
     r"(?:we|i) (?:have |'ve )?decided (?:to|on|that)|decision (?:is|was)|going with|"
     r"switch(?:ing)? (?:over )?to|migrat(?:e|ing) to|settle on|opt(?:ed)? for|"
-    r"switch (?:\w+ ){1,3}from \S+ to)\b",
+    r"switch (?:\w+ ){1,3}from \S+ to|switch (?:the |our |all )?\w+ to|"
+    r"move (?:\w+ )?(?:off|away from) \S+|keep the [\w/-]+ (?:name|dir|directory|folder)\b|"
+    r"keep the [\w/ -]{1,30} (?:named|called) \S+)\b",
     re.I,
 )
 _GOTCHA = re.compile(
@@ -178,11 +188,21 @@ _LOCAL = re.compile(
     r"\b(?:here|in this|we|we'?re|we'?ve|our|this (?:repo|repository|project|codebase|app|"
     r"service|package|module|file|folder|directory|branch|script|class|function|library|crate|"
     r"site)|the (?:repo|repository|project|codebase|app|service|build|tests?|test suite|ci|"
-    r"pipeline|server|database|db|api|frontend|backend|docs)|these (?:files|tests|modules))\b|"
+    r"pipeline|server|database|db|api|frontend|backend|docs|bench(?:es|marks?)?)|"
+    r"these (?:files|tests|modules))\b|"
     r"`[^`]+`|['\"`‘“][^'\"`’”\s]+['\"`’”]|\b\w+/\w|"
     r"\b\w+\.(?:py|js|ts|go|rs|md|toml|json|ya?ml|sh)\b",
     re.I,
 )
+
+
+# "anywhere in this repo": "anywhere" is bounded by the repo it names
+_HERE = re.compile(
+    r"\b(?:here|(?:in|of|for|across) this (?:repo|repository|project|codebase|app|folder|directory|"
+    r"service|package|crate|workspace))\b",
+    re.I,
+)
+_ANYWHERE = re.compile(r"^(?:everywhere|anywhere|wherever|globally)$", re.I)
 
 
 def for_all_work(sentence: str, *, instruction: bool = True) -> bool:
@@ -192,10 +212,12 @@ def for_all_work(sentence: str, *, instruction: bool = True) -> bool:
     anywhere"), and for a standing instruction ("always ...", "never ...", "from now on ...")
     that does not tie itself to this project: no "here" or "this repo", no team practice ("we
     always ..."), no quoted name, path or file, and no identifier convention (those name this
-    codebase's things: "end method names with '_x'"). `instruction` False (a gotcha, a decision):
+    codebase's things: "end method names with '_x'"). "Anywhere"/"everywhere" with "in this repo"
+    or "here" is bounded by that repo. `instruction` False (a gotcha, a decision):
     only saying so counts, as "the build always fails on Mondays" describes, not instructs."""
-    if _EVERYWHERE.search(sentence):
-        return True
+    said = _EVERYWHERE.search(sentence)
+    if said:
+        return not (_ANYWHERE.match(said.group(0)) and _HERE.search(sentence))
     if not instruction or not _STANDING.search(sentence) or _LOCAL.search(sentence):
         return False
     norm = consolidate.normalise(sentence)

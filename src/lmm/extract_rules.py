@@ -79,6 +79,13 @@ _ANAPHOR = re.compile(
     r"\b(?:it|them|they|the same)\b",
     re.I,
 )
+# "that goes for all my repos", "the same applies to tests": the rule is the sentence before
+_EXTENDS = re.compile(
+    r"^\W*(?:(?:and|also|oh|btw),?\s+)*(?:that|this|the same|same)(?: rule)? "
+    r"(?:goes|applies|holds)\b",
+    re.I,
+)
+_CLAUSE_END = re.compile(r"\s(?:—|–|-)\s|[,;:]\s")
 _POINTER = re.compile(
     r"\b(?:this|these|those|the same) (?!repo|project|folder|file|codebase|directory|"
     r"session|branch|machine|box|team|company|code\b|way|time|week|year)[a-z]{3,}|"
@@ -107,8 +114,15 @@ def _needs_context(sentence: str) -> bool:
     value = consolidate.naming_value(norm)
     if value and (value.startswith("_") or value.endswith("_")):
         return True  # a prefix or suffix, but for which names?
+    if _EXTENDS.match(sentence):
+        return True
     if ORDER.search(norm):
         return False  # "it's crucial that you ...": the "it" points nowhere
+    # "output has to be deterministic, I snapshot-test this stuff": a pointer after a first
+    # clause that is a rule by itself points inside the sentence
+    cut = _CLAUSE_END.search(sentence)
+    if cut is not None and classify(sentence[: cut.start()]) is not None:
+        sentence = sentence[: cut.start()]
     head = " ".join(_WORDS.findall(sentence)[:14])
     if _POINTER.search(head):
         return True  # "add this decorator", "include the string 'chx' in them"

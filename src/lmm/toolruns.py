@@ -140,7 +140,7 @@ def _segments(command: str) -> list[str]:
     """The parts of a command's first line, without `cd`/`export`, pipes to pagers, file
     arguments and verbosity flags."""
     first = command.strip().splitlines()[0] if command.strip() else ""
-    parts = [p.strip("() ") for p in re.split(r"&&|;", first.strip("() "))]
+    parts = [p.strip("() ") for p in _split_unquoted(first.strip("() "))]
     out = []
     for part in parts:
         if not part or re.match(r"^(?:cd|export|set)\b", part):
@@ -160,6 +160,20 @@ def _segments(command: str) -> list[str]:
     return out
 
 
+_QUOTED = re.compile(r"'[^']*'?|\"[^\"]*\"?")
+
+
+def _split_unquoted(line: str) -> list[str]:
+    """`line` split at `&&` and `;` outside quotes: `pnpm pkg set x='pnpm build && deploy'` is
+    one command."""
+    masked = _QUOTED.sub(lambda m: "\0" * len(m.group(0)), line)
+    out, last = [], 0
+    for m in re.finditer(r"&&|;", masked):
+        out.append(line[last : m.start()])
+        last = m.end()
+    return [*out, line[last:]]
+
+
 def base_command(command: str) -> str:
     """The reusable part of a command: no `cd x &&`, pipes, file arguments or verbosity flags."""
     return " && ".join(_segments(command))[:160]
@@ -172,7 +186,7 @@ def tool_command(command: str) -> tuple[str, str] | None:
     for i, seg in enumerate(segments):
         if _INSTALL.match(seg):
             continue
-        purpose = command_purpose(seg)
+        purpose = command_purpose(_QUOTED.sub("''", seg))  # what a quoted argument says is data
         if purpose:
             setup = [s for s in segments[:i] if _SETUP.match(s)]
             m = next(rx for p, rx in _KINDS if p == purpose).search(seg)

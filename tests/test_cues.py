@@ -1,0 +1,68 @@
+"""Which of the user's sentences are remembered, as what, and with which sentence before them."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmm.cues import classify
+from lmm.extract_rules import statements
+from lmm.records import Turn
+
+
+@pytest.mark.parametrize(
+    ("sentence", "category"),
+    [
+        ("No unwrap() / expect() in library code please, I've been burned before.", "preference"),
+        ("Keep rust-version at 1.74, that's what the jump host has pinned.", "preference"),
+        ("Anyhow only in main.rs, thiserror for the library error type.", "preference"),
+        ("In general ask me before pulling in new crates, I want the dependency tree small.",
+         "preference"),
+        ("Output has to be deterministic, I snapshot-test this stuff.", "preference"),
+        ("Use the `notify` crate for file events rather than polling.", "preference"),
+        ("I use cargo-nextest for everything, not plain cargo test.", "preference"),
+        ("Let's move off chrono entirely to jiff.", "decision"),
+        ("Switch the benches to divan.", "decision"),
+        ("Keep the config dir named logslice though, not lsl.", "decision"),
+    ],
+)  # fmt: skip
+def test_standing_rules_said_in_passing_are_kept(sentence: str, category: str) -> None:
+    found = classify(sentence)
+    assert found is not None and found[0] == category, sentence
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "No worries, that was my mistake.",
+        "Can you add a --json flag to the list command?",
+        "Please add the percentile columns to the table.",
+        "Nice, the numbers look right.",
+    ],
+)
+def test_requests_and_chatter_are_not(sentence: str) -> None:
+    assert classify(sentence) is None
+
+
+def _said(text: str) -> list[str]:
+    return [c.text for c in statements(Turn("s", "k", "user", "message", text), text)]
+
+
+def test_that_goes_for_carries_the_rule_before_it() -> None:
+    said = _said(
+        "nice. commit it. conventional commits style btw — `feat: ...`, lowercase, no trailing "
+        "period. that goes for all my repos"
+    )
+    assert said == [
+        "Conventional commits style btw — `feat: ...`, lowercase, no trailing period. that goes "
+        "for all my repos"
+    ]
+
+
+def test_a_pronoun_inside_a_complete_rule_borrows_nothing() -> None:
+    said = _said(
+        "let's get tests going for the parsers. I use cargo-nextest for everything, not plain "
+        "cargo test — it's way faster on this laptop."
+    )
+    assert said == [
+        "I use cargo-nextest for everything, not plain cargo test — it's way faster on this laptop."
+    ]
