@@ -94,10 +94,33 @@ def test_facts_of_python_module() -> None:
     assert (
         facts[1].text == "`def add(a: int, b: int=0) -> int` in tiny/__init__.py: Add two numbers."
     )
-    assert facts[2].text == (
-        "`class Counter` in tiny/__init__.py: Counts things. Methods: __init__(), bump()."
-    )
+    assert facts[2].text == "`class Counter` in tiny/__init__.py: Counts things."
+    assert "bump" in facts[2].keywords  # its methods find it
     assert facts_of("notes.bin", b"\x00") is None
+
+
+def test_a_fact_is_one_line_and_its_section_stays_findable() -> None:
+    """A long README section or docstring becomes its first sentence, cut to one line; the words
+    after it are keywords."""
+    section = (
+        "Run the server with `make serve`. It binds to 127.0.0.1:8080 and reads the config "
+        "from ~/.config/tiny/config.toml. " + "The scheduler retries failed jobs. " * 20
+    )
+    doc = "Open a connection pool.\n\nUses pgbouncer in transaction mode. " + "x " * 300
+    facts = facts_of("README.md", f"# tiny\n\n## Running\n\n{section}\n".encode())
+    code = f'def connect(dsn: str, size: int = 4) -> None:\n    """{doc}"""\n'
+    pyfacts = facts_of("tiny/db.py", code.encode())
+    assert facts is not None and pyfacts is not None
+    (running,) = [f for f in facts if f.key == "#tiny > Running"]
+    assert running.text == "README.md § tiny > Running: Run the server with `make serve`."
+    assert {"config", "127.0.0.1:8080"} & set(running.keywords)
+    (connect,) = pyfacts
+    assert connect.text == (
+        "`def connect(dsn: str, size: int=4) -> None` in tiny/db.py: Open a connection pool."
+    )
+    long_section = "word " * 400 + "end."
+    (only,) = facts_of("README.md", f"# t\n\n{long_section}\n".encode()) or []
+    assert "\n" not in only.text and len(only.text) <= 200 and only.text.endswith("…")
 
 
 def test_ingest_code_then_incremental_changes(tmp_path: Path, store: Store) -> None:
@@ -112,7 +135,7 @@ def test_ingest_code_then_incremental_changes(tmp_path: Path, store: Store) -> N
         "docs/design.md § Design: Everything is a plain function here.",
         "tiny/__init__.py (tiny.__init__): Arithmetic helpers for tinyrepo.",
         "`def add(a: int, b: int=0) -> int` in tiny/__init__.py: Add two numbers.",
-        "`class Counter` in tiny/__init__.py: Counts things. Methods: __init__(), bump().",
+        "`class Counter` in tiny/__init__.py: Counts things.",
         "`make test`: run the test suite quietly",
         "`make lint`: runs `ruff check .`",
         "`npm run build` runs `vite build` (package.json).",
@@ -163,3 +186,35 @@ def test_ingest_code_on_this_repository(tmp_path: Path, store: Store) -> None:
     )
     again = ingest_code(store, root)  # others may be editing a file or two right now
     assert again.files_unchanged >= 0.9 * report.files
+
+
+def test_test_files_give_their_docstring_only() -> None:
+    code = '"""Tests of the parser."""\n\n\ndef test_parses() -> None:\n    pass\n'
+    for rel in ("tests/test_parse.py", "src/pkg/test_parse.py", "pkg/tests/conftest.py"):
+        facts = facts_of(rel, code.encode())
+        assert [f.key for f in facts or []] == ["module"], rel
+    assert [f.key for f in facts_of("src/pkg/parse.py", code.encode()) or []] == [
+        "module",
+        "test_parses",
+    ]
+
+
+def test_memories_by_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lmm memories --origin code` lists what `ingest-code` read, `--no-code` everything else."""
+    from lmm.cli import main
+
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
+    root = make_repo(tmp_path / "repo")
+    assert main(["ingest-code", str(root)]) == 0
+    assert main(["remember", "Use uv, not pip."]) == 0
+    capsys.readouterr()
+    assert main(["memories", "--origin", "code", "--json"]) == 0
+    code = json.loads(capsys.readouterr().out)
+    assert len(code) == 11 and {m["origin"] for m in code} == {"code"}
+    assert main(["memories", "--no-code"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("Use uv, not pip. (all projects)")
+    assert main(["memories"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 12

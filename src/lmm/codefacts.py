@@ -2,7 +2,9 @@
 
 `facts_of(rel_path, data)` returns None for files it does not read, else a list of `Fact`s, each
 with a `key` unique within the file (a heading path, a symbol, a command) so that a later version
-of the same section can replace it.
+of the same section can replace it. Each fact is one line (`LINE_CHARS`): the section's or the
+docstring's first sentence; its first words are the keywords (search finds them) and the rest is
+one click away in the file the fact cites.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import orjson
 
 from lmm import consolidate
 
-SECTION_CHARS = 500  # characters of a README/docs section kept
-DOC_CHARS = 300  # characters of a docstring kept
+LINE_CHARS = 200  # a fact is one line: what a list of memories shows without burying the rest
+SIGNATURE_CHARS = 100  # of a function's signature, before its docstring's first sentence
 
 
 @dataclass
@@ -31,13 +33,36 @@ class Fact:
     keywords: list[str] = field(default_factory=list)
 
 
+KEYWORDS = 24  # content words of a section or docstring kept as keywords (search reads them)
+
+
 def _words(text: str) -> list[str]:
-    return sorted(consolidate.tokens(text))[:12]
+    """The first `KEYWORDS` content words of `text`, in order: the one-line fact's text leaves
+    the rest of its section out, its keywords keep it findable."""
+    out: list[str] = []
+    for word in text.split():
+        for t in sorted(consolidate.tokens(word)):
+            if t not in out and len(out) < KEYWORDS:
+                out.append(t)
+    return out
 
 
 def _trim(text: str, limit: int) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a paragraph (its first line when a list or a table starts it)."""
+    text = re.sub(r"\s+", " ", text).strip()
+    m = re.search(r"(?<=[.!?])\s+(?=[A-Z`(\[*_])", text)
+    return text[: m.start()] if m else text
+
+
+def _line_of(head: str, body: str) -> str:
+    """`head` and the first sentence of `body`, cut to one line."""
+    said = f"{head}: {_first_sentence(body)}" if body.strip() else head
+    return _trim(said, LINE_CHARS)
 
 
 def facts_of(rel: str, data: bytes) -> list[Fact] | None:
@@ -76,14 +101,14 @@ def markdown(rel: str, text: str) -> list[Fact]:
     path: list[str] = []
 
     def flush() -> None:
-        content = _trim(" ".join(body), SECTION_CHARS)
+        content = re.sub(r"\s+", " ", " ".join(body)).strip()
         if content and len(content.split()) >= 4:
             title = " > ".join(path) if path else "(top)"
             out.append(
                 Fact(
                     f"#{title}",
                     "fact",
-                    f"{rel} § {title}: {content}",
+                    _line_of(f"{rel} § {title}", content),
                     start,
                     heading or content[:120],
                     0.45,
@@ -124,13 +149,15 @@ def python(rel: str, text: str) -> list[Fact]:
             Fact(
                 "module",
                 "fact",
-                f"{rel} ({module}): {_trim(doc, DOC_CHARS)}",
+                _line_of(f"{rel} ({module})", doc),
                 1,
                 first,
                 0.45,
                 _words(module + " " + doc),
             )
         )
+    if _is_test(rel):
+        return out  # test functions name cases, not the project's API: the docstring says enough
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith(
             "_"
@@ -139,6 +166,14 @@ def python(rel: str, text: str) -> list[Fact]:
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             out.append(_class(rel, node, text))
     return out
+
+
+def _is_test(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    in_tests = rel.startswith(("tests/", "test/")) or "/tests/" in rel or "/test/" in rel
+    return (
+        in_tests or name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+    )
 
 
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
@@ -154,8 +189,8 @@ def _line(text: str, n: int) -> str:
 
 def _function(rel: str, node: ast.FunctionDef | ast.AsyncFunctionDef, text: str) -> Fact:
     doc = (ast.get_docstring(node) or "").strip().split("\n\n")[0]
-    sig = _signature(node)
-    said = f"`{sig}` in {rel}" + (f": {_trim(doc, DOC_CHARS)}" if doc else "")
+    sig = _trim(_signature(node), SIGNATURE_CHARS)
+    said = _line_of(f"`{sig}` in {rel}", doc)
     return Fact(
         node.name,
         "fact",
@@ -171,22 +206,20 @@ def _class(rel: str, node: ast.ClassDef, text: str) -> Fact:
     doc = (ast.get_docstring(node) or "").strip().split("\n\n")[0]
     bases = ", ".join(ast.unparse(b) for b in node.bases)
     methods = [
-        f"{n.name}()"
+        n.name
         for n in node.body
         if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
         and (not n.name.startswith("_") or n.name == "__init__")
     ]
-    said = f"`class {node.name}" + (f"({bases})" if bases else "") + f"` in {rel}"
-    said += f": {_trim(doc, DOC_CHARS)}" if doc else ""
-    said += f" Methods: {', '.join(methods[:15])}." if methods else ""
+    head = f"`class {node.name}" + (f"({_trim(bases, 60)})" if bases else "") + f"` in {rel}"
     return Fact(
         node.name,
         "fact",
-        said,
+        _line_of(head, doc),
         node.lineno,
         _line(text, node.lineno),
         0.3,
-        _words(node.name + " " + doc),
+        _words(node.name + " " + doc + " " + " ".join(methods)),  # its methods find it
     )
 
 
@@ -208,7 +241,7 @@ def other_code(rel: str, text: str) -> list[Fact]:
         line = text.count("\n", 0, m.start()) + 1
         sig = _line(text, line).rstrip("{ ").strip()
         out.append(
-            Fact(name, "fact", f"`{_trim(sig, 200)}` in {rel}", line, sig, 0.3, _words(name))
+            Fact(name, "fact", _trim(f"`{sig}` in {rel}", LINE_CHARS), line, sig, 0.3, _words(name))
         )
     return out
 

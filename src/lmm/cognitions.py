@@ -697,13 +697,22 @@ def list_(
     include_user_wide: bool = True,
     scope: str | None = None,
     limit: int | None = None,
+    origin: str | None = None,
+    exclude_origin: str | None = None,
 ) -> list[Cognition]:
     """Cognitions, most salient first. `project` is a project path: that project's cognitions
     plus (with `include_user_wide`) the user-wide ones. `scope` 'user' or 'project' keeps only
     those. `status=None` lists every status. `since` (ISO date) keeps those valid from that date
-    on."""
+    on. `origin` keeps only what that extractor (or 'user', 'code') made; `exclude_origin` leaves
+    it out ('code': what `lmm ingest-code` read from the repository)."""
     where: list[str] = []
     params: list[Any] = []
+    if origin is not None:
+        where.append("c.origin = ?")
+        params.append(origin)
+    if exclude_origin is not None:
+        where.append("c.origin != ?")
+        params.append(exclude_origin)
     if scope is not None:
         if scope not in SCOPES:
             raise CognitionError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")

@@ -67,9 +67,19 @@ def cmd_memories(args: argparse.Namespace) -> int:
             since=parse_since(args.since) if args.since else None,
             scope=args.scope,
             limit=args.limit,
+            origin=args.origin,
+            exclude_origin="code" if args.no_code else None,
         )
         hidden = overridden(store, _project(args.project)) if args.project else set()
-    filtered = args.project or args.category or args.since or args.superseded or args.scope
+    filtered = (
+        args.project
+        or args.category
+        or args.since
+        or args.superseded
+        or args.scope
+        or args.origin
+        or args.no_code
+    )
     empty = "no memories match these filters" if filtered else "no memories yet: run `lmm ingest`"
     lines = [_line(c) + (" [not here: this project says otherwise]" if c.id in hidden else "")
              for c in found]  # fmt: skip
@@ -144,7 +154,7 @@ def cmd_ingest_code(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from lmm.cognitions import CATEGORIES, SCOPES
+    from lmm.cognitions import CATEGORIES, ORIGINS, SCOPES
 
     p = sub.add_parser(
         "extract",
@@ -173,6 +183,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="user: only those that apply in every project; project: only one project's",
     )
     p.add_argument("--since", help="only those valid from this ISO date on (e.g. 2025-01-31)")
+    origin = p.add_mutually_exclusive_group()
+    origin.add_argument(
+        "--origin",
+        metavar="ORIGIN",
+        help=f"only those made by this extractor or source ({', '.join(ORIGINS)}; "
+        "code: what `lmm ingest-code` read from the repository)",
+    )
+    origin.add_argument(
+        "--no-code",
+        action="store_true",
+        help="leave out what `lmm ingest-code` read from the repository",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--superseded", action="store_true", help="only replaced memories")
     group.add_argument("--all", action="store_true", help="every status, forgotten included")
