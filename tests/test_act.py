@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,30 @@ def test_a_command_without_the_environment_it_needs_gets_the_form_that_works() -
     assert act.score(bash("GOOS=linux GOARCH=arm64 go build -o dist/t ./cmd/t"), how)[0] >= 2.0
     assert act.score(bash("CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/t"), how)[0] == 0
     assert act.score(bash("go build ./..."), how)[0] < act.THRESHOLD  # a plain local build
+
+
+def test_a_rule_against_one_subcommand_does_not_forbid_its_program() -> None:
+    rule = read("I use cargo-nextest for everything, not plain cargo test.", "preference")
+    assert act.score(bash("cargo build --release"), rule)[2] is False
+    assert act.score(bash("cargo nextest run"), rule)[0] == 0.0  # it follows the rule
+    assert act.score(bash("cargo test --workspace"), rule)[0] >= act.THRESHOLD
+
+
+def test_an_error_fixed_once_is_no_reason_to_warn_at_every_build() -> None:
+    lesson = read(
+        "error[E0597]: `mmap` does not live long enough → `Source` owns the `Mmap`. "
+        "(then `cargo build --release` passed)",
+        "lesson",
+    )
+    failed = (Invocation("cargo", ("build", "--release")), "fixed")
+    lesson = replace(lesson, commands=(*lesson.commands, failed))
+    assert act.score(bash("cargo build --release"), lesson)[0] < act.THRESHOLD
+    test = read("AssertionError → off by one. (then `pytest tests/test_a.py` passed)", "lesson")
+    test = replace(
+        test, commands=(*test.commands, (Invocation("pytest", ("tests/test_a.py",)), "fixed"))
+    )
+    same, other = bash("pytest tests/test_a.py"), bash("pytest tests/test_b.py")
+    assert act.score(same, test)[0] > act.score(other, test)[0]  # the test it ran on counts
 
 
 def test_an_opted_out_project_gets_nothing(lmm_home: Path) -> None:

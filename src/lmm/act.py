@@ -171,7 +171,9 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
         if role == "bad":  # the same subcommand, other options
             return SCORE["program"] + SCORE["command"], [f"failed before: {shown}"], False
         if role == "fixed":  # it failed, the code was fixed, then it passed: the same test only
-            overlap = len(set(_distinct(cmd.args)) & set(args))
+            # what it ran on (a test, a file), not its options: `cargo build --release` after
+            # a compile error fixed once is no repeat of it
+            overlap = len({a for a in _distinct(cmd.args) if not a.startswith("-")} & set(args))
             return SCORE["program"] + 0.5 * overlap, [f"failed once: {shown}"], False
     if any(role in ("good", "usual") and how == "all" for _, role, how in same):
         return 0.0, ["already follows it"], False  # the call is what the cognition asks for
@@ -182,12 +184,24 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
             return SCORE["program"] + SCORE["command"], [f"works as {shown}"], False
     if r.negated and inv.program in r.affirmed and inv.program not in r.negated:
         return 0.0, ["already follows it"], False  # "use uv, not pip" and the call runs uv
+    sub = next((a for a in args if not a.startswith("-")), None)
+    if inv.program in r.negated and inv.program in r.affirmed and sub in r.affirmed - r.negated:
+        return (
+            0.0,
+            ["already follows it"],
+            False,
+        )  # "cargo-nextest, not cargo test": `cargo nextest`
     points, why, breaks = 0.0, [], False
     named = inv.program in r.prose or any(c.program == inv.program for c, _ in r.commands)
     if named:
         points += SCORE["program"] * (0.5 if inv.program in _COMMON else 1.0)
         why.append(inv.program)
-    if inv.program in r.negated and inv.program not in _COMMON:
+    both = inv.program in r.affirmed  # "cargo-nextest for everything, not plain cargo test"
+    if (
+        inv.program in r.negated
+        and inv.program not in _COMMON
+        and (not both or (sub is not None and sub in r.negated and sub not in r.affirmed))
+    ):
         points += SCORE["negated"]
         why.append(f"not {inv.program}")
         breaks = True
@@ -200,7 +214,6 @@ def _score_invocation(inv: Invocation, r: Reading) -> tuple[float, list[str], bo
     if denied:
         points += SCORE["negated"]
         breaks = breaks or named
-    sub = next((a for a in args if not a.startswith("-")), None)
     if not named and not [a for a in denied if a != sub]:
         points = min(points, SCORE["argument"])  # "install" alone is no evidence of the command
     return points, why, breaks

@@ -446,13 +446,31 @@ def _squash(text: str) -> str:
 
 
 def _passed_later(all_runs: list[Run], failed: Run) -> str | None:
+    """A later passing command that shows the error fixed: a part of one with the same program
+    and subcommand (`cargo build -q` of `cargo build -q && ./bench`), else,
+    once files were edited, any later run of the same program (`cargo nextest run` compiles what
+    `cargo build` could not). A lesson that says so is no standing failure of its command."""
     if failed.name != "Bash":
         return None
-    base = base_command(failed.command)
+    actions = {_action(seg) for seg in _segments(failed.command)} - {""}
+    programs_list = [[a.split()[0]] for a in actions]  # compared with a part's first word
+    edited = False
+    fallback = None
     for r in all_runs:
-        if r.seq > failed.seq and r.name == "Bash" and r.ok and base_command(r.command) == base:
-            return base
-    return None
+        if r.seq <= failed.seq:
+            continue
+        edited = edited or (r.name in _EDITORS and r.ok)
+        if r.name != "Bash" or not r.ok:
+            continue
+        same = [seg for seg in _segments(r.command) if _action(seg) in actions]
+        if same:
+            return same[0]
+        if fallback is None and edited:
+            fallback = next(
+                (seg for seg in _segments(r.command) if _action(seg).split()[:1] in programs_list),
+                None,
+            )
+    return fallback
 
 
 _BASH_INPUT = re.compile(r"<bash-input>(.*?)</bash-input>", re.S)
