@@ -66,3 +66,23 @@ def test_a_pronoun_inside_a_complete_rule_borrows_nothing() -> None:
     assert said == [
         "I use cargo-nextest for everything, not plain cargo test — it's way faster on this laptop."
     ]
+
+
+def test_a_condition_or_a_lead_in_still_points_back() -> None:
+    said = _said(
+        "Another aspect is the use of the '@count_calls' decorator. Whenever you're working on a "
+        "method, add this decorator from the 'pedantic' module."
+    )
+    assert said == [
+        "Another aspect is the use of the '@count_calls' decorator. Whenever you're working on a "
+        "method, add this decorator from the 'pedantic' module."
+    ]
+    said = _said(
+        "I want you to adopt a new convention for your attribute names. From now on, include "
+        "the string 'chx' in them."
+    )
+    assert said[-1].startswith("I want you to adopt a new convention for your attribute names.")
+
+
+def test_moving_away_from_a_window_is_no_decision() -> None:
+    assert classify("You may be told to move away from windows or evacuate the building.") is None

@@ -80,7 +80,8 @@ _DECISION = re.compile(
     r"(?:we|i) (?:have |'ve )?decided (?:to|on|that)|decision (?:is|was)|going with|"
     r"switch(?:ing)? (?:over )?to|migrat(?:e|ing) to|settle on|opt(?:ed)? for|"
     r"switch (?:\w+ ){1,3}from \S+ to|switch (?:the |our |all )?\w+ to|"
-    r"move (?:\w+ )?(?:off|away from) \S+|keep the [\w/-]+ (?:name|dir|directory|folder)\b|"
+    r"move (?:\w+ )?(?:off|away from) \S+(?: \w+)? to \S+|"
+    r"keep the [\w/-]+ (?:name|dir|directory|folder)\b|"
     r"keep the [\w/ -]{1,30} (?:named|called) \S+)\b",
     re.I,
 )

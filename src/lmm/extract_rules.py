@@ -85,6 +85,10 @@ _EXTENDS = re.compile(
     r"(?:goes|applies|holds)\b",
     re.I,
 )
+_CONDITION = re.compile(
+    r"^\W*(?:when|whenever|if|as|while|once|before|after|for|because|since|every time|each time)\b",
+    re.I,
+)
 _CLAUSE_END = re.compile(r"\s(?:—|–|-)\s|[,;:]\s")
 _POINTER = re.compile(
     r"\b(?:this|these|those|the same) (?!repo|project|folder|file|codebase|directory|"
@@ -121,8 +125,10 @@ def _needs_context(sentence: str) -> bool:
     # "output has to be deterministic, I snapshot-test this stuff": a pointer after a first
     # clause that is a rule by itself points inside the sentence
     cut = _CLAUSE_END.search(sentence)
-    if cut is not None and classify(sentence[: cut.start()]) is not None:
-        sentence = sentence[: cut.start()]
+    condition = _CONDITION.match(sentence)  # "Whenever you work on a method, add this ..."
+    first = sentence[: cut.start()] if cut is not None else ""
+    if len(_WORDS.findall(first)) >= 4 and not condition and classify(first) is not None:
+        sentence = first  # ("From now on, include 'chx' in them": a lead-in, no rule)
     head = " ".join(_WORDS.findall(sentence)[:14])
     if _POINTER.search(head):
         return True  # "add this decorator", "include the string 'chx' in them"
