@@ -239,12 +239,16 @@ def _program(command: str) -> str:
     return words[0] if words else ""
 
 
-# Programs whose first argument says what they do: `cargo add` is no retry of `cargo build`.
+# Programs whose first argument says what they do, and the subcommands that change the project
+# rather than run it: `cargo add clap --features derive` after a failed `cargo build` is its fix,
+# no other form of the build.
 _SUBCOMMANDS = frozenset(
     {"cargo", "go", "npm", "pnpm", "yarn", "bun", "uv", "git", "docker", "podman", "kubectl", "gh",
      "make", "poetry", "dotnet", "mvn", "gradle", "rustup", "brew", "apt", "pip", "pip3", "fly",
      "flyctl", "terraform", "helm"}
 )  # fmt: skip
+_CHANGES = frozenset({"add", "install", "i", "remove", "rm", "uninstall", "init", "get", "update",
+                      "upgrade", "sync", "lock", "mod"})  # fmt: skip
 
 
 def _action(command: str) -> str:
@@ -259,11 +263,14 @@ def _action(command: str) -> str:
 
 
 def _similar(a: str, b: str) -> bool:
+    """Whether `b` is another form of command `a` (the same program, not a change to the
+    project such as `cargo add`), or shares half its words."""
     if a == b:
         return False
-    if _program(a) and _action(a) == _action(b):
+    changes = _action(b).partition(" ")[2] in _CHANGES and _action(a) != _action(b)
+    if _program(a) and _program(a) == _program(b) and not changes:
         return True
-    return consolidate.jaccard(a, b) >= 0.5
+    return consolidate.jaccard(a, b) >= 0.5 and not changes
 
 
 def _grounded(turn: Turn, piece: str) -> str | None:
