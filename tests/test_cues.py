@@ -86,3 +86,14 @@ def test_a_condition_or_a_lead_in_still_points_back() -> None:
 
 def test_moving_away_from_a_window_is_no_decision() -> None:
     assert classify("You may be told to move away from windows or evacuate the building.") is None
+
+
+def test_a_short_rule_before_its_reason_stands_alone() -> None:
+    said = _said(
+        "And no unwrap() in library code please. Keep rust-version at 1.74, that's what the "
+        "jump host has pinned."
+    )
+    assert said == [
+        "No unwrap() in library code please.",
+        "Keep rust-version at 1.74, that's what the jump host has pinned.",
+    ]

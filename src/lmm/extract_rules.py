@@ -89,6 +89,11 @@ _CONDITION = re.compile(
     r"^\W*(?:when|whenever|if|as|while|once|before|after|for|because|since|every time|each time)\b",
     re.I,
 )
+_LEAD_IN = re.compile(
+    r"^\W*(?:(?:and|also|so|ok|okay|btw|now|please)\W+)*(?:from now on|going forward|moving "
+    r"forward|henceforth|from here on|in (?:the )?future|for the future)?\W*",
+    re.I,
+)
 _CLAUSE_END = re.compile(r"\s(?:—|–|-)\s|[,;:]\s")
 _POINTER = re.compile(
     r"\b(?:this|these|those|the same) (?!repo|project|folder|file|codebase|directory|"
@@ -127,8 +132,9 @@ def _needs_context(sentence: str) -> bool:
     cut = _CLAUSE_END.search(sentence)
     condition = _CONDITION.match(sentence)  # "Whenever you work on a method, add this ..."
     first = sentence[: cut.start()] if cut is not None else ""
-    if len(_WORDS.findall(first)) >= 4 and not condition and classify(first) is not None:
-        sentence = first  # ("From now on, include 'chx' in them": a lead-in, no rule)
+    said = len(_WORDS.findall(_LEAD_IN.sub("", first))) >= 2  # "From now on, ...": a lead-in
+    if said and not condition and classify(first) is not None:
+        sentence = first
     head = " ".join(_WORDS.findall(sentence)[:14])
     if _POINTER.search(head):
         return True  # "add this decorator", "include the string 'chx' in them"
