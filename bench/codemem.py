@@ -80,7 +80,7 @@ def store_key(data: Path) -> str:
     src = ROOT / "src" / "lmm"
     for path in sorted(src.rglob("*.py")):
         rel = path.relative_to(src)
-        if rel.name in READ_SIDE and len(rel.parts) == 1 or rel.parts[0] in READ_SIDE_DIRS:
+        if (rel.name in READ_SIDE and len(rel.parts) == 1) or rel.parts[0] in READ_SIDE_DIRS:
             continue
         h.update(str(rel).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
@@ -287,8 +287,8 @@ def report(outcomes: list[Outcome]) -> str:
         f"baseline (top-k turns): answer {pct(base.answered, answerable)}%, tokens median "
         f"{statistics.median(base.tokens) if base.tokens else 0:.0f} p90 "
         f"{percentile(base.tokens, 0.9):.0f}, stale {base.stale}/{len(updates)}",
-        f"CodeMem answer={pct(total.answered, answerable)} abstain={pct(abstained, len(abstention))}"
-        f" stale={total.stale}/{len(updates)} "
+        f"CodeMem answer={pct(total.answered, answerable)} "
+        f"abstain={pct(abstained, len(abstention))} stale={total.stale}/{len(updates)} "
         f"tokens_median={statistics.median(total.tokens) if total.tokens else 0:.0f} "
         f"tokens_p90={percentile(total.tokens, 0.9):.0f} "
         f"hook_p95_ms={percentile(seconds, 0.95):.0f}",
@@ -352,8 +352,9 @@ def main() -> int:
     if args.out:
         with args.out.open("w") as f:
             for o in outcomes:
-                f.write(json.dumps({"id": o.question["id"], "type": o.kind, "text": o.text,
-                                    "ms": round(1000 * o.seconds), "baseline": o.baseline}) + "\n")  # fmt: skip
+                row = {"id": o.question["id"], "type": o.kind, "text": o.text,
+                       "ms": round(1000 * o.seconds), "baseline": o.baseline}  # fmt: skip
+                f.write(json.dumps(row) + "\n")
     show_failures(outcomes, args.show_failures)
     load = os.getloadavg()[0]
     print(f"CodeMem {args.dir.name}: {len(outcomes)} questions, split {args.split or 'all'}, "
