@@ -44,7 +44,8 @@ def test_recall_finds_the_busy_timeout_lesson(store: Store) -> None:
     assert result.brief.text is not None
     lines = result.brief.text.splitlines()
     [line] = [line for line in lines[:3] if "PRAGMA busy_timeout = 30000" in line]
-    assert line.endswith("(2026-01-07, session 1d0fc087)")
+    assert line.endswith("(2026-01-07)")
+    assert "\n" not in line and "[tool:" not in result.brief.text
     assert [line[: line.index("]") + 1] for line in lines] == [
         f"[{n}]" for n in range(1, len(lines) + 1)
     ]
@@ -59,7 +60,10 @@ def test_recall_says_nothing_when_nothing_is_relevant(store: Store) -> None:
 
 
 def test_recall_scopes_to_a_project_and_excludes_a_session(store: Store) -> None:
-    assert recall(store, "database is locked", project="/elsewhere", config=EXTRACTIVE).hits == []
+    # a folder that holds no stored session (a new repository, the home folder) searches all
+    everywhere = recall(store, "database is locked", config=EXTRACTIVE)
+    elsewhere = recall(store, "database is locked", project="/elsewhere", config=EXTRACTIVE)
+    assert elsewhere.hits and [h.id for h in elsewhere.hits] == [h.id for h in everywhere.hits]
     result = recall(store, "database is locked", project=PROJECT, config=EXTRACTIVE)
     assert S2 in {h.source.session_id for h in result.hits}
     result = recall(store, "database is locked", config=EXTRACTIVE, exclude_session=S2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lmm import evidence
 from lmm.errors import LmmError
 from lmm.models import ScriptedLM
 from lmm.search import Hit, Source
@@ -90,13 +91,13 @@ def test_select_evidence_caps_hits_and_fits_the_budget() -> None:
         f"database locked case {i} " + " ".join(f"w{i}x{j}" for j in range(200)) for i in range(20)
     ]
     hits = [hit(i, text, 1.0 - i / 100) for i, text in enumerate(texts)]
-    cfg = SynthConfig(evidence_tokens=1500, hit_chars=700)
+    cfg = SynthConfig(evidence_tokens=1500)
     chosen = select_evidence("database locked", hits, cfg)
-    assert all(len(e.text) <= 700 for e in chosen)
+    assert all(len(e.text) <= evidence.UNIT_CHARS + 2 for e in chosen)  # a window, "…" each end
+    assert all(e.text.startswith(f"database locked case {e.hit.id} ") for e in chosen)
     assert [e.hit.id for e in chosen] == list(range(len(chosen)))
     used = sum(approx_tokens(e.text) + 20 for e in chosen)
-    following = excerpt(texts[len(chosen)], ["database", "locked"], 700)
-    assert len(chosen) >= 2 and used <= 1500 < used + approx_tokens(following) + 20
+    assert len(chosen) >= 2 and used <= 1500 < used + approx_tokens(chosen[-1].text) + 20
     assert len(select_evidence("database locked", hits, SynthConfig(max_evidence=2))) == 2
 
 
@@ -108,10 +109,11 @@ def test_approx_tokens_counts_letters_digits_and_symbols() -> None:
 
 
 def test_extractive_brief_cites_each_line() -> None:
-    evidence = select_evidence("database locked", [hit(7, LOCKED, 1.0, kind="cognition")])
-    brief = extractive_brief(evidence)
+    found = select_evidence("database locked", [hit(7, LOCKED, 1.0, kind="cognition")])
+    brief = extractive_brief(found)
     assert brief.mode == "extractive"
-    assert brief.text == (f"[1] {LOCKED} (lesson, 2026-01-07, session 00000007, 00000007.jsonl)")
+    assert brief.text == f"[1] {LOCKED} (lesson, 2026-01-07)"
+    assert found[0].citation() == "lesson, 2026-01-07, session 00000007, 00000007.jsonl"
     assert extractive_brief([]).text is None
     own = hit(8, LOCKED, 1.0)  # a session's own transcript: the file adds nothing to the cite
     own.source.session_id = "00000008"
@@ -153,9 +155,8 @@ def test_citations_reads_every_form() -> None:
 
 def _evidence() -> list[Evidence]:
     return select_evidence(
-        "database locked uv pip",
+        "database locked busy_timeout uv",
         [hit(1, LOCKED, 1.0), hit(2, "database note: " + UV, 0.9)],
-        SynthConfig(min_overlap=0.3),
     )
 
 
@@ -217,3 +218,64 @@ def test_config_errors_name_the_flag() -> None:
         SynthConfig(max_tokens=5)
     with pytest.raises(LmmError, match="--evidence-tokens"):
         SynthConfig(evidence_tokens=5)
+    with pytest.raises(LmmError, match=r"min_answer must be within 0\.\.1"):
+        SynthConfig(min_answer=1.5)
+
+
+# ---- query-focused evidence (evidence.py)
+
+TOOL_TURN = (
+    "Writing the config loader now. "
+    '[tool: Bash] {"command":"cargo add dirs toml","description":"Add dirs and toml"} '
+    '[tool: Write] {"file_path":"/home/dev/tidepool/src/config.rs","content":"//! Defaults.\\n'
+    'use std::fs;\\npub fn load() -> Config {\\n    toml::from_str(&fs::read_to_string(p)?)\\n}"} '
+    '[tool: Read] {"file_path":"/home/dev/tidepool/CLAUDE.md"}'
+)
+
+
+def test_pieces_reduce_tool_calls_to_command_path_and_lines() -> None:
+    assert evidence.pieces(TOOL_TURN) == [
+        ("", "Writing the config loader now."),
+        ("", "$ cargo add dirs toml"),
+        ("/home/dev/tidepool/src/config.rs", "//! Defaults."),
+        ("/home/dev/tidepool/src/config.rs", "use std::fs;"),
+        ("/home/dev/tidepool/src/config.rs", "pub fn load() -> Config {"),
+        ("/home/dev/tidepool/src/config.rs", "toml::from_str(&fs::read_to_string(p)?)"),
+    ]  # a lone brace says nothing; the Read of CLAUDE.md is what was looked at, not done
+
+
+def test_pieces_drop_acknowledgements_and_reminders_and_keep_error_lines() -> None:
+    assert evidence.pieces("[result] File created successfully at: /x/y.rs") == []
+    assert evidence.pieces("[result] The file /x/y.rs has been updated successfully.") == []
+    text = "[result, error] Exit code 101\nerror[E0597]: `mmap` does not live long enough"
+    assert evidence.pieces(text) == [
+        ("error", "Exit code 101"),
+        ("error", "error[E0597]: `mmap` does not live long enough"),
+    ]
+    noisy = "<system-reminder>Be careful.</system-reminder>use pnpm, never npm"
+    assert evidence.pieces(noisy) == [("", "use pnpm, never npm")]
+
+
+def test_evidence_is_the_matching_line_not_the_prefix() -> None:
+    long = " ".join(f"Step {i}: tidy module {i}." for i in range(1, 30))
+    answer = "Step 30: the percentiles come from hdrhistogram, one histogram per route."
+    hits = [hit(1, f"{long}\n{answer}", 1.0), hit(2, "percentiles per route, please", 0.5)]
+    [first, *_] = select_evidence("what computes the percentiles per route?", hits)
+    assert first.hit.id == 1 and first.text.startswith(answer)
+    [line] = select_evidence("which crates does the config loader use?", [hit(3, TOOL_TURN, 1.0)])
+    assert line.text == "Writing the config loader now. $ cargo add dirs toml"
+
+
+def test_evidence_abstains_when_the_query_names_what_no_hit_holds() -> None:
+    hits = [hit(1, "the percentiles come from hdrhistogram", 1.0), hit(2, UV, 0.9)]
+    assert select_evidence("which staging URL does the deploy use?", hits) == []
+    assert [e.hit.id for e in select_evidence("where do the percentiles come from?", hits)] == [1]
+    close = [hit(1, "WAL lets readers and the writer work at once", 0.5, dense=0.7)]
+    assert [e.hit.id for e in select_evidence("staging deploy url", close)] == [1]
+
+
+def test_evidence_paths_are_relative_to_the_project_and_repeats_are_dropped() -> None:
+    units = evidence.units_of([hit(1, TOOL_TURN, 1.0)])
+    assert {u.head for u in units} == {"", "src/config.rs"}
+    same = [hit(1, "use pnpm, never npm", 1.0), hit(2, "Use pnpm, never npm!", 0.9)]
+    assert [e.hit.id for e in select_evidence("pnpm or npm?", same)] == [1]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from lmm import timeref
+from lmm import evidence, timeref
 from lmm.errors import LmmError
-from lmm.search import STOPWORDS, Hit, content_terms
+from lmm.search import STOPWORDS, Hit
 
 if TYPE_CHECKING:
     from lmm.models import TextGenerator
@@ -31,13 +31,20 @@ log = logging.getLogger(__name__)
 class SynthConfig:
     """How a brief is cut. Token counts are estimates (`approx_tokens`), never exceeded."""
 
-    max_tokens: int = 400  # the brief, sources included (--max-tokens)
+    max_tokens: int = 340  # the brief, sources included (--max-tokens)
     evidence_tokens: int = 2_500  # evidence shown to the LM (--evidence-tokens)
     max_evidence: int = 8  # evidence items at most
     hit_chars: int = 700  # characters kept of one hit, a window around the query's words
-    line_chars: int = 320  # characters of one extractive line
-    min_overlap: float = 0.6  # share of the query's terms (of at most 3) a hit must contain
-    min_cosine: float = 0.35  # ... or the dense similarity it must reach (when known)
+    line_chars: int = 600  # characters of one extractive line
+    min_answer: float = 0.22  # idf-weighted share of the query a unit must hold for any brief
+    min_cosine: float = 0.55  # ... or the dense similarity a top hit must reach (when known)
+    min_unit: float = 0.1  # idf-weighted share of the query a unit must hold to be shown
+    relative: float = 0.0  # ... and this share of the best unit's score
+    dense_weight: float = 0.0  # a unit's score + dense_weight x its hit's cosine (when known),
+    rank_decay: float = 0.3  # x 1 / (1 + rank_decay x its hit's rank)
+    max_units: int = 1  # units shown of one hit
+    before: int = 0  # units shown before a chosen one (a short one: at least 1)
+    after: int = 1  # ... and after it (an answer follows what names its topic)
     min_support: float = 0.5  # share of a generated sentence's words found in what it cites
     duplicate_jaccard: float = 0.8  # word-set overlap above which a hit repeats an earlier one
     max_new_tokens: int = 200  # generated tokens at most: a brief is short, small LMs ramble
@@ -49,8 +56,9 @@ class SynthConfig:
             raise LmmError(f"--evidence-tokens must be at least 100 (got {self.evidence_tokens})")
         if self.max_evidence < 1:
             raise LmmError(f"--max-evidence must be at least 1 (got {self.max_evidence})")
-        if not 0.0 <= self.min_overlap <= 1.0:
-            raise LmmError(f"--min-overlap must be within 0..1 (got {self.min_overlap})")
+        for name in ("min_answer", "min_unit", "relative"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise LmmError(f"{name} must be within 0..1 (got {getattr(self, name)})")
 
 
 _PIECE = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
@@ -89,6 +97,17 @@ class Evidence:
             parts.append(PurePath(src.file_path).name)  # a session's own file adds nothing
         return ", ".join(parts) or f"{self.hit.kind} {self.hit.id}"
 
+    def label(self, project: bool = False) -> str:
+        """The short citation an extractive line carries: category and date (and the project's
+        folder name with `project`); `citation` has the session and file."""
+        src = self.hit.source
+        parts = [self.hit.category] if self.hit.category else []
+        if src.timestamp:
+            parts.append(src.timestamp[:10])
+        if project and src.project:
+            parts.append(PurePath(src.project).name)
+        return ", ".join(parts) or f"{self.hit.kind} {self.hit.id}"
+
 
 _WORD = re.compile(r"\w+")
 
@@ -110,11 +129,6 @@ def overlap(terms: list[str], text: str) -> float:
         if t in words or (len(t) > 3 and any(w.startswith(_prefix(t)) for w in words))
     )
     return min(1.0, matched / min(len(terms), 3))
-
-
-def _relevant(hit: Hit, score: float, cfg: SynthConfig) -> bool:
-    dense = hit.signals.get("dense", {}).get("score")
-    return score >= cfg.min_overlap or (dense is not None and float(dense) >= cfg.min_cosine)
 
 
 def excerpt(text: str, terms: list[str], limit: int) -> str:
@@ -149,30 +163,47 @@ def _repeats(a: set[str], b: set[str], jaccard: float) -> bool:
 
 
 def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None) -> list[Evidence]:
-    """The hits worth showing, best first, numbered from 1: relevant ones only, no near-repeats,
-    each cut to `hit_chars`, all within `evidence_tokens` and `max_evidence`."""
+    """The evidence worth showing, best first, numbered from 1: from each hit the units that
+    answer the query (evidence.focus), none at all when the best unit holds less than
+    `min_answer` of the query's weight and the best hit's cosine is under `min_cosine`; each
+    hit's line within `line_chars`, all within `evidence_tokens` and `max_evidence`."""
     cfg = cfg or SynthConfig()
-    terms = content_terms(query)
+    hits = sorted((h for h in hits if h.text.strip()), key=lambda h: -h.score)
+    units = evidence.units_of(hits)
+    terms = evidence.score_units(query, units)
+    if not units or not answers(units, hits, cfg):
+        return []
+    dense = [float(d["score"]) if (d := h.signals.get("dense")) else 0.0 for h in hits]
+    # the per-hit bar: a unit holds some of the query's words, or its hit is close in meaning
+    # (one under the bar is never chosen, but may be shown as a chosen one's neighbour)
+    for u in units:  # the hit's meaning and the retriever's order count beside the words
+        if u.score < cfg.min_unit and dense[u.hit] < cfg.min_cosine:
+            u.score = -1.0
+            continue
+        u.score = (u.score + cfg.dense_weight * dense[u.hit]) / (1.0 + cfg.rank_decay * u.hit)
     chosen: list[Evidence] = []
-    seen: list[set[str]] = []
     budget = cfg.evidence_tokens
-    for hit in sorted(hits, key=lambda h: -h.score):
-        score = overlap(terms, hit.text)
-        if not hit.text.strip() or not _relevant(hit, score, cfg):
-            continue
-        words = _words(hit.text)
-        if any(_repeats(words, s, cfg.duplicate_jaccard) for s in seen):
-            continue
-        text = timeref.annotate(excerpt(hit.text, terms, cfg.hit_chars), hit.source.timestamp)
+    groups = evidence.focus(units, 0.0, cfg.relative, cfg.before, cfg.after, cfg.max_units)
+    for group in groups:
+        hit = hits[group.hit]
+        text = timeref.annotate(group.text(terms), hit.source.timestamp)
         cost = approx_tokens(text) + 20  # the number and citation around it
         if cost > budget:
             continue
         budget -= cost
-        seen.append(words)
-        chosen.append(Evidence(len(chosen) + 1, hit, text, score))
+        chosen.append(Evidence(len(chosen) + 1, hit, text, group.score))
         if len(chosen) == cfg.max_evidence:
             break
     return chosen
+
+
+def answers(units: list[evidence.Unit], hits: list[Hit], cfg: SynthConfig) -> bool:
+    """Whether anything answers: a unit holds `min_answer` of the query's weight, or the best
+    hit is that close in meaning (cosine `min_cosine`)."""
+    if max(u.score for u in units) >= cfg.min_answer:
+        return True
+    dense = [float(d["score"]) for h in hits[:3] if (d := h.signals.get("dense"))]
+    return bool(dense) and max(dense) >= cfg.min_cosine
 
 
 # ---- briefs
@@ -195,7 +226,7 @@ class Brief:
 
 
 def extractive_brief(evidence: list[Evidence], cfg: SynthConfig | None = None) -> Brief:
-    """The evidence itself, one line each: '[n] text (category, date, session, file)', best
+    """The evidence itself, one line each: '[n] text (category, date[, project])', best
     first. A line that would overrun `max_tokens` is left out and later (shorter) ones still
     go in; the lines kept are numbered 1, 2, ... and the brief's evidence says which they are."""
     cfg = cfg or SynthConfig()
@@ -204,8 +235,9 @@ def extractive_brief(evidence: list[Evidence], cfg: SynthConfig | None = None) -
     lines: list[str] = []
     kept: list[Evidence] = []
     used = 0
+    several = len({ev.hit.source.project for ev in evidence}) > 1
     for ev in evidence:
-        body = f"{excerpt(ev.text, [], cfg.line_chars)} ({ev.citation()})"
+        body = f"{excerpt(ev.text, [], cfg.line_chars)} ({ev.label(several)})"
         line = f"[{len(kept) + 1}] {body}"
         if used + approx_tokens(line) + 1 > cfg.max_tokens:
             continue
@@ -216,10 +248,10 @@ def extractive_brief(evidence: list[Evidence], cfg: SynthConfig | None = None) -
         return Brief("\n".join(lines), kept, "extractive")
     # every line is over the whole budget: shorten the best one until it fits
     ev, chars = evidence[0], cfg.line_chars
-    line = f"[1] {excerpt(ev.text, [], chars)} ({ev.citation()})"
+    line = f"[1] {excerpt(ev.text, [], chars)} ({ev.label(several)})"
     while approx_tokens(line) > cfg.max_tokens and chars > 20:
         chars = chars * 2 // 3
-        line = f"[1] {excerpt(ev.text, [], chars)} ({ev.citation()})"
+        line = f"[1] {excerpt(ev.text, [], chars)} ({ev.label(several)})"
     return Brief(line, [replace(ev, n=1)], "extractive")
 
 

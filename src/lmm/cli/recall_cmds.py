@@ -134,7 +134,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--project", help="only this project folder (and folders below it)")
     p.add_argument("--no-generate", action="store_true", help="the evidence only, no LM")
     p.add_argument("--model", help="LM: packaged name, folder, .gguf file or hub id")
-    p.add_argument("--max-tokens", type=int, help="brief length budget (default 400)")
+    p.add_argument("--max-tokens", type=int, help="brief length budget (default 340)")
     p.add_argument("--k", type=int, help="hits retrieved before pruning (default 12)")
     p.add_argument("--embedder", help="embedding model, or 'none' for keyword-only")
     p.add_argument("--local", action="store_true", help="run in this process even if serve runs")
