@@ -100,7 +100,7 @@ def test_user_prompt_submit_recalls_the_busy_timeout_lesson(home: Path) -> None:
     assert text.startswith('<lmm-memory kind="recall">\n' + hooks.MEMORY_NOTE + "\n[1] ")
     assert text.endswith("\n</lmm-memory>")
     assert "PRAGMA busy_timeout = 30000" in text
-    assert "(2026-01-07, session 1d0fc087)" in text
+    assert "(2026-01-07)" in text  # the date; `lmm recall --json` cites the session
     assert text.count("<") == 2  # the opening and closing tag; recalled '<' are escaped
 
 
@@ -147,10 +147,12 @@ def test_unrelated_and_slash_prompts_inject_nothing(home: Path) -> None:
 
 
 def test_recall_skips_the_current_session(home: Path) -> None:
+    out = respond(parse_input(json.dumps(PROMPT), "UserPromptSubmit"))
+    assert out is not None and "busy_timeout" in out["hookSpecificOutput"]["additionalContext"]
+    # asked from the session that holds the fix (the agent has it in context): no other
+    # session answers the prompt, so nothing is injected
     asked = {**PROMPT, "session_id": S2}
-    out = respond(parse_input(json.dumps(asked), "UserPromptSubmit"))
-    assert out is not None
-    assert "session 1d0fc087" not in out["hookSpecificOutput"]["additionalContext"]
+    assert respond(parse_input(json.dumps(asked), "UserPromptSubmit")) is None
 
 
 def test_recalled_text_cannot_close_the_memory_tag(home: Path) -> None:

@@ -191,3 +191,22 @@ def test_recall_with_the_packaged_smollm2(store: Store) -> None:
         cited = set(citations(body))
         assert cited and cited <= {e.n for e in result.brief.evidence}
         assert [int(line[1 : line.index("]")]) for line in sources.splitlines()] == sorted(cited)
+
+
+def test_hook_cli_mcp_and_preview_inject_the_same_brief(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lmm import hooks, mcp_server
+    from lmm.ui.recall import hook_config
+
+    query = "sqlite3 database is locked while syncing"
+    expected = recall(store, query, project=PROJECT, config=hook_config())  # the preview's call
+    assert expected.brief.text
+    wrapped = hooks.wrap_memory(expected.brief.text, title="recall")
+    hook = hooks.HookInput("UserPromptSubmit", prompt=query, cwd=PROJECT + "/src")
+    out = hooks.respond(hook)
+    assert out is not None and out["hookSpecificOutput"]["additionalContext"] == wrapped
+    assert mcp_server.recall(query, project=PROJECT) == wrapped
+    args = ["recall", query, "--project", PROJECT, "--no-generate", "--local", "--json"]
+    assert main([*args, "--embedder", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["brief"] == expected.brief.text

@@ -261,7 +261,7 @@ def test_evidence_is_the_matching_line_not_the_prefix() -> None:
     answer = "Step 30: the percentiles come from hdrhistogram, one histogram per route."
     hits = [hit(1, f"{long}\n{answer}", 1.0), hit(2, "percentiles per route, please", 0.5)]
     [first, *_] = select_evidence("what computes the percentiles per route?", hits)
-    assert first.hit.id == 1 and first.text.startswith(answer)
+    assert first.hit.id == 1 and first.text == f"Step 29: tidy module 29. {answer}"
     [line] = select_evidence("which crates does the config loader use?", [hit(3, TOOL_TURN, 1.0)])
     assert line.text == "Writing the config loader now. $ cargo add dirs toml"
 

@@ -43,7 +43,7 @@ class SynthConfig:
     dense_weight: float = 0.0  # a unit's score + dense_weight x its hit's cosine (when known),
     rank_decay: float = 0.3  # x 1 / (1 + rank_decay x its hit's rank)
     max_units: int = 1  # units shown of one hit
-    before: int = 0  # units shown before a chosen one (a short one: at least 1)
+    before: int = 1  # units shown before a chosen one (a short one: at least 1)
     after: int = 1  # ... and after it (an answer follows what names its topic)
     min_support: float = 0.5  # share of a generated sentence's words found in what it cites
     duplicate_jaccard: float = 0.8  # word-set overlap above which a hit repeats an earlier one
