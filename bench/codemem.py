@@ -10,7 +10,9 @@ A fresh LMM_HOME gets DIR/projects the way a user fills it (`lmm ingest`, `lmm e
 transcripts and on the code that writes the store, so a rerun after a change to recall only runs
 the queries. With `lmm serve` warm, each question goes through the installed UserPromptSubmit
 hook command (`settings.hook_command`, run by the shell as Claude Code runs it) with the hook
-JSON on stdin: prompt, cwd = the question's project (null: the home folder), a new session id.
+JSON on stdin: prompt, cwd = the question's project, a new session id. A question with no
+project is asked from the developer's home folder: the folder that holds the set's projects
+(/home/dev), whose memory is that of the projects below it.
 
 Scored on what the hook printed (its additionalContext; `&lt;` read back as `<`):
 - answer: every `must_include` string present (case-insensitive); partial: the share present;
@@ -56,6 +58,11 @@ READ_SIDE_DIRS = {"ui", "evals", "train"}
 def split_of(question: dict[str, Any]) -> str:
     project = question.get("project")
     return project.rstrip("/").rsplit("/", 1)[-1] if project else "none"
+
+
+def home_of(questions: list[dict[str, Any]]) -> str:
+    """The folder that holds every project the questions name (the developer's home)."""
+    return os.path.commonpath([q["project"] for q in questions if q.get("project")])
 
 
 def load_questions(data: Path, split: str | None) -> list[dict[str, Any]]:
@@ -325,6 +332,7 @@ def main() -> int:
         print(f"no CodeMem set at {args.dir}; pass its folder", file=sys.stderr)
         return 1
     questions = load_questions(args.dir, args.split)
+    home_cwd = home_of(load_questions(args.dir, None))
     store = built_store(args.dir, args.store_cache)
     home = Path(tempfile.mkdtemp(prefix="codemem-home-"))
     for name in ("lmm.db", "lmm.db-wal"):
@@ -340,9 +348,9 @@ def main() -> int:
     outcomes: list[Outcome] = []
     try:
         for q in questions[:3]:  # warm the OS caches and the server's connections
-            hook_text(command, q, q["project"] or str(Path.home()), home)
+            hook_text(command, q, q["project"] or home_cwd, home)
         for q in questions:
-            cwd = q["project"] or str(Path.home())
+            cwd = q["project"] or home_cwd
             text, seconds = hook_text(command, q, cwd, home)
             base = baseline_text(q["question"], cwd, args.k, PROMPT_TOKENS)
             outcomes.append(Outcome(q, text, seconds, base))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmm import scope
 from lmm.errors import LmmError
-from lmm.search import Hit, retrieve, scope_projects
+from lmm.search import Hit, retrieve
 from lmm.store import _like_prefix
 from lmm.synth import (
     Brief,
@@ -102,15 +102,12 @@ def recall(
 ) -> Recall:
     """Retrieve memory for `query` within `project` (a path; None: everywhere) and write a brief.
 
-    `exclude_session` drops hits from that session (the agent already has it in context). A
-    `project` that holds no stored session (a folder outside every project) searches everywhere.
-    With `config.generate` the LM is `lm`, else `models.generator(config.model)` loaded on first
-    use. The hook, `lmm recall`, MCP `recall` and the browser's preview all call this.
+    `exclude_session` drops hits from that session (the agent already has it in context). With
+    `config.generate` the LM is `lm`, else `models.generator(config.model)` loaded on first use.
+    The hook, `lmm recall`, MCP `recall` and the browser's preview all call this.
     """
     cfg = config or RecallConfig()
     start = time.perf_counter()
-    if project and scope_projects(store, project) == []:
-        project = None
     query = query.strip()[:QUERY_CHARS]
     hits = retrieve(store, query, project=project, k=cfg.k + 8, embedder=embedder) if query else []
     if query:  # user-wide memory: in a new folder too, and never against the project's own
