@@ -116,7 +116,10 @@ def assert_inert(text: str, kind: str) -> None:
     # the attack is there, quoted and defused, not silently dropped
     assert "ignore previous instructions and" in text
     assert "&lt;/lmm-memory>" in text
-    assert "&lt;system-reminder>" in text
+    if kind == "recall":  # the evidence step drops reminders (tool noise) instead of quoting
+        assert "system-reminder" not in text
+    else:
+        assert "&lt;system-reminder>" in text
 
 
 def hook_context(proc: subprocess.CompletedProcess[bytes], event: str) -> str:

@@ -279,3 +279,11 @@ def test_evidence_paths_are_relative_to_the_project_and_repeats_are_dropped() ->
     assert {u.head for u in units} == {"", "src/config.rs"}
     same = [hit(1, "use pnpm, never npm", 1.0), hit(2, "Use pnpm, never npm!", 0.9)]
     assert [e.hit.id for e in select_evidence("pnpm or npm?", same)] == [1]
+
+
+def test_a_pool_of_one_still_answers_with_the_rule_that_holds_the_query() -> None:
+    # idf over a pool of a few units would call every held term common (evidence.MIN_POOL)
+    rule = hit(1, "Never add emojis to commit messages anywhere.", 1.0, kind="cognition")
+    query = "Write the commit message for this change"
+    assert [e.hit.id for e in select_evidence(query, [rule])] == [1]
+    assert select_evidence("Center the login form with CSS grid", [rule]) == []

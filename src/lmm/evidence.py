@@ -34,6 +34,7 @@ _LINE_NO = re.compile(r"^\s*\d+(→|\t)")  # Read results: "    12→code"
 _OMITTED = re.compile(r"\[\.\.\. \d+ chars omitted \.\.\.\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'\[])")
 UNIT_CHARS = 240  # a longer unit is windowed on the query's terms
+MIN_POOL = 20  # idf counts at least this many units: in a pool of a few, every held term is common
 SHORT_UNIT = 70  # a unit shorter than this is shown with its neighbours
 _SKIP_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "WebSearch"}  # what was looked at
 
@@ -191,7 +192,7 @@ def score_units(query: str, units: list[Unit]) -> list[str]:
     terms = query_terms(query)
     if not terms or not units:
         return terms
-    n = len(units)
+    n = max(len(units), MIN_POOL)
     idf = {}
     for t in terms:
         df = sum(1 for u in units if _matches(t, u.words))
