@@ -76,6 +76,14 @@ def test_export_import_round_trip_through_the_cli(tmp_path: Path) -> None:
     b = json.loads(lmm(tmp_path / "b", "stats", "--json").stdout)
     keys = ("projects", "sessions", "turns", "subagents")
     assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert "lmm embed" in lmm(tmp_path / "c", "import", str(out)).stdout  # no vectors came along
+    # an existing file is not replaced silently; '-' is standard output
+    again = lmm(tmp_path / "a", "export", str(out))
+    assert again.returncode == 2 and "pass --force" in again.stderr
+    piped = lmm(tmp_path / "a", "export", "-")
+    assert piped.returncode == 0 and not (Path.cwd() / "-").exists()
+    assert piped.stdout.splitlines()[0].startswith('{"format"')
+    assert len(piped.stdout.splitlines()) == len(out.read_text().splitlines())
 
 
 @pytest.mark.parametrize(
@@ -107,7 +115,7 @@ def test_exports_and_training_files_are_private_like_the_store(tmp_path: Path) -
     (tmp_path / "old.jsonl").write_text("")
     (tmp_path / "old.jsonl").chmod(0o644)  # an export over an existing file gets 0600 too
     for name in ("new.jsonl", "old.jsonl"):
-        assert lmm(tmp_path, "export", str(tmp_path / name)).returncode == 0
+        assert lmm(tmp_path, "export", str(tmp_path / name), "--force").returncode == 0
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "lmm.db").stat().st_mode & 0o777 == 0o600
 

@@ -114,9 +114,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lmm.exchange import export_jsonl
     from lmm.store import open_store
 
+    if args.file == "-":  # to stdout, for a pipe: `lmm export - | gzip > store.jsonl.gz`
+        with open_store() as store:
+            n = export_jsonl(store, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        print(f"lmm: exported {n} rows", file=sys.stderr)
+        return 0
     out = Path(args.file)
     if not out.parent.is_dir():
         raise LmmError(f"there is no folder {out.parent}; create it or pass another path")
+    if out.exists() and not args.force:
+        raise LmmError(f"{out} exists; pass --force to replace it, or another path")
     tmp = out.with_name(out.name + ".partial")
     with open_store() as store, paths.open_private(tmp) as f:
         n = export_jsonl(store, f)
@@ -131,7 +139,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     with open_store() as store:
         counts = import_jsonl(store, Path(args.file))
+        embedded = store.db.execute("SELECT count(*) FROM embedders").fetchone()[0]
     text = "imported " + ", ".join(f"{n} {t}" for t, n in counts.items())
+    if counts.get("turns") or counts.get("cognitions"):
+        # an export carries no vectors: without `lmm embed` recall of these rows is keyword-only
+        text += (
+            "\nvectors are not exported: run `lmm embed` so recall finds these rows by meaning"
+            if embedded
+            else "\nrecall is keyword-only until `lmm embed` (needs the embed extra)"
+        )
     emit(args, counts, text)
     return 0
 
@@ -176,7 +192,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("export", parents=[common], help="write the whole store to a JSONL file")
-    p.add_argument("file", help="the JSONL file to write")
+    p.add_argument("file", help="the JSONL file to write ('-': standard output)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", parents=[common], help="merge an `lmm export` file into the store")
