@@ -69,3 +69,13 @@ def test_remember_refuses_a_project_that_does_not_exist(
     assert main(["remember", "Use uv.", "--project", "/no/such/path"]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert main(["remember", "Use uv.", "--project", str(tmp_path)]) == 0
+
+
+def test_third_party_progress_bars_are_off_when_stderr_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    assert main([]) == 0
+    import os
+
+    assert os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if not sys.stderr.isatty():  # no model-loading bars in logs and pipes (huggingface and
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers read this)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # `lmm` alone: what it can do, not a usage error
