@@ -40,6 +40,7 @@ CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once (server.CONN
 PROMPT_TOKENS = 340  # budget of the brief injected per prompt (synth.SynthConfig.max_tokens)
 SESSION_TOKENS = 2_000  # budget of the session-start brief
 SLOW = 1.0  # seconds; a hook answering later than this logs how long it took
+EXIT_MARGIN = 0.25  # seconds kept for giving up: logging and exiting on a starved CPU
 LOG_NAME = "hooks.log"
 EVENTS = ("SessionStart", "UserPromptSubmit", "SessionEnd", "PreCompact", "PreToolUse")
 ACT_TOOLS = ("Bash", "Edit", "Write", "MultiEdit", "NotebookEdit")  # PreToolUse calls lmm reads
@@ -466,7 +467,7 @@ def main(argv: list[str]) -> int:
     try:
         _file_log_pending = True
         event = argv[0] if argv else ""
-        deadline = max(0.1, DEADLINE - process_age())
+        deadline = max(0.1, DEADLINE - EXIT_MARGIN - process_age())
         return run_hook(
             event, sys.stdin.buffer, sys.stdout, deadline=deadline, exit_on_timeout=True
         )
