@@ -294,9 +294,9 @@ def test_a_server_that_never_answers_costs_the_deadline_and_prints_nothing(home:
         mute.close()
         path.unlink(missing_ok=True)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
-    assert hooks.DEADLINE - 0.2 < elapsed < hooks.DEADLINE + 3.0
+    assert hooks.DEADLINE - hooks.EXIT_MARGIN - 0.3 < elapsed < hooks.DEADLINE + 3.0
     log = (home / hooks.LOG_NAME).read_text()
-    assert "gave up after 2.0 s" in log or "did not answer 'recall'" in log
+    assert "gave up after" in log or "did not answer 'recall'" in log
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
