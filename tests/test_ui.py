@@ -32,6 +32,7 @@ from lmm.ui.sessions import turn_anchor
 
 HOSTILE = "<script>alert(1)</script>"
 EVIL_ID = "evil <id>/#?&"  # generic imports may name sessions anything
+OWN_SCRIPT = '<script src="/app.js"></script>'
 TOOLS_SESSION = "e3b8afa4-b77f-4150-a7f3-a1049b2966f7"
 
 
@@ -142,8 +143,8 @@ def test_post_from_another_origin_is_refused(ui: UI) -> None:
 def test_security_headers(ui: UI) -> None:
     _, _, headers = fetch(ui.url("/"))
     assert headers["Content-Security-Policy"] == (
-        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Cache-Control"] == "no-store"
@@ -169,9 +170,13 @@ def test_hostile_transcript_is_escaped(tmp_path: Path) -> None:
     try:
         base = url.split("/?")[0]
         evil_path = "/session/" + quote(EVIL_ID, safe="")
-        for path in ("/", evil_path, "/memories", "/memory/1", "/recall"):
+        pages = ("/", evil_path, "/memories", "/memory/1", "/memory/1/forget", "/recall",
+                 "/search", "/injected")  # fmt: skip
+        for path in pages:
             status, body, _ = fetch(f"{base}{path}?token=tok&q=" + HOSTILE)
             assert status == 200, path
+            assert body.count(OWN_SCRIPT) == 1, path  # the page's one script: our own
+            body = body.replace(OWN_SCRIPT, "")
             assert "<script" not in body and "<img" not in body and "<b>x" not in body, path
         _, body, _ = fetch(f"{base}{evil_path}?token=tok")
         assert body.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 3  # <title>, <h1>, turn

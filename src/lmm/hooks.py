@@ -310,7 +310,7 @@ def respond(hook: HookInput, timeout: float = DEADLINE) -> dict[str, Any] | None
         project = result.get("project")
         where = os.path.basename(project.rstrip("/")) if project else "all projects"
         text = wrap_memory(f"Project memory ({where}):\n{result['brief']}", title="project")
-        return context_output(event, text)
+        return note_injection(hook, context_output(event, text))
     if event == "UserPromptSubmit":
         prompt = (hook.prompt or "").strip()
         if not prompt or prompt.startswith("/"):
@@ -320,9 +320,12 @@ def respond(hook: HookInput, timeout: float = DEADLINE) -> dict[str, Any] | None
         result = ask("recall", args, timeout)
         if not result or not result.get("brief"):
             return None
-        return context_output(event, wrap_memory(result["brief"], title="recall"))
+        return note_injection(
+            hook, context_output(event, wrap_memory(result["brief"], title="recall"))
+        )
     if event == "PreToolUse":
-        return act_output(hook, timeout)
+        out = act_output(hook, timeout)
+        return note_injection(hook, out) if out else None
     if event in ("SessionEnd", "PreCompact"):
         if hook.transcript_path:
             start_ingest(hook.transcript_path)
@@ -351,6 +354,33 @@ def act_output(hook: HookInput, timeout: float) -> dict[str, Any] | None:
         out["permissionDecision"] = "ask"
         out["permissionDecisionReason"] = result["reason"]
     return {"hookSpecificOutput": out}
+
+
+INJECTIONS_NAME = "injections.jsonl"  # what the hooks put in front of the agent; `lmm ui` shows it
+INJECTIONS_MAX = 256_000  # bytes; past it the file moves to injections.jsonl.1 (one old copy)
+
+
+def note_injection(hook: HookInput, output: dict[str, Any]) -> dict[str, Any]:
+    """Append what this hook injects (time, event, session, cwd, prompt or tool, text) as a line
+    to `$LMM_HOME/injections.jsonl` (0600, rotated at `INJECTIONS_MAX`), and return `output`.
+    One O_APPEND write and no lock: concurrent hooks each add a whole line."""
+    try:
+        home = paths.home()
+        path = os.path.join(home, INJECTIONS_NAME)
+        line = dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": hook.hook_event_name,
+                      "session": hook.session_id, "cwd": hook.cwd, "prompt": hook.prompt,
+                      "tool": hook.tool_name,
+                      "text": output["hookSpecificOutput"]["additionalContext"]})  # fmt: skip
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size > INJECTIONS_MAX:
+                os.replace(path, path + ".1")  # this fd still writes the old file: once more
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        logger().warning("could not note the injection in %s: %s", INJECTIONS_NAME, exc)
+    return output
 
 
 def start_ingest(transcript_path: str) -> int | None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lmm.cli.output import emit
+
+if TYPE_CHECKING:
+    from lmm.embed import Embedder
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -20,9 +24,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
         Path(args.benchmarks).expanduser() if args.benchmarks else found.benchmarks,
         tuple(Path(d).expanduser() for d in args.reports) or found.roots,
     )
-    with open_store() as store:
-        embedder = rc.default_embedder(store, args.embedder)
-    config = UIConfig(port=args.port, reports=sources, embedder=embedder)
+
+    def load_embedder() -> Embedder | None:  # on a background thread, after the URL is printed
+        with open_store() as store:
+            return rc.default_embedder(store, args.embedder)
+
+    with open_store():  # a missing or unreadable store fails here, before the URL
+        pass
+    config = UIConfig(port=args.port, reports=sources, load_embedder=load_embedder)
 
     def ready(url: str) -> None:
         emit(args, {"url": url}, f"lmm ui: {url}")

@@ -6,15 +6,17 @@ project) and its project.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from lmm import cognitions
 from lmm.cognitions import CATEGORIES, Cognition, CognitionError
 from lmm.store import Store
-from lmm.ui.layout import Links, badge, esc, options, shorten, when
-from lmm.ui.sessions import projects, session_path, turn_anchor
+from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
+from lmm.ui.sessions import projects, search_form, session_path, session_title, turn_anchor
 
 STATUS_CHOICES = ("active", "superseded", "forgotten", "all")
+ORIGIN_LABELS = {"rules": "rules", "lm": "model", "user": "by you", "code": "code (ingest-code)"}
 SCOPE_CHOICES = [("", "every scope"), ("user", "user-wide"), ("project", "one project")]
 
 
@@ -27,10 +29,10 @@ def _project_path(store: Store, project_id: int | None) -> str | None:
 
 def _chips(links: Links, key: str, values: list[tuple[str, str]], current: str, **keep: Any) -> str:
     out = []
-    for value, label in values:
+    for value, text in values:
         cls = "on" if value == current else ""
         out.append(f'<a class="{cls}" href="{links.href("/memories", **{**keep, key: value})}">'
-                   f"{esc(label)}</a>")  # fmt: skip
+                   f"{esc(text)}</a>")  # fmt: skip
     return f"<div class='chips'>{''.join(out)}</div>"
 
 
@@ -52,12 +54,13 @@ def scope_form(cog: Cognition, links: Links) -> str:
     )
 
 
-def memory_card(cog: Cognition, links: Links) -> str:
+def memory_card(cog: Cognition, links: Links, item: bool = False) -> str:
     text = esc(cog.text) if cog.text else "<span class='empty'>(forgotten)</span>"
     status = "" if cog.status == "active" else " " + badge(cog.status, "b-" + cog.status)
     scope = esc(cog.project or "all projects")
     return (
-        f'<div class="card"><div class="row">{badge(cog.category, "b-" + cog.category)}{status}'
+        f'<div class="card"{" data-item" if item else ""}><div class="row">'
+        f"{badge(cog.category, 'b-' + cog.category)}{status}"
         f'<a href="{links.href(f"/memory/{cog.id}")}" class="meta">#{cog.id}</a></div>'
         f"<div class='text' style='margin:6px 0 4px'>{text}</div>"
         f"<div class='meta'>{scope} · salience {cog.salience:.2f} · {cog.evidence} source"
@@ -66,60 +69,123 @@ def memory_card(cog: Cognition, links: Links) -> str:
     )
 
 
-def remember_form(store: Store, links: Links, project_id: int | None) -> str:
+def remember_form(
+    store: Store, links: Links, project_id: int | None, draft: str | None = None
+) -> str:
     choices = [("", "all projects (user-wide)")]
     choices += [(str(p["id"]), p["path"]) for p in projects(store)]
     return (
-        "<details class='card'><summary><b>Remember something</b> — add a memory by hand"
-        f"</summary><form method='post' action='/remember'>{links.hidden()}"
-        "<textarea name='text' required placeholder='e.g. Use uv, not pip.'></textarea>"
-        "<div class='row' style='margin-top:8px'>"
-        f"<select name='category'>{options([(c, c) for c in CATEGORIES], 'preference')}</select>"
-        f"<select name='project'>{options(choices, str(project_id or ''))}</select>"
+        f"<details class='card'{'' if draft is None else ' open'}><summary>"
+        "<b>Remember something</b> — add a memory by hand</summary>"
+        f"<form method='post' action='/remember'>{links.hidden()}"
+        f"{label('r-text', 'What lmm should remember')}"
+        "<textarea id='r-text' name='text' required placeholder='e.g. Use uv, not pip.'>"
+        f"{esc(draft or '')}</textarea><div class='row' style='margin-top:8px'>"
+        f"{label('r-category', 'Category')}<select id='r-category' name='category'>"
+        f"{options([(c, c) for c in CATEGORIES], 'preference')}</select>"
+        f"{label('r-project', 'Applies to')}<select id='r-project' name='project'>"
+        f"{options(choices, str(project_id or ''))}</select>"
         "<button type='submit'>Remember</button></div></form></details>"
     )
 
 
-def memories_page(
-    store: Store,
-    links: Links,
-    project_id: int | None,
-    category: str,
-    status: str,
-    scope: str = "",
-) -> tuple[str, str]:
-    """Cognitions of a project (plus user-wide ones) or of all, by category, status and scope."""
-    if category and category not in CATEGORIES:
-        raise CognitionError(f"category {category!r} is not one of {', '.join(CATEGORIES)}")
-    status = status if status in STATUS_CHOICES else "active"
-    scope = scope if scope in cognitions.SCOPES else ""
-    path = _project_path(store, project_id)
+@dataclass(frozen=True)
+class MemoryFilter:
+    """What the memories page shows: each field is a query parameter ('' for any)."""
+
+    project: int | None = None
+    category: str = ""
+    status: str = "active"
+    scope: str = ""
+    origin: str = ""
+    q: str = ""
+    session: str = ""  # only memories citing this session
+
+    @classmethod
+    def of(cls, query: dict[str, str], project: int | None) -> MemoryFilter:
+        status = query.get("status", "active")
+        scope = query.get("scope", "")
+        return cls(
+            project=project,
+            category=query.get("category", ""),
+            status=status if status in STATUS_CHOICES else "active",
+            scope=scope if scope in cognitions.SCOPES else "",
+            origin=query.get("origin", "")[:40],
+            q=query.get("q", "")[:500],
+            session=query.get("session", "")[:300],
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+
+def find_memories(store: Store, f: MemoryFilter) -> list[Cognition]:
+    """The cognitions `f` selects, most salient first."""
+    if f.category and f.category not in CATEGORIES:
+        raise CognitionError(f"category {f.category!r} is not one of {', '.join(CATEGORIES)}")
     cogs = cognitions.list_(
         store,
-        project=path,
-        category=category or None,
-        status=None if status == "all" else status,
-        scope=scope or None,
+        project=_project_path(store, f.project),
+        category=f.category or None,
+        status=None if f.status == "all" else f.status,
+        scope=f.scope or None,
     )
-    keep = {"project": project_id, "category": category, "status": status, "scope": scope}
+    if f.origin:
+        cogs = [c for c in cogs if c.origin == f.origin]
+    if f.session:
+        rows = store.db.execute(
+            "SELECT cognition_id FROM cognition_sources WHERE session_id = ?", (f.session,)
+        )
+        cited = {r[0] for r in rows}
+        cogs = [c for c in cogs if c.id in cited]
+    if words := f.q.lower().split():
+        cogs = [c for c in cogs if all(w in f"{c.text} {c.project or ''}".lower() for w in words)]
+    return cogs
+
+
+def _origins(store: Store) -> list[str]:
+    found = [r[0] for r in store.db.execute("SELECT DISTINCT origin FROM cognitions")]
+    return sorted(set(found) | set(cognitions.ORIGINS))
+
+
+def memories_page(
+    store: Store, links: Links, f: MemoryFilter, page_no: str = "", draft: str | None = None
+) -> tuple[str, str]:
+    """Cognitions of a project (plus user-wide ones) or of all, filtered and searched, a page at
+    a time."""
+    cogs = find_memories(store, f)
+    paging = Paging.of(page_no, len(cogs))
+    keep = f.params()
     pchoices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in projects(store)]
-    pchips = _chips(links, "project", pchoices, str(project_id or ""), **keep)
+    pchips = _chips(links, "project", pchoices, str(f.project or ""), **keep)
     cats = [("", "every category")] + [(c, c) for c in CATEGORIES]
-    cchips = _chips(links, "category", cats, category, **keep)
-    schips = _chips(links, "status", [(s, s) for s in STATUS_CHOICES], status, **keep)
-    schips += _chips(links, "scope", SCOPE_CHOICES, scope, **keep)
-    groups = []
-    for cat in CATEGORIES:
-        mine = [c for c in cogs if c.category == cat]
-        if mine:
-            cards = "".join(memory_card(c, links) for c in mine)
-            groups.append(f"<h2>{esc(cat.capitalize())} <span class='meta'>{len(mine)}</span></h2>"
-                          f"{cards}")  # fmt: skip
+    cchips = _chips(links, "category", cats, f.category, **keep)
+    schips = _chips(links, "status", [(s, s) for s in STATUS_CHOICES], f.status, **keep)
+    schips += _chips(links, "scope", SCOPE_CHOICES, f.scope, **keep)
+    origins = [("", "every origin")] + [(o, ORIGIN_LABELS.get(o, o)) for o in _origins(store)]
+    ochips = _chips(links, "origin", origins, f.origin, **keep)
+    hidden = "".join(
+        f"<input type='hidden' name='{esc(k)}' value='{esc(v)}'>"
+        for k, v in keep.items()
+        if k != "q"
+    )
+    shown = cogs[paging.offset : paging.offset + paging.size]
+    cards = "".join(memory_card(c, links, item=True) for c in shown)
+    pager = paging.nav(links, "/memories", "memories", **keep)
+    cited = ""
+    if f.session:
+        title = session_title(store, f.session)
+        cited = (
+            f"<p class='flash'>Memories citing <a href=\"{links.href(session_path(f.session))}\">"
+            f'{esc(title)}</a> · <a href="{links.href("/memories")}">all memories</a></p>'
+        )
     body = (
         "<h1>Memories</h1><p class='sub'>What lmm knows, most salient first. Each memory links "
         "to the turns it was taken from; corrections keep the old version as history.</p>"
-        f"{pchips}{cchips}{schips}{remember_form(store, links, project_id)}"
-        + ("".join(groups) or "<p class='empty'>No memories match.</p>")
+        + cited
+        + search_form(links, "/memories", f.q, "Words in the memory", hidden)
+        + f"{pchips}{cchips}{schips}{ochips}{remember_form(store, links, f.project, draft)}"
+        + (f"{pager}{cards}{pager}" if cards else "<p class='empty'>No memories match.</p>")
     )
     return "Memories", body
 
@@ -151,10 +217,7 @@ def _history(store: Store, cog: Cognition) -> list[Cognition]:
 def _source_item(store: Store, links: Links, src: cognitions.SourceRef) -> str:
     quote = f"<div class='text'>“{esc(src.quote)}”</div>" if src.quote else ""
     if src.session_id:
-        title = store.db.execute(
-            "SELECT title FROM sessions WHERE id = ?", (src.session_id,)
-        ).fetchone()
-        name = (title[0] if title and title[0] else None) or f"session {src.session_id[:8]}"
+        name = session_title(store, src.session_id)
         target = links.href(session_path(src.session_id), turn_anchor(src.turn_key or ""))
         where = f'<a href="{target}" class="source-link">{esc(name)} · turn</a>'
     elif src.file_path:
@@ -167,7 +230,11 @@ def _source_item(store: Store, links: Links, src: cognitions.SourceRef) -> str:
     )
 
 
-def memory_page(store: Store, links: Links, cog_id: int) -> tuple[str, str] | None:
+def memory_page(
+    store: Store, links: Links, cog_id: int, draft: str | None = None, category: str = ""
+) -> tuple[str, str] | None:
+    """One memory: its card, sources, history and the correct / forget actions. `draft` refills
+    the correction box (after a refused edit) instead of the memory's own text."""
     cog = cognitions.get(store, cog_id)
     if cog is None:
         return None
@@ -180,20 +247,22 @@ def memory_page(store: Store, links: Links, cog_id: int) -> tuple[str, str] | No
         rows.append(
             f'<tr><td><a href="{links.href(f"/memory/{h.id}")}">#{h.id}</a>{esc(current)}</td>'
             f"<td>{badge(h.status, 'b-' + h.status)}</td><td>{text}</td>"
-            f"<td class='meta'>{esc(when(h.valid_from))} → {esc(when(h.valid_until))}</td>"
-            f"<td>{esc(h.origin)}</td></tr>"
+            f"<td class='meta wide'>{esc(when(h.valid_from))} → {esc(when(h.valid_until))}</td>"
+            f"<td class='wide'>{esc(h.origin)}</td></tr>"
         )
     actions = ""
     if cog.status == "active":
         actions = (
             f"<h2>Correct it</h2><form method='post' action='/memory/{cog.id}/edit' class='card'>"
-            f"{links.hidden()}<textarea name='text' required>{esc(cog.text)}</textarea>"
-            f"<div class='row' style='margin-top:8px'><select name='category'>"
-            f"{options([(c, c) for c in CATEGORIES], cog.category)}</select>"
+            f"{links.hidden()}{label('e-text', 'The corrected memory')}"
+            f"<textarea id='e-text' name='text' required>"
+            f"{esc(cog.text if draft is None else draft)}</textarea>"
+            f"<div class='row' style='margin-top:8px'>{label('e-category', 'Category')}"
+            f"<select id='e-category' name='category'>"
+            f"{options([(c, c) for c in CATEGORIES], category or cog.category)}</select>"
             "<button type='submit'>Save correction</button></div></form>"
-            f"<form method='post' action='/memory/{cog.id}/forget' class='inline'>"
-            f"{links.hidden()}<button type='submit' class='danger'>Forget this memory</button>"
-            "</form>"
+            f'<a class="button danger" href="{links.href(f"/memory/{cog.id}/forget")}">'
+            "Forget this memory…</a>"
         )
     elif cog.status == "superseded" and cog.superseded_by:
         actions = (
@@ -207,13 +276,41 @@ def memory_page(store: Store, links: Links, cog_id: int) -> tuple[str, str] | No
         + (sources or "<p class='empty'>No sources recorded.</p>")
         + (
             "<h2>History</h2><table><tr><th>Version</th><th>Status</th><th>Text</th>"
-            f"<th>Valid</th><th>Origin</th></tr>{''.join(rows)}</table>"
+            f"<th class='wide'>Valid</th><th class='wide'>Origin</th></tr>{''.join(rows)}</table>"
             if len(history) > 1
             else ""
         )
         + actions
     )
     return f"Memory #{cog.id}", body
+
+
+def forget_page(store: Store, links: Links, cog_id: int) -> tuple[str, str] | None:
+    """The confirm step before Forget, which cannot be undone: it says what will be erased."""
+    cog = cognitions.get(store, cog_id)
+    if cog is None:
+        return None
+    if cog.status == "forgotten":
+        return f"Memory #{cog.id}", f"<h1>Memory #{cog.id}</h1><p>It is already forgotten.</p>"
+    turns = len({(s.session_id, s.turn_key) for s in cog.sources if s.session_id})
+    erased = f"{turns} source turn{'s' if turns != 1 else ''}"
+    warning = (
+        "<p><b>This cannot be undone.</b> Forgetting erases the memory's text (and its earlier "
+        f"versions and any memory saying the same) and removes its words from the {erased} it "
+        "was taken from, so extraction never brings it back. Neither lmm nor this page can "
+        "restore erased text. To change what it says instead, correct it: the old version is "
+        "kept as history.</p>"
+    )
+    body = (
+        f"<h1>Forget memory #{cog.id}?</h1>"
+        + memory_card(cog, links)
+        + f"<div class='card'>{warning}"
+        + f"<form method='post' action='/memory/{cog.id}/forget' class='row'>{links.hidden()}"
+        "<button type='submit' class='danger solid'>Forget and erase</button>"
+        f'<a class="button plain" href="{links.href(f"/memory/{cog.id}")}">Keep it</a>'
+        "</form></div>"
+    )
+    return f"Forget memory #{cog.id}?", body
 
 
 # ---- actions (POST); each returns the id to show next and a message

@@ -4,7 +4,8 @@ Safety: it binds 127.0.0.1 only. Every request must carry the random token of th
 (`?token=`; POST forms send it as a field) or is refused with 403, and so is a Host header that
 is not the loopback address (DNS rebinding). A POST must also come from the browser page itself:
 its Origin (else Referer) must be the server's own. Pages run no script and load nothing from
-elsewhere (Content-Security-Policy); all stored text is escaped.
+elsewhere (Content-Security-Policy: the only script is our own /app.js); all stored text is
+escaped. /app.js and the icon are served without the token: they are the same for everyone.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lmm import paths
+from lmm.cognitions import CognitionError
 from lmm.errors import LmmError
 from lmm.store import Store
-from lmm.ui import memories, reports, sessions
+from lmm.ui import injected, memories, reports, sessions
 from lmm.ui import recall as recall_page
-from lmm.ui.layout import Links, esc, page
+from lmm.ui import search as search_page
+from lmm.ui.layout import ICON, SCRIPT, Links, esc, page
 
 if TYPE_CHECKING:
     from lmm.embed import Embedder
@@ -38,6 +41,7 @@ HOST = "127.0.0.1"  # never 0.0.0.0: the store holds your whole history
 MAX_BODY = 1_000_000  # bytes of a POST body
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+    "script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -54,6 +58,9 @@ class UIConfig:
     port: int = 0  # 0: any free port (--port)
     reports: reports.ReportSources = field(default_factory=reports.default_sources)
     embedder: Embedder | None = None  # for the recall page; None: keyword-only, like a bare hook
+    # loads the embedder on a background thread once the server listens (the URL is printed at
+    # once); the recall page waits for it. Used when `embedder` is None.
+    load_embedder: Callable[[], Embedder | None] | None = None
     token: str = ""  # the URL token; empty: a fresh random one
 
     def __post_init__(self) -> None:
@@ -80,6 +87,12 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and re.fullmatch(r"\d{1,18}", value, re.ASCII) else None
 
 
+STATIC = {
+    "/app.js": (SCRIPT.encode(), "text/javascript; charset=utf-8"),
+    "/favicon.svg": (ICON.encode(), "image/svg+xml"),
+    "/favicon.ico": (ICON.encode(), "image/svg+xml"),
+}
+
 FORBIDDEN = "403: this page needs the token of the URL that `lmm ui` printed; open that URL."
 
 
@@ -91,6 +104,27 @@ class App:
     token: str
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)  # one recall at a time
+    loaded: threading.Event = field(default_factory=threading.Event)
+    embedder: Embedder | None = None
+
+    def __post_init__(self) -> None:
+        self.embedder = self.config.embedder
+        if self.config.load_embedder is None:
+            self.loaded.set()
+
+    def load_embedder(self) -> None:
+        """Load the configured embedder (run on a background thread by `serve`)."""
+        try:
+            if self.config.load_embedder is not None:
+                self.embedder = self.config.load_embedder()
+        except LmmError as exc:
+            log.warning("recall stays keyword-only: %s", exc)
+        finally:
+            self.loaded.set()
+
+    def home(self) -> Path:
+        """The folder of the store: where the hooks note their injections."""
+        return (self.config.db or paths.db_path()).parent
 
     def hosts(self) -> set[str]:
         return {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
@@ -108,6 +142,8 @@ class App:
         query = dict(parse_qsl(url.query))
         if headers.get("host") not in self.hosts():
             return _text(403, "403: unexpected Host header; use the 127.0.0.1 URL lmm ui printed.")
+        if method == "GET" and url.path in STATIC:
+            return Response(200, *STATIC[url.path])
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         token = (form.get("token") if method == "POST" else None) or query.get("token") or ""
         if not hmac.compare_digest(token.encode(), self.token.encode()):
@@ -134,26 +170,33 @@ class App:
         project = _int(query.get("project"))
         shown: tuple[str, str] | None
         if path == "/":
-            shown, active = sessions.sessions_page(store, links, project), "sessions"
+            shown = sessions.sessions_page(
+                store, links, project, query.get("q", "")[:500], query.get("page", "")
+            )
+            active = "sessions"
         elif m := re.fullmatch(r"/session/([^/]+)", path):
             sid = unquote(m.group(1))
             shown, active = sessions.session_page(store, links, sid), "sessions"
         elif path == "/memories":
-            shown = memories.memories_page(
-                store,
-                links,
-                project,
-                query.get("category", ""),
-                query.get("status", "active"),
-                query.get("scope", ""),
-            )
+            wanted = memories.MemoryFilter.of(query, project)
+            shown = memories.memories_page(store, links, wanted, query.get("page", ""))
             active = "memories"
         elif m := re.fullmatch(rf"/memory/{_ID}", path, re.ASCII):
             shown, active = memories.memory_page(store, links, int(m.group(1))), "memories"
+        elif m := re.fullmatch(rf"/memory/{_ID}/forget", path, re.ASCII):
+            shown, active = memories.forget_page(store, links, int(m.group(1))), "memories"
+        elif path == "/search":
+            shown, active = search_page.search_page(store, links, query.get("q", "")[:500]), ""
+        elif path == "/injected":
+            live = query.get("live") != "0"
+            title, html = injected.injected_page(links, live, self.home())
+            body = page(title, html, links, "injected", refresh=injected.REFRESH if live else None)
+            return Response(200, body.encode())
         elif path == "/recall":
             with self.lock:
+                self.loaded.wait()
                 shown = recall_page.recall_page(
-                    store, links, query.get("q", ""), project, self.config.embedder
+                    store, links, query.get("q", ""), project, self.embedder
                 )
             active = "recall"
         elif path == "/reports":
@@ -171,13 +214,30 @@ class App:
         if m := re.fullmatch(rf"/memory/{_ID}/(edit|forget|scope)", path, re.ASCII):
             cog_id = int(m.group(1))
             if m.group(2) == "edit":
-                shown, msg = memories.edit_action(store, cog_id, form)
+                try:
+                    shown, msg = memories.edit_action(store, cog_id, form)
+                except CognitionError as exc:  # the same page again, the typed text kept
+                    again = memories.memory_page(
+                        store, links, cog_id, form.get("text", ""), form.get("category", "")
+                    )
+                    if again is None:
+                        raise
+                    html = page(again[0], again[1], links, "memories", str(exc), bad=True)
+                    return Response(400, html.encode())
             elif m.group(2) == "scope":
                 shown, msg = memories.scope_action(store, cog_id, form)
             else:
                 shown, msg = memories.forget_action(store, cog_id)
         elif path == "/remember":
-            shown, msg = memories.remember_action(store, form)
+            try:
+                shown, msg = memories.remember_action(store, form)
+            except CognitionError as exc:
+                title, html = memories.memories_page(
+                    store, links, memories.MemoryFilter(), draft=form.get("text", "")
+                )
+                return Response(
+                    400, page(title, html, links, "memories", str(exc), bad=True).encode()
+                )
         else:
             return _text(404, "404: no such action.")
         return Response(303, b"", location=links.raw(f"/memory/{shown}", msg=msg))
@@ -242,9 +302,12 @@ def serve(
 ) -> None:
     """Serve until interrupted. `ready` gets the URL once the socket listens."""
     httpd, url = make_server(config)
+    app: App = httpd.RequestHandlerClass.app  # type: ignore[attr-defined]
     try:
         if ready is not None:
             ready(url)
+        if config.load_embedder is not None:
+            threading.Thread(target=app.load_embedder, name="lmm-ui-embedder", daemon=True).start()
         if open_browser:
             webbrowser.open(url)
         httpd.serve_forever()

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 from lmm.records import Turn
-from lmm.store import Store
-from lmm.ui.layout import Links, badge, esc, shorten, when
+from lmm.store import Store, quote_fts
+from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
+from lmm.ui.markup import edit_diff, render
 
 # Claude Code wraps slash commands and their output in these tags; shown quietly, not as prompts.
 COMMAND_TAGS = ("<command-name>", "<command-message>", "<local-command-stdout>",
@@ -60,60 +61,147 @@ def projects(store: Store) -> list[Any]:
     ).fetchall()
 
 
-def sessions(store: Store, project_id: int | None, limit: int = 500) -> list[Any]:
-    """Sessions (of one project when given), newest first, with a title or first prompt."""
-    sql = """SELECT s.id, s.title, s.started_at, s.ended_at, s.parent_session_id, s.source,
-            p.name AS project, p.path,
-            (SELECT count(*) FROM turns t WHERE t.session_id = s.id) AS turns,
-            (SELECT t.text FROM turns t WHERE t.session_id = s.id AND t.role = 'user'
-             AND t.kind = 'message' AND t.is_sidechain = 0 AND length(t.text) > 0
-             AND t.text NOT LIKE '<command-%' AND t.text NOT LIKE '<local-command-%'
-             ORDER BY t.timestamp, t.id LIMIT 1) AS first
-        FROM sessions s LEFT JOIN projects p ON p.id = s.project_id"""
+_FIRST_PROMPT = """(SELECT t.text FROM turns t WHERE t.session_id = s.id AND t.role = 'user'
+    AND t.kind = 'message' AND t.is_sidechain = 0 AND length(t.text) > 0
+    AND t.text NOT LIKE '<command-%' AND t.text NOT LIKE '<local-command-%'
+    ORDER BY t.timestamp, t.id LIMIT 1)"""
+
+
+def _where(project_id: int | None, query: str) -> tuple[str, list[Any]]:
+    """The WHERE clause of the sessions list: one project, and a search of title, id and text."""
+    where: list[str] = []
     params: list[Any] = []
     if project_id is not None:
-        sql += " WHERE s.project_id = ?"
+        where.append("s.project_id = ?")
         params.append(project_id)
-    sql += " ORDER BY coalesce(s.ended_at, s.started_at, '') DESC, s.id LIMIT ?"
-    params.append(limit)
-    return store.db.execute(sql, params).fetchall()
+    if terms := quote_fts(query):
+        like = (
+            "%" + query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        where.append(
+            "(s.title LIKE ? ESCAPE '\\' OR s.id LIKE ? ESCAPE '\\' OR s.id IN "
+            "(SELECT t.session_id FROM turns t WHERE t.id IN "
+            "(SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)))"
+        )
+        params += [like, like, terms]
+    return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
-def sessions_page(store: Store, links: Links, project_id: int | None) -> tuple[str, str]:
-    """The home page: project cards, then the sessions list."""
+def count_sessions(store: Store, project_id: int | None, query: str = "") -> int:
+    where, params = _where(project_id, query)
+    return int(store.db.execute(f"SELECT count(*) FROM sessions s{where}", params).fetchone()[0])
+
+
+def sessions(
+    store: Store, project_id: int | None, limit: int = 50, offset: int = 0, query: str = ""
+) -> list[Any]:
+    """Sessions (of one project when given; matching `query` in title, id or any turn's text),
+    newest first, with a title or first prompt and their counts of turns and citing memories."""
+    where, params = _where(project_id, query)
+    sql = f"""SELECT s.id, s.title, s.started_at, s.ended_at, s.parent_session_id, s.source,
+            p.name AS project, p.path,
+            (SELECT count(*) FROM turns t WHERE t.session_id = s.id) AS turns,
+            (SELECT count(DISTINCT c.cognition_id) FROM cognition_sources c
+             WHERE c.session_id = s.id) AS cited,
+            {_FIRST_PROMPT} AS first
+        FROM sessions s LEFT JOIN projects p ON p.id = s.project_id{where}
+        ORDER BY coalesce(s.ended_at, s.started_at, '') DESC, s.id LIMIT ? OFFSET ?"""
+    return store.db.execute(sql, [*params, limit, offset]).fetchall()
+
+
+def session_title(store: Store, session_id: str, limit: int = 80) -> str:
+    """A session's title, else its first prompt as one line, else 'session <id>'."""
+    row = store.db.execute(
+        f"SELECT s.title, {_FIRST_PROMPT} AS first FROM sessions s WHERE s.id = ?", (session_id,)
+    ).fetchone()
+    if row is not None and row["title"]:
+        return shorten(str(row["title"]), limit)
+    if row is not None and row["first"]:
+        return title_of(str(row["first"]), limit)
+    return f"session {session_id[:8]}"
+
+
+def cited_link(links: Links, session_id: str, count: int) -> str:
+    """'N memories cite it', linked to those memories (plain text when none)."""
+    words = f"{count} memor{'y cites' if count == 1 else 'ies cite'} it"
+    if not count:
+        return esc(words)
+    return f'<a href="{links.href("/memories", session=session_id, status="all")}">{words}</a>'
+
+
+def _project_cards(store: Store, links: Links, project_id: int | None, query: str) -> str:
     cards = []
-    chosen = None
     for p in projects(store):
-        if p["id"] == project_id:
-            chosen = p
+        cls = "card sel" if p["id"] == project_id else "card"
         cards.append(
-            f'<a class="card" href="{links.href("/", project=p["id"])}">'
+            f'<a class="{cls}" href="{links.href("/", project=p["id"], q=query)}">'
             f"<b>{esc(p['name'])}</b><div class='meta mono'>{esc(p['path'])}</div>"
             f"<div class='meta'>{p['sessions']} sessions · {p['memories']} memories · "
             f"last {esc(when(p['last']))}</div></a>"
         )
+    return (
+        f"<details class='projects'><summary>Projects · {len(cards)}</summary>"
+        f"<div class='grid'>{''.join(cards)}</div></details>"
+    )
+
+
+def search_form(links: Links, path: str, query: str, placeholder: str, controls: str = "") -> str:
+    """A GET form with a labelled search box, extra `controls` and a Search button."""
+    return (
+        f"<form method='get' action='{esc(path)}' class='row' role='search' "
+        f"style='margin-bottom:10px'>{links.hidden()}"
+        f"{label('q', 'Search', hidden=True)}<input type='search' id='q' name='q' class='grow' "
+        f"value='{esc(query)}' placeholder='{esc(placeholder)}'>{controls}"
+        "<button type='submit'>Search</button></form>"
+    )
+
+
+def sessions_page(
+    store: Store, links: Links, project_id: int | None, query: str = "", page_no: str = ""
+) -> tuple[str, str]:
+    """The home page: a search box and project filter, the sessions list a page at a time, the
+    project cards folded away."""
+    plist = projects(store)
+    chosen = next((p for p in plist if p["id"] == project_id), None)
+    total = count_sessions(store, project_id, query)
+    paging = Paging.of(page_no, total)
     rows = []
-    for s in sessions(store, project_id):
+    for s in sessions(store, project_id, paging.size, paging.offset, query):
         title = s["title"] or title_of(s["first"] or "(no prompt)", 110)
         sub = badge("sub-agent") + " " if s["parent_session_id"] else ""
         rows.append(
-            f"<tr><td class='meta'>{esc(when(s['ended_at'] or s['started_at']))}</td>"
+            f"<tr data-item><td class='meta'>{esc(when(s['ended_at'] or s['started_at']))}</td>"
             f'<td>{sub}<a href="{links.href(session_path(s["id"]))}">{esc(title)}</a>'
             f"<div class='meta mono'>{esc(s['id'])}</div></td>"
-            f"<td>{esc(s['project'] or '')}</td><td class='score'>{s['turns']}</td></tr>"
+            f"<td class='wide'>{esc(s['project'] or '')}</td><td class='score'>{s['turns']}</td>"
+            f"<td class='score wide'>{cited_link(links, s['id'], s['cited']) if s['cited'] else 0}"
+            "</td></tr>"
         )
+    choices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in plist]
+    controls = (
+        f"{label('project', 'Project', hidden=True)}<select id='project' name='project'>"
+        f"{options(choices, str(project_id or ''))}</select>"
+    )
     scope = f" in {esc(chosen['path'])}" if chosen else ""
-    clear = f' · <a href="{links.href("/")}">all projects</a>' if chosen else ""
+    found = f", matching “{esc(query)}”" if query.strip() else ""
+    clear = f' · <a href="{links.href("/")}">show all</a>' if chosen or query.strip() else ""
+    keep = {"project": project_id, "q": query}
+    pager = paging.nav(links, "/", "sessions", **keep)
+    if rows:
+        listing = (
+            f"{pager}<table><tr><th>Last turn</th><th>Session</th><th class='wide'>Project</th>"
+            f"<th>Turns</th><th class='wide'>Memories</th></tr>{''.join(rows)}</table>{pager}"
+        )
+    elif query.strip() or chosen:
+        listing = "<p class='empty'>No session matches.</p>"
+    else:
+        listing = "<p class='empty'>No sessions yet: run <code>lmm ingest</code>.</p>"
     body = (
         "<h1>Sessions</h1>"
-        f"<p class='sub'>Every conversation lmm has read, newest first{scope}{clear}.</p>"
-        f"<h2>Projects</h2><div class='grid'>{''.join(cards)}</div>"
-        + (
-            "<h2>Sessions</h2><table><tr><th>Last turn</th><th>Session</th><th>Project</th>"
-            f"<th>Turns</th></tr>{''.join(rows)}</table>"
-            if rows
-            else "<p class='empty'>No sessions yet: run <code>lmm ingest</code>.</p>"
-        )
+        f"<p class='sub'>Every conversation lmm has read, newest first{scope}{found}{clear}.</p>"
+        + search_form(links, "/", query, "Title or words said in the session", controls)
+        + _project_cards(store, links, project_id, query)
+        + listing
     )
     return "Sessions", body
 
@@ -134,10 +222,12 @@ def _memory_links(store: Store, session_id: str) -> dict[str, list[int]]:
 
 
 def _tool_call(name: str, input_json: str) -> str:
+    """A collapsed tool call: file edits as a diff, other calls as their JSON input."""
+    diff = edit_diff(name, input_json)
     return (
         f"<details class='tool'><summary>tool call · <b>{esc(name)}</b> "
         f"<span class='mono'>{esc(shorten(input_json, 90))}</span></summary>"
-        f"<pre>{esc(input_json)}</pre></details>"
+        f"{diff or f'<pre>{esc(input_json)}</pre>'}</details>"
     )
 
 
@@ -149,7 +239,7 @@ def _assistant_body(turn: Turn) -> str:
 
     def flush() -> None:
         if "".join(prose).strip():
-            parts.append(f"<div class='text'>{esc(chr(10).join(prose).strip())}</div>")
+            parts.append(render(chr(10).join(prose).strip()))
         prose.clear()
 
     for line in turn.text.split("\n"):
@@ -175,8 +265,8 @@ def _result_body(turn: Turn, tool_names: dict[str, str]) -> str:
         dict.fromkeys(tool_names.get(r.tool_use_id, "tool") for r in turn.tool_results)
     )
     text = turn.text
-    for label in ("[result, error] ", "[result] "):
-        text = text.removeprefix(label)
+    for prefix in ("[result, error] ", "[result] "):
+        text = text.removeprefix(prefix)
     return (
         f"<details class='{'err' if error else ''}'><summary>{esc(names)} result"
         f"{' · error' if error else ''} · {esc(shorten(text, 90))}</summary>"
@@ -198,7 +288,7 @@ def render_turn(turn: Turn, links: Links, tool_names: dict[str, str], memories: 
         body = _assistant_body(turn)
         who = "Assistant"
     elif turn.kind == "message" and turn.role == "user" and not is_command(turn.text):
-        body = f"<div class='text'>{esc(turn.text)}</div>"
+        body = render(turn.text)
         who = turn.speaker or "User"
     else:  # summaries, compaction, system and meta records: present but quiet
         cls.append("quiet")
@@ -256,14 +346,14 @@ def session_page(store: Store, links: Links, session_id: str) -> tuple[str, str]
         esc(info["path"] or "no project"),
         f"{esc(when(info['started_at']))} → {esc(when(info['ended_at']))}",
         f"{len(turns)} turns",
-        f"{cited} memories cite it",
+        cited_link(links, session_id, cited),
     ]
     if branch:
         meta.insert(1, f"branch {esc(branch)}")
     if info["parent_session_id"]:
         meta.append(
             f'sub-agent of <a href="{links.href(session_path(info["parent_session_id"]))}">'
-            f"{esc(info['parent_session_id'][:8])}</a>"
+            f"{esc(session_title(store, info['parent_session_id'], 60))}</a>"
         )
     body = (
         f"<h1>{esc(title)}</h1><p class='sub'><span class='mono'>{esc(session_id)}</span><br>"
