@@ -1,8 +1,9 @@
 """The memory browser in a real headless Chromium (Debian's package, driven by Selenium).
 
 Needs `apt-get install chromium chromium-driver` and `pip install selenium`; skipped without them.
-Runs against the bundled sample history. `LMM_SCREENSHOTS=docs/screenshots` writes the README's
-screenshots there (otherwise into a temporary folder).
+Runs against the bundled sample history, and a synthetic store of 1,500 sessions for paging and
+search, at a desktop (1400x900) and a phone (390x844) viewport. `LMM_SCREENSHOTS=docs/screenshots`
+writes the README's screenshots there (otherwise into a temporary folder).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1280,900", "--hide-scrollbars",
+    "--window-size=1400,900", "--hide-scrollbars",
 ]  # fmt: skip
+WIDTHS = {"desktop": (1400, 900), "phone": (390, 844)}
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip(
@@ -46,6 +48,7 @@ from selenium.common.exceptions import (  # noqa: E402
     StaleElementReferenceException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 
@@ -64,8 +67,27 @@ class Browser:
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
+    def viewport(self, width: int, height: int) -> None:
+        """Emulate a viewport of exactly width x height CSS pixels (a phone: touch, mobile)."""
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+    def overflow(self) -> int:
+        """How many CSS pixels the page is wider than the viewport (0: no sideways scroll)."""
+        return int(self.driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"))  # fmt: skip
+
+    def console_errors(self) -> list[str]:
+        """The browser console's errors since the last call (a refused request is one)."""
+        return [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
     def find(self, css: str) -> Any:
-        return self.driver.find_element(By.CSS_SELECTOR, css)
+        """The element at `css`, waited for: the driver may answer before the new page is in."""
+        return self.wait(css)
+
+    def script(self, js: str, expected: Any) -> None:
+        """Wait until `js` returns `expected`."""
+        WebDriverWait(self.driver, 10).until(lambda d: d.execute_script(js) == expected)
 
     def wait(self, css: str, text: str | None = None) -> Any:
         """The element at `css` (with exactly `text`, when given) once the new page shows it."""
@@ -93,6 +115,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         options.binary_location = str(CHROMIUM)
         for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
             options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
         driver = webdriver.Chrome(options=options, service=service)
         shots = Path(os.environ.get("LMM_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
@@ -186,7 +209,7 @@ def test_edit_a_memory_and_see_it_in_lmm_memories(
 def test_run_a_recall_query(browser: Browser) -> None:
     query = "how do I run the tests"
     browser.open("/recall")
-    box = browser.find("input[name=q]")
+    box = browser.wait("main input[name=q]")
     box.send_keys(query)
     browser.driver.find_element(By.XPATH, "//button[text()='Recall']").click()
     browser.wait("pre.injected")
@@ -198,3 +221,156 @@ def test_run_a_recall_query(browser: Browser) -> None:
     rows = browser.driver.find_elements(By.CSS_SELECTOR, "tr.hit")
     assert len(rows) == len(expected.hits) > 0
     browser.shot("recall")
+
+
+# ---- a big store: paging, search, both widths
+
+
+BIG = 1_500  # sessions in the synthetic store
+WORDS = ("alpha", "bravo", "delta", "gamma", "kappa", "sigma", "omega", "theta")
+
+
+def big_store(db: Path) -> None:
+    """BIG sessions of two turns each in three projects, and 300 one-line code facts."""
+    from lmm.records import SessionInfo, Turn
+
+    with Store(db) as store:
+        for i in range(BIG):
+            sid = f"s{i:05d}"
+            project = f"/home/dev/project-{i % 3}"
+            day = f"2026-01-{1 + i // 60:02d}T{i % 60 // 4:02d}:{i % 4 * 15:02d}:00Z"  # in order
+            store.add_session(SessionInfo(sid, "claude", project=project,
+                                          title=f"Session {i} about {WORDS[i % 8]}"))  # fmt: skip
+            store.add_turns([
+                Turn(sid, f"{sid}-u", "user", "message", f"Fix the {WORDS[i % 8]} parser, "
+                     f"ticket T{i:05d}x", uuid=f"{sid}-u", timestamp=day, cwd=project),
+                Turn(sid, f"{sid}-a", "assistant", "message", "Done: `make check` passes.\n"
+                     "- one\n- two", uuid=f"{sid}-a", parent_uuid=f"{sid}-u", timestamp=day,
+                     cwd=project),
+            ])  # fmt: skip
+        store.refresh_sessions(f"s{i:05d}" for i in range(BIG))
+        with store.transaction():
+            for i in range(300):
+                cognitions.add(store, cognitions.Cognition(
+                    f"src/mod_{i}.py defines parse_{i}()", "fact", origin="code",
+                    project_id=store.project_id(f"/home/dev/project-{i % 3}")))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def big(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """The same browser on a second server over the big store."""
+    db = tmp_path_factory.mktemp("big") / "lmm.db"
+    big_store(db)
+    httpd, url = make_server(UIConfig(db=db))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield Browser(browser.driver, url.split("/?")[0], url.split("token=")[1], db,
+                      browser.shots)  # fmt: skip
+    finally:
+        browser.viewport(*WIDTHS["desktop"])
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_paging_through_1500_sessions(big: Browser) -> None:
+    big.open("/")
+    assert big.find(".pager .pos").text == "1–50 of 1,500 sessions"
+    assert len(big.driver.find_elements(By.CSS_SELECTOR, "tr[data-item]")) == 50
+    big.find("a[rel=next]").click()
+    assert big.wait(".pager .pos").text == "51–100 of 1,500 sessions"
+    big.open("/?page=30")
+    assert big.wait(".pager .pos", "1,451–1,500 of 1,500 sessions")
+    assert not big.driver.find_elements(By.CSS_SELECTOR, "a[rel=next]")
+    shown = [a.text for a in big.driver.find_elements(By.CSS_SELECTOR, "tr[data-item] td a")]
+    assert len(shown) == 50 and "Session 0 about alpha" in shown  # the oldest, on the last page
+    assert not big.console_errors()
+
+
+def test_searching_sessions_and_memories(big: Browser) -> None:
+    big.open("/")
+    big.find(".pager")
+    big.find("body").send_keys("/")  # the key focuses the search
+    box = big.driver.switch_to.active_element
+    assert box.get_attribute("id") == "q"
+    box.send_keys("T01234x\n")  # a word said in one session only
+    big.wait(".pager .pos", "1–1 of 1 sessions")
+    assert big.find("tr[data-item] td a").text == "Session 1234 about delta"
+    big.open("/?q=kappa&project=")  # every 8th session says it
+    assert big.wait(".pager .pos", "1–50 of 187 sessions")
+    big.open("/memories?origin=code&q=parse_12")  # parse_12, parse_120..129
+    assert big.wait(".pager .pos", "1–11 of 11 memories")
+    big.open("/memories?origin=code")
+    assert big.wait(".pager .pos", "1–50 of 300 memories")
+    big.find("a[rel=next]").click()
+    assert big.wait(".pager .pos").text == "51–100 of 300 memories"
+    big.open("/search?q=delta")
+    big.wait("main h2")
+    heads = [h.text for h in big.driver.find_elements(By.TAG_NAME, "h2")]
+    assert heads == ["Sessions 188", "Memories 0"]  # delta: every 8th, from the 3rd
+    assert not big.console_errors()
+
+
+def test_keys_move_through_the_list_and_the_theme_toggles(big: Browser) -> None:
+    big.open("/")
+    body = big.find("body")
+    big.find(".pager")
+    body.send_keys("jjk")
+    rows = big.driver.find_elements(By.CSS_SELECTOR, "tr[data-item]")
+    assert [r.get_attribute("class") for r in rows[:3]] == ["sel", "", ""]
+    body.send_keys("j", Keys.ENTER)
+    big.wait("h1", "Session 1498 about delta")
+    big.find("#theme").click()
+    big.script("return document.documentElement.dataset.theme", "dark")
+    big.open("/")  # remembered
+    big.find("main")
+    big.script("return document.documentElement.dataset.theme", "dark")
+    big.find("#theme").click()
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_no_page_scrolls_sideways_or_logs_an_error(
+    browser: Browser, big: Browser, width: str
+) -> None:
+    with Store(browser.db) as store:
+        cog = max(cognitions.list_(store), key=lambda c: (c.evidence, -(c.id or 0)))
+    note_an_injection(browser.db.parent)
+    browser.viewport(*WIDTHS[width])
+    pages = {
+        "sessions": (browser, "/"),
+        "session": (browser, "/session/e3b8afa4-b77f-4150-a7f3-a1049b2966f7"),
+        "memories": (browser, "/memories"),
+        "memory": (browser, f"/memory/{cog.id}"),
+        "forget": (browser, f"/memory/{cog.id}/forget"),
+        "recall": (browser, "/recall?q=how+do+I+run+the+tests"),
+        "injected": (browser, "/injected?live=0"),
+        "search": (browser, "/search?q=tests"),
+        "reports": (browser, "/reports"),
+        "big-sessions": (big, "/"),
+        "big-memories": (big, "/memories?origin=code"),
+    }
+    wide = []
+    for name, (where, path) in pages.items():
+        where.open(path)
+        where.find("main h1")
+        for d in where.driver.find_elements(By.CSS_SELECTOR, "main details"):
+            where.driver.execute_script("arguments[0].open = true", d)  # long tool output too
+        if where.overflow() > 0:
+            wide.append((name, where.overflow()))
+        if name in ("sessions", "session", "memories", "memory", "injected", "big-sessions"):
+            where.shot(f"{name}-{width}")
+    assert wide == []
+    assert browser.console_errors() == []
+    browser.viewport(*WIDTHS["desktop"])
+
+
+def note_an_injection(home: Path) -> None:
+    """What a UserPromptSubmit hook records when it injects memory."""
+    from lmm.hooks import HookInput, context_output, note_injection, wrap_memory
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LMM_HOME", str(home))
+        hook = HookInput(*[None] * len(HookInput._fields))._replace(
+            hook_event_name="UserPromptSubmit", session_id="e3b8afa4-b77f-4150-a7f3-a1049b2966f7",
+            cwd="/home/dev/tidepool", prompt="how do I run the tests?")  # fmt: skip
+        text = wrap_memory("[1] workflow: To run the tests: `make check`.", title="recall")
+        note_injection(hook, context_output("UserPromptSubmit", text))

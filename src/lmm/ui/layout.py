@@ -65,7 +65,8 @@ table { border-collapse:collapse; width:100%; background:var(--card); font-size:
   table-layout:auto; }
 th, td { text-align:left; padding:7px 10px; border-bottom:1px solid var(--line);
   vertical-align:top; overflow-wrap:anywhere; }
-th { color:var(--muted); font-weight:600; font-size:12px; text-transform:uppercase; }
+th { color:var(--muted); font-weight:600; font-size:12px; text-transform:uppercase;
+  overflow-wrap:normal; }
 tr.sel td, .card.sel { background:var(--sel); }
 .badge { display:inline-block; font-size:11.5px; padding:1px 8px; border-radius:10px;
   background:var(--accent-soft); color:var(--accent); font-weight:600; }
