@@ -545,3 +545,201 @@ def test_a_huge_or_odd_id_is_not_found(ui: UI, path: str) -> None:
     assert fetch(ui.url(path))[0] == 404
     assert fetch(ui.url("/memories", project="99999999999999999999999"))[0] == 200
     assert fetch(ui.url(path + "/forget"), {"token": ui.token}, origin(ui))[0] == 404
+
+
+# ---- finding, paging, confirming, the live injections
+
+
+def test_icon_and_script_need_no_token_but_the_host_check_stays(ui: UI) -> None:
+    for path, kind in (("/favicon.ico", "image/svg+xml"), ("/favicon.svg", "image/svg+xml"),
+                       ("/app.js", "text/javascript; charset=utf-8")):  # fmt: skip
+        status, body, headers = fetch(ui.base + path)
+        assert (status, headers["Content-Type"]) == (200, kind) and body
+    status, _, _ = fetch(ui.base + "/app.js", headers={"Host": "evil.example:80"})
+    assert status == 403
+
+
+def test_sessions_search_and_pages(ui: UI) -> None:
+    _, body, _ = fetch(ui.url("/", q="httpx"))
+    with Store(ui.db) as store:
+        expected = {r[0] for r in store.db.execute(
+            "SELECT DISTINCT session_id FROM turns WHERE text LIKE '%httpx%'")}  # fmt: skip
+    assert set(re.findall(r"/session/([0-9a-f-]{36})\?", body)) == expected
+    assert 0 < len(expected) < 7
+    assert f"1–{len(expected)} of {len(expected)} sessions" in body
+    _, body, _ = fetch(ui.url("/", q="zzzznothing"))
+    assert "No session matches." in body
+    _, body, _ = fetch(ui.url("/", page="99"))  # past the end: the last page
+    assert "1–7 of 7 sessions" in body
+
+
+def test_memories_by_origin_search_and_citing_session(ui: UI) -> None:
+    with Store(ui.db) as store:
+        rules = [c.id for c in cognitions.list_(store) if c.origin == "rules"]
+        rows = store.db.execute(
+            "SELECT cognition_id FROM cognition_sources WHERE session_id = ?", (TOOLS_SESSION,)
+        )
+        cited = sorted({r[0] for r in rows})
+    _, body, _ = fetch(ui.url("/memories", origin="rules"))
+    assert [int(i) for i in re.findall(r'class="meta">#(\d+)</a>', body)] == rules
+    _, body, _ = fetch(ui.url("/memories", origin="code"))
+    assert "No memories match." in body
+    _, body, _ = fetch(ui.url("/memories", q="httpx"))
+    shown = re.findall(r"<div class='text' style='margin:6px 0 4px'>([^<]*)</div>", body)
+    assert shown and all("httpx" in unescape(t).lower() for t in shown)
+    _, page, _ = fetch(ui.url(f"/session/{TOOLS_SESSION}"))
+    link = re.search(r'<a href="([^"]+)">(\d+) memories cite it</a>', page)
+    assert link and int(link.group(2)) == len(cited)
+    _, body, _ = fetch(ui.base + unescape(link.group(1)))
+    assert sorted(int(i) for i in re.findall(r'class="meta">#(\d+)</a>', body)) == cited
+
+
+def test_a_source_is_named_by_its_session_title(ui: UI) -> None:
+    with Store(ui.db) as store:
+        cog = cognitions.list_(store, category="preference")[0]
+    _, body, _ = fetch(ui.url(f"/memory/{cog.id}"))
+    names = re.findall(r'class="source-link">([^<]+) · turn</a>', body)
+    assert names and not any(n.startswith("session ") for n in names)
+
+
+def test_a_blank_edit_keeps_the_typed_text_on_the_same_page(ui: UI) -> None:
+    with Store(ui.db) as store:
+        cog = cognitions.list_(store, category="lesson")[0]
+    form = {"token": ui.token, "text": "   \n ", "category": "gotcha"}
+    status, body, _ = fetch(ui.base + f"/memory/{cog.id}/edit", form, origin(ui))
+    assert status == 400
+    assert '<div class="flash bad">a memory needs some text; use Forget to remove it</div>' in body
+    assert "<textarea id='e-text' name='text' required>   \n </textarea>" in body
+    assert '<option value="gotcha" selected>' in body and f"<h1>Memory #{cog.id}</h1>" in body
+    status, body, _ = fetch(ui.base + "/remember", {"token": ui.token, "text": " "}, origin(ui))
+    assert status == 400 and "type what lmm should remember" in body
+    assert (
+        "<textarea id='r-text' name='text' required placeholder='e.g. Use uv, not pip.'> " in body
+    )
+
+
+def test_forget_asks_first_and_says_it_cannot_be_undone(ui: UI) -> None:
+    with Store(ui.db) as store:
+        cog = cognitions.remember(store, "Staging deploys need a ticket.", category="workflow")
+    _, page, _ = fetch(ui.url(f"/memory/{cog}"))
+    assert f'href="/memory/{cog}/forget?token=t0k3n">Forget this memory…</a>' in page
+    status, body, _ = fetch(ui.url(f"/memory/{cog}/forget"))
+    assert status == 200 and "This cannot be undone." in body
+    assert f"<form method='post' action='/memory/{cog}/forget' class='row'>" in body
+    with Store(ui.db) as store:  # asking changed nothing
+        assert cognitions.get(store, cog).status == "active"  # type: ignore[union-attr]
+
+
+def test_every_form_control_has_a_label(ui: UI) -> None:
+    with Store(ui.db) as store:
+        cog = cognitions.list_(store)[0]
+    for path in ("/", "/memories", f"/memory/{cog.id}", "/recall", "/search?q=tests"):
+        _, body, _ = fetch(ui.url(path.split("?")[0], **dict([path.split("?")[1].split("=")])
+                                  if "?" in path else {}))  # fmt: skip
+        controls = [c for c in re.findall(r"<(?:input|select|textarea)\b[^>]*>", body)
+                    if "type='hidden'" not in c and 'type="hidden"' not in c]  # fmt: skip
+        ids = {m.group(1) if (m := re.search(r"id='([^']+)'", c)) else c for c in controls}
+        labelled = set(re.findall(r"<label for='([^']+)'", body))
+        assert ids and ids <= labelled, (path, ids - labelled)
+    _, body, _ = fetch(ui.url("/memories"))
+    assert '<a href="/memories?token=t0k3n" class="on" aria-current="page">Memories</a>' in body
+
+
+def test_markdown_and_edits_render_escaped() -> None:
+    from lmm.ui.markup import edit_diff, render
+
+    html = render("Run **this**:\n```sh\nmake <check>\n```\n- one `<b>`\n- [x](javascript:y)\n<i>")
+    assert html == (
+        "<div class='md'><div class='text'>Run <b>this</b>:</div>"
+        "<pre><code>make &lt;check&gt;</code></pre>"
+        "<ul><li>one <code>&lt;b&gt;</code></li>"
+        "<li>x <span class='meta'>(javascript:y)</span></li></ul>"
+        "<div class='text'>&lt;i&gt;</div></div>"
+    )
+    diff = edit_diff("Edit", json.dumps({"file_path": "a.py", "old_string": "x = 1\ny = <2>",
+                                         "new_string": "x = 1\ny = 3"}))  # fmt: skip
+    assert diff == (
+        "<pre class='diff'><div class='hunk'>a.py</div><div class='hunk'>@@ -1,2 +1,2 @@</div>"
+        "<div class=''> x = 1</div><div class='del'>-y = &lt;2&gt;</div>"
+        "<div class='add'>+y = 3</div></pre>"
+    )
+    assert edit_diff("Edit", '{"file_path": "a.py"}') is None
+    assert edit_diff("Bash", '{"command": "ls"}') is None
+
+
+def test_injections_are_noted_rotated_and_shown_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from lmm import hooks
+    from lmm.ui.injected import recent
+
+    monkeypatch.setenv("LMM_HOME", str(tmp_path))
+    monkeypatch.setattr(hooks, "INJECTIONS_MAX", 2_000)
+    hook = hooks.HookInput(*[None] * len(hooks.HookInput._fields))._replace(
+        hook_event_name="UserPromptSubmit", session_id="s1", cwd="/p",
+        prompt="use key sk-ant-api03-" + "A" * 95 + " and " + HOSTILE)  # fmt: skip
+    for i in range(12):
+        out = hooks.context_output("UserPromptSubmit", f"<lmm-memory>fact {i}</lmm-memory>")
+        assert hooks.note_injection(hook, out) is out
+    path = tmp_path / hooks.INJECTIONS_NAME
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert path.with_name(path.name + ".1").exists() and path.stat().st_size <= 2_000 + 400
+    shown = recent(tmp_path)
+    assert [i.text for i in shown[:2]] == ["<lmm-memory>fact 11</lmm-memory>",
+                                           "<lmm-memory>fact 10</lmm-memory>"]  # fmt: skip
+    sample_store(tmp_path / "lmm.db")
+    httpd, url = make_server(UIConfig(db=tmp_path / "lmm.db", token="tok"))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = url.split("/?")[0]
+        _, body, _ = fetch(f"{base}/injected?token=tok")
+        assert '<meta http-equiv="refresh" content="5">' in body
+        assert "&lt;lmm-memory&gt;fact 11&lt;/lmm-memory&gt;" in body
+        assert "sk-ant-api03-AAAA" not in body and "<script>" not in body
+        _, body, _ = fetch(f"{base}/injected?token=tok&live=0")
+        assert "http-equiv" not in body
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_the_recall_page_waits_for_the_embedder_loaded_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmm.embed import FakeEmbedder
+    from lmm.ui import server
+
+    sample_store(tmp_path / "lmm.db")
+    started, release = threading.Event(), threading.Event()
+
+    def load() -> FakeEmbedder:
+        started.set()
+        release.wait(10)
+        return FakeEmbedder()
+
+    made: list[object] = []
+
+    def keep(config: UIConfig) -> tuple[object, str]:
+        made.append(made_ := make_server(config))
+        return made_
+
+    monkeypatch.setattr(server, "make_server", keep)
+    printed: list[str] = []
+    config = UIConfig(db=tmp_path / "lmm.db", token="tok", load_embedder=load)
+    thread = threading.Thread(target=server.serve, args=(config,),
+                              kwargs={"ready": printed.append}, daemon=True)  # fmt: skip
+    thread.start()
+    try:
+        assert started.wait(10) and printed  # the URL came before the embedder
+        status, _, _ = fetch(printed[0])  # other pages do not wait for it
+        assert status == 200
+        release.set()
+        _, body, _ = fetch(printed[0].replace("/?", "/recall?q=tests&"))
+        assert "hybrid (keyword + fake-hash" in body
+    finally:
+        release.set()
+        httpd = made[0][0]  # type: ignore[index]
+        httpd.shutdown()
+        thread.join(10)

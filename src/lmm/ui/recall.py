@@ -14,8 +14,8 @@ from lmm import recall as rc
 from lmm.hooks import PROMPT_TOKENS, wrap_memory
 from lmm.store import Store
 from lmm.synth import approx_tokens
-from lmm.ui.layout import Links, badge, esc, options, shorten, when
-from lmm.ui.sessions import projects, session_path, turn_anchor
+from lmm.ui.layout import Links, badge, esc, label, options, shorten, when
+from lmm.ui.sessions import projects, session_path, session_title, turn_anchor
 
 if TYPE_CHECKING:
     from lmm.embed import Embedder
@@ -34,7 +34,7 @@ def _hit_link(store: Store, links: Links, hit: Hit) -> str:
     if row is None:
         return f"turn {hit.id}"
     target = links.href(session_path(row["session_id"]), turn_anchor(row["key"]))
-    return f'<a href="{target}">session {esc(row["session_id"][:8])} · turn</a>'
+    return f'<a href="{target}">{esc(session_title(store, row["session_id"], 60))} · turn</a>'
 
 
 def recall_page(
@@ -45,9 +45,11 @@ def recall_page(
     form = (
         f"<form method='get' action='/recall' class='card'>"
         f"<input type='hidden' name='token' value='{esc(links.token)}'>"
-        f"<div class='row'><input type='search' name='q' value='{esc(query)}' "
-        "placeholder='A prompt, as you would type it to the agent' style='flex:1' autofocus>"
-        f"<select name='project'>{options(choices, str(project_id or ''))}</select>"
+        f"<div class='row'>{label('q', 'Prompt', hidden=True)}"
+        f"<input type='search' id='q' name='q' value='{esc(query)}' class='grow' "
+        "placeholder='A prompt, as you would type it to the agent' autofocus>"
+        f"{label('project', 'Project', hidden=True)}"
+        f"<select id='project' name='project'>{options(choices, str(project_id or ''))}</select>"
         "<button type='submit'>Recall</button></div></form>"
     )
     mode = f"hybrid (keyword + {esc(embedder.name)})" if embedder else "keyword-only (BM25)"
