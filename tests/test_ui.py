@@ -743,3 +743,17 @@ def test_the_recall_page_waits_for_the_embedder_loaded_in_the_background(
         httpd = made[0][0]  # type: ignore[index]
         httpd.shutdown()
         thread.join(10)
+
+
+def test_reports_fall_back_to_the_checkout_benchmarks(tmp_path: Path) -> None:
+    from lmm.ui.reports import default_sources
+
+    checkout = tmp_path / "checkout"
+    (checkout / "docs").mkdir(parents=True)
+    (checkout / "docs" / "benchmarks.md").write_text("# Numbers\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert default_sources(elsewhere, checkout).benchmarks == checkout / "docs/benchmarks.md"
+    (elsewhere / "docs").mkdir()
+    (elsewhere / "docs" / "benchmarks.md").write_text("# Mine\n")
+    assert default_sources(elsewhere, checkout).benchmarks == elsewhere / "docs/benchmarks.md"

@@ -138,6 +138,8 @@ img.plot { max-width:100%; border:1px solid var(--line); border-radius:8px; back
   nav button.theme { margin:0 0 0 auto; }
   main { padding:16px 12px 40px; }
   .wide { display:none; }
+  .chips { flex-wrap:nowrap; overflow-x:auto; scrollbar-width:none; }
+  .chips a { flex:none; }
   .turn.side { margin-left:10px; }
   th, td { padding:6px 6px; }
 }

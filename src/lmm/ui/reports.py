@@ -40,11 +40,19 @@ class ReportSources:
         return dirs
 
 
-def default_sources(cwd: Path | None = None) -> ReportSources:
-    """./docs/benchmarks.md; `lmm eval`'s default output ($LMM_HOME/evals/TASK), ./runs, ./out."""
+CHECKOUT = Path(__file__).resolve().parents[3]  # the source checkout, when lmm runs from one
+
+
+def default_sources(cwd: Path | None = None, checkout: Path = CHECKOUT) -> ReportSources:
+    """./docs/benchmarks.md (else the one of the checkout lmm runs from, so the page is not
+    empty when `lmm ui` starts elsewhere); `lmm eval`'s default output ($LMM_HOME/evals/TASK),
+    ./runs, ./out."""
     base = cwd or Path.cwd()
     roots = (paths.home() / "evals", base / "runs", base / "out")
-    return ReportSources(base / "docs" / "benchmarks.md", roots)
+    benchmarks = base / "docs" / "benchmarks.md"
+    if not benchmarks.is_file() and (checkout / "docs" / "benchmarks.md").is_file():
+        benchmarks = checkout / "docs" / "benchmarks.md"
+    return ReportSources(benchmarks, roots)
 
 
 def report_folders(roots: tuple[Path, ...]) -> list[Path]:
