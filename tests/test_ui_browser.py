@@ -142,6 +142,15 @@ def test_browse_to_a_session(browser: Browser) -> None:
     assert code.is_displayed() and code.text.startswith("{")
     browser.open("/session/e3b8afa4-b77f-4150-a7f3-a1049b2966f7")
     browser.shot("session")
+    edit = browser.driver.find_element(By.XPATH, "//details[@class='tool'][summary/b='Edit']")
+    edit.find_element(By.TAG_NAME, "summary").click()
+    diff = edit.find_element(By.CSS_SELECTOR, "pre.diff")  # an edit reads as a diff, not JSON
+    assert diff.is_displayed()
+    assert diff.find_elements(By.CSS_SELECTOR, ".del") and diff.find_elements(
+        By.CSS_SELECTOR, ".add"
+    )
+    browser.driver.execute_script("arguments[0].scrollIntoView()", edit)
+    browser.shot("session-edit")
 
 
 def test_open_a_memory_and_its_source_turn(browser: Browser) -> None:

@@ -84,6 +84,15 @@ def _diff(path: str, old: str, new: str) -> str:
     return f"<pre class='diff'>{head}{''.join(rows)}</pre>"
 
 
+def edited_file(input_json: str) -> str:
+    """The file_path of an edit call's input ('' when it has none)."""
+    try:
+        data: Any = json.loads(input_json)
+    except ValueError:
+        return ""
+    return str(data.get("file_path") or "") if isinstance(data, dict) else ""
+
+
 def edit_diff(name: str, input_json: str) -> str | None:
     """An Edit / MultiEdit / Write call as a diff (Write: every line added), or None when the
     call is another tool or its input is not the shape these tools send."""

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from lmm.records import Turn
 from lmm.store import Store, quote_fts
 from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
-from lmm.ui.markup import edit_diff, render
+from lmm.ui.markup import edit_diff, edited_file, render
 
 # Claude Code wraps slash commands and their output in these tags; shown quietly, not as prompts.
 COMMAND_TAGS = ("<command-name>", "<command-message>", "<local-command-stdout>",
@@ -224,9 +224,10 @@ def _memory_links(store: Store, session_id: str) -> dict[str, list[int]]:
 def _tool_call(name: str, input_json: str) -> str:
     """A collapsed tool call: file edits as a diff, other calls as their JSON input."""
     diff = edit_diff(name, input_json)
+    said = edited_file(input_json) if diff else input_json  # an edit: the file it changes
     return (
         f"<details class='tool'><summary>tool call · <b>{esc(name)}</b> "
-        f"<span class='mono'>{esc(shorten(input_json, 90))}</span></summary>"
+        f"<span class='mono'>{esc(shorten(said, 90))}</span></summary>"
         f"{diff or f'<pre>{esc(input_json)}</pre>'}</details>"
     )
 
