@@ -383,3 +383,48 @@ def note_an_injection(home: Path) -> None:
             cwd="/home/dev/tidepool", prompt="how do I run the tests?")  # fmt: skip
         text = wrap_memory("[1] workflow: To run the tests: `make check`.", title="recall")
         note_injection(hook, context_output("UserPromptSubmit", text))
+
+
+CONTRAST_JS = """
+function rgb(s) { return s.match(/[\\d.]+/g).map(Number); }
+function bg(el) {
+  for (; el; el = el.parentElement) {
+    var c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+}
+return Array.from(document.querySelectorAll(arguments[0])).filter(function (e) {
+  return e.offsetParent !== null && e.textContent.trim();
+}).map(function (e) {
+  return [e.textContent.trim().slice(0, 30), rgb(getComputedStyle(e).color).slice(0, 3), bg(e)];
+});
+"""
+
+
+def contrast(fg: list[float], bg: list[float]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+
+    def lum(c: list[float]) -> float:
+        lin = [v / 255 / 12.92 if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4
+               for v in c]  # fmt: skip
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_text_contrast_is_at_least_4_5(browser: Browser, theme: str) -> None:
+    low = []
+    for path in ("/memories?status=all", "/", "/memories?status=superseded"):
+        browser.open(path)
+        browser.find("main h1")
+        browser.driver.execute_script(f"document.documentElement.dataset.theme = '{theme}'")
+        shown = browser.driver.execute_script(
+            CONTRAST_JS, ".badge, .meta, nav a, .chips a, .sub, main a, th, td, .pager a"
+        )
+        low += [(path, t, round(contrast(fg, bg), 2)) for t, fg, bg in shown
+                if contrast(fg, bg) < 4.5]  # fmt: skip
+    assert low == []
+    assert any(t == "superseded" for t, _, _ in shown)  # the badge was among those checked
