@@ -757,3 +757,20 @@ def test_reports_fall_back_to_the_checkout_benchmarks(tmp_path: Path) -> None:
     (elsewhere / "docs").mkdir()
     (elsewhere / "docs" / "benchmarks.md").write_text("# Mine\n")
     assert default_sources(elsewhere, checkout).benchmarks == elsewhere / "docs/benchmarks.md"
+
+
+def test_search_finds_sessions_and_memories_within_a_project(ui: UI) -> None:
+    with Store(ui.db) as store:
+        pid = store.project_id("/home/dev/tidepool")
+        sessions_ = {r[0] for r in store.db.execute(
+            "SELECT DISTINCT session_id FROM turns WHERE text LIKE '%httpx%'")}  # fmt: skip
+        memories_ = [
+            c.id for c in cognitions.list_(store, status=None) if "httpx" in c.text.lower()
+        ]
+    _, body, _ = fetch(ui.url("/search", q="httpx", project=str(pid)))
+    assert f"<h2>Sessions <span class='meta'>{len(sessions_)}</span></h2>" in body
+    assert f"<h2>Memories <span class='meta'>{len(memories_)}</span></h2>" in body
+    assert set(re.findall(r"/session/([0-9a-f-]{36})\?", body)) == sessions_
+    _, body, _ = fetch(ui.url("/search", q="httpx", project="999"))  # no such project
+    assert "<h2>Sessions <span class='meta'>0</span></h2>" in body
+    assert "<h2>Memories <span class='meta'>0</span></h2>" in body

@@ -123,9 +123,12 @@ def find_memories(store: Store, f: MemoryFilter) -> list[Cognition]:
     """The cognitions `f` selects, most salient first."""
     if f.category and f.category not in CATEGORIES:
         raise CognitionError(f"category {f.category!r} is not one of {', '.join(CATEGORIES)}")
+    path = _project_path(store, f.project)
+    if f.project is not None and path is None:
+        return []  # no such project
     cogs = cognitions.list_(
         store,
-        project=_project_path(store, f.project),
+        project=path,
         category=f.category or None,
         status=None if f.status == "all" else f.status,
         scope=f.scope or None,

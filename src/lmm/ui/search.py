@@ -4,28 +4,43 @@ each, with links to the full, filterable, paged lists."""
 from __future__ import annotations
 
 from lmm.store import Store
-from lmm.ui.layout import Links, badge, esc, shorten, when
+from lmm.ui.layout import Links, badge, esc, label, options, shorten, when
 from lmm.ui.memories import MemoryFilter, find_memories
-from lmm.ui.sessions import count_sessions, search_form, session_path, sessions, title_of
+from lmm.ui.sessions import (
+    count_sessions,
+    projects,
+    search_form,
+    session_path,
+    sessions,
+    title_of,
+)
 
 SHOWN = 10  # matches of each kind on this page
 
 
-def search_page(store: Store, links: Links, query: str) -> tuple[str, str]:
+def search_page(
+    store: Store, links: Links, query: str, project_id: int | None = None
+) -> tuple[str, str]:
+    """The first matches among sessions and memories (of one project, when given)."""
     intro = "<h1>Search</h1><p class='sub'>Sessions (title and every word said) and memories.</p>"
-    form = search_form(links, "/search", query, "Words to find in sessions and memories")
+    choices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in projects(store)]
+    controls = (
+        f"{label('project', 'Project', hidden=True)}<select id='project' name='project'>"
+        f"{options(choices, str(project_id or ''))}</select>"
+    )
+    form = search_form(links, "/search", query, "Words to find in sessions and memories", controls)
     if not query.strip():
         return "Search", intro + form
-    n_sessions = count_sessions(store, None, query)
+    n_sessions = count_sessions(store, project_id, query)
     rows = []
-    for s in sessions(store, None, SHOWN, 0, query):
+    for s in sessions(store, project_id, SHOWN, 0, query):
         title = s["title"] or title_of(s["first"] or "(no prompt)", 110)
         rows.append(
             f"<tr data-item><td class='meta'>{esc(when(s['ended_at'] or s['started_at']))}</td>"
             f'<td><a href="{links.href(session_path(s["id"]))}">{esc(title)}</a>'
             f"<div class='meta'>{esc(s['project'] or '')}</div></td></tr>"
         )
-    cogs = find_memories(store, MemoryFilter(status="all", q=query))
+    cogs = find_memories(store, MemoryFilter(project=project_id, status="all", q=query))
     cards = []
     for c in cogs[:SHOWN]:
         status = "" if c.status == "active" else " " + badge(c.status, "b-" + c.status)
@@ -35,8 +50,8 @@ def search_page(store: Store, links: Links, query: str) -> tuple[str, str]:
             f"<div class='meta'>{esc(c.project or 'all projects')} · {esc(c.origin)}</div></td>"
             "</tr>"
         )
-    more_s = links.href("/", q=query)
-    more_m = links.href("/memories", q=query, status="all")
+    more_s = links.href("/", q=query, project=project_id)
+    more_m = links.href("/memories", q=query, status="all", project=project_id)
     body = (
         intro
         + form

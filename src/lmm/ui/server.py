@@ -186,7 +186,8 @@ class App:
         elif m := re.fullmatch(rf"/memory/{_ID}/forget", path, re.ASCII):
             shown, active = memories.forget_page(store, links, int(m.group(1))), "memories"
         elif path == "/search":
-            shown, active = search_page.search_page(store, links, query.get("q", "")[:500]), ""
+            found = search_page.search_page(store, links, query.get("q", "")[:500], project)
+            shown, active = found, ""
         elif path == "/injected":
             live = query.get("live") != "0"
             title, html = injected.injected_page(links, live, self.home())
