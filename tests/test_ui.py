@@ -774,3 +774,15 @@ def test_search_finds_sessions_and_memories_within_a_project(ui: UI) -> None:
     _, body, _ = fetch(ui.url("/search", q="httpx", project="999"))  # no such project
     assert "<h2>Sessions <span class='meta'>0</span></h2>" in body
     assert "<h2>Memories <span class='meta'>0</span></h2>" in body
+
+
+def test_starting_the_browser_imports_no_model_library() -> None:
+    code = (
+        "import sys, lmm.ui, lmm.ui.server, lmm.cli, lmm.cli.ui_cmds\n"
+        "lmm.cli.build_parser()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'transformers', 'sentence_transformers', 'onnxruntime', 'numpy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(Path(__file__).parents[1] / "src")})  # fmt: skip
+    assert out.stdout.strip() == "[]"

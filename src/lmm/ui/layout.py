@@ -277,7 +277,8 @@ def page(
         f'<body><nav aria-label="lmm"><div class="brand">lmm</div>'
         f'<div class="tag">what your agent remembers</div>{search}{nav}'
         '<button type="button" id="theme" class="theme" hidden>Dark theme</button>'
-        '<div class="foot">local only · 127.0.0.1</div></nav>'
+        '<div class="foot">keys: / search · j k move · Enter open<br>local only · 127.0.0.1'
+        "</div></nav>"
         f"<main>{note}{body}</main></body></html>"
     )
 
