@@ -220,13 +220,15 @@ def _ui_pages(store: Store, sessions: list[str]) -> list[str]:
     import html
 
     from lmm.ui.layout import Links
-    from lmm.ui.memories import memories_page
+    from lmm.ui.memories import MemoryFilter, find_memories, memories_page
     from lmm.ui.sessions import session_page
 
     links = Links("t0k3n")
-    pages = [memories_page(store, links, None, "", "all")]
+    every = MemoryFilter(status="all")
+    n_pages = -(-len(find_memories(store, every)) // 50) or 1  # the page shows 50 at a time
+    pages = [memories_page(store, links, every, str(n)) for n in range(1, n_pages + 1)]
     pages += [p for sid in sessions if (p := session_page(store, links, sid)) is not None]
-    assert len(pages) == 1 + len(sessions)
+    assert len(pages) == n_pages + len(sessions)
     return [html.unescape(body) for _, body in pages]
 
 

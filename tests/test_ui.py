@@ -786,3 +786,17 @@ def test_starting_the_browser_imports_no_model_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(Path(__file__).parents[1] / "src")})  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_forgetting_erases_the_record_of_recent_injections(tmp_path: Path) -> None:
+    from lmm import erase, paths
+
+    record = tmp_path / paths.INJECTIONS_NAME
+    old = tmp_path / (paths.INJECTIONS_NAME + ".1")
+    with Store(tmp_path / "lmm.db") as store:
+        with store.transaction():
+            cog = cognitions.remember(store, "The launch codename is HERON.")
+        record.write_text('{"text": "The launch codename is HERON."}\n')
+        old.write_text('{"text": "older"}\n')
+        assert erase.forget(store, cog)
+    assert not record.exists() and not old.exists()

@@ -19,12 +19,14 @@ mid-query) can delay the truncation; `scrub` reports it and the next checkpoint 
 from __future__ import annotations
 
 import logging
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from lmm import cognitions
+from lmm import cognitions, paths
 from lmm.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ def forget(store: Store, cog_id: int) -> bool:
             chain,
         )
     scrub(store)
+    forget_injections(store.path.parent)
     log.info("forgot #%d (%d versions), erased from %d turns", cog_id, len(chain), turns)
     return changed
 
@@ -215,6 +218,22 @@ def scrub(store: Store) -> bool:
     return not busy
 
 
+def forget_injections(folder: Path) -> None:
+    """Overwrite and delete the hooks' record of recent injections in `folder` (and its rotated
+    copy): it may quote what was just erased. The browser's Injected page starts over."""
+    for path in (folder / paths.INJECTIONS_NAME, folder / (paths.INJECTIONS_NAME + ".1")):
+        try:
+            with path.open("r+b") as f:
+                f.write(b"\0" * path.stat().st_size)
+                f.flush()
+                os.fsync(f.fileno())
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not erase %s (%s); delete it by hand", path, exc)
+
+
 # ---- projects that opted out after they were stored
 
 
@@ -286,6 +305,8 @@ def purge_opted_out(store: Store) -> dict[str, int]:
         n_turns = db.execute("SELECT count(*) FROM purge_turns").fetchone()[0]
         n_cogs = db.execute("SELECT count(*) FROM purge_cogs").fetchone()[0]
     scrub(store)
+    if n_turns or n_cogs:  # something just went: the injections may quote it
+        forget_injections(store.path.parent)
     counts.update(projects=len(gone), turns=n_turns, cognitions=n_cogs)
     log.info("purged projects that opted out: %s", counts)
     return counts

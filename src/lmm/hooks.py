@@ -356,7 +356,7 @@ def act_output(hook: HookInput, timeout: float) -> dict[str, Any] | None:
     return {"hookSpecificOutput": out}
 
 
-INJECTIONS_NAME = "injections.jsonl"  # what the hooks put in front of the agent; `lmm ui` shows it
+INJECTIONS_NAME = paths.INJECTIONS_NAME  # what the hooks put in front of the agent; lmm ui shows it
 INJECTIONS_MAX = 256_000  # bytes; past it the file moves to injections.jsonl.1 (one old copy)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmm import paths
-from lmm.hooks import INJECTIONS_NAME
+from lmm.paths import INJECTIONS_NAME
 from lmm.redact import redact
 from lmm.ui.layout import Links, esc, shorten, when
 from lmm.ui.sessions import session_path
