@@ -365,7 +365,7 @@ def note_injection(hook: HookInput, output: dict[str, Any]) -> dict[str, Any]:
     to `$LMM_HOME/injections.jsonl` (0600, rotated at `INJECTIONS_MAX`), and return `output`.
     One O_APPEND write and no lock: concurrent hooks each add a whole line."""
     try:
-        home = paths.home()
+        home = paths.home_dir()  # a str: pathlib would cost the hook its import
         path = os.path.join(home, INJECTIONS_NAME)
         line = dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": hook.hook_event_name,
                       "session": hook.session_id, "cwd": hook.cwd, "prompt": hook.prompt,
