@@ -468,3 +468,9 @@ def test_idle_connections_cannot_exhaust_descriptors(home: Path) -> None:
             s.close()
         proc.terminate()
         proc.wait(10)
+
+
+def test_recall_returns_the_query_redacted_for_the_hooks_record(running: ServerInfo) -> None:
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    result = server.call("recall", {"query": f"why does {token} fail?", "hits": False})
+    assert token not in result["query_redacted"] and "[REDACTED:github]" in result["query_redacted"]

@@ -680,11 +680,14 @@ def test_injections_are_noted_rotated_and_shown_live(
     hook = hooks.HookInput(*[None] * len(hooks.HookInput._fields))._replace(
         hook_event_name="UserPromptSubmit", session_id="s1", cwd="/p",
         prompt="use key sk-ant-api03-" + "A" * 95 + " and " + HOSTILE)  # fmt: skip
+    from lmm.redact import redact
+
     for i in range(12):
         out = hooks.context_output("UserPromptSubmit", f"<lmm-memory>fact {i}</lmm-memory>")
-        assert hooks.note_injection(hook, out) is out
+        assert hooks.note_injection(hook, out, prompt=redact(hook.prompt)) is out
     path = tmp_path / hooks.INJECTIONS_NAME
     assert os.stat(path).st_mode & 0o777 == 0o600
+    assert b"sk-ant-api03-AAAA" not in path.read_bytes()  # the prompt as typed is never written
     assert path.with_name(path.name + ".1").exists() and path.stat().st_size <= 2_000 + 400
     shown = recent(tmp_path)
     assert [i.text for i in shown[:2]] == ["<lmm-memory>fact 11</lmm-memory>",

@@ -320,9 +320,8 @@ def respond(hook: HookInput, timeout: float = DEADLINE) -> dict[str, Any] | None
         result = ask("recall", args, timeout)
         if not result or not result.get("brief"):
             return None
-        return note_injection(
-            hook, context_output(event, wrap_memory(result["brief"], title="recall"))
-        )
+        recalled = context_output(event, wrap_memory(result["brief"], title="recall"))
+        return note_injection(hook, recalled, prompt=result.get("query_redacted"))
     if event == "PreToolUse":
         out = act_output(hook, timeout)
         return note_injection(hook, out) if out else None
@@ -360,15 +359,19 @@ INJECTIONS_NAME = paths.INJECTIONS_NAME  # what the hooks put in front of the ag
 INJECTIONS_MAX = 256_000  # bytes; past it the file moves to injections.jsonl.1 (one old copy)
 
 
-def note_injection(hook: HookInput, output: dict[str, Any]) -> dict[str, Any]:
+def note_injection(
+    hook: HookInput, output: dict[str, Any], prompt: str | None = None
+) -> dict[str, Any]:
     """Append what this hook injects (time, event, session, cwd, prompt or tool, text) as a line
     to `$LMM_HOME/injections.jsonl` (0600, rotated at `INJECTIONS_MAX`), and return `output`.
-    One O_APPEND write and no lock: concurrent hooks each add a whole line."""
+    One O_APPEND write and no lock: concurrent hooks each add a whole line. `prompt` is the
+    prompt as the recall op redacted it (the hook itself has no redactor loaded: it would cost
+    every prompt its import); the prompt as typed is never written."""
     try:
         home = paths.home_dir()  # a str: pathlib would cost the hook its import
         path = os.path.join(home, INJECTIONS_NAME)
         line = dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": hook.hook_event_name,
-                      "session": hook.session_id, "cwd": hook.cwd, "prompt": hook.prompt,
+                      "session": hook.session_id, "cwd": hook.cwd, "prompt": prompt,
                       "tool": hook.tool_name,
                       "text": output["hookSpecificOutput"]["additionalContext"]})  # fmt: skip
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

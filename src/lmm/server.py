@@ -257,7 +257,9 @@ def dispatch(
             lm=model,
             exclude_session=_arg(args, "exclude_session", str),
         )
-        out = {**rc.to_json(result), "project": project}
+        from lmm.redact import redact
+
+        out = {**rc.to_json(result), "project": project, "query_redacted": redact(query)}
         if not _arg(args, "hits", bool, True):
             out["hits"] = []
         return out
