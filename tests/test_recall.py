@@ -96,7 +96,10 @@ def test_recall_with_an_lm_writes_a_grounded_brief(store: Store) -> None:
 
 def test_to_json_shape(store: Store) -> None:
     out = to_json(recall(store, "database is locked", config=EXTRACTIVE))
-    assert sorted(out) == ["brief", "evidence", "hits", "mode", "model", "query", "seconds"]
+    assert sorted(out) == [
+        "brief", "brief_seconds", "dropped", "evidence", "hits", "mode", "model", "query",
+        "seconds", "why",
+    ]  # fmt: skip
     assert sorted(out["hits"][0]) == ["category", "id", "kind", "score", "source", "text"]
     assert sorted(out["hits"][0]["source"]) == [
         "file_path",

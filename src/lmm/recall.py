@@ -8,11 +8,12 @@ sessions. Nothing here imports torch: an LM or embedder is loaded only when a ca
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from lmm import scope
+from lmm import scope, speed
 from lmm.errors import LmmError
 from lmm.search import Hit, retrieve
 from lmm.store import _like_prefix
@@ -41,13 +42,18 @@ class RecallConfig:
     """What `recall` retrieves and how it writes the brief."""
 
     k: int = 12  # hits retrieved before pruning (--k)
-    generate: bool = True  # an LM writes the brief; False: extractive (--no-generate)
+    # an LM writes the brief (--generate); False: the evidence (--no-generate); None: an LM
+    # only where it fits `budget_seconds` (a GPU, an endpoint, a fast runtime: `speed.choose`)
+    generate: bool | None = None
     model: str | None = None  # LM for generation: packaged name, folder, .gguf (--model)
+    budget_seconds: float = 15.0  # the wait a generated brief may cost when generate is None
     synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise LmmError(f"--k must be at least 1 (got {self.k})")
+        if self.budget_seconds <= 0:
+            raise LmmError(f"--budget-seconds must be positive (got {self.budget_seconds})")
 
 
 @dataclass
@@ -58,6 +64,33 @@ class Recall:
     brief: Brief
     hits: list[Hit]
     seconds: float = 0.0
+    why: str = ""  # why the brief is of its kind (evidence / generated / fallback)
+
+
+def choose_generation(cfg: RecallConfig) -> speed.Choice:
+    """Whether `recall` with `cfg` has an LM write the brief, and why."""
+    if cfg.generate is True:
+        return speed.Choice(True, "asked for (--generate)")
+    if cfg.generate is False:
+        return speed.Choice(False, "asked for (--no-generate)")
+    from lmm.models import DEFAULT_MODEL
+
+    return speed.choose(
+        cfg.model or os.environ.get("LMM_MODEL") or DEFAULT_MODEL, cfg.budget_seconds
+    )
+
+
+def describe(brief: Brief, why: str) -> str:
+    """One line saying which kind of brief this is and why, for the text output."""
+    if brief.mode == "generated":
+        return f"generated brief by {brief.model} in {brief.seconds:.1f} s: {why}"
+    if brief.mode == "fallback":
+        n = len(brief.dropped)
+        return (
+            f"evidence brief: {brief.model}'s brief failed the grounding check "
+            f"({n} sentence{'s' if n != 1 else ''} dropped, {brief.seconds:.1f} s)"
+        )
+    return f"evidence brief: {why}"
 
 
 def resolve_project(store: Store, cwd: str | None) -> str | None:
@@ -102,8 +135,9 @@ def recall(
 ) -> Recall:
     """Retrieve memory for `query` within `project` (a path; None: everywhere) and write a brief.
 
-    `exclude_session` drops hits from that session (the agent already has it in context). With
-    `config.generate` the LM is `lm`, else `models.generator(config.model)` loaded on first use.
+    `exclude_session` drops hits from that session (the agent already has it in context). When
+    `choose_generation` says generate, the LM is `lm`, else `models.generator(config.model)` loaded
+    on first use; each generated brief's time is recorded for the next choice (`speed.record`).
     The hook, `lmm recall`, MCP `recall` and the browser's preview all call this.
     """
     cfg = config or RecallConfig()
@@ -118,17 +152,34 @@ def recall(
         hits = [h for h in hits if h.source.session_id != exclude_session]
     hits = hits[: cfg.k]
     evidence = select_evidence(query, hits, cfg.synth)
+    choice = choose_generation(cfg) if evidence else speed.Choice(False, "no relevant evidence")
     if not evidence:
         brief = Brief(None, [], "none")
-    elif cfg.generate:
-        if lm is None:
-            from lmm.models import generator
+    elif choice.generate:
+        try:
+            if lm is None:
+                from lmm.models import generator
 
-            lm = generator(cfg.model)
-        brief = generate_brief(query, evidence, lm, cfg.synth)
+                lm = generator(cfg.model)
+            brief = generate_brief(query, evidence, lm, cfg.synth)
+            speed.record(lm.name, brief.seconds)
+        except LmmError as exc:
+            if cfg.generate:  # asked for: say what to fix
+                raise
+            log.warning("evidence brief: the model failed: %s", exc)
+            brief = extractive_brief(evidence, cfg.synth)
+            choice = speed.Choice(False, f"the model failed: {exc}")
     else:
         brief = extractive_brief(evidence, cfg.synth)
-    return Recall(query, brief, hits, time.perf_counter() - start)
+    return Recall(query, brief, hits, time.perf_counter() - start, choice.why)
+
+
+def describe_json(out: dict[str, Any]) -> str:
+    """`describe` for a `to_json` object (what a server sends back)."""
+    brief = Brief(out.get("brief"), [], str(out.get("mode")), out.get("model"))
+    brief.dropped = ["?"] * int(out.get("dropped") or 0)
+    brief.seconds = float(out.get("brief_seconds") or 0.0)
+    return describe(brief, str(out.get("why") or ""))
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -156,6 +207,9 @@ def to_json(result: Recall) -> dict[str, Any]:
         "brief": result.brief.text,
         "mode": result.brief.mode,
         "model": result.brief.model,
+        "why": result.why,
+        "dropped": len(result.brief.dropped),
+        "brief_seconds": round(result.brief.seconds, 3),
         "evidence": [
             {"n": e.n, "kind": e.hit.kind, "id": e.hit.id, "citation": e.citation()}
             for e in result.brief.evidence

@@ -212,8 +212,9 @@ def dispatch(
 ) -> dict[str, Any]:
     """Run one op against `store`. `lm` gives the generator (loaded on first use).
 
-    recall: query, project | cwd, generate=False, exclude_session, max_tokens, k, model,
-        hits=True (False: the reply leaves out the hits, for callers that read only the brief)
+    recall: query, project | cwd, generate=False (or "auto"), budget_seconds, exclude_session,
+        max_tokens, k, model, hits=True (False: the reply leaves out the hits, for callers that
+        read only the brief)
     search: query, project | cwd, k=10 -> {"hits": [...]}
     project_brief: project | cwd, max_tokens=2000 -> {"project", "brief"}
     act: tool_name, tool_input, project | cwd, session_id, ask=True -> {"context", "decision",
@@ -240,14 +241,18 @@ def dispatch(
         if not query:
             raise LmmError(f"{op} needs a non-empty string argument 'query'")
     if op == "recall":
-        generate = bool(_arg(args, "generate", bool, False))
+        generate = args.get("generate", False)
+        if generate not in (True, False, "auto"):
+            raise LmmError("argument 'generate' must be true, false or \"auto\"")
         config = rc.with_config(
-            rc.RecallConfig(generate=generate),
+            rc.RecallConfig(generate=None if generate == "auto" else generate),
             k=_arg(args, "k", int),
             model=_arg(args, "model", str),
             max_tokens=_arg(args, "max_tokens", int),
+            budget_seconds=_arg(args, "budget_seconds", float),
         )
-        model = lm() if generate and lm is not None and config.model is None else None
+        wanted = rc.choose_generation(config).generate
+        model = lm() if wanted and lm is not None and config.model is None else None
         result = rc.recall(
             store,
             query,

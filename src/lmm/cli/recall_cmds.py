@@ -13,13 +13,15 @@ from lmm.cli.output import emit
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
+    from lmm import recall as rc
     from lmm import server
 
     request: dict[str, Any] = {
         "query": args.query,
         "project": str(Path(args.project).expanduser().resolve()) if args.project else None,
-        "generate": not args.no_generate,
+        "generate": _generate(args),
         "model": args.model,
+        "budget_seconds": args.budget_seconds,
         "max_tokens": args.max_tokens,
         "k": args.k,
     }
@@ -28,19 +30,28 @@ def cmd_recall(args: argparse.Namespace) -> int:
     if result is None:
         result = _recall_here(args, request)
     text = result["brief"] or "no relevant memory"
+    if result["brief"]:
+        text += "\n\n(" + rc.describe_json(result) + ")"
     emit(args, result, text)
     return 0
+
+
+def _generate(args: argparse.Namespace) -> bool | str:
+    """--generate: True; --no-generate: False; neither: "auto" (generate only where it is fast)."""
+    return True if args.generate else False if args.no_generate else "auto"
 
 
 def _recall_here(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:
     from lmm import recall as rc
     from lmm.store import open_store
 
+    generate = _generate(args)
     config = rc.with_config(
-        rc.RecallConfig(generate=not args.no_generate),
+        rc.RecallConfig(generate=None if generate == "auto" else bool(generate)),
         k=args.k,
         model=args.model,
         max_tokens=args.max_tokens,
+        budget_seconds=args.budget_seconds,
     )
     with open_store() as store:
         embedder = rc.default_embedder(store, args.embedder)
@@ -132,8 +143,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("recall", parents=[common], help="a short sourced memory brief for a query")
     p.add_argument("query", help="the task, question or context to recall memory for")
     p.add_argument("--project", help="only this project folder (and folders below it)")
-    p.add_argument("--no-generate", action="store_true", help="the evidence only, no LM")
+    gen = p.add_mutually_exclusive_group()
+    gen.add_argument("--generate", action="store_true", help="an LM writes the brief, however slow")
+    gen.add_argument("--no-generate", action="store_true", help="the evidence only, no LM")
     p.add_argument("--model", help="LM: packaged name, folder, .gguf file or hub id")
+    p.add_argument(
+        "--budget-seconds",
+        type=float,
+        help="without --generate/--no-generate, an LM writes the brief only where its briefs "
+        "took at most this long here, or on a GPU (default 15)",
+    )
     p.add_argument("--max-tokens", type=int, help="brief length budget (default 340)")
     p.add_argument("--k", type=int, help="hits retrieved before pruning (default 12)")
     p.add_argument("--embedder", help="embedding model, or 'none' for keyword-only")
