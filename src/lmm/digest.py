@@ -1,0 +1,296 @@
+"""Write-time synthesis: a finished session's digest, kept as grounded cognitions.
+
+After a session ends, a local model reads its turns (numbered [1], [2], ...: the messages and the
+failed tool calls) and writes what was done, what was decided and why, what failed and how it
+was fixed, and what is still open, each line citing the turns it uses. `synth.ground` keeps only
+lines whose citations exist and whose words the cited turns support; each kept line becomes a
+cognition (origin "digest", the section in `extra["digest"]`) with those turns as its sources.
+Generation then costs nothing at prompt time: recall finds the digest lines like any memory.
+
+`after_session_end` is the background step: switched off by `LMM_DIGEST=0`, one session at a
+time per machine (a lock file under the lmm home), niced on a CPU. `digest_session` is the
+plain function underneath.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lmm import cognitions, paths
+from lmm.cognitions import Cognition, SourceRef
+from lmm.errors import LmmError
+from lmm.extract import SessionView, load_session
+from lmm.extract_lm import compact
+from lmm.search import Hit, Source
+from lmm.synth import Evidence, approx_tokens, citations, claim_words, ground
+
+if TYPE_CHECKING:
+    from lmm.models import Message, TextGenerator
+    from lmm.store import Store
+
+log = logging.getLogger(__name__)
+
+# heading in the reply -> (section name, cognition category)
+SECTIONS = {
+    "done": ("done", "fact"),
+    "decided": ("decided", "decision"),
+    "failed and fixed": ("fixed", "lesson"),
+    "open": ("open", "fact"),
+}
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+LOCK_FILE = "digest.lock"
+
+SYSTEM = (
+    "You write the digest of a finished coding session for the developer's memory. Use only "
+    "what the numbered turns say. Keep commands, file names, flags and error messages exactly as "
+    "written."
+)
+INSTRUCTIONS = """Turns of the session:
+{turns}
+
+Write the digest under these four headings, one short sentence per line, each ending with the \
+numbers of the turns it uses, like [3] or [4][7]:
+Done:
+Decided:
+Failed and fixed:
+Open:
+Under a heading with nothing to say, write: none"""
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    """How a session digest is written."""
+
+    model: str | None = None  # generator spec ($LMM_DIGEST_MODEL, else DEFAULT_MODEL)
+    prompt_tokens: int = 2_400  # turns shown at most (estimated tokens); longer turns are cut
+    max_turn_chars: int = 600  # characters of one turn before the budget cuts further
+    max_new_tokens: int = 220  # the digest's length at most
+    min_support: float = 0.5  # share of a line's words found in the turns it cites
+    nice: int = 10  # niceness added on a CPU (`after_session_end`)
+
+    def __post_init__(self) -> None:
+        if self.prompt_tokens < 200:
+            raise LmmError(f"prompt_tokens must be at least 200 (got {self.prompt_tokens})")
+        if not 0.0 <= self.min_support <= 1.0:
+            raise LmmError(f"min_support must be within 0..1 (got {self.min_support})")
+
+
+@dataclass
+class DigestLine:
+    section: str  # done | decided | fixed | open
+    text: str  # the sentence, citations removed
+    turns: list[int]  # the turn numbers it cites
+
+
+@dataclass
+class Digest:
+    """What `digest_session` wrote for one session."""
+
+    session_id: str
+    model: str
+    lines: list[DigestLine] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # lines the grounding check removed
+    stored: list[int] = field(default_factory=list)  # cognition ids
+    prompt_tokens: int = 0
+    seconds: float = 0.0
+
+
+def enabled() -> bool:
+    """False when `LMM_DIGEST` is 0, false, no or off."""
+    return os.environ.get("LMM_DIGEST", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+# ---- the prompt
+
+
+def _shown(turn_kind: str, role: str, has_error: bool) -> bool:
+    if role not in ("user", "assistant"):
+        return False
+    if turn_kind == "tool_result":
+        return has_error
+    return turn_kind in ("message", "compact_summary")
+
+
+def session_evidence(session: SessionView, cfg: DigestConfig) -> list[Evidence]:
+    """The session's messages and failed tool calls as numbered evidence, within the budget:
+    when they do not fit, every turn is cut shorter (down to 120 characters), then the oldest
+    are left out."""
+    turns = [
+        t for t in session.turns if _shown(t.kind, t.role, any(r.is_error for r in t.tool_results))
+    ]
+    chars = cfg.max_turn_chars
+    while True:
+        texts = [(t, text) for t in turns if (text := compact(t, chars))]
+        cost = sum(approx_tokens(text) + 6 for _, text in texts)
+        if cost <= cfg.prompt_tokens or chars <= 120:
+            break
+        chars = max(120, chars * 3 // 4)
+    while texts and sum(approx_tokens(x) + 6 for _, x in texts) > cfg.prompt_tokens:
+        texts.pop(0)
+    out = []
+    for i, (turn, text) in enumerate(texts):
+        source = Source(session.session_id, turn.timestamp, session.project, None, turn.uuid)
+        hit = Hit("turn", i, text, 0.0, source, speaker=turn.speaker or turn.role)
+        out.append(Evidence(i + 1, hit, text, 1.0))
+    return out
+
+
+def digest_messages(evidence: list[Evidence]) -> list[Message]:
+    turns = "\n".join(f"[{e.n}] {e.hit.speaker}: {e.text}" for e in evidence)
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": INSTRUCTIONS.format(turns=turns)},
+    ]
+
+
+# ---- the reply
+
+_HEADING = re.compile(r"^\W*(done|decided|failed and fixed|open)\W*:?\s*(.*)$", re.I)
+_NONE = re.compile(r"^\W*(none|n/a|nothing)\W*$", re.I)
+
+
+def parse(reply: str) -> list[tuple[str, str]]:
+    """(section, line) pairs of a digest reply; lines before any heading and 'none' are left out."""
+    out: list[tuple[str, str]] = []
+    section: str | None = None
+    for raw in reply.splitlines():
+        line = raw.strip()
+        if m := _HEADING.match(line):
+            section = SECTIONS[m.group(1).lower()][0]
+            line = m.group(2).strip()
+        line = line.lstrip("-*• ").strip()
+        if section and line and not _NONE.match(line):
+            out.append((section, line))
+    return out
+
+
+_CATEGORY = {section: category for section, category in SECTIONS.values()}
+
+
+def _quote(evidence: Evidence, sentence: str) -> str:
+    """The sentence of a cited turn that shares most words with the digest line."""
+    words = claim_words(sentence)
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", evidence.text) if p.strip()] or [evidence.text]
+    return max(parts, key=lambda p: len(words & set(re.findall(r"\w+", p.lower()))))[:300]
+
+
+def to_cognition(line: DigestLine, evidence: list[Evidence], session: SessionView) -> Cognition:
+    by_n = {e.n: e for e in evidence}
+    sources = [
+        SourceRef(
+            session_id=session.session_id,
+            turn_key=_turn_key(session, by_n[n]),
+            uuid=by_n[n].hit.source.uuid,
+            timestamp=by_n[n].hit.source.timestamp,
+            quote=_quote(by_n[n], line.text),
+        )
+        for n in dict.fromkeys(line.turns)
+    ]
+    return Cognition(
+        text=line.text,
+        category=_CATEGORY[line.section],
+        project_id=session.project_id,
+        salience=0.6,
+        origin="digest",
+        sources=sources,
+        extra={"digest": line.section},
+    )
+
+
+def _turn_key(session: SessionView, evidence: Evidence) -> str | None:
+    uuid = evidence.hit.source.uuid
+    return next((t.key for t in session.turns if t.uuid == uuid), None)
+
+
+_CITES = re.compile(r"\s*(\[\d+(?:\s*[,;]\s*\d+)*\])+")
+
+
+def digest_session(
+    store: Store,
+    session_id: str,
+    lm: TextGenerator,
+    config: DigestConfig | None = None,
+) -> Digest:
+    """Ask `lm` for the session's digest, keep its grounded lines as cognitions."""
+    cfg = config or DigestConfig()
+    session = load_session(store, session_id)
+    if not session.turns:
+        raise LmmError(f"no session {session_id!r} in the store; run `lmm ingest` first")
+    evidence = session_evidence(session, cfg)
+    result = Digest(session_id, lm.name)
+    if not evidence:
+        return result
+    messages = digest_messages(evidence)
+    result.prompt_tokens = sum(approx_tokens(m["content"]) for m in messages)
+    start = time.perf_counter()
+    reply = lm.generate(messages, max_new_tokens=cfg.max_new_tokens)
+    result.seconds = time.perf_counter() - start
+    for section, line in parse(reply):
+        kept, dropped = ground(line, evidence, cfg.min_support)
+        result.dropped += dropped
+        for sentence in kept:
+            text = _CITES.sub("", sentence).strip()
+            result.lines.append(DigestLine(section, text, citations(sentence)))
+    with store.transaction():
+        for kept_line in result.lines:
+            cog = to_cognition(kept_line, evidence, session)
+            result.stored.append(cognitions.add(store, cog))
+    log.info(
+        "digest of %s: %d lines kept, %d dropped, %.1fs",
+        session_id,
+        len(result.lines),
+        len(result.dropped),
+        result.seconds,
+    )
+    return result
+
+
+def digested(store: Store, session_id: str) -> bool:
+    """Whether a digest line from `session_id` is stored already."""
+    row = store.db.execute(
+        "SELECT 1 FROM cognitions c JOIN cognition_sources s ON s.cognition_id = c.id "
+        "WHERE c.origin = 'digest' AND s.session_id = ? LIMIT 1",
+        (session_id,),
+    ).fetchone()
+    return row is not None
+
+
+# ---- the background step
+
+
+def after_session_end(
+    store: Store,
+    session_id: str,
+    config: DigestConfig | None = None,
+    lm: TextGenerator | None = None,
+) -> Digest | None:
+    """The digest step of the job that runs after a session ends: None when switched off
+    (`LMM_DIGEST=0`) or the session has a digest already. `lm` defaults to `config.model`,
+    `$LMM_DIGEST_MODEL` or the packaged Qwen2.5-Coder-0.5B. Waits for any other digest on this
+    machine to finish first; on a CPU it runs at niceness `config.nice` at least."""
+    import fcntl
+
+    from lmm import models, speed
+
+    cfg = config or DigestConfig()
+    if not enabled() or digested(store, session_id):
+        return None
+    if not speed.gpu_available() and (current := os.nice(0)) < cfg.nice:
+        os.nice(cfg.nice - current)  # at least `nice`, however many sessions this process digests
+    lock = paths.home() / LOCK_FILE
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # one session at a time
+        try:
+            if lm is None:
+                lm = models.generator(
+                    cfg.model or os.environ.get("LMM_DIGEST_MODEL") or DEFAULT_MODEL
+                )
+            return digest_session(store, session_id, lm, cfg)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,98 @@
+"""Session digests: the reply parser, grounded lines kept as cognitions with their source turns,
+invented lines dropped, and the background step's switch, lock and once-per-session rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lmm import cognitions, digest, paths
+from lmm.digest import DigestConfig, after_session_end, digest_session, parse
+from lmm.errors import LmmError
+from lmm.ingest import ingest
+from lmm.models import Message, ScriptedLM
+from lmm.store import Store, open_store
+
+S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"  # the sample session that fixed "database is locked"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LMM_GPU", "1")  # no renicing the test process
+    monkeypatch.delenv("LMM_DIGEST", raising=False)
+    s = open_store()
+    ingest(s, [paths.sample_projects()])
+    return s
+
+
+def _number(messages: list[Message], needle: str) -> int:
+    line = next(x for x in messages[-1]["content"].splitlines() if needle in x)
+    return int(line[1 : line.index("]")])
+
+
+def _digest_reply(messages: list[Message]) -> str:
+    fix = _number(messages, "Fixed. `sqlite3.OperationalError")
+    commit = _number(messages, "Committed on `feat/fetch`")
+    return (
+        f"Done:\n- Committed fetch_readings and sync on feat/fetch (3e1b7c2) [{commit}].\n"
+        "Decided:\nnone\n"
+        f"Failed and fixed:\n- sqlite3.OperationalError: database is locked; fixed with a "
+        f"busy timeout and a commit per station [{fix}].\n"
+        "- The moon landing was faked by the build server [2].\n"
+        "Open:\n- Nothing cited here.\n"
+    )
+
+
+def test_parse_reads_headings_and_skips_none() -> None:
+    reply = "Here is the digest.\nDone: added X [1]\n* tested Y [2]\nDecided:\n- none\nOPEN:\nZ [3]"
+    assert parse(reply) == [("done", "added X [1]"), ("done", "tested Y [2]"), ("open", "Z [3]")]
+
+
+def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store) -> None:
+    lm = ScriptedLM(respond=_digest_reply)
+    result = digest_session(store, S2, lm)
+    assert [(line.section, line.text[:30]) for line in result.lines] == [
+        ("done", "Committed fetch_readings and s"),
+        ("fixed", "sqlite3.OperationalError: data"),
+    ]
+    assert len(result.dropped) == 2  # the invented line and the uncited one
+    cogs = [cognitions.get(store, i) for i in result.stored]
+    assert [(c.category, c.origin, c.extra["digest"]) for c in cogs if c] == [
+        ("fact", "digest", "done"),
+        ("lesson", "digest", "fixed"),
+    ]
+    lesson = cogs[1]
+    assert lesson is not None and "[" not in lesson.text
+    [source] = lesson.sources
+    assert source.session_id == S2 and source.uuid and "busy" in source.quote.lower()
+    turn = store.db.execute(
+        "SELECT text FROM turns WHERE session_id = ? AND key = ?", (S2, source.turn_key)
+    ).fetchone()
+    assert turn is not None and turn["text"].startswith("Fixed.")
+    prompt = lm.calls[0][-1]["content"]
+    assert prompt.count("\n[") >= 10 and "Failed and fixed:" in prompt
+
+
+def test_the_prompt_fits_its_budget(store: Store) -> None:
+    lm = ScriptedLM(default="none")
+    small = digest_session(store, S2, lm, DigestConfig(prompt_tokens=300))
+    assert small.prompt_tokens <= 300 + 250  # the turns' budget + the instructions
+    assert digest_session(store, S2, lm).prompt_tokens > small.prompt_tokens
+    with pytest.raises(LmmError, match="lmm ingest"):
+        digest_session(store, "no-such-session", lm)
+
+
+def test_after_session_end_runs_once_and_can_be_switched_off(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LMM_DIGEST", "0")
+    lm = ScriptedLM(respond=_digest_reply)
+    assert after_session_end(store, S2, lm=lm) is None and lm.calls == []
+    monkeypatch.setenv("LMM_DIGEST", "1")
+    result = after_session_end(store, S2, lm=lm)
+    assert result is not None and len(result.stored) == 2
+    assert (paths.home() / digest.LOCK_FILE).is_file()
+    assert after_session_end(store, S2, lm=lm) is None  # digested already
+    assert len(lm.calls) == 1
