@@ -46,8 +46,17 @@ def _digest_reply(messages: list[Message]) -> str:
 
 
 def test_parse_reads_headings_and_skips_none() -> None:
-    reply = "Here is the digest.\nDone: added X [1]\n* tested Y [2]\nDecided:\n- none\nOPEN:\nZ [3]"
-    assert parse(reply) == [("done", "added X [1]"), ("done", "tested Y [2]"), ("open", "Z [3]")]
+    reply = (
+        "Here is the digest.\nDone: added X [1]\n* tested Y [2]\nDecided:\n- none\nOPEN:\nZ [3]\n"
+        "FIXED: a test failed; Q fixed it [4]\nDone when ready [5]"
+    )
+    assert parse(reply) == [
+        ("done", "added X [1]"),
+        ("done", "tested Y [2]"),
+        ("open", "Z [3]"),
+        ("fixed", "a test failed; Q fixed it [4]"),
+        ("fixed", "Done when ready [5]"),  # no colon: not a heading
+    ]
 
 
 def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store) -> None:
@@ -72,7 +81,7 @@ def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store
     ).fetchone()
     assert turn is not None and turn["text"].startswith("Fixed.")
     prompt = lm.calls[0][-1]["content"]
-    assert prompt.count("\n[") >= 10 and "Failed and fixed:" in prompt
+    assert prompt.count("\n[") >= 10 and "FIXED:" in prompt
 
 
 def test_the_prompt_fits_its_budget(store: Store) -> None:

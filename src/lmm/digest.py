@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SECTIONS = {
     "done": ("done", "fact"),
     "decided": ("decided", "decision"),
+    "fixed": ("fixed", "lesson"),
     "failed and fixed": ("fixed", "lesson"),
     "open": ("open", "fact"),
 }
@@ -53,13 +54,13 @@ SYSTEM = (
 INSTRUCTIONS = """Turns of the session:
 {turns}
 
-Write the digest under these four headings, one short sentence per line, each ending with the \
-numbers of the turns it uses, like [3] or [4][7]:
-Done:
-Decided:
-Failed and fixed:
-Open:
-Under a heading with nothing to say, write: none"""
+Write the session's digest: one line per item, each starting with its label and ending with the \
+numbers of the turns it uses.
+DONE: what was done [n]
+DECIDED: what was decided, and why [n]
+FIXED: what failed, and how it was fixed [n]
+OPEN: what is still unfinished [n]
+Use the session's own words: its commands, file names and errors. Write only such lines."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,10 @@ class DigestConfig:
     model: str | None = None  # generator spec ($LMM_DIGEST_MODEL, else DEFAULT_MODEL)
     prompt_tokens: int = 2_400  # turns shown at most (estimated tokens); longer turns are cut
     max_turn_chars: int = 600  # characters of one turn before the budget cuts further
-    max_new_tokens: int = 220  # the digest's length at most
+    max_new_tokens: int = 160  # the digest's length at most (a CPU decodes a few tokens/s)
     min_support: float = 0.5  # share of a line's words found in the turns it cites
-    nice: int = 10  # niceness added on a CPU (`after_session_end`)
+    nice: int = 10  # niceness at least, on a CPU (`after_session_end`)
+    threads: int = 0  # llama.cpp threads; 0: every core (it runs niced, so it yields to the user)
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 200:
@@ -150,7 +152,7 @@ def digest_messages(evidence: list[Evidence]) -> list[Message]:
 
 # ---- the reply
 
-_HEADING = re.compile(r"^\W*(done|decided|failed and fixed|open)\W*:?\s*(.*)$", re.I)
+_HEADING = re.compile(r"^\W*(done|decided|fixed|failed and fixed|open)\W*:\s*(.*)$", re.I)
 _NONE = re.compile(r"^\W*(none|n/a|nothing)\W*$", re.I)
 
 
@@ -263,6 +265,17 @@ def digested(store: Store, session_id: str) -> bool:
 # ---- the background step
 
 
+def generator(cfg: DigestConfig) -> TextGenerator:
+    """The digest's model: `cfg.model`, `$LMM_DIGEST_MODEL` or DEFAULT_MODEL; in llama.cpp, with
+    `cfg.threads` threads (every core by default) unless it is loaded already."""
+    from lmm import llamacpp, models
+
+    lm = models.generator(cfg.model or os.environ.get("LMM_DIGEST_MODEL") or DEFAULT_MODEL)
+    if isinstance(lm, llamacpp.LlamaCppLM) and not lm.loaded:
+        lm.threads = cfg.threads or os.cpu_count() or 1
+    return lm
+
+
 def after_session_end(
     store: Store,
     session_id: str,
@@ -275,7 +288,7 @@ def after_session_end(
     machine to finish first; on a CPU it runs at niceness `config.nice` at least."""
     import fcntl
 
-    from lmm import models, speed
+    from lmm import speed
 
     cfg = config or DigestConfig()
     if not enabled() or digested(store, session_id):
@@ -288,9 +301,7 @@ def after_session_end(
         fcntl.flock(handle, fcntl.LOCK_EX)  # one session at a time
         try:
             if lm is None:
-                lm = models.generator(
-                    cfg.model or os.environ.get("LMM_DIGEST_MODEL") or DEFAULT_MODEL
-                )
+                lm = generator(cfg)
             return digest_session(store, session_id, lm, cfg)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -57,6 +57,10 @@ class LlamaCppLM:
     stats: LlamaCppStats = field(default_factory=LlamaCppStats)
     _llm: Any = field(default=None, repr=False)
 
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
     def model(self) -> Any:
         """The llama_cpp.Llama, loaded on first use."""
         if self._llm is None:
