@@ -13,6 +13,7 @@ template; both runtimes get the same text. Per runtime and model:
   prefill tok/s   prompt tokens / time to evaluate the prompt (no cache between repetitions)
   decode tok/s    150 tokens forced (no early stop) / their time after the prompt
   brief s         prompt + 150 tokens: the time to a 150-token brief
+--llama-threads lists llama.cpp's thread counts to time (each a row).
 The best of --reps repetitions is reported (the least disturbed by other work) with the load
 average before each. --sweep first times transformers at 1 and 2 threads in float32 and
 bfloat16 and llama.cpp at 1 and 2 threads on one model, and prints them. Last line: JSON.
@@ -154,7 +155,7 @@ def main() -> None:
     ap.add_argument("--evidence-tokens", type=int, default=1_500)
     ap.add_argument("--tf-threads", type=int, default=2)
     ap.add_argument("--tf-dtype", default="float32", choices=["float32", "bfloat16"])
-    ap.add_argument("--llama-threads", type=int, default=2)
+    ap.add_argument("--llama-threads", default="2", help="comma-separated thread counts")
     ap.add_argument("--sweep", help="time the runtimes' settings on this model first")
     args = ap.parse_args()
 
@@ -174,13 +175,14 @@ def main() -> None:
                 results["sweep"][f"transformers {dtype} {threads}t"] = r
                 show(f"transformers {dtype}, {threads} thread(s) [load {load_avg()}]", r)
         assert tf_prompt is not None
-        for threads in (1, 2):
-            r = time_llama(load_llama(args.sweep, threads), tf_prompt)
-            results["sweep"][f"llama.cpp {threads}t"] = r
-            show(f"llama.cpp, {threads} thread(s) [load {load_avg()}]", r)
+        for n in (1, 2):
+            r = time_llama(load_llama(args.sweep, n), tf_prompt)
+            results["sweep"][f"llama.cpp {n}t"] = r
+            show(f"llama.cpp, {n} thread(s) [load {load_avg()}]", r)
 
-    print(f"\ntransformers {args.tf_dtype} {args.tf_threads}t vs llama.cpp "
-          f"{args.llama_threads}t, best of {args.reps}, interleaved\n{head}")  # fmt: skip
+    threads = [int(t) for t in args.llama_threads.split(",")]
+    print(f"\ntransformers {args.tf_dtype} {args.tf_threads}t vs llama.cpp at {threads} threads, "
+          f"best of {args.reps}, interleaved\n{head}")  # fmt: skip
     for spec in args.models.split(","):
         try:
             models.PACKAGED[spec]()
@@ -189,24 +191,29 @@ def main() -> None:
             continue
         tf = load_transformers(spec, args.tf_dtype, args.tf_threads)
         prompt = models.render_prompt(tf.tokenizer, messages)
-        llm = load_llama(spec, args.llama_threads)
-        runs: dict[str, list[dict[str, float]]] = {"transformers": [], "llama.cpp": []}
+        llms = {f"llama.cpp {t}t": load_llama(spec, t) for t in threads}
+        runs: dict[str, list[dict[str, float]]] = {"transformers": [], **{k: [] for k in llms}}
         loads = []
         for _ in range(args.reps):
             loads.append(load_avg())
             runs["transformers"].append(time_transformers(tf, prompt))
-            loads.append(load_avg())
-            runs["llama.cpp"].append(time_llama(llm, prompt))
-        a, b = best(runs["transformers"]), best(runs["llama.cpp"])
+            for name, llm in llms.items():
+                loads.append(load_avg())
+                runs[name].append(time_llama(llm, prompt))
+        a = best(runs["transformers"])
         show(f"transformers {spec}", a)
-        show(f"llama.cpp {spec}", b)
-        ratio = {k: b[k] / a[k] for k in ("prefill_tok_s", "decode_tok_s")}
-        ratio["brief_speedup"] = a["brief_s"] / b["brief_s"]
-        print(f"{'  ratio llama.cpp / transformers':44} {'':>6} {ratio['prefill_tok_s']:>8.2f}x "
-              f"{ratio['decode_tok_s']:>8.2f}x {ratio['brief_speedup']:>7.2f}x  "
-              f"(load {', '.join(loads)})", flush=True)  # fmt: skip
-        results["table"][spec] = {**runs, "ratio": ratio, "load": loads}
-        del tf, llm
+        for name in llms:
+            b = best(runs[name])
+            show(f"{name} {spec}", b)
+            ratio = {k: b[k] / a[k] for k in ("prefill_tok_s", "decode_tok_s")}
+            ratio["brief_speedup"] = a["brief_s"] / b["brief_s"]
+            r = ratio
+            print(f"{'  ratio to transformers':44} {'':>6} {r['prefill_tok_s']:>8.2f}x "
+                  f"{r['decode_tok_s']:>8.2f}x {r['brief_speedup']:>7.2f}x")  # fmt: skip
+            results["table"].setdefault(spec, {})[name + " ratio"] = ratio
+        print(f"  (load averages during the runs: {'; '.join(loads)})", flush=True)
+        results["table"].setdefault(spec, {}).update({**runs, "load": loads})
+        del tf, llms
         models.unload()
     print(json.dumps(results))
 
