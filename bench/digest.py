@@ -105,14 +105,19 @@ def main() -> None:
     runs = []
     for sid in chosen:
         load = os.getloadavg()[0]
+        stats = getattr(lm, "stats", None)
+        seen = (stats.prompt_tokens, stats.new_tokens) if stats else (0, 0)
         t0 = time.perf_counter()
         result = digest.after_session_end(store, sid, lm=lm)
         wall = time.perf_counter() - t0
         assert result is not None
+        real = (stats.prompt_tokens - seen[0], stats.new_tokens - seen[1]) if stats else (0, 0)
         runs.append({"session": sid, "tokens": size[sid], "wall_s": round(wall, 1),
+                     "model_prompt_tokens": real[0], "model_new_tokens": real[1],
                      "kept": len(result.lines), "dropped": len(result.dropped),
                      "prompt_tokens": result.prompt_tokens, "load": round(load, 2)})  # fmt: skip
-        print(f"digest {sid[:8]} ({size[sid]} tokens): {wall:.1f}s, {len(result.lines)} lines "
+        print(f"digest {sid[:8]} ({size[sid]} tokens; model: {real[0]} in, {real[1]} out): "
+              f"{wall:.1f}s, {len(result.lines)} lines "
               f"kept, {len(result.dropped)} dropped (load {load:.2f}, nice {os.nice(0)})",
               flush=True)  # fmt: skip
         for line in result.lines:

@@ -48,7 +48,7 @@ def _digest_reply(messages: list[Message]) -> str:
 def test_parse_reads_headings_and_skips_none() -> None:
     reply = (
         "Here is the digest.\nDone: added X [1]\n* tested Y [2]\nDecided:\n- none\nOPEN:\nZ [3]\n"
-        "FIXED: a test failed; Q fixed it [4]\nDone when ready [5]"
+        "FIXED: a test failed; Q fixed it [4]\nDone when ready [5]\nOPEN: assistant: W is next [6]"
     )
     assert parse(reply) == [
         ("done", "added X [1]"),
@@ -56,6 +56,7 @@ def test_parse_reads_headings_and_skips_none() -> None:
         ("open", "Z [3]"),
         ("fixed", "a test failed; Q fixed it [4]"),
         ("fixed", "Done when ready [5]"),  # no colon: not a heading
+        ("open", "W is next [6]"),  # a copied turn's speaker is not part of the line
     ]
 
 

@@ -153,6 +153,7 @@ def digest_messages(evidence: list[Evidence]) -> list[Message]:
 # ---- the reply
 
 _HEADING = re.compile(r"^\W*(done|decided|fixed|failed and fixed|open)\W*:\s*(.*)$", re.I)
+_SPEAKER = re.compile(r"^(?:user|assistant)\s*:\s*", re.I)
 _NONE = re.compile(r"^\W*(none|n/a|nothing)\W*$", re.I)
 
 
@@ -165,7 +166,7 @@ def parse(reply: str) -> list[tuple[str, str]]:
         if m := _HEADING.match(line):
             section = SECTIONS[m.group(1).lower()][0]
             line = m.group(2).strip()
-        line = line.lstrip("-*• ").strip()
+        line = _SPEAKER.sub("", line.lstrip("-*• ").strip())  # a copied turn's "user: "
         if section and line and not _NONE.match(line):
             out.append((section, line))
     return out
