@@ -41,6 +41,7 @@ def _digest_reply(messages: list[Message]) -> str:
         f"Failed and fixed:\n- sqlite3.OperationalError: database is locked; fixed with a "
         f"busy timeout and a commit per station [{fix}].\n"
         "- The moon landing was faked by the build server [2].\n"
+        "- The manual tidepool sync crashed when cron started one.\n"  # no number: lmm cites
         "Open:\n- Nothing cited here.\n"
     )
 
@@ -66,11 +67,15 @@ def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store
     assert [(line.section, line.text[:30]) for line in result.lines] == [
         ("done", "Committed fetch_readings and s"),
         ("fixed", "sqlite3.OperationalError: data"),
+        ("fixed", "The manual tidepool sync crash"),
     ]
-    assert len(result.dropped) == 2  # the invented line and the uncited one
+    crash = _number(lm.calls[0], "cron kicked off a sync")
+    assert result.lines[2].turns == [crash]
+    assert len(result.dropped) == 2  # the invented line, and one no turn supports
     cogs = [cognitions.get(store, i) for i in result.stored]
     assert [(c.category, c.origin, c.extra["digest"]) for c in cogs if c] == [
         ("fact", "digest", "done"),
+        ("lesson", "digest", "fixed"),
         ("lesson", "digest", "fixed"),
     ]
     lesson = cogs[1]
@@ -102,7 +107,7 @@ def test_after_session_end_runs_once_and_can_be_switched_off(
     assert after_session_end(store, S2, lm=lm) is None and lm.calls == []
     monkeypatch.setenv("LMM_DIGEST", "1")
     result = after_session_end(store, S2, lm=lm)
-    assert result is not None and len(result.stored) == 2
+    assert result is not None and len(result.stored) == 3
     assert (paths.home() / digest.LOCK_FILE).is_file()
     assert after_session_end(store, S2, lm=lm) is None  # digested already
     assert len(lm.calls) == 1

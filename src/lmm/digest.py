@@ -210,6 +210,21 @@ def _turn_key(session: SessionView, evidence: Evidence) -> str | None:
     return next((t.key for t in session.turns if t.uuid == uuid), None)
 
 
+def cite(line: str, evidence: list[Evidence], min_support: float) -> str:
+    """`line` as is when it cites turns; else with the one turn that holds the largest share of
+    its claim words appended as its citation, when that share reaches `min_support` (small
+    models often write a true line and forget the numbers; `ground` then checks it as usual)."""
+    words = claim_words(line)
+    if citations(line) or len(words) < 2 or not evidence:
+        return line
+
+    def share(e: Evidence) -> float:
+        return len(words & set(re.findall(r"\w+", e.hit.text.lower()))) / len(words)
+
+    best = max(evidence, key=share)
+    return f"{line.rstrip()} [{best.n}]" if share(best) >= min_support else line
+
+
 _CITES = re.compile(r"\s*(\[\d+(?:\s*[,;]\s*\d+)*\])+")
 
 
@@ -234,7 +249,7 @@ def digest_session(
     reply = lm.generate(messages, max_new_tokens=cfg.max_new_tokens)
     result.seconds = time.perf_counter() - start
     for section, line in parse(reply):
-        kept, dropped = ground(line, evidence, cfg.min_support)
+        kept, dropped = ground(cite(line, evidence, cfg.min_support), evidence, cfg.min_support)
         result.dropped += dropped
         for sentence in kept:
             text = _CITES.sub("", sentence).strip()
