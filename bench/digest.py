@@ -11,7 +11,8 @@ is digested first, through `digest.after_session_end` as the background job runs
 lock), with the model lmm picks on this machine (`models.generator`: llama.cpp for a GGUF model
 when installed); then the latest --per-project sessions of each project, newest first (the
 sessions "where was I" questions are about; chosen by date, not by the questions). Answer rate:
-per question, recall's extractive brief (project-scoped, default budget) holds every
+CPU seconds (all threads) beside wall seconds: the work itself, apart from the machine's load.
+Per question, recall's extractive brief (project-scoped, default budget) holds every
 `must_include` string (case-insensitive). Last line: JSON.
 """
 
@@ -107,17 +108,18 @@ def main() -> None:
         load = os.getloadavg()[0]
         stats = getattr(lm, "stats", None)
         seen = (stats.prompt_tokens, stats.new_tokens) if stats else (0, 0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = digest.after_session_end(store, sid, lm=lm)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert result is not None
         real = (stats.prompt_tokens - seen[0], stats.new_tokens - seen[1]) if stats else (0, 0)
         runs.append({"session": sid, "tokens": size[sid], "wall_s": round(wall, 1),
+                     "cpu_s": round(cpu, 1),
                      "model_prompt_tokens": real[0], "model_new_tokens": real[1],
                      "kept": len(result.lines), "dropped": len(result.dropped),
                      "prompt_tokens": result.prompt_tokens, "load": round(load, 2)})  # fmt: skip
         print(f"digest {sid[:8]} ({size[sid]} tokens; model: {real[0]} in, {real[1]} out): "
-              f"{wall:.1f}s, {len(result.lines)} lines "
+              f"{wall:.1f}s wall, {cpu:.1f}s CPU, {len(result.lines)} lines "
               f"kept, {len(result.dropped)} dropped (load {load:.2f}, nice {os.nice(0)})",
               flush=True)  # fmt: skip
         for line in result.lines:
