@@ -10,9 +10,9 @@ assistant messages and failed tool calls, 600 characters each at most). The medi
 is digested first, through `digest.after_session_end` as the background job runs it (niced,
 lock), with the model lmm picks on this machine (`models.generator`: llama.cpp for a GGUF model
 when installed); then the latest --per-project sessions of each project, newest first (the
-sessions "where was I" questions are about; chosen by date, not by the questions). Answer rate:
-CPU seconds (all threads) beside wall seconds: the work itself, apart from the machine's load.
-Per question, recall's extractive brief (project-scoped, default budget) holds every
+sessions "where was I" questions are about; chosen by date, not by the questions). CPU seconds
+(all threads) beside wall seconds: the work itself, apart from the machine's load. Answer rate:
+per question, recall's extractive brief (project-scoped, default budget) holds every
 `must_include` string (case-insensitive). Last line: JSON.
 """
 
