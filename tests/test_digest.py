@@ -42,6 +42,7 @@ def _digest_reply(messages: list[Message]) -> str:
         f"busy timeout and a commit per station [{fix}].\n"
         "- The moon landing was faked by the build server [2].\n"
         "- The manual tidepool sync crashed when cron started one.\n"  # no number: lmm cites
+        f"- database is locked [{fix}].\n"  # grounded, but too short to say anything
         "Open:\n- Nothing cited here.\n"
     )
 
@@ -71,7 +72,7 @@ def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store
     ]
     crash = _number(lm.calls[0], "cron kicked off a sync")
     assert result.lines[2].turns == [crash]
-    assert len(result.dropped) == 2  # the invented line, and one no turn supports
+    assert len(result.dropped) == 3  # the invented line, one no turn supports, the short one
     cogs = [cognitions.get(store, i) for i in result.stored]
     assert [(c.category, c.origin, c.extra["digest"]) for c in cogs if c] == [
         ("fact", "digest", "done"),

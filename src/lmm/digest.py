@@ -72,6 +72,7 @@ class DigestConfig:
     max_turn_chars: int = 600  # characters of one turn before the budget cuts further
     max_new_tokens: int = 160  # the digest's length at most (a CPU decodes a few tokens/s)
     min_support: float = 0.5  # share of a line's words found in the turns it cites
+    min_words: int = 4  # claim words a line needs ("tool error [4]" says nothing)
     nice: int = 10  # niceness at least, on a CPU (`after_session_end`)
     threads: int = 0  # llama.cpp threads; 0: every core (it runs niced, so it yields to the user)
 
@@ -252,6 +253,9 @@ def digest_session(
         kept, dropped = ground(cite(line, evidence, cfg.min_support), evidence, cfg.min_support)
         result.dropped += dropped
         for sentence in kept:
+            if len(claim_words(sentence)) < cfg.min_words:
+                result.dropped.append(sentence)
+                continue
             text = _CITES.sub("", sentence).strip()
             result.lines.append(DigestLine(section, text, citations(sentence)))
     with store.transaction():
