@@ -74,7 +74,7 @@ class DigestConfig:
     min_support: float = 0.5  # share of a line's words found in the turns it cites
     min_words: int = 4  # claim words a line needs ("tool error [4]" says nothing)
     nice: int = 10  # niceness at least, on a CPU (`after_session_end`)
-    threads: int = 0  # llama.cpp threads; 0: every core (it runs niced, so it yields to the user)
+    threads: int = 0  # llama.cpp threads; 0: its default, all cores but one (faster under load)
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 200:
@@ -287,12 +287,12 @@ def digested(store: Store, session_id: str) -> bool:
 
 def generator(cfg: DigestConfig) -> TextGenerator:
     """The digest's model: `cfg.model`, `$LMM_DIGEST_MODEL` or DEFAULT_MODEL; in llama.cpp, with
-    `cfg.threads` threads (every core by default) unless it is loaded already."""
+    `cfg.threads` threads when set, unless it is loaded already."""
     from lmm import llamacpp, models
 
     lm = models.generator(cfg.model or os.environ.get("LMM_DIGEST_MODEL") or DEFAULT_MODEL)
-    if isinstance(lm, llamacpp.LlamaCppLM) and not lm.loaded:
-        lm.threads = cfg.threads or os.cpu_count() or 1
+    if cfg.threads and isinstance(lm, llamacpp.LlamaCppLM) and not lm.loaded:
+        lm.threads = cfg.threads
     return lm
 
 
