@@ -1,8 +1,10 @@
 """Session digests: the reply parser, grounded lines kept as cognitions with their source turns,
-invented lines dropped, and the background step's switch, lock and once-per-session rule."""
+invented lines dropped, the background step's switch, lock and once-per-session rule, and the
+background job calling it last."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from lmm.models import Message, ScriptedLM
 from lmm.store import Store, open_store
 
 S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"  # the sample session that fixed "database is locked"
+OTHER = "eddc9ef6-3a6b-4604-b7fa-a6447aca8142"
 
 
 @pytest.fixture
@@ -112,3 +115,52 @@ def test_after_session_end_runs_once_and_can_be_switched_off(
     assert (paths.home() / digest.LOCK_FILE).is_file()
     assert after_session_end(store, S2, lm=lm) is None  # digested already
     assert len(lm.calls) == 1
+
+
+def test_after_learning_digests_known_sessions_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lm = ScriptedLM(respond=_digest_reply)
+    files = [f"/x/{S2}.jsonl", "/x/not-a-session.jsonl"]
+    [result] = digest.after_learning(store, files, lm=lm)
+    assert result.session_id == S2 and len(result.stored) == 3
+    assert digest.after_learning(store, files, lm=lm) == []  # digested already
+    monkeypatch.setenv("LMM_DIGEST", "0")
+    assert digest.after_learning(store, [f"/x/{OTHER}.jsonl"], lm=lm) == []
+    assert len(lm.calls) == 1
+
+
+def test_after_learning_needs_a_fast_runtime(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lmm import llamacpp, models
+
+    monkeypatch.setenv("LMM_GPU", "0")
+    monkeypatch.setattr(llamacpp, "available", lambda: False)
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(models, "generator", no_model)
+    assert digest.after_learning(store, [f"/x/{S2}.jsonl"]) == []
+
+
+def test_the_background_job_digests_last_and_survives_its_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store
+) -> None:
+    from lmm import background
+
+    store.close()
+    seen: list[list[str]] = []
+
+    def fake(store: Store, transcripts: list[str], lm: object = None) -> list[object]:
+        seen.append(transcripts)
+        raise RuntimeError("model on fire")
+
+    monkeypatch.setattr(digest, "after_learning", fake)
+    folder = tmp_path / "projects" / "-home-dev-tidepool"
+    folder.mkdir(parents=True)
+    transcript = folder / f"{S2}.jsonl"
+    shutil.copy(paths.sample_projects() / "-home-dev-tidepool" / f"{S2}.jsonl", transcript)
+    background.enqueue(str(transcript))
+    assert background.run_job() == 1
+    assert seen == [[str(transcript)]]
+    assert background.pending() == []  # the failed digest sent nothing back to the queue

@@ -4,7 +4,8 @@ The SessionEnd and PreCompact hooks call `submit(transcript)`: it writes the pat
 `$LMM_HOME/queue/` and starts `python -m lmm.background` unless a job holds `$LMM_HOME/job.lock`
 (an OS file lock, released by the kernel when its holder dies). The job drains the queue: it takes
 every queued path, ingests those transcripts and their sub-agent files, runs the rule extractor,
-embeds when the store uses the packaged embedder (learn.py), logs what it did to
+embeds when the store uses the packaged embedder (learn.py), digests each finished session
+where a fast local model is at hand (digest.py, the last and optional step), logs what it did to
 `$LMM_HOME/hooks.log`, and only then deletes the entries it took. So a job killed mid-way leaves its
 entries for the next one, and ingest being incremental, reading them again costs only the new lines.
 
@@ -26,6 +27,7 @@ import time
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
     from lmm.learn import LearnReport
+    from lmm.store import Store
 
 QUEUE_DIR = "queue"
 LOCK_NAME = "job.lock"
@@ -204,7 +206,8 @@ def run_round(entries: list[str]) -> LearnReport | None:
             with open_store() as store:
                 embedder, why = auto_embedder(store)
                 report = learn(store, files, embedder=embedder, embed_skipped=why, embed_threads=1)
-            log.info("job: %d transcripts: %s", len(transcripts), report.summary())
+                log.info("job: %d transcripts: %s", len(transcripts), report.summary())
+                _digest(store, transcripts)
     except Exception:  # the job's boundary: log it, never leave a traceback on a terminal
         log.exception("job failed on %s", ", ".join(transcripts))
         for entry in entries:
@@ -214,6 +217,22 @@ def run_round(entries: list[str]) -> LearnReport | None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry)
     return report
+
+
+def _digest(store: Store, transcripts: list[str]) -> None:
+    """The last, optional step: session digests (digest.py; `LMM_DIGEST=0` switches it off).
+    Its failure is logged and never sends the round's entries back to the queue."""
+    import logging
+
+    from lmm import digest
+
+    log = logging.getLogger("lmm.background")
+    try:
+        for d in digest.after_learning(store, transcripts):
+            log.info("job: digest of %s: %d lines kept, %d dropped in %.1f s",
+                     d.session_id, len(d.lines), len(d.dropped), d.seconds)  # fmt: skip
+    except Exception:  # optional: the round has learnt what it must
+        log.exception("job: session digest failed")
 
 
 def run_job() -> int:

@@ -325,3 +325,35 @@ def after_session_end(
             return digest_session(store, session_id, lm, cfg)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def after_learning(
+    store: Store, transcripts: list[str], lm: TextGenerator | None = None
+) -> list[Digest]:
+    """The background job's last, optional step (background.run_round): digest each main session
+    among `transcripts` (by file name, `<session id>.jsonl`) that has none yet. Skipped, with a
+    log line, when switched off, when no fast runtime is here (neither llama.cpp nor a GPU: a
+    transformers digest on a CPU costs minutes), or when the model cannot be loaded."""
+    from pathlib import Path
+
+    from lmm import llamacpp, speed
+
+    if not enabled():
+        return []
+    if lm is None and not (llamacpp.available() or speed.gpu_available()):
+        log.info("no session digest: no GPU and no llama.cpp (pip install 'lmm[cpu]')")
+        return []
+    out = []
+    for transcript in transcripts:
+        session_id = Path(transcript).stem
+        known = store.db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if known is None:
+            continue
+        try:
+            result = after_session_end(store, session_id, lm=lm)
+        except LmmError as exc:
+            log.info("no session digest: %s", exc)
+            break
+        if result is not None:  # the model stays loaded for the next (llamacpp.load caches)
+            out.append(result)
+    return out
