@@ -115,6 +115,17 @@ def test_after_session_end_runs_once_and_can_be_switched_off(
     assert (paths.home() / digest.LOCK_FILE).is_file()
     assert after_session_end(store, S2, lm=lm) is None  # digested already
     assert len(lm.calls) == 1
+    quiet = ScriptedLM(default="none")  # a digest that keeps nothing counts as done too
+    assert after_session_end(store, OTHER, lm=quiet) is not None
+    assert after_session_end(store, OTHER, lm=quiet) is None and len(quiet.calls) == 1
+    with store.transaction():  # the session goes on after a compaction: digested again
+        store.db.execute(
+            "INSERT INTO turns (session_id, key, role, kind, text, line_no) "
+            "SELECT session_id, key || '-more', role, kind, text, line_no + 1000 FROM turns "
+            "WHERE session_id = ? LIMIT 1",
+            (OTHER,),
+        )
+    assert after_session_end(store, OTHER, lm=quiet) is not None and len(quiet.calls) == 2
 
 
 def test_after_learning_digests_known_sessions_once(

@@ -14,11 +14,13 @@ plain function underneath.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmm import cognitions, paths
@@ -45,6 +47,7 @@ SECTIONS = {
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 LOCK_FILE = "digest.lock"
+DONE_FILE = "digested.json"  # session id -> its turn count when digested
 
 SYSTEM = (
     "You write the digest of a finished coding session for the developer's memory. Use only "
@@ -272,14 +275,36 @@ def digest_session(
     return result
 
 
+def _turn_count(store: Store, session_id: str) -> int:
+    row = store.db.execute("SELECT count(*) FROM turns WHERE session_id = ?", (session_id,))
+    return int(row.fetchone()[0])
+
+
+def _done_path() -> Path:
+    return paths.home() / DONE_FILE
+
+
+def _done() -> dict[str, int]:
+    """Session id -> its turn count when it was last digested."""
+    try:
+        data = json.loads(_done_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 def digested(store: Store, session_id: str) -> bool:
-    """Whether a digest line from `session_id` is stored already."""
-    row = store.db.execute(
-        "SELECT 1 FROM cognitions c JOIN cognition_sources s ON s.cognition_id = c.id "
-        "WHERE c.origin = 'digest' AND s.session_id = ? LIMIT 1",
-        (session_id,),
-    ).fetchone()
-    return row is not None
+    """Whether `session_id` was digested with the turns it has now (a session digested at a
+    compaction is digested again once it has more turns)."""
+    return _done().get(session_id) == _turn_count(store, session_id)
+
+
+def mark_digested(store: Store, session_id: str) -> None:
+    done = _done()
+    done[session_id] = _turn_count(store, session_id)
+    tmp = _done_path().with_name(f"{DONE_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps(done))
+    tmp.replace(_done_path())
 
 
 # ---- the background step
@@ -303,9 +328,9 @@ def after_session_end(
     lm: TextGenerator | None = None,
 ) -> Digest | None:
     """The digest step of the job that runs after a session ends: None when switched off
-    (`LMM_DIGEST=0`) or the session has a digest already. `lm` defaults to `config.model`,
-    `$LMM_DIGEST_MODEL` or the packaged Qwen2.5-Coder-0.5B. Waits for any other digest on this
-    machine to finish first; on a CPU it runs at niceness `config.nice` at least."""
+    (`LMM_DIGEST=0`) or the session was digested with the turns it has now. `lm` defaults to
+    `config.model`, `$LMM_DIGEST_MODEL` or the packaged Qwen2.5-Coder-0.5B. Waits for any other
+    digest on this machine to finish first; on a CPU it runs at niceness `config.nice` at least."""
     import fcntl
 
     from lmm import speed
@@ -320,9 +345,13 @@ def after_session_end(
     with lock.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # one session at a time
         try:
+            if digested(store, session_id):  # by another process while this one waited
+                return None
             if lm is None:
                 lm = generator(cfg)
-            return digest_session(store, session_id, lm, cfg)
+            result = digest_session(store, session_id, lm, cfg)
+            mark_digested(store, session_id)
+            return result
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -334,8 +363,6 @@ def after_learning(
     among `transcripts` (by file name, `<session id>.jsonl`) that has none yet. Skipped, with a
     log line, when switched off, when no fast runtime is here (neither llama.cpp nor a GPU: a
     transformers digest on a CPU costs minutes), or when the model cannot be loaded."""
-    from pathlib import Path
-
     from lmm import llamacpp, speed
 
     if not enabled():
