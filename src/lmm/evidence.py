@@ -139,7 +139,7 @@ def _stem(term: str) -> str:
     return term[: max(4, len(term) - 2)]
 
 
-def _matches(term: str, words: frozenset[str]) -> bool:
+def matches(term: str, words: frozenset[str]) -> bool:
     if term in words:
         return True
     if len(term) <= 3:
@@ -195,11 +195,11 @@ def score_units(query: str, units: list[Unit]) -> list[str]:
     n = max(len(units), MIN_POOL)
     idf = {}
     for t in terms:
-        df = sum(1 for u in units if _matches(t, u.words))
+        df = sum(1 for u in units if matches(t, u.words))
         idf[t] = math.log((n + 1) / (df + 0.5))
     total = sum(idf.values()) or 1.0
     for u in units:
-        u.score = sum(idf[t] for t in terms if _matches(t, u.words)) / total
+        u.score = sum(idf[t] for t in terms if matches(t, u.words)) / total
     return terms
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from lmm import evidence as ev_units
 from lmm import scope, speed
 from lmm.errors import LmmError
 from lmm.search import Hit, retrieve
@@ -151,7 +153,16 @@ def recall(
     if exclude_session:
         hits = [h for h in hits if h.source.session_id != exclude_session]
     hits = hits[: cfg.k]
-    evidence = select_evidence(query, hits, cfg.synth)
+    sessions = (
+        continuity_block(store, query, project, exclude_session, CONTINUITY_TOKENS)
+        if project and asks_continuity(query)
+        else None
+    )
+    synth = cfg.synth
+    if sessions:  # the sessions come first; the evidence gets the rest of the budget
+        rest = max(40, synth.max_tokens - approx_tokens(sessions) - 1)
+        synth = replace(synth, max_tokens=rest)
+    evidence = select_evidence(query, hits, synth)
     choice = choose_generation(cfg) if evidence else speed.Choice(False, "no relevant evidence")
     if not evidence:
         brief = Brief(None, [], "none")
@@ -161,16 +172,19 @@ def recall(
                 from lmm.models import generator
 
                 lm = generator(cfg.model)
-            brief = generate_brief(query, evidence, lm, cfg.synth)
+            brief = generate_brief(query, evidence, lm, synth)
             speed.record(lm.name, brief.seconds)
         except LmmError as exc:
             if cfg.generate:  # asked for: say what to fix
                 raise
             log.warning("evidence brief: the model failed: %s", exc)
-            brief = extractive_brief(evidence, cfg.synth)
+            brief = extractive_brief(evidence, synth)
             choice = speed.Choice(False, f"the model failed: {exc}")
     else:
-        brief = extractive_brief(evidence, cfg.synth)
+        brief = extractive_brief(evidence, synth)
+    if sessions:
+        text = sessions + ("\n" + brief.text if brief.text else "")
+        brief = replace(brief, text=text, mode=brief.mode if brief.text else "sessions")
     return Recall(query, brief, hits, time.perf_counter() - start, choice.why)
 
 
@@ -180,6 +194,123 @@ def describe_json(out: dict[str, Any]) -> str:
     brief.dropped = ["?"] * int(out.get("dropped") or 0)
     brief.seconds = float(out.get("brief_seconds") or 0.0)
     return describe(brief, str(out.get("why") or ""))
+
+
+# ---- where the work stopped: the project's latest sessions, for prompts that ask about them
+
+CONTINUITY_TOKENS = 240  # the latest-sessions block at most (the evidence gets the rest)
+# a prompt about the work itself rather than a topic: where it stopped, what is open, what is next
+_CONTINUITY = re.compile(
+    r"\b(last|previous|prior|earlier|yesterday'?s?) (time|session|week|day|change|commit)"
+    r"|\bleft off\b|\bwhere (did )?(i|we) (stop|stopped|leave|left)"
+    r"|\bin the middle of\b|\bwhat was (i|we) (doing|working)"
+    r"|\bwhat('s| is| comes)? next\b|\bnext steps?\b|\bpick (it |this |that )?(back )?up\b"
+    r"|\b(leave|left) (open|unfinished|undone|pending)|\bunfinished\b|\bstill (open|pending|to do)"
+    r"|\b(did|have) (i|we) (ever |already )?(finish|finished|complete|completed|wrap)"
+    r"|\b(right |just )?before (starting|working|i started|we started)|\bwhich branch\b"
+    r"|\bopen (todos?|items|work)\b|\bwhere (are|were) (we|i)\b",
+    re.I,
+)
+# what an assistant says about work it has not done yet
+_OPEN_WORK = re.compile(
+    r"\btodo\b|\bnext\b|\bnot (handled|done|yet|implemented|supported|covered)|\byet\b"
+    r"|\bleft\b|\bremaining\b|\bwip\b|\blater\b|\bpick up\b|\bunfinished\b|\bstill\b"
+    r"|\bcommitted\b|\bpending\b",
+    re.I,
+)
+LAST_TURNS = 3  # assistant turns read from the end of the latest session
+UNIT_CHARS = 200  # characters of one line of the block
+
+
+def asks_continuity(query: str) -> bool:
+    """Whether `query` asks where the work stopped, what is left open or what comes next."""
+    return bool(_CONTINUITY.search(query))
+
+
+@dataclass
+class SessionEnd:
+    """How one stored session began and ended."""
+
+    id: str
+    date: str
+    branch: str | None
+    opening: str  # its first prompt
+    closing: list[str] = field(default_factory=list)  # its last assistant turns (prose), in order
+
+
+def latest_sessions(
+    store: Store, project: str, limit: int = 2, exclude: str | None = None
+) -> list[SessionEnd]:
+    """The `limit` latest sessions of `project` (its subfolders included), newest first."""
+    rows = store.db.execute(
+        """SELECT s.id, coalesce(s.ended_at, s.started_at, '') AS at
+        FROM sessions s JOIN projects p ON p.id = s.project_id
+        WHERE (p.path = ? OR p.path LIKE ? ESCAPE '\\') AND s.parent_session_id IS NULL
+            AND s.id IS NOT ?
+        ORDER BY at DESC, s.id LIMIT ?""",
+        (project, _like_prefix(project) + "/%", exclude, limit),
+    ).fetchall()
+    out = []
+    for r in rows:
+        turns = store.db.execute(
+            """SELECT role, kind, text, git_branch FROM turns WHERE session_id = ?
+            AND kind = 'message' AND length(text) > 0 ORDER BY id""",
+            (r["id"],),
+        ).fetchall()
+        prompts = [
+            t["text"]
+            for t in turns
+            if t["role"] == "user" and not t["text"].lstrip().startswith("<")
+        ]
+        prose = [
+            t["text"]
+            for t in turns
+            if t["role"] == "assistant" and not t["text"].startswith("[tool")
+        ]
+        branch = next((t["git_branch"] for t in reversed(turns) if t["git_branch"]), None)
+        if prompts or prose:
+            out.append(SessionEnd(r["id"], r["at"][:10], branch, prompts[0] if prompts else "",
+                                  prose[-LAST_TURNS:]))  # fmt: skip
+    return out
+
+
+def closing_lines(session: SessionEnd, query: str) -> list[str]:
+    """The lines of a session's last assistant turns that say what is left (a TODO, what comes
+    next, what is not handled yet) or name the query's terms; else its very last line."""
+    terms = ev_units.query_terms(query)
+    lines = [p for text in session.closing for _, p in ev_units.pieces(text)]
+    keep: list[str] = []
+    for i, line in enumerate(lines):
+        words = frozenset(re.findall(r"\w+", line.lower()))
+        named = any(ev_units.matches(t, words) for t in terms)
+        leads = i > 0 and lines[i - 1].rstrip("*` ").endswith(":") and lines[i - 1] in keep
+        if _OPEN_WORK.search(line) or named or leads:
+            keep.append(line)
+    return keep or lines[-1:]
+
+
+def continuity_block(
+    store: Store, query: str, project: str, exclude: str | None, max_tokens: int
+) -> str | None:
+    """'Last session (date, branch): began: ... / ended: ...' and the session before it, within
+    `max_tokens`; None when the project has no stored session."""
+    sessions = latest_sessions(store, project, 2, exclude)
+    if not sessions:
+        return None
+    last = sessions[0]
+    branch = f", branch {last.branch}" if last.branch else ""
+    began = f"Last session ({last.date}{branch}): began: {excerpt(last.opening, [], 100)}"
+    before = ""
+    if len(sessions) > 1:
+        before = f"Session before ({sessions[1].date}): {excerpt(sessions[1].opening, [], 100)}"
+    ended = [ev_units.window(line, [], UNIT_CHARS) for line in closing_lines(last, query)]
+    room = max_tokens - approx_tokens(began) - approx_tokens(before) - 2
+    kept: list[str] = []
+    for line in reversed(ended):  # the closing lines that fit, the last ones first
+        if approx_tokens("ended: " + " ".join([line, *kept])) <= room:
+            kept.insert(0, line)
+    text = "\n".join(filter(None, [began, "ended: " + " ".join(kept) if kept else "", before]))
+    return text or None
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
