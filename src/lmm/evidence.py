@@ -181,9 +181,18 @@ ASKING = frozenset(
 )
 
 
+# words and phrases that ask for everything on a topic (synth.asks_gathering) name no topic
+GATHERING = frozenset(
+    ["list", "all", "every", "each", "across", "compare", "summarize", "summarise", "summary",
+     "overview", "evolved", "evolve", "evolution", "changed", "history"]
+)  # fmt: skip
+_GATHER_PHRASE = re.compile(r"\bover time\b|\bso far\b", re.I)
+
+
 def query_terms(query: str) -> list[str]:
     """The query's content terms (search.content_terms) that name something."""
-    return [t for t in content_terms(query) if t not in ASKING]
+    terms = content_terms(_GATHER_PHRASE.sub(" ", query))
+    return [t for t in terms if t not in ASKING and t not in GATHERING]
 
 
 def score_units(query: str, units: list[Unit]) -> list[str]:

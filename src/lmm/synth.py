@@ -48,6 +48,7 @@ class SynthConfig:
     min_support: float = 0.5  # share of a generated sentence's words found in what it cites
     duplicate_jaccard: float = 0.8  # word-set overlap above which a hit repeats an earlier one
     max_new_tokens: int = 200  # generated tokens at most: a brief is short, small LMs ramble
+    gather_chars: int = 220  # a gathering prompt (all / every / over time): characters per line
 
     def __post_init__(self) -> None:
         if self.max_tokens < 40:
@@ -162,12 +163,30 @@ def _repeats(a: set[str], b: set[str], jaccard: float) -> bool:
     return common / len(a | b) >= jaccard or (small >= 5 and common / small >= 0.9)
 
 
+_GATHER = re.compile(
+    r"\b(all|every|each|list|across|compare|comparison|differ|summar(y|ize|ise)|overview"
+    r"|evolved?|evolution|history|over time|so far|swaps?|changes)\b",
+    re.I,
+)
+
+
+def asks_gathering(query: str) -> bool:
+    """Whether `query` asks for everything on a topic (all, every, list, across, over time,
+    how it evolved) rather than one fact: its evidence comes from as many sessions as fit."""
+    return bool(_GATHER.search(query))
+
+
 def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None) -> list[Evidence]:
     """The evidence worth showing, best first, numbered from 1: from each hit the units that
     answer the query (evidence.focus), none at all when the best unit holds less than
     `min_answer` of the query's weight and the best hit's cosine is under `min_cosine`; each
-    hit's line within `line_chars`, all within `evidence_tokens` and `max_evidence`."""
+    hit's line within `line_chars`, all within `evidence_tokens` and `max_evidence`.
+    A gathering prompt (`asks_gathering`) takes one line per session first, each within
+    `gather_chars`, the retriever's order not counted, so that more sessions fit."""
     cfg = cfg or SynthConfig()
+    gather = asks_gathering(query)
+    if gather:
+        cfg = replace(cfg, rank_decay=0.0)
     hits = sorted((h for h in hits if h.text.strip()), key=lambda h: -h.score)
     units = evidence.units_of(hits)
     terms = evidence.score_units(query, units)
@@ -184,9 +203,13 @@ def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None)
     chosen: list[Evidence] = []
     budget = cfg.evidence_tokens
     groups = evidence.focus(units, 0.0, cfg.relative, cfg.before, cfg.after, cfg.max_units)
+    if gather:
+        groups = one_per_session(groups, hits)
     for group in groups:
         hit = hits[group.hit]
         text = timeref.annotate(group.text(terms), hit.source.timestamp)
+        if gather:  # a short line each: more sessions fit
+            text = evidence.window(text, terms, cfg.gather_chars)
         cost = approx_tokens(text) + 20  # the number and citation around it
         if cost > budget:
             continue
@@ -195,6 +218,17 @@ def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None)
         if len(chosen) == cfg.max_evidence:
             break
     return chosen
+
+
+def one_per_session(groups: list[evidence.Focus], hits: list[Hit]) -> list[evidence.Focus]:
+    """`groups` with each session's best first, then the others, each part in its order."""
+    seen: set[str | None] = set()
+    first, rest = [], []
+    for g in groups:
+        session = hits[g.hit].source.session_id or f"hit {g.hit}"
+        (rest if session in seen else first).append(g)
+        seen.add(session)
+    return first + rest
 
 
 def answers(units: list[evidence.Unit], hits: list[Hit], cfg: SynthConfig) -> bool:
