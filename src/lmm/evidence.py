@@ -135,8 +135,13 @@ def units_of(hits: list[Hit]) -> list[Unit]:
 # ---- scoring
 
 
+_SUFFIX = re.compile(r"(ing|ed|es|s)$")
+
+
 def _stem(term: str) -> str:
-    return term[: max(4, len(term) - 2)]
+    """A crude stem: 'parsing' and 'parse' share 'pars', 'locked' and 'locks' 'lock'."""
+    bare = _SUFFIX.sub("", term)
+    return term[: max(4, min(len(bare), len(term) - 2))]
 
 
 def matches(term: str, words: frozenset[str]) -> bool:
@@ -184,7 +189,8 @@ ASKING = frozenset(
 # words and phrases that ask for everything on a topic (synth.asks_gathering) name no topic
 GATHERING = frozenset(
     ["list", "all", "every", "each", "across", "compare", "summarize", "summarise", "summary",
-     "overview", "evolved", "evolve", "evolution", "changed", "history"]
+     "overview", "evolved", "evolve", "evolution", "changed", "history",
+     "currently", "nowadays", "anymore"]  # ... and those asking how things stand now
 )  # fmt: skip
 _GATHER_PHRASE = re.compile(r"\bover time\b|\bso far\b", re.I)
 

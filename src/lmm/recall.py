@@ -23,6 +23,7 @@ from lmm.synth import (
     Brief,
     SynthConfig,
     approx_tokens,
+    asks_current,
     excerpt,
     extractive_brief,
     generate_brief,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CURRENT_EXTRA = 8  # hits kept beyond k for a prompt about the present: the newer turns come later
 QUERY_CHARS = 2_000  # a pasted prompt beyond this adds noise to keyword search, not recall
 
 
@@ -152,7 +154,7 @@ def recall(
         )
     if exclude_session:
         hits = [h for h in hits if h.source.session_id != exclude_session]
-    hits = hits[: cfg.k]
+    hits = hits[: cfg.k + (CURRENT_EXTRA if asks_current(query) else 0)]
     sessions = (
         continuity_block(store, query, project, exclude_session, CONTINUITY_TOKENS)
         if project and asks_continuity(query)

@@ -49,6 +49,8 @@ class SynthConfig:
     duplicate_jaccard: float = 0.8  # word-set overlap above which a hit repeats an earlier one
     max_new_tokens: int = 200  # generated tokens at most: a brief is short, small LMs ramble
     gather_chars: int = 220  # a gathering prompt (all / every / over time): characters per line
+    recency: float = 0.3  # a prompt about the present ('now', 'currently'): a unit's score x
+    # (1 + recency x how new its hit is among the hits, 0 the oldest .. 1 the newest)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 40:
@@ -176,13 +178,36 @@ def asks_gathering(query: str) -> bool:
     return bool(_GATHER.search(query))
 
 
+_CURRENT = re.compile(
+    r"\b(now|currently|current|right now|these days|nowadays|today|latest|anymore|any more"
+    r"|at the moment|at present)\b",
+    re.I,
+)
+
+
+def asks_current(query: str) -> bool:
+    """Whether `query` asks how things stand now: the newer of two statements should lead."""
+    return bool(_CURRENT.search(query))
+
+
+def newness(hits: list[Hit]) -> list[float]:
+    """Each hit's place in time among `hits`: 0 the oldest, 1 the newest (0.5 undated)."""
+    stamps = [h.source.timestamp or "" for h in hits]
+    dated = sorted({s for s in stamps if s})
+    if len(dated) < 2:
+        return [0.5] * len(hits)
+    place = {s: i / (len(dated) - 1) for i, s in enumerate(dated)}
+    return [place.get(s, 0.5) for s in stamps]
+
+
 def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None) -> list[Evidence]:
     """The evidence worth showing, best first, numbered from 1: from each hit the units that
     answer the query (evidence.focus), none at all when the best unit holds less than
     `min_answer` of the query's weight and the best hit's cosine is under `min_cosine`; each
     hit's line within `line_chars`, all within `evidence_tokens` and `max_evidence`.
     A gathering prompt (`asks_gathering`) takes one line per session first, each within
-    `gather_chars`, the retriever's order not counted, so that more sessions fit."""
+    `gather_chars`, the retriever's order not counted, so that more sessions fit; one about
+    the present (`asks_current`) favours newer hits by `recency`."""
     cfg = cfg or SynthConfig()
     gather = asks_gathering(query)
     if gather:
@@ -193,6 +218,7 @@ def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None)
     if not units or not answers(units, hits, cfg):
         return []
     dense = [float(d["score"]) if (d := h.signals.get("dense")) else 0.0 for h in hits]
+    new = newness(hits) if asks_current(query) else [0.0] * len(hits)
     # the per-hit bar: a unit holds some of the query's words, or its hit is close in meaning
     # (one under the bar is never chosen, but may be shown as a chosen one's neighbour)
     for u in units:  # the hit's meaning and the retriever's order count beside the words
@@ -200,6 +226,7 @@ def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None)
             u.score = -1.0
             continue
         u.score = (u.score + cfg.dense_weight * dense[u.hit]) / (1.0 + cfg.rank_decay * u.hit)
+        u.score *= 1.0 + cfg.recency * new[u.hit]
     chosen: list[Evidence] = []
     budget = cfg.evidence_tokens
     groups = evidence.focus(units, 0.0, cfg.relative, cfg.before, cfg.after, cfg.max_units)
