@@ -250,7 +250,8 @@ def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None)
 def one_per_session(groups: list[evidence.Focus], hits: list[Hit]) -> list[evidence.Focus]:
     """`groups` with each session's best first, then the others, each part in its order."""
     seen: set[str | None] = set()
-    first, rest = [], []
+    first: list[evidence.Focus] = []
+    rest: list[evidence.Focus] = []
     for g in groups:
         session = hits[g.hit].source.session_id or f"hit {g.hit}"
         (rest if session in seen else first).append(g)
