@@ -43,6 +43,10 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
         "anything I left open in the exporter?",
         "which branch has the retry work?",
         "what did we change last session",
+        "any TODOs in the importer?",
+        "what's still pending on the release",
+        "let's resume the migration",
+        "what did I work on most recently",
     ],
 )
 def test_prompts_about_the_work_itself_ask_for_continuity(prompt: str) -> None:
@@ -51,7 +55,12 @@ def test_prompts_about_the_work_itself_ask_for_continuity(prompt: str) -> None:
 
 @pytest.mark.parametrize(
     "prompt",
-    ["how do I run the tests", "why did we pick sqlite", "what is the station id for Seattle"],
+    [
+        "how do I run the tests",
+        "why did we pick sqlite",
+        "what is the station id for Seattle",
+        "the parser failed on quotes, what did we change?",
+    ],
 )
 def test_prompts_about_a_topic_do_not(prompt: str) -> None:
     assert not asks_continuity(prompt)

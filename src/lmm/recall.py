@@ -203,14 +203,22 @@ def describe_json(out: dict[str, Any]) -> str:
 CONTINUITY_TOKENS = 240  # the latest-sessions block at most (the evidence gets the rest)
 # a prompt about the work itself rather than a topic: where it stopped, what is open, what is next
 _CONTINUITY = re.compile(
-    r"\b(last|previous|prior|earlier|yesterday'?s?) (time|session|week|day|change|commit)"
-    r"|\bleft off\b|\bwhere (did )?(i|we) (stop|stopped|leave|left)"
-    r"|\bin the middle of\b|\bwhat was (i|we) (doing|working)"
-    r"|\bwhat('s| is| comes)? next\b|\bnext steps?\b|\bpick (it |this |that )?(back )?up\b"
-    r"|\b(leave|left) (open|unfinished|undone|pending)|\bunfinished\b|\bstill (open|pending|to do)"
-    r"|\b(did|have) (i|we) (ever |already )?(finish|finished|complete|completed|wrap)"
-    r"|\b(right |just )?before (starting|working|i started|we started)|\bwhich branch\b"
-    r"|\bopen (todos?|items|work)\b|\bwhere (are|were) (we|i)\b",
+    r"\b(last|previous|prior|earlier|yesterday'?s?|recent|latest) (time|session|week|day|change"
+    r"|commit|thing|task|work|bit)|\b(most )?recently\b|\bleft off\b|\bin the middle of\b"
+    r"|\bwhere (did|was|were|are|do) (i|we)\b|\bwhat was (i|we) (doing|working|up to|on)\b"
+    r"|\bwhat (did|have) (i|we) (finish|finished|work on|worked on|get done|got done)\b"
+    r"|\bwhat('s| is| was| are| were)? (left|remaining|pending|outstanding|unfinished|open)\b"
+    r"|\bwhat('s| is| comes| should \w+ do)? next\b|\bnext (steps?|tasks?|things?|up)\b"
+    r"|\b(pick|picking) (it |this |that |things )?(back )?up\b|\b(resume|resuming)\b"
+    r"|\b(get|getting|go|going) back to\b|\bcarry on\b|\bcontinue where\b"
+    r"|\b(leave|left) (open|unfinished|undone|pending|off)|\bunfinished\b|\bhalf[- ]done\b"
+    r"|\bstill (open|pending|to do|todo|left|broken|failing|needs?)\b|\b(todos?|to-dos?|wip)\b"
+    r"|\bwork in progress\b|\bin progress\b|\boutstanding\b"
+    r"|\b(did|have) (i|we) (ever |already |actually )?(finish|complete|wrap|fix|merge|push|ship"
+    r"|commit|get to)"
+    r"|\b(right |just )?before (starting|working|i started|we started|that)"
+    r"|\b(which|what) branch\b|\bwhere (do|does) (it|things|this|that) stand\b"
+    r"|\bstatus of\b|\bhow far (did|have|had) (i|we)\b",
     re.I,
 )
 # what an assistant says about work it has not done yet
