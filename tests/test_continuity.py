@@ -47,6 +47,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
         "what's still pending on the release",
         "let's resume the migration",
         "what did I work on most recently",
+        "what were we doing yesterday",
     ],
 )
 def test_prompts_about_the_work_itself_ask_for_continuity(prompt: str) -> None:

@@ -205,7 +205,8 @@ CONTINUITY_TOKENS = 240  # the latest-sessions block at most (the evidence gets 
 _CONTINUITY = re.compile(
     r"\b(last|previous|prior|earlier|yesterday'?s?|recent|latest) (time|session|week|day|change"
     r"|commit|thing|task|work|bit)|\b(most )?recently\b|\bleft off\b|\bin the middle of\b"
-    r"|\bwhere (did|was|were|are|do) (i|we)\b|\bwhat was (i|we) (doing|working|up to|on)\b"
+    r"|\bwhere (did|was|were|are|do) (i|we)\b|\bwhat (was|were) (i|we) (doing|working|up to|on)\b"
+    r"|\b(yesterday|this morning|earlier today|the other day)\b"
     r"|\bwhat (did|have) (i|we) (finish|finished|work on|worked on|get done|got done)\b"
     r"|\bwhat('s| is| was| are| were)? (left|remaining|pending|outstanding|unfinished|open)\b"
     r"|\bwhat('s| is| comes| should \w+ do)? next\b|\bnext (steps?|tasks?|things?|up)\b"
