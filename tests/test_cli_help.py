@@ -79,3 +79,45 @@ def test_third_party_progress_bars_are_off_when_stderr_is_not_a_terminal(
     import os
 
     assert os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1"
+
+
+def test_the_bad_inputs_a_new_user_tries_end_in_errors_not_tracebacks(tmp_path: object) -> None:
+    """Each one: exit 0 or 2, and never a traceback (the inputs a demanding new user tried)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lmm import paths
+
+    root = Path(str(tmp_path))
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "LMM_HOME": str(root / "home"), "LMM_SOURCE": str(root / "none"),
+           "HOME": str(root), "PYTHONPATH": src}  # fmt: skip
+    (root / "exists.jsonl").write_text("")
+
+    def lmm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lmm", *args], env=env, cwd=root,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    assert lmm("ingest", str(paths.sample_projects())).returncode == 0
+    cases = [
+        ("memories", "--since", "yesterday"),
+        ("memories", "--since", "last tuesday"),
+        ("remember", "Use uv.", "--project", "/no/such/path"),
+        ("export", "-"),
+        ("export", str(root / "exists.jsonl")),
+        ("export", str(root / "missing" / "out.jsonl")),
+        ("import", str(root / "exists.jsonl")),
+        ("search", "\x1b[31mred"),
+        ("recall", "anything", "--model", "nosuchmodel", "--generate"),
+        ("forget", "999999"),
+        ("scope", "999999", "user"),
+        ("ingest", "/dev/null"),
+        ("eval", "--help"),
+        (),
+    ]
+    for args in cases:
+        result = lmm(*args)
+        assert result.returncode in (0, 1, 2), (args, result.stderr)
+        assert "Traceback" not in result.stderr, (args, result.stderr)  # (the data may say it)
