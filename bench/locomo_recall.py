@@ -66,7 +66,16 @@ from typing import Any
 
 import numpy as np
 
-from lmm.embed import Embedder, FakeEmbedder, KeyRecipe, embed_pending, get_embedder
+from lmm.embed import (
+    DEFAULT_MODEL,
+    Embedder,
+    FakeEmbedder,
+    KeyRecipe,
+    SentenceTransformerEmbedder,
+    embed_pending,
+    get_embedder,
+    packaged_minilm,
+)
 from lmm.importers import LocomoQuestion, locomo_questions
 from lmm.ingest import ingest
 from lmm.search import (
@@ -243,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="embedder name or folder (default MiniLM)")
     ap.add_argument("--fake", action="store_true", help="hash embedder instead of a model")
     ap.add_argument("--conversations", type=int, default=0, help="only the first N (0: all)")
+    ap.add_argument("--samples", default="", help="only these sample ids (comma-separated)")
+    ap.add_argument(
+        "--float32", action="store_true", help="MiniLM with float32 weights (default: int8)"
+    )
     ap.add_argument("--ablate", action="store_true", help="also run lmm with each step changed")
     ap.add_argument("--cache", type=Path, help="an .npz keeping embeddings between runs")
     args = ap.parse_args(argv)
@@ -250,12 +263,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no LoCoMo file at {args.file}", file=sys.stderr)
         return 1
     path = args.file
-    if args.conversations:
+    if args.conversations or args.samples:
+        convs = json.loads(path.read_text())
+        if args.samples:
+            convs = [c for c in convs if c["sample_id"] in args.samples.split(",")]
         tmp = Path(tempfile.mkdtemp()) / path.name
-        tmp.write_text(json.dumps(json.loads(path.read_text())[: args.conversations]))
+        tmp.write_text(json.dumps(convs[: args.conversations or None]))
         path = tmp
-    model: Embedder = FakeEmbedder() if args.fake else get_embedder(args.model)
-    memory = load_memory(args.cache, model.name)
+    model: Embedder
+    if args.fake:
+        model = FakeEmbedder()
+    elif args.float32:
+        model = SentenceTransformerEmbedder(str(packaged_minilm()), name=DEFAULT_MODEL)
+    else:
+        model = get_embedder(args.model)
+    cache_id = model.name + getattr(model, "variant", "")  # int8 and float32 vectors differ
+    memory = load_memory(args.cache, cache_id)
     with tempfile.TemporaryDirectory() as tmpdir:
         store = Store(Path(tmpdir) / "lmm.db")
         t0 = time.perf_counter()
@@ -306,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             ms = 1000 * (time.perf_counter() - t) / len(cases)
             print(table(name, results[name], counts) + f"   ({ms:.1f} ms/question)", flush=True)
         store.close()
-    save_memory(args.cache, model.name, memory)
+    save_memory(args.cache, cache_id, memory)
     lmm = results["lmm"]["all"]
     print("LoCoMo " + " ".join(f"R@{k}={lmm[k]:.1f}" for k in KS))
     return 0

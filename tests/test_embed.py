@@ -65,6 +65,22 @@ def test_turn_key_parts() -> None:
     assert turn_key(row, None, KeyRecipe(context=True)) == "Caroline: yes, it was powerful"
 
 
+def test_tool_inputs_are_cut_in_keys_and_left_out_of_parts() -> None:
+    dump = '{"file_path":"/src/app.py","content":"' + "x = 1\\n" * 300 + '"}'
+    text = f"Let me write the file now. It holds the config.\n[tool: Write] {dump}\nDone."
+    row = {"text": text, "speaker": None, "role": "assistant"}
+    key = turn_key(row, None, KeyRecipe())
+    assert key == (
+        "assistant: Let me write the file now. It holds the config.\n"
+        f"[tool: Write] {dump[: embed.TOOL_INPUT_CHARS]}\nDone."
+    )
+    assert turn_parts(text) == ["Let me write the file now.", "It holds the config. Done."]
+    # a turn that is only a tool call has no parts: its key covers it
+    assert turn_parts(f'[tool: Bash] {{"command":"ls"}}\n[tool: Read] {dump}') == []
+    # a bracket that is not a tool line stays
+    assert embed.trim_tools("[tool] not a call " + "y" * 300) == "[tool] not a call " + "y" * 300
+
+
 def test_embed_pending_is_incremental(store: Store) -> None:
     e = FakeEmbedder()
     first = embed_pending(store, e)
@@ -185,3 +201,17 @@ def test_packaged_minilm_embeds_offline(monkeypatch: pytest.MonkeyPatch) -> None
     assert (e.name, e.dim, v.shape) == ("all-MiniLM-L6-v2", 384, (3, 384))
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2])
+
+
+@pytest.mark.slow
+def test_int8_minilm_keeps_the_float32_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = str(embed.packaged_minilm())
+    f32 = embed.SentenceTransformerEmbedder(folder)
+    q8 = embed.SentenceTransformerEmbedder(folder, quantize=True)
+    texts = ["I went to a LGBTQ support group", "the support group was powerful", "tax law",
+             "we adopted a puppy last week", "our new dog is very playful"]  # fmt: skip
+    a, b = f32.embed(texts), q8.embed(texts)
+    assert (q8.variant, f32.variant) == ("int8", "")
+    assert float((a * b).sum(1).min()) > 0.9
+    assert (np.argsort(-(b @ b.T), axis=1)[:, 1] == np.argsort(-(a @ a.T), axis=1)[:, 1]).all()

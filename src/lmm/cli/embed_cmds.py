@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from lmm.cli.output import emit, progress_bar
+from lmm.embed import CHUNK
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -37,5 +38,5 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="registered name (all-MiniLM-L6-v2, fake-hash) or a local sentence-transformers "
         "folder (default: all-MiniLM-L6-v2, packaged)",
     )
-    p.add_argument("--batch", type=int, default=64, help="texts per model call and commit")
+    p.add_argument("--batch", type=int, default=CHUNK, help="texts per model call and commit")
     p.set_defaults(func=cmd_embed)
