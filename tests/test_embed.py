@@ -65,22 +65,6 @@ def test_turn_key_parts() -> None:
     assert turn_key(row, None, KeyRecipe(context=True)) == "Caroline: yes, it was powerful"
 
 
-def test_tool_inputs_are_cut_in_keys_and_left_out_of_parts() -> None:
-    dump = '{"file_path":"/src/app.py","content":"' + "x = 1\\n" * 300 + '"}'
-    text = f"Let me write the file now. It holds the config.\n[tool: Write] {dump}\nDone."
-    row = {"text": text, "speaker": None, "role": "assistant"}
-    key = turn_key(row, None, KeyRecipe())
-    assert key == (
-        "assistant: Let me write the file now. It holds the config.\n"
-        f"[tool: Write] {dump[: embed.TOOL_INPUT_CHARS]}\nDone."
-    )
-    assert turn_parts(text) == ["Let me write the file now.", "It holds the config. Done."]
-    # a turn that is only a tool call has no parts: its key covers it
-    assert turn_parts(f'[tool: Bash] {{"command":"ls"}}\n[tool: Read] {dump}') == []
-    # a bracket that is not a tool line stays
-    assert embed.trim_tools("[tool] not a call " + "y" * 300) == "[tool] not a call " + "y" * 300
-
-
 def test_embed_pending_is_incremental(store: Store) -> None:
     e = FakeEmbedder()
     first = embed_pending(store, e)

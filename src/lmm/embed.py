@@ -8,10 +8,11 @@ once per process into one matrix, ordered by project so a project's rows are a c
 `best_parts` reads a few turns' sentence vectors by primary key. torch and sentence-transformers
 are imported inside the functions that need them: hook paths import this module without them.
 
-The packaged MiniLM runs with int8 Linear layers (`quantize_linear`) and embeds tool calls by
-their start only (`trim_tools`, `prose`). Its vectors stay in float32 MiniLM's space (cosine
-0.975 for the same text), so they keep the model id "all-MiniLM-L6-v2": a store embedded before
-keeps its vectors and is searched with the new query vectors, nothing is embedded again.
+The packaged MiniLM runs with int8 Linear layers (`quantize_linear`). Its vectors stay in float32
+MiniLM's space (cosine 0.975 for the same text), so they keep the model id "all-MiniLM-L6-v2": a
+store embedded before keeps its vectors and is searched with the new query vectors, nothing is
+embedded again. (Cutting tool-call inputs out of what is embedded was measured and dropped: it
+cost CodeMem 3 points of answers, docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ BATCH = 64
 CHUNK = 1_024  # texts per `embed` call: the model sorts a call's texts by length, so batches of
 # like lengths waste little on padding (64 at a time in id order padded to each batch's longest)
 KEY_CHARS = 1_500  # MiniLM reads 256 word pieces; more text only costs tokenizer time
-TOOL_INPUT_CHARS = 160  # of a "[tool: Name] {...}" line's input: a file's text or a script
-# adds little meaning past its first words and is most of a tool-using turn's word pieces
 HALF_ROWS = 100_000  # from this many vectors, dense search runs on a float16 copy
 
 
@@ -193,7 +192,7 @@ def packaged_minilm() -> Path:
 
 
 def _minilm() -> Embedder:
-    return SentenceTransformerEmbedder(str(packaged_minilm()), name=DEFAULT_MODEL, quantize=True)
+    return SentenceTransformerEmbedder(str(packaged_minilm()), name=DEFAULT_MODEL, quantize=False)
 
 
 # Registered names; anything else is taken as a local folder or a cached model id.
@@ -230,23 +229,9 @@ def _spoken(row: Any, text: str, recipe: KeyRecipe) -> str:
     return f"{who}: {text}" if recipe.speaker and who else text
 
 
-_TOOL_LINE = re.compile(r"^(\[tool: [\w.:-]+\] )(.*)$", re.M)
-
-
-def trim_tools(text: str) -> str:
-    """`text` with each "[tool: Name] input" line's input cut to TOOL_INPUT_CHARS."""
-    return _TOOL_LINE.sub(lambda m: m.group(1) + m.group(2)[:TOOL_INPUT_CHARS], text)
-
-
-def prose(text: str) -> str:
-    """`text` without its "[tool: Name] input" lines: what a turn says, not what it ran."""
-    return _TOOL_LINE.sub("", text).strip()
-
-
 def turn_key(row: dict[str, Any], prev: dict[str, Any] | None, recipe: KeyRecipe) -> str:
-    """The embedding key of one turn; `prev` is the turn before it in its session. Tool calls
-    keep their name and the start of their input (`trim_tools`)."""
-    text = trim_tools((row["text"] or "")[: KEY_CHARS * 4])[:KEY_CHARS]
+    """The embedding key of one turn; `prev` is the turn before it in its session."""
+    text = (row["text"] or "")[:KEY_CHARS]
     parts = []
     if recipe.date and row.get("timestamp"):
         parts.append(f"[{timeref.human_date(row['timestamp'])}]")
@@ -256,7 +241,7 @@ def turn_key(row: dict[str, Any], prev: dict[str, Any] | None, recipe: KeyRecipe
     key = " ".join(parts)
     if recipe.context and prev is not None:
         pwho = prev.get("speaker") or prev.get("role") or ""
-        ptext = trim_tools((prev["text"] or "")[: KEY_CHARS * 4])[:KEY_CHARS]
+        ptext = (prev["text"] or "")[:KEY_CHARS]
         key += f"\n(after {pwho}: {ptext})" if recipe.speaker and pwho else f"\n(after: {ptext})"
     return key[: KEY_CHARS * 2]
 
@@ -276,9 +261,8 @@ def turn_parts(text: str) -> list[str]:
 
     A trailing bracketed note (an attachment's caption) is a part of its own; a sentence under
     MIN_PART characters joins the next; more than MAX_PARTS sentences are grouped into MAX_PARTS
-    consecutive runs. [] when the turn is a single part: its turn vector already covers it.
-    Tool-call lines are left out (`prose`): the turn's key holds their start."""
-    text = prose(text[: PART_CHARS * 2])[:PART_CHARS]
+    consecutive runs. [] when the turn is a single part: its turn vector already covers it."""
+    text = text[:PART_CHARS]
     note = _TRAILING_NOTE.search(text)
     body = text[: note.start()] if note else text
     pieces: list[str] = []
