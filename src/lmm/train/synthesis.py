@@ -4,7 +4,10 @@ The model learns to write what `lmm recall` asks of it, in exactly the format of
 `lmm.synth.prompt_messages` (system prompt, "Task", numbered "Evidence" with citations) and of
 what `lmm.synth.ground` keeps: one line per relevant memory, each sentence ending with the
 numbers it uses, like "Use uv, not pip [3]."; "NONE" when nothing helps. The evidence mixes gold
-memories, earlier turns found by keyword search, and distractors from other sessions and projects.
+memories, earlier turns found by keyword search, and distractors from other sessions and projects,
+and is cut the way recall cuts it (`lmm.synth.select_evidence`: the lines of each hit that answer
+the task, dated); the brief says what is shown of each gold memory, and a gold memory that the
+cut leaves out is not in it.
 """
 
 from __future__ import annotations
@@ -12,13 +15,21 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from lmm.pairs import DataConfig, Memory, Pair, keyword_query, known
 from lmm.search import Hit, Source, content_terms
 from lmm.store import Store
-from lmm.synth import Evidence, SynthConfig, approx_tokens, excerpt, prompt_messages, sources_block
+from lmm.synth import (
+    Evidence,
+    SynthConfig,
+    approx_tokens,
+    excerpt,
+    prompt_messages,
+    select_evidence,
+    sources_block,
+)
 
 T = TypeVar("T")
 NONE = "NONE"  # what lmm.synth.SYSTEM asks for when no evidence helps
@@ -120,21 +131,40 @@ def messages(
     hits = [_memory_hit(m) for m in gold + others] + [_turn_hit(r) for r in turns]
     rng.shuffle(hits)
     synth = SynthConfig()
-    terms = content_terms(ctx.query)
-    evidence = [
-        Evidence(n, h, excerpt(h.text, terms, synth.hit_chars), 0.0)
-        for n, h in enumerate(hits, start=1)
-    ]
-    number = {(h.kind, h.id): n for n, h in enumerate(hits, start=1)}
+    evidence = shown_evidence(ctx.query, hits, synth)
+    number = {(ev.hit.kind, ev.hit.id): ev.n for ev in evidence}
+    shown = {ev.n: ev.text for ev in evidence}
     brief = []
     for m in gold:
-        cites = [number[("cognition", m.id)]]
+        if ("cognition", m.id) not in number:
+            continue  # recall would not show it: the brief cannot use it
+        n = number[("cognition", m.id)]
+        m = replace(m, text=shown[n].replace("…", " ").strip())  # what the model can read
+        cites = [n]
         cites += [
-            number[("turn", r["id"])] for r in turns if (r["session_id"], r["key"]) in m.turns
+            number[("turn", r["id"])]
+            for r in turns
+            if (r["session_id"], r["key"]) in m.turns and ("turn", r["id"]) in number
         ]
         brief.append((m, sorted(cites)))
     msgs = prompt_messages(ctx.query, evidence, words_budget(evidence, synth))
     return [*msgs, {"role": "assistant", "content": render_brief(brief)}]
+
+
+def shown_evidence(query: str, hits: list[Hit], cfg: SynthConfig) -> list[Evidence]:
+    """The evidence as `lmm recall` would show it to the model: `select_evidence` over the hits
+    in their (shuffled) order, as if the retriever had ranked them so (the focused lines of each
+    hit, dated, within the token budget). When nothing clears its bar (recall would not ask the
+    model at all), every hit as a plain excerpt, so that a row still teaches NONE."""
+    ranked = [replace(h, score=1.0 / (1 + i)) for i, h in enumerate(hits)]
+    chosen = select_evidence(query, ranked, cfg)
+    if chosen:
+        return chosen
+    terms = content_terms(query)
+    return [
+        Evidence(n, h, excerpt(h.text, terms, cfg.hit_chars), 0.0)
+        for n, h in enumerate(ranked, start=1)
+    ]
 
 
 def _draw(seq: list[T], n: int, rng: random.Random, ok: Callable[[T], bool]) -> list[T]:
