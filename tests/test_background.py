@@ -305,3 +305,19 @@ def test_ingest_extracts_by_default(tmp_path: Path) -> None:
     assert json.loads(lmm(tmp_path / "b", "memories", "--json").stdout) == []
     later = json.loads(lmm(tmp_path / "b", "ingest", sample, "--json").stdout)
     assert later["turns_new"] == 0 and later["extract"]["added"] > 0  # turns read before
+
+
+def test_older_layout_agent_files_beside_the_session_are_learned_too(tmp_path: Path) -> None:
+    """Claude Code 1.x wrote sub-agents as <project>/agent-<id>.jsonl beside the session file."""
+    import json as _json
+
+    project = tmp_path / "-home-dev-app"
+    project.mkdir()
+    main = project / "s-main.jsonl"
+    main.write_text(_json.dumps({"type": "user", "sessionId": "s-main", "uuid": "u1"}) + "\n")
+    mine = project / "agent-aaa.jsonl"
+    mine.write_text(_json.dumps({"type": "user", "sessionId": "s-main", "isSidechain": True,
+                                 "agentId": "aaa", "uuid": "a1"}) + "\n")  # fmt: skip
+    other = project / "agent-bbb.jsonl"
+    other.write_text(_json.dumps({"type": "user", "sessionId": "s-other", "uuid": "b1"}) + "\n")
+    assert learn.with_subagents([main]) == [main, mine]

@@ -61,13 +61,27 @@ class LearnReport:
         return "; ".join(parts)
 
 
+HEAD_BYTES = 65_536  # of an older-layout agent file: its first record names its session
+
+
 def subagent_files(transcript: Path) -> list[Path]:
     """The sub-agent transcripts of a main session file `<dir>/<session>.jsonl`: every
-    `agent-*.jsonl` under `<dir>/<session>/subagents/` (workflow runs included)."""
+    `agent-*.jsonl` under `<dir>/<session>/subagents/` (workflow runs included), and in the
+    older layout the `<dir>/agent-*.jsonl` files whose first record names this session."""
     folder = transcript.with_suffix("") / "subagents"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("agent-*.jsonl") if p.is_file())
+    found = (
+        sorted(p for p in folder.rglob("agent-*.jsonl") if p.is_file()) if folder.is_dir() else []
+    )
+    marker = f'"sessionId":"{transcript.stem}"'.encode()
+    for path in sorted(transcript.parent.glob("agent-*.jsonl")):
+        try:
+            with path.open("rb") as f:
+                head = f.read(HEAD_BYTES).replace(b'": "', b'":"')
+        except OSError:
+            continue
+        if marker in head:
+            found.append(path)
+    return found
 
 
 def with_subagents(transcripts: Sequence[Path]) -> list[Path]:
