@@ -178,7 +178,9 @@ def test_superseded_history_is_visible(browser: Browser) -> None:
         old = cognitions.list_(store, status="superseded")[0]
     browser.open("/memories")
     browser.driver.find_element(By.LINK_TEXT, "superseded").click()
-    browser.find(f'a[href^="/memory/{old.id}?"]').click()
+    WebDriverWait(browser.driver, 10).until(lambda d: "superseded" in d.current_url)
+    link = browser.find(f'a[href^="/memory/{old.id}?"]').get_attribute("href")
+    browser.driver.get(link)  # the link's own page (a click can land on a page still loading)
     browser.wait("h1", f"Memory #{old.id}")
     assert f"Replaced by #{old.superseded_by} on" in browser.find("main").text
     rows = browser.driver.find_elements(By.CSS_SELECTOR, "table tr")[1:]
