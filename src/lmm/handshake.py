@@ -39,3 +39,12 @@ def check(token: str, side: str, peer_nonce: str, claimed: object) -> bool:
     if not isinstance(claimed, str) or not peer_nonce:
         return False
     return bool(_compare_digest(proof(token, side, peer_nonce).encode(), claimed.encode()))
+
+
+def reply_parts(reply: object) -> tuple[str, str] | None:
+    """(proof, nonce) from the server's parsed answer to a hello, or None for anything else."""
+    result = reply.get("result") if isinstance(reply, dict) else None
+    if not isinstance(result, dict):
+        return None
+    proof, nonce = result.get("proof"), result.get("nonce")
+    return (proof, nonce) if isinstance(proof, str) and isinstance(nonce, str) else None

@@ -255,14 +255,9 @@ def call_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]
 def _proof_and_nonce(line: bytes) -> tuple[str, str] | None:
     """(proof, nonce) from the server's answer to a hello, or None for anything else."""
     try:
-        reply = loads(line)
+        return handshake.reply_parts(loads(line))
     except ValueError:
         return None
-    result = reply.get("result") if isinstance(reply, dict) else None
-    if not isinstance(result, dict):
-        return None
-    proof, nonce = result.get("proof"), result.get("nonce")
-    return (proof, nonce) if isinstance(proof, str) and isinstance(nonce, str) else None
 
 
 def _read_line(sock: Any) -> bytes:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lmm.errors import MissingExtra
+from lmm.models import GenerationStats
 
 DEFAULT_CONTEXT = 4096  # tokens: prompt + reply
 
@@ -35,16 +36,6 @@ def default_threads() -> int:
 
 
 @dataclass
-class LlamaCppStats:
-    """Running totals over every `generate` call."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
 class LlamaCppLM:
     """A GGUF model in llama.cpp, greedy; `lora` a GGUF LoRA adapter applied on load.
     Satisfies `lmm.models.TextGenerator`."""
@@ -54,7 +45,7 @@ class LlamaCppLM:
     lora: Path | None = None
     n_ctx: int = DEFAULT_CONTEXT
     threads: int = 0  # 0: default_threads()
-    stats: LlamaCppStats = field(default_factory=LlamaCppStats)
+    stats: GenerationStats = field(default_factory=GenerationStats)
     _llm: Any = field(default=None, repr=False)
 
     @property

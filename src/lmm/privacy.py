@@ -66,12 +66,16 @@ def excluded(project: str | None) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _excluded(project: str, config: str) -> bool:
     project = project.rstrip("/") or "/"
-    for pattern in _config_patterns(config):
-        if fnmatch.fnmatch(project, pattern) or project.startswith(pattern + "/"):
-            return True
-        if project == pattern:
-            return True
+    if _listed(project, _config_patterns(config)):
+        return True
     return project.startswith("/") and _has_marker(project)
+
+
+def _listed(folder: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `folder` is one of the config's paths or patterns, or below one."""
+    return any(
+        folder == p or fnmatch.fnmatch(folder, p) or folder.startswith(p + "/") for p in patterns
+    )
 
 
 def excluded_now(folder: str | None) -> bool:
@@ -85,11 +89,8 @@ def excluded_now(folder: str | None) -> bool:
         mtime = config_file().stat().st_mtime_ns
     except OSError:
         mtime = 0
-    for pattern in _fresh_patterns(str(config_file()), mtime):
-        if fnmatch.fnmatch(folder, pattern) or folder.startswith(pattern + "/"):
-            return True
-        if folder == pattern:
-            return True
+    if _listed(folder, _fresh_patterns(str(config_file()), mtime)):
+        return True
     return folder.startswith("/") and _has_marker.__wrapped__(folder)
 
 

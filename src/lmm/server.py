@@ -159,15 +159,12 @@ def call(
 
 def _hello_reply(line: bytes) -> tuple[str, str] | None:
     """(proof, nonce) from the server's answer to a hello, or None for anything else."""
+    from lmm import handshake
+
     try:
-        reply = orjson.loads(line)
+        return handshake.reply_parts(orjson.loads(line))
     except orjson.JSONDecodeError:
         return None
-    result = reply.get("result") if isinstance(reply, dict) else None
-    if not isinstance(result, dict):
-        return None
-    proof, nonce = result.get("proof"), result.get("nonce")
-    return (proof, nonce) if isinstance(proof, str) and isinstance(nonce, str) else None
 
 
 def try_call(
