@@ -372,3 +372,21 @@ def test_locomo_one_conversation_beats_plain_bm25(tmp_path: Path) -> None:
     lmm, bm25 = (100 * sum(r) / len(r) for r in recalls.values())
     assert len(recalls["lmm"]) > 150
     assert lmm > bm25 + 10, (lmm, bm25)
+
+
+def test_the_projects_own_name_names_no_topic_within_it(tmp_path: Path) -> None:
+    s = Store(tmp_path / "lmm.db")
+    texts = ["keep the config dir named logslice", "the benches moved to divan", "lunch"]
+    _add(s, "a", "/home/dev/logslice", texts)
+    query = "what do the logslice benches run on"
+    inside = retrieve(s, query, project="/home/dev/logslice", k=3, config=TURNS)
+    assert _texts(inside)[:1] == ["the benches moved to divan"]
+    off = retrieve(s, query, project="/home/dev/logslice", k=3,
+                   config=replace(TURNS, own_name=False))  # fmt: skip
+    assert "keep the config dir named logslice" in _texts(off)
+    # alone, or from a folder above the project, the name is still a term
+    assert _texts(retrieve(s, "logslice", project="/home/dev/logslice", k=1, config=TURNS)) == [
+        "keep the config dir named logslice"
+    ]
+    above = retrieve(s, "logslice config", project="/home/dev", k=1, config=TURNS)
+    assert _texts(above) == ["keep the config dir named logslice"]

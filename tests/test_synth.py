@@ -71,11 +71,17 @@ def test_select_evidence_drops_irrelevant_and_duplicate_hits_and_keeps_score_ord
     ]
     chosen = select_evidence("database is locked", hits)
     assert [(e.n, e.hit.id) for e in chosen] == [(1, 4), (2, 2)]
-    quoted = [
-        hit(1, LOCKED, 0.9),
-        hit(2, "Fix for database is locked: set PRAGMA busy_timeout", 1.0),
+    quoted = [  # a shorter quote of a shown line adds nothing
+        hit(1, "Fix for database is locked: set PRAGMA busy_timeout", 0.9),
+        hit(2, LOCKED, 1.0),
     ]
     assert [e.hit.id for e in select_evidence("database is locked", quoted)] == [2]
+    # ... but a longer line that holds a shown one says more: the fix after the error
+    fix = [
+        hit(1, "error: database is locked", 1.0),
+        hit(2, "error: database is locked -> set PRAGMA busy_timeout = 30000", 0.9),
+    ]
+    assert [e.hit.id for e in select_evidence("database is locked", fix)] == [1, 2]
     assert select_evidence("weather in Paris", hits) == []
 
 
@@ -287,3 +293,14 @@ def test_a_pool_of_one_still_answers_with_the_rule_that_holds_the_query() -> Non
     query = "Write the commit message for this change"
     assert [e.hit.id for e in select_evidence(query, [rule])] == [1]
     assert select_evidence("Center the login form with CSS grid", [rule]) == []
+
+
+def test_a_line_that_introduces_a_table_brings_its_rows_without_the_rule_line() -> None:
+    table = (
+        "CI now runs:\n| job | command |\n|---|---|\n| fmt | `cargo fmt --check` |\n"
+        "| clippy | `cargo clippy --all-targets -- -D warnings` |\n| test | `cargo nextest run` |"
+    )
+    chosen = select_evidence("which command does CI run", [hit(1, table, 1.0)])
+    assert len(chosen) == 1
+    assert "cargo clippy --all-targets -- -D warnings" in chosen[0].text
+    assert "|---|" not in chosen[0].text

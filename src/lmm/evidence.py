@@ -36,6 +36,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'\[])")
 UNIT_CHARS = 240  # a longer unit is windowed on the query's terms
 MIN_POOL = 20  # idf counts at least this many units: in a pool of a few, every held term is common
 SHORT_UNIT = 70  # a unit shorter than this is shown with its neighbours
+INTRO_AFTER = 4  # units shown after one that introduces what follows ("CI runs:")
 _SKIP_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "WebSearch"}  # what was looked at
 
 
@@ -84,8 +85,11 @@ def _tool_units(name: str, payload: str) -> list[tuple[str, str]]:
     return [("", piece) for text in texts for piece in _prose(text)]
 
 
+_RULE = re.compile(r"^[|:\-\s+=]+$")  # a table's or a heading's rule line: "|---|---|"
+
+
 def _lines(text: str) -> list[str]:
-    return [ln for raw in text.split("\n") if (ln := " ".join(raw.split()))]
+    return [ln for raw in text.split("\n") if (ln := " ".join(raw.split())) and not _RULE.match(ln)]
 
 
 def _prose(text: str) -> list[str]:
@@ -237,13 +241,13 @@ def window(text: str, terms: list[str], limit: int = UNIT_CHARS) -> str:
     return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
 
 
-def _repeats(a: frozenset[str], b: frozenset[str]) -> bool:
-    if not a or not b:
+def _repeats(new: frozenset[str], old: frozenset[str]) -> bool:
+    """Whether `new` says nothing that `old` did not: nearly the same words, or most of its
+    own words already there (a longer unit that holds a shown one and more is no repeat)."""
+    if not new or not old:
         return False
-    common = len(a & b)
-    return common / len(a | b) >= 0.8 or (
-        min(len(a), len(b)) >= 4 and common / min(len(a), len(b)) >= 0.9
-    )
+    common = len(new & old)
+    return common / len(new | old) >= 0.8 or (len(new) >= 4 and common / len(new) >= 0.9)
 
 
 @dataclass
@@ -304,7 +308,7 @@ def focus(
         if len(u.text) < SHORT_UNIT:
             lo, hi = max(1, lo), max(1, hi)
         if u.text.rstrip("*` ").endswith(":"):  # it introduces what follows
-            hi = max(2, hi)
+            hi = max(INTRO_AFTER, hi)
         near = [v for v in by_hit[u.hit] if -lo <= v.pos - u.pos <= hi]
         group.chosen += 1
         for v in near:

@@ -85,6 +85,7 @@ class SearchConfig:
     keys: bool = True  # BM25 over turn_keys; False: over the turn text alone (turns_fts)
     key_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.3, 1.0)  # speaker, text, ctx, day
     participants: bool = True  # names of speakers: speaker column only; "someone" when dense
+    own_name: bool = True  # within one project, its own name is no BM25 term (`own_name`)
     window: int = 3  # neighbours each side whose fused score a turn inherits
     window_share: float = 0.3  # x decay ** (distance - 1)
     window_decay: float = 0.7
@@ -229,12 +230,15 @@ def keyword_scores(
     *,
     names: Sequence[str] = (),
     config: SearchConfig | None = None,
+    drop: Sequence[str] = (),
 ) -> dict[int, float]:
-    """Item id -> BM25 score (higher is better) of the best `limit` matches in scope."""
+    """Item id -> BM25 score (higher is better) of the best `limit` matches in scope; terms in
+    `drop` are left out unless nothing else is left."""
     cfg = config or SearchConfig(keys=False)
     names = names if kind == "turn" and cfg.keys else ()
     table = {"cognition": "cognitions_fts", "turn": "turn_keys" if cfg.keys else "turns_fts"}[kind]
     terms = content_terms(query)
+    terms = [t for t in terms if t not in drop] or terms
     terms = rare_terms(store, table, terms, cfg.postings, names, cfg.postings_share)
     match = _match(terms, names)
     if not match:
@@ -323,7 +327,14 @@ def retrieve(store: Store, query: str, *, project: str | None = None, k: int = 1
     projects = scope_projects(store, project)
     if projects == [] or not query.strip():
         return []
-    return _retrieve(store, query, projects, k, embedder, cfg)
+    return _retrieve(store, query, projects, k, embedder, cfg, own_name(project))
+
+
+def own_name(project: str | None) -> str | None:
+    """The scope's own folder name ("logslice"): within one project every memory is about it,
+    so the word names no topic (`keyword_scores` leaves it out, as `participants` do)."""
+    name = (project or "").rstrip("/").rsplit("/", 1)[-1].lower()
+    return name if re.fullmatch(r"\w+", name) else None
 
 
 def retrieve_user_wide(store: Store, query: str, *, k: int = 10,
@@ -339,8 +350,11 @@ def retrieve_user_wide(store: Store, query: str, *, k: int = 10,
 
 
 def _retrieve(store: Store, query: str, projects: list[int] | None, k: int,
-              embedder: Embedder | None, cfg: SearchConfig) -> list[Hit]:  # fmt: skip
+              embedder: Embedder | None, cfg: SearchConfig,
+              own: str | None = None) -> list[Hit]:  # fmt: skip
     q = read_query(store, query, projects, embedder, cfg)
+    if own and cfg.own_name:
+        q.drop = [own]
     fused: dict[tuple[str, int], float] = {}
     signals: dict[tuple[str, int], dict[str, Any]] = {}
     for kind in cfg.kinds:
@@ -363,6 +377,7 @@ class Query:
     text: str
     names: list[str]  # participant names in it (`participants`)
     vec: np.ndarray | None = None  # the dense query's vector
+    drop: list[str] = field(default_factory=list)  # terms BM25 leaves out (`own_name`)
 
 
 def read_query(store: Store, query: str, projects: list[int] | None,
@@ -419,7 +434,7 @@ def _kind_scores(
             dense = dense_top(index, spans, qvec, cfg.candidates)
     if cfg.keyword:
         found = keyword_scores(store, q.text, kind, projects, cfg.candidates, names=q.names,
-                               config=cfg)  # fmt: skip
+                               config=cfg, drop=q.drop)  # fmt: skip
         lists.append(("bm25", found))
         weights.append(cfg.keyword_weight)
     if dense is not None and embedder is not None and qvec is not None:
