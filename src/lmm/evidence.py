@@ -12,11 +12,13 @@ hit and drops repeats; `answers` is the per-brief decision that anything answers
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from dataclasses import dataclass
 
+from lmm.errors import LmmError
 from lmm.search import Hit, content_terms
 
 _WORD = re.compile(r"\w+")
@@ -203,6 +205,56 @@ def query_terms(query: str) -> list[str]:
     """The query's content terms (search.content_terms) that name something."""
     terms = content_terms(_GATHER_PHRASE.sub(" ", query))
     return [t for t in terms if t not in ASKING and t not in GATHERING]
+
+
+# ---- a topic the memory has never seen
+
+
+@functools.cache
+def common_words() -> frozenset[str]:
+    """Whole words of the packaged embedder's vocabulary (~20k common English words and names);
+    empty when it is not installed, which turns `topic_terms` off."""
+    try:
+        from lmm.embed import packaged_minilm
+
+        vocab = (packaged_minilm() / "vocab.txt").read_text(encoding="utf-8").split()
+    except (LmmError, OSError):
+        return frozenset()
+    return frozenset(w for w in vocab if w.isalpha() and w.islower())
+
+
+def topic_terms(query: str) -> list[str]:
+    """The query's terms that are no common word ("journald", "bzip2", "semver"): names of
+    tools, libraries and identifiers, each a topic of its own."""
+    words = common_words()
+    if not words:
+        return []
+    terms = query_terms(query)
+    return [t for t in terms if len(t) > 2 and not t.isdigit() and not _forms(t) & words]
+
+
+def _forms(term: str) -> set[str]:
+    """`term` and the words it may inflect: computes, compute; parsed, parse; swapped, swap."""
+    forms = {term}
+    for suffix in ("s", "es", "ed", "ing", "er", "ers"):
+        base = term.removesuffix(suffix)
+        if base != term and len(base) >= 3:
+            forms |= {base, base + "e"}
+            if base[-1] == base[-2]:
+                forms.add(base[:-1])
+    return forms
+
+
+_QUESTION = re.compile(
+    r"\?\s*$|^\s*(what|which|who|whom|whose|when|where|why|how|did|do|does|is|are|was|were|"
+    r"have|has|had|can|could|should|would|will)\b",
+    re.I,
+)
+
+
+def asks(query: str) -> bool:
+    """Whether `query` asks about something (a question), rather than asks for work."""
+    return bool(_QUESTION.search(query))
 
 
 def score_units(query: str, units: list[Unit]) -> list[str]:

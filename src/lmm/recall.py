@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmm import evidence as ev_units
 from lmm import scope, speed
+from lmm import search as search_module
 from lmm.errors import LmmError
 from lmm.search import Hit, retrieve
 from lmm.store import _like_prefix
@@ -52,6 +53,7 @@ class RecallConfig:
     model: str | None = None  # LM for generation: packaged name, folder, .gguf (--model)
     budget_seconds: float = 15.0  # the wait a generated brief may cost when generate is None
     synth: SynthConfig = field(default_factory=SynthConfig)
+    unseen_topics: bool = True  # a question naming a topic the memory never saw gets nothing
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -164,8 +166,14 @@ def recall(
     if sessions:  # the sessions come first; the evidence gets the rest of the budget
         rest = max(40, synth.max_tokens - approx_tokens(sessions) - 1)
         synth = replace(synth, max_tokens=rest)
-    evidence = select_evidence(query, hits, synth)
-    choice = choose_generation(cfg) if evidence else speed.Choice(False, "no relevant evidence")
+    never = never_seen(store, query, project) if cfg.unseen_topics and hits else []
+    evidence = [] if never else select_evidence(query, hits, synth)
+    if never:
+        choice = speed.Choice(False, "the memory never mentions " + ", ".join(never))
+    elif evidence:
+        choice = choose_generation(cfg)
+    else:
+        choice = speed.Choice(False, "no relevant evidence")
     if not evidence:
         brief = Brief(None, [], "none")
     elif choice.generate:
@@ -188,6 +196,17 @@ def recall(
         text = sessions + ("\n" + brief.text if brief.text else "")
         brief = replace(brief, text=text, mode=brief.mode if brief.text else "sessions")
     return Recall(query, brief, hits, time.perf_counter() - start, choice.why)
+
+
+def never_seen(store: Store, query: str, project: str | None) -> list[str]:
+    """For a question, its topic terms (`evidence.topic_terms`: no common word) that nothing in
+    scope mentions: "how does lsl read journald logs?" where no turn or memory says journald.
+    Whatever else matches, the memory cannot answer it, so nothing is better than look-alikes."""
+    if not ev_units.asks(query):  # a request for work may still meet a rule ("ask before
+        return []  # adding a crate"), whatever new thing it names
+    own = search_module.own_name(project)
+    terms = [t for t in ev_units.topic_terms(query) if t != own]
+    return search_module.unseen(store, terms, search_module.scope_projects(store, project))
 
 
 def describe_json(out: dict[str, Any]) -> str:

@@ -218,6 +218,24 @@ def _scope_sql(column: str, projects: list[int] | None, kind: str) -> str:
     return f" AND {column} IN ({ids})"
 
 
+def unseen(store: Store, terms: Sequence[str], projects: list[int] | None) -> list[str]:
+    """The `terms` that no turn or active cognition in scope holds, in any inflection (the
+    porter tokenizer: "gzipped" is seen where "gzip" is); user-wide cognitions count."""
+    sql = {
+        "turn": "SELECT 1 FROM turns_fts f CROSS JOIN turns x ON x.id = f.rowid "
+        "WHERE turns_fts MATCH ?" + _scope_sql("x.project_id", projects, "turn"),
+        "cognition": "SELECT 1 FROM cognitions_fts f CROSS JOIN cognitions x ON x.id = f.rowid "
+        "WHERE cognitions_fts MATCH ? AND x.status = 'active'"
+        + _scope_sql("x.project_id", projects, "cognition"),
+    }
+    out = []
+    for term in terms:
+        match = quote_fts(term)
+        if not any(store.db.execute(q + " LIMIT 1", (match,)).fetchone() for q in sql.values()):
+            out.append(term)
+    return out
+
+
 # ---- retrievers
 
 
