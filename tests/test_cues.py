@@ -23,6 +23,9 @@ from lmm.records import Turn
         ("Let's move off chrono entirely to jiff.", "decision"),
         ("Switch the benches to divan.", "decision"),
         ("Keep the config dir named logslice though, not lsl.", "decision"),
+        ("Bump MSRV to 1.80 and keep LazyLock.", "decision"),
+        ("Rename the `parse` module to `ingest`, it's not just parsing anymore.", "decision"),
+        ("rename the binary to `lsl` but keep the crate name.", "decision"),
     ],
 )  # fmt: skip
 def test_standing_rules_said_in_passing_are_kept(sentence: str, category: str) -> None:
@@ -37,6 +40,8 @@ def test_standing_rules_said_in_passing_are_kept(sentence: str, category: str) -
         "Can you add a --json flag to the list command?",
         "Please add the percentile columns to the table.",
         "Nice, the numbers look right.",
+        "Can you rename foo to bar in this test?",
+        "The jump host got upgraded last week.",
     ],
 )
 def test_requests_and_chatter_are_not(sentence: str) -> None:
@@ -97,3 +102,8 @@ def test_a_short_rule_before_its_reason_stands_alone() -> None:
         "No unwrap() in library code please.",
         "Keep rust-version at 1.74, that's what the jump host has pinned.",
     ]
+
+
+def test_a_list_items_marker_is_not_part_of_the_memory() -> None:
+    said = _said("two things today. 1) rename the `parse` module to `ingest`. 2) support .gz")
+    assert said == ["Rename the `parse` module to `ingest`."]

@@ -82,6 +82,9 @@ _DECISION = re.compile(
     r"switch (?:\w+ ){1,3}from \S+ to|switch (?:the |our |all )?\w+ to|"
     r"move (?:\w+ )?(?:off|away from) \S+(?: \w+)? to \S+|"
     r"keep the [\w/-]+ (?:name|dir|directory|folder)\b|"
+    r"(?:bump|raise|lower|upgrade|downgrade) (?:the |our )?[\w.`-]+ (?:to|from) v?\d[\w.]*|"
+    r"rename (?:the |our )?`?[\w.:/-]+`?(?: (?:module|crate|package|binary|folder|dir|"
+    r"directory|file|class|function|command|service|table|column|field|type))? to `?[\w.:/-]+|"
     r"keep the [\w/ -]{1,30} (?:named|called) \S+)\b",
     re.I,
 )

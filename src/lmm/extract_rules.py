@@ -340,6 +340,7 @@ def _tidy(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"^(?:(?:ok|okay|so|well|also|and|but|oh|great|good|perfect|now|firstly|"
                   r"secondly|additionally|lastly),?\s+)+", "", text, flags=re.I)  # fmt: skip
+    text = re.sub(r"^(?:\d{1,2}[.)]|[-*•])\s+", "", text)  # a list item's marker
     return text[:1].upper() + text[1:]
 
 
