@@ -24,6 +24,9 @@ from lmm.records import Turn
         ("Switch the benches to divan.", "decision"),
         ("Keep the config dir named logslice though, not lsl.", "decision"),
         ("Bump MSRV to 1.80 and keep LazyLock.", "decision"),
+        ("keep the endpoints thin, the logic goes in services/, routers only respond.",
+         "preference"),
+        ("Tests go under tests/, one file per module.", "preference"),
         ("Rename the `parse` module to `ingest`, it's not just parsing anymore.", "decision"),
         ("rename the binary to `lsl` but keep the crate name.", "decision"),
     ],
@@ -42,6 +45,8 @@ def test_standing_rules_said_in_passing_are_kept(sentence: str, category: str) -
         "Nice, the numbers look right.",
         "Can you rename foo to bar in this test?",
         "The jump host got upgraded last week.",
+        "keep it short",
+        "The new file goes in src/harbor/ for now.",
     ],
 )
 def test_requests_and_chatter_are_not(sentence: str) -> None:

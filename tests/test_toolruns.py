@@ -146,3 +146,22 @@ def test_a_command_quoted_inside_another_is_data() -> None:
     assert (
         base_command("git commit -m 'a; b' && pnpm build") == "git commit -m 'a; b' && pnpm build"
     )
+
+
+def test_a_test_run_that_fails_with_one_flag_and_passes_with_another_is_remembered() -> None:
+    failed = (
+        "created: 2/2 workers\n..F\nFAILED tests/test_a.py::test_list - sqlalchemy.exc."
+        "OperationalError: (sqlite3.OperationalError) database is locked\n"
+        "==== 1 failed, 4 passed in 6.12s ===="
+    )
+    assert error_line(failed) == (
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked"
+    )
+    assert error_line("FAILED tests/test_a.py::test_b - assert 201 == 409") == "assert 201 == 409"
+    session = SessionView("s", "/p", 1, [
+        _call(1, "uv run pytest -n auto"), _result(1, failed, ok=False),
+        _call(2, "uv run pytest -p no:xdist"), _result(2, "7 passed in 3.40s"),
+    ])  # fmt: skip
+    [found] = [c for c in candidates(session) if "no:xdist" in c.text]
+    assert "-n auto" in found.text and "database is locked" in found.text
+    assert validate(found, session) is None

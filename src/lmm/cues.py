@@ -27,6 +27,8 @@ _STRONG = re.compile(
     r"focus on (?:the )?use|in general|as a rule|ask me (?:first |before)|pinned|"
     r"keep [\w.-]+(?: [\w.-]+)? (?:at|on|pinned to) v?\d[\w.]*|(?:has|have) to (?:be|stay)|"
     r"[\w.()`'-]+ only (?:in|for|inside|from) [\w./`'-]+|"
+    r"keep (?:the |all |our |your )?(?!it\b|this\b|that\b|them\b)\w+ "
+    r"(?:thin|small|short|simple|lean|flat|pure|stateless)\b|"
     r"no longer|stop using|start (?:using|implementing|including|adding|writing|ending|naming|"
     r"incorporating|adopting|following|applying|putting)|do the same|"
     r"importance of|emphasi[sz]e|likewise|it'?s (?:\w+ )?(?:important|crucial|imperative|essential|"
@@ -44,6 +46,9 @@ _STRONG = re.compile(
     r"commits|tests|files|scripts|projects)|all (?:of )?(?:your|our) \w+)\b",
     re.I,
 )
+# Where a kind of code belongs: "the logic goes in services/", "tests live under tests/"
+_PLACEMENT = re.compile(r"\b\w+ (?:goes|go|belongs?|lives?) (?:in|under|into) `?[\w.-]+/", re.I)
+_FOR_NOW = re.compile(r"\b(?:for now|this time|for the moment|temporarily|for today)\b", re.I)
 # Said as a standing rule even inside a request ("please remember to add comments").
 _DURABLE = re.compile(
     r"\b(?:always|never|from now on|going forward|moving forward|every time|whenever|by default|"
@@ -153,7 +158,8 @@ def classify(sentence: str) -> tuple[str, float] | None:
         return None  # "please add X": a task for now, not knowledge for later
     if _WORKFLOW.search(sentence) and not re.match(r"^\W*(?:always|never|don'?t)\b", norm):
         return "workflow", 0.55
-    standing = _STRONG.search(sentence) or _EVERYWHERE.search(sentence)
+    placed = _PLACEMENT.search(sentence) and not _FOR_NOW.search(sentence)
+    standing = _STRONG.search(sentence) or _EVERYWHERE.search(sentence) or placed
     if (standing or _NEG_IMPERATIVE.search(sentence)) and _TECHNICAL.search(sentence):
         return "preference", 0.6
     choice = consolidate.tool_choice(norm)

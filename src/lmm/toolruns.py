@@ -85,14 +85,18 @@ def _command(name: str, raw: str) -> str:
 
 # ---- errors
 
+_TRACEBACK_END = re.compile(r"^\w*(?:Error|Exception)\b:?.*$", re.M)  # a traceback's last line
+_QUOTED_TRACEBACK = re.compile(r"^\s+\w*(?:Error|Exception): .*$", re.M)  # quoted by a tool (uv)
 _ERROR_LINES = [
     re.compile(r"^.*command not found.*$", re.M),
-    re.compile(r"^\w*(?:Error|Exception)\b:?.*$", re.M),  # the last line of a traceback
+    _TRACEBACK_END,
     re.compile(r"^.*(?:No such file or directory|Permission denied|not recognized as).*$", re.M),
     re.compile(r"^thread '[^']*' panicked at .*(?:\n.*)?$", re.M),  # Rust: where, then the message
     re.compile(r"^(?:error|fatal|ERROR|FATAL|npm ERR!)[\[:\s].*$", re.M),
     re.compile(r"^E\s{2,}\S.*$", re.M),  # pytest's assertion detail
-    re.compile(r"^\s+\w*(?:Error|Exception): .*$", re.M),  # a traceback quoted by a tool (uv)
+    # pytest's short summary: "FAILED tests/x.py::test_y - OperationalError: database is locked"
+    re.compile(r"^(?:FAILED|ERROR) \S+ - (\S.*)$", re.M),
+    _QUOTED_TRACEBACK,
     re.compile(r"^\s*[×✗✘]\s+\S.*$", re.M),  # miette-style reports (cargo-dist, ...)
 ]
 _ENVIRONMENT = re.compile(
@@ -109,7 +113,7 @@ def error_line(output: str) -> str | None:
     for rx in _ERROR_LINES:
         found = rx.findall(output)
         if found:
-            line = found[-1] if rx in (_ERROR_LINES[1], _ERROR_LINES[-2]) else found[0]
+            line = found[-1] if rx in (_TRACEBACK_END, _QUOTED_TRACEBACK) else found[0]
             line = re.sub(r"^(?:E|[×✗✘])\s+", "", line.strip())
             return re.sub(r"\s*\n\s*", " ", line)[:200]
     return None
