@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -390,3 +391,20 @@ def test_the_projects_own_name_names_no_topic_within_it(tmp_path: Path) -> None:
     ]
     above = retrieve(s, "logslice config", project="/home/dev", k=1, config=TURNS)
     assert _texts(above) == ["keep the config dir named logslice"]
+
+
+def test_the_dense_query_reads_the_projects_own_name_as_the_project(tmp_path: Path) -> None:
+    s = Store(tmp_path / "lmm.db")
+    _add(s, "a", "/home/dev/logslice", ["the benches moved to divan"])
+    seen: list[str] = []
+
+    class Recording(FakeEmbedder):
+        def embed(self, texts: list[str]) -> Any:
+            seen.extend(texts)
+            return super().embed(texts)
+
+    search_module.read_query(s, "what do logslice's benches run on", None, Recording(),
+                             SearchConfig(), "logslice")  # fmt: skip
+    search_module.read_query(s, "what do logslice's benches run on", None, Recording(),
+                             SearchConfig())  # fmt: skip
+    assert seen == ["what do the project benches run on", "what do logslice's benches run on"]

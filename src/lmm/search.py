@@ -389,9 +389,8 @@ def retrieve_user_wide(store: Store, query: str, *, k: int = 10,
 def _retrieve(store: Store, query: str, projects: list[int] | None, k: int,
               embedder: Embedder | None, cfg: SearchConfig,
               own: str | None = None) -> list[Hit]:  # fmt: skip
-    q = read_query(store, query, projects, embedder, cfg)
-    if own and cfg.own_name:
-        q.drop = [own]
+    own = own if cfg.own_name else None
+    q = read_query(store, query, projects, embedder, cfg, own)
     fused: dict[tuple[str, int], float] = {}
     signals: dict[tuple[str, int], dict[str, Any]] = {}
     for kind in cfg.kinds:
@@ -418,14 +417,20 @@ class Query:
 
 
 def read_query(store: Store, query: str, projects: list[int] | None,
-               embedder: Embedder | None, cfg: SearchConfig) -> Query:  # fmt: skip
-    """Participant names and the dense vector of `query`."""
+               embedder: Embedder | None, cfg: SearchConfig,
+               own: str | None = None) -> Query:  # fmt: skip
+    """Participant names and the dense vector of `query`; `own` (the scope's own name,
+    `own_name`) is no BM25 term and reads "the project" in the dense query."""
     q = Query(query, participants(store, query, projects) if cfg.participants else [])
+    q.drop = [own] if own else []
     if cfg.dense and embedder is not None:
         from lmm.embed import check_model
 
         check_model(store, embedder)
-        q.vec = embedder.embed([dense_query(query, q.names)])[0]
+        text = dense_query(query, q.names)
+        if own:
+            text = re.sub(rf"\b{re.escape(own)}(?:'s)?\b", "the project", text, flags=re.I)
+        q.vec = embedder.embed([text])[0]
     return q
 
 
