@@ -75,6 +75,19 @@ def load_questions(data: Path, split: str | None) -> list[dict[str, Any]]:
     return [q for q in questions if split_of(q) in wanted]
 
 
+def extra_abstentions(files: list[Path]) -> list[dict[str, Any]]:
+    """Questions whose answer the set's transcripts never state, written to calibrate
+    abstention on one project (bench/abstain/): `{project, questions: [{question}]}`."""
+    out = []
+    for path in files:
+        data = json.loads(path.read_text())
+        for n, q in enumerate(data["questions"], start=1):
+            out.append({"id": f"{path.stem}-{n:03d}", "type": "abstention-extra",
+                        "question": q["question"], "project": data["project"],
+                        "must_include": []})  # fmt: skip
+    return out
+
+
 # ---- the store, built once per (data, store-writing code)
 
 
@@ -327,11 +340,14 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=12, help="baseline: hits retrieved (recall's k)")
     ap.add_argument("--show-failures", type=int, default=0, help="print N wrong briefs (stderr)")
     ap.add_argument("--out", type=Path, help="write one JSON line per question here")
+    ap.add_argument("--extra-abstain", type=Path, action="append", default=[],
+                    help="a file of questions never answered in the set (bench/abstain/*.json): "
+                    "asked too, reported as kind 'abstention-extra'")  # fmt: skip
     args = ap.parse_args()
     if not (args.dir / "questions.json").exists():
         print(f"no CodeMem set at {args.dir}; pass its folder", file=sys.stderr)
         return 1
-    questions = load_questions(args.dir, args.split)
+    questions = load_questions(args.dir, args.split) + extra_abstentions(args.extra_abstain)
     home_cwd = home_of(load_questions(args.dir, None))
     store = built_store(args.dir, args.store_cache)
     home = Path(tempfile.mkdtemp(prefix="codemem-home-"))
@@ -363,10 +379,17 @@ def main() -> int:
                 row = {"id": o.question["id"], "type": o.kind, "text": o.text,
                        "ms": round(1000 * o.seconds), "baseline": o.baseline}  # fmt: skip
                 f.write(json.dumps(row) + "\n")
+    extra = [o for o in outcomes if o.kind == "abstention-extra"]
+    outcomes = [o for o in outcomes if o.kind != "abstention-extra"]
     show_failures(outcomes, args.show_failures)
     load = os.getloadavg()[0]
     print(f"CodeMem {args.dir.name}: {len(outcomes)} questions, split {args.split or 'all'}, "
           f"store {store.name}, load {load:.1f}")  # fmt: skip
+    if extra:
+        said = [o.question["question"] for o in extra if o.text]
+        quiet = len(extra) - len(said)
+        print(f"extra abstention questions: nothing injected for {pct(quiet, len(extra))}% "
+              f"({quiet}/{len(extra)}); injected: {said}")  # fmt: skip
     print(report(outcomes))
     return 0
 
