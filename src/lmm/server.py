@@ -247,6 +247,7 @@ def dispatch(
             model=_arg(args, "model", str),
             max_tokens=_arg(args, "max_tokens", int),
             budget_seconds=_arg(args, "budget_seconds", float),
+            on_none=_arg(args, "on_none", str),
         )
         wanted = rc.choose_generation(config).generate
         model = lm() if wanted and lm is not None and config.model is None else None
