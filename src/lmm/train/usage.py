@@ -26,7 +26,7 @@ import random
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,8 @@ class UsageConfig:
     none_share: float = 0.25  # NONE rows at most this share of a split's rows
     pool: int = 60  # hits retrieved before the time filter (recall then keeps its own k)
     causal: bool = True  # evidence only from before the anchor; False: from every other session
+    open_gate: bool = False  # also anchors whose evidence recall's answer gate would refuse
+    # (`SynthConfig.min_answer` / `min_cosine` at 0): more rows, most of them NONE
 
 
 def code_shaped(token: str) -> bool:
@@ -323,9 +325,13 @@ def rows_of(
 ) -> list[dict[str, Any]]:
     """One row per anchor that recall would give evidence: messages + the facts behind them."""
     freq = Frequency.of(store)
+    loose = replace(synth, min_answer=0.0, min_cosine=0.0)
     out = []
     for a in anchors(store, cfg):
         evidence = evidence_before(store, a, synth, k, cfg.pool, embedder, cfg.causal)
+        gated = bool(evidence)
+        if not evidence and cfg.open_gate:
+            evidence = evidence_before(store, a, loose, k, cfg.pool, embedder, cfg.causal)
         if not evidence:
             continue
         room = room_for(evidence, synth)
@@ -339,6 +345,7 @@ def rows_of(
                 "anchor": a.kind,
                 "cited": cited,
                 "evidence": len(evidence),
+                "gated": gated,
             }
         )
     return out
@@ -374,6 +381,7 @@ def write(rows: list[dict[str, Any]], out: Path, cfg: UsageConfig, val_fraction:
             "rows": len(kept),
             "none_rows": sum(1 for r in kept if not r["cited"]),
             "user_anchor_rows": sum(1 for r in kept if r["anchor"] == "user"),
+            "open_gate_rows": sum(1 for r in kept if not r.get("gated", True)),
             "sessions": len({r["session"] for r in part}),
             "target_tokens_median": sorted(
                 approx_tokens(r["messages"][-1]["content"]) for r in kept
@@ -404,10 +412,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="evidence from every other session, not only earlier ones",
     )
+    ap.add_argument(
+        "--open-gate", action="store_true", help="also anchors recall's answer gate refuses"
+    )
     ap.add_argument("--rows", type=Path, action="append", default=[],
                     help="split these rows.jsonl files (of several stores) instead")  # fmt: skip
     args = ap.parse_args(argv)
-    cfg = UsageConfig(causal=not args.any_session)
+    cfg = UsageConfig(causal=not args.any_session, open_gate=args.open_gate)
     rc = RecallConfig(generate=False)
     if args.rows:
         rows = [json.loads(line) for p in args.rows for line in p.read_text().splitlines()]
