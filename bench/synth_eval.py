@@ -127,6 +127,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     t0 = time.perf_counter()
     model, tok = load_base(args.base, dtype, device)
+    tok.padding_side = "left"
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    if args.base_out:  # the base model's replies first, from the same load
+        model.eval()
+        gen_s = decode(model, tok, rows, device, args.batch, args.base_out)
+        print(f"{len(todo)} base replies on {name}: generate {gen_s:.0f} s -> {args.base_out}")
     if args.adapter:
         from peft import PeftModel
 
@@ -137,14 +143,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"adapter {where}", file=sys.stderr)
     model.eval()
     load_s = time.perf_counter() - t0
-    tok.padding_side = "left"
+    gen_s = decode(model, tok, rows, device, args.batch, args.out)
+    print(f"{len(todo)} replies on {name}: load {load_s:.0f} s, generate {gen_s:.0f} s "
+          f"(batch {args.batch}) -> {args.out}")  # fmt: skip
+    return 0
+
+
+def decode(model: Any, tok: Any, rows: list[dict[str, Any]], device: str, batch: int,
+           out_path: Path) -> float:  # fmt: skip
+    """Greedy replies to every row with messages, written one JSON line per row; seconds."""
+    import torch
+
+    todo = [r for r in rows if r["messages"]]
     texts = [tok.apply_chat_template(r["messages"], tokenize=False, add_generation_prompt=True)
              for r in todo]  # fmt: skip
     order = sorted(range(len(todo)), key=lambda i: len(texts[i]))  # similar lengths batch well
     out: dict[str, dict[str, Any]] = {}
     t1 = time.perf_counter()
-    for start in range(0, len(order), args.batch):
-        idx = order[start : start + args.batch]
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
         enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True).to(device)
         limit = max(todo[i]["max_new_tokens"] for i in idx)
         with torch.no_grad():
@@ -158,14 +175,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             reply = tok.decode(ids, skip_special_tokens=True).strip()
             out[todo[i]["id"]] = {"id": todo[i]["id"], "reply": reply, "new_tokens": len(ids)}
     gen_s = time.perf_counter() - t1
-    with args.out.open("w") as f:
+    with out_path.open("w") as f:
         for r in rows:
             f.write(json.dumps(out.get(r["id"], {"id": r["id"], "reply": "", "new_tokens": 0}))
                     + "\n")  # fmt: skip
-    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    print(f"{len(todo)} replies on {name}: load {load_s:.0f} s, generate {gen_s:.0f} s "
-          f"(batch {args.batch}) -> {args.out}")  # fmt: skip
-    return 0
+    return gen_s
 
 
 # ---- score (CPU)
@@ -219,6 +233,8 @@ class Tally:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from lmm.synth import SynthConfig, approx_tokens, generate_brief, ground
 
     rows = [json.loads(line) for line in args.prompts.read_text().splitlines()]
@@ -236,6 +252,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     for name in gens:
         tallies[f"{name} (raw reply)"] = Tally()
         tallies[f"{name} (brief)"] = Tally()
+        tallies[f"{name} (brief, NONE = nothing)"] = Tally()
+    declined = replace(cfg, on_none="nothing")
     for r in rows:
         evidence = evidence_of(r["evidence"])
         texts = {"extractive": (r["extractive"], None)}
@@ -246,6 +264,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             final = brief.text or "" if brief else ""
             texts[f"{name} (raw reply)"] = ("" if is_none(reply) else reply, reply)
             texts[f"{name} (brief)"] = (final, brief.mode if brief else "none")
+            strict = (generate_brief(r["question"], evidence, Replay(name, reply), declined)
+                      if evidence else None)  # fmt: skip
+            texts[f"{name} (brief, NONE = nothing)"] = (
+                strict.text or "" if strict else "",
+                strict.mode if strict else "none",
+            )
         for name, (text, extra) in texts.items():
             t = tallies[name]
             if text:
@@ -256,7 +280,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                     t.sentences += len(kept) + len(dropped)
                     t.ungrounded += len(dropped)
                 t.nones += is_none(extra) and r["type"] != "abstention"
-            if name.endswith("(brief)"):
+            if "(brief" in name:
                 t.generated += extra == "generated"
             if r["type"] == "abstention":
                 t.abst_n += 1
@@ -289,6 +313,7 @@ def main() -> int:
     p.add_argument("--base", required=True, help=".gguf file, folder or packaged name")
     p.add_argument("--adapter", help="an `lmm train` run (or adapter folder) to apply")
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--base-out", type=Path, help="also the base model's replies, before --adapter")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("score", help="CPU: extractive vs generated replies")

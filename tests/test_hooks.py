@@ -313,3 +313,41 @@ def test_look_alike_tags_are_escaped_too() -> None:
     body = text.split("\n", 2)[2].rsplit("\n", 1)[0]
     assert "<" not in unicodedata.normalize("NFKC", body)
     assert body.count("&lt;") == 3
+
+
+def test_the_prompt_hook_asks_the_server_for_a_brief_from_a_warm_model(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def fake_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        asked.append(args)
+        return None  # no server: the hook answers in-process, from the evidence
+
+    monkeypatch.setattr(hooks, "call_server", fake_server)
+    monkeypatch.setenv("LMM_GPU", "1")
+    out = hooks.respond(parse_input(json.dumps(PROMPT).encode(), "UserPromptSubmit"))
+    assert asked and asked[0]["generate"] == "warm"
+    assert out is not None and "busy_timeout" in context(json.dumps(out))
+
+
+def test_a_server_that_predates_warm_briefs_still_gets_asked_for_the_evidence(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmm import server
+    from lmm.errors import LmmError
+    from lmm.store import open_store
+
+    asked: list[Any] = []
+
+    def old_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        asked.append(args["generate"])
+        if args["generate"] not in (True, False, "auto"):  # what such a server answers
+            raise LmmError(f"the lmm server refused {op!r}: argument 'generate' must be ...")
+        with open_store() as store:
+            return server.dispatch(store, op, args)
+
+    monkeypatch.setattr(hooks, "call_server", old_server)
+    out = hooks.respond(parse_input(json.dumps(PROMPT).encode(), "UserPromptSubmit"))
+    assert asked == ["warm", False]
+    assert out is not None and "busy_timeout" in context(json.dumps(out))

@@ -237,3 +237,18 @@ def test_hook_cli_mcp_and_preview_inject_the_same_brief(
     args = ["recall", query, "--project", PROJECT, "--no-generate", "--local", "--json"]
     assert main([*args, "--embedder", "none"]) == 0
     assert json.loads(capsys.readouterr().out)["brief"] == expected.brief.text
+
+
+def test_cli_recall_on_none_nothing_injects_no_brief(
+    store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmm import models
+
+    store.close()
+    monkeypatch.setattr(models, "generator", lambda spec=None, device="auto": ScriptedLM(["NONE"]))
+    query = ["recall", "database is locked", "--generate", "--local"]
+    assert main([*query, "--on-none", "nothing"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no relevant memory\n\n(no brief: scripted found nothing")
+    assert main(query) == 0  # the default: the evidence brief
+    assert "busy_timeout = 30000" in capsys.readouterr().out

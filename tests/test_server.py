@@ -474,3 +474,26 @@ def test_recall_returns_the_query_redacted_for_the_hooks_record(running: ServerI
     token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
     result = server.call("recall", {"query": f"why does {token} fail?", "hits": False})
     assert token not in result["query_redacted"] and "[REDACTED:github]" in result["query_redacted"]
+
+
+def test_warm_generation_only_with_a_loaded_model_on_a_gpu(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmm.models import ScriptedLM
+
+    lm = ScriptedLM(default="Set PRAGMA busy_timeout = 30000 in db.connect() [1].")
+    args = {"query": "database is locked", "cwd": "/home/dev/tidepool", "generate": "warm"}
+    with open_store() as store:
+        monkeypatch.setenv("LMM_GPU", "1")
+        nothing_loaded = server.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: None)
+        assert nothing_loaded["mode"] == "extractive" and not lm.calls  # no load in the hook's time
+        warm = server.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: lm)
+        assert warm["mode"] == "generated" and "busy_timeout = 30000" in warm["brief"]
+        monkeypatch.setenv("LMM_GPU", "0")
+        cpu = server.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: lm)
+        assert cpu["mode"] == "extractive"  # a CPU model is too slow for the prompt hook
+        declined = server.dispatch(
+            store, "recall", {**args, "generate": True, "on_none": "nothing"},
+            lm=lambda: ScriptedLM(["NONE"]),
+        )  # fmt: skip
+        assert declined["mode"] == "declined" and declined["brief"] is None

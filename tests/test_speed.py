@@ -123,5 +123,5 @@ def test_server_recall_takes_auto_and_loads_no_model_on_a_cpu(store: Store) -> N
         store, "recall", {"query": "database is locked", "generate": "auto"}, lm=no_model
     )
     assert out["mode"] == "extractive" and out["why"].startswith("no GPU here")
-    with pytest.raises(LmmError, match="true, false or"):
+    with pytest.raises(LmmError, match='true, false, "auto" or "warm"'):
         server.dispatch(store, "recall", {"query": "database is locked", "generate": "yes"})

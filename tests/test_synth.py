@@ -304,3 +304,24 @@ def test_a_line_that_introduces_a_table_brings_its_rows_without_the_rule_line() 
     assert len(chosen) == 1
     assert "cargo clippy --all-targets -- -D warnings" in chosen[0].text
     assert "|---|" not in chosen[0].text
+
+
+def test_a_none_reply_can_mean_no_brief() -> None:
+    cfg = SynthConfig(on_none="nothing")
+    brief = generate_brief("database is locked", _evidence(), ScriptedLM(["NONE."]), cfg)
+    assert brief.mode == "declined" and brief.text is None and brief.model == "scripted"
+    # an ungrounded reply that is not NONE still falls back to the evidence
+    brief = generate_brief(
+        "database is locked", _evidence(), ScriptedLM(["Deploy on Fridays."]), cfg
+    )
+    assert brief.mode == "fallback" and brief.text == extractive_brief(_evidence()).text
+    with pytest.raises(LmmError, match="on_none"):
+        SynthConfig(on_none="maybe")
+
+
+def test_describe_says_the_model_declined() -> None:
+    from lmm.recall import describe
+    from lmm.synth import Brief
+
+    line = describe(Brief(None, _evidence(), "declined", "scripted", [], 0.25), "")
+    assert line == "no brief: scripted found nothing in the evidence that matters (NONE, 0.2 s)"

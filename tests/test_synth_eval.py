@@ -51,6 +51,7 @@ def test_score_counts_answers_ungrounded_sentences_and_none(
     assert raw[4] == "50.0 (1/2)"  # "Use pytest -x" is not in the note it cites
     brief = table["m (brief)"]
     assert brief[2] == "0/1"  # generate_brief falls back to the extractive brief on NONE
+    assert table["m (brief, NONE = nothing)"][2] == "1/1"  # ... or, asked to, gives no brief
     assert table["extractive"][1] == "100.0"
 
 

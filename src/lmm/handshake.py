@@ -6,15 +6,19 @@ proof(token, "server", N_c), "nonce": N_s}}`; the client checks that proof and s
 with `"auth": proof(token, "client", N_s)` in place of the token. Neither side ever sends the
 token, and each proof is bound to the other side's fresh nonce, so a recorded one is worthless.
 
-HMAC-SHA256 on the builtin `_sha256` (and `_operator`'s constant-time compare): importing
-`hmac`/`hashlib` loads OpenSSL, a cost every hook would pay.
+HMAC-SHA256 on the builtin `_sha256` (`_sha2` from Python 3.12) and `_operator`'s constant-time
+compare: importing `hmac`/`hashlib` loads OpenSSL, a cost every hook would pay.
 """
 
 from __future__ import annotations
 
-import _sha256
 import os
 from _operator import _compare_digest
+
+try:
+    from _sha256 import sha256  # Python 3.11
+except ImportError:  # Python 3.12 moved it into _sha2
+    from _sha2 import sha256
 
 BLOCK = 64  # SHA-256 block size, bytes
 
@@ -27,11 +31,11 @@ def proof(token: str, side: str, peer_nonce: str) -> str:
     """HMAC-SHA256(token, f"lmm-{side}:{peer_nonce}") as hex; `side` is "server" or "client"."""
     key = token.encode()
     if len(key) > BLOCK:
-        key = _sha256.sha256(key).digest()
+        key = sha256(key).digest()
     key = key.ljust(BLOCK, b"\0")
     message = f"lmm-{side}:{peer_nonce}".encode()
-    inner = _sha256.sha256(bytes(b ^ 0x36 for b in key) + message).digest()
-    return _sha256.sha256(bytes(b ^ 0x5C for b in key) + inner).hexdigest()
+    inner = sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+    return sha256(bytes(b ^ 0x5C for b in key) + inner).hexdigest()
 
 
 def check(token: str, side: str, peer_nonce: str, claimed: object) -> bool:

@@ -310,9 +310,17 @@ def respond(hook: HookInput, timeout: float = DEADLINE) -> dict[str, Any] | None
         prompt = (hook.prompt or "").strip()
         if not prompt or prompt.startswith("/"):
             return None
-        args = {"query": prompt, "cwd": hook.cwd, "generate": False, "hits": False,
+        # "warm": a server holding a model on a GPU writes the brief; else the evidence brief
+        args = {"query": prompt, "cwd": hook.cwd, "generate": "warm", "hits": False,
                 "exclude_session": hook.session_id, "max_tokens": PROMPT_TOKENS}  # fmt: skip
-        result = ask("recall", args, timeout)
+        from lmm.errors import LmmError
+
+        try:
+            result = ask("recall", args, timeout)
+        except LmmError as exc:  # a server started before "warm" existed: the evidence brief
+            if "'generate'" not in str(exc):
+                raise
+            result = ask("recall", {**args, "generate": False}, timeout)
         if not result or not result.get("brief"):
             return None
         recalled = context_output(event, wrap_memory(result["brief"], title="recall"))

@@ -92,6 +92,11 @@ def describe(brief: Brief, why: str) -> str:
     """One line saying which kind of brief this is and why, for the text output."""
     if brief.mode == "generated":
         return f"generated brief by {brief.model} in {brief.seconds:.1f} s: {why}"
+    if brief.mode == "declined":
+        return (
+            f"no brief: {brief.model} found nothing in the evidence that matters "
+            f"(NONE, {brief.seconds:.1f} s)"
+        )
     if brief.mode == "fallback":
         n = len(brief.dropped)
         return (

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from lmm import paths, privacy
+from lmm import paths, privacy, speed
 from lmm.errors import LmmError
 
 if TYPE_CHECKING:
@@ -206,10 +206,14 @@ def dispatch(
     *,
     embedder: Embedder | None = None,
     lm: Callable[[], TextGenerator] | None = None,
+    loaded: Callable[[], TextGenerator | None] | None = None,
 ) -> dict[str, Any]:
-    """Run one op against `store`. `lm` gives the generator (loaded on first use).
+    """Run one op against `store`. `lm` gives the generator (loaded on first use); `loaded` the
+    one already loaded, if any (never loads).
 
-    recall: query, project | cwd, generate=False (or "auto"), budget_seconds, exclude_session,
+    recall: query, project | cwd, generate=False (or "auto", or "warm": only when a model is
+        already loaded and a GPU is here, what the prompt hook asks), budget_seconds, on_none,
+        exclude_session,
         max_tokens, k, model, hits=True (False: the reply leaves out the hits, for callers that
         read only the brief)
     search: query, project | cwd, k=10 -> {"hits": [...]}
@@ -239,17 +243,23 @@ def dispatch(
             raise LmmError(f"{op} needs a non-empty string argument 'query'")
     if op == "recall":
         generate = args.get("generate", False)
-        if generate not in (True, False, "auto"):
-            raise LmmError("argument 'generate' must be true, false or \"auto\"")
+        if generate not in (True, False, "auto", "warm"):
+            raise LmmError('argument \'generate\' must be true, false, "auto" or "warm"')
+        warm_lm = None
+        if generate == "warm":  # the hook's deadline allows no model load and no CPU decode
+            warm_lm = loaded() if loaded is not None else None
+            generate = warm_lm is not None and speed.gpu_available()
         config = rc.with_config(
             rc.RecallConfig(generate=None if generate == "auto" else generate),
             k=_arg(args, "k", int),
             model=_arg(args, "model", str),
             max_tokens=_arg(args, "max_tokens", int),
             budget_seconds=_arg(args, "budget_seconds", float),
+            on_none=_arg(args, "on_none", str),
         )
         wanted = rc.choose_generation(config).generate
         model = lm() if wanted and lm is not None and config.model is None else None
+        model = warm_lm if warm_lm is not None and wanted else model
         result = rc.recall(
             store,
             query,
@@ -368,6 +378,10 @@ class Warm:
                 self.lm = Locked(lm)
             return self.lm
 
+    def loaded(self) -> Any:
+        """The generator if it is loaded already, else None (never loads one)."""
+        return self.lm
+
 
 @dataclass
 class Peer:
@@ -420,7 +434,9 @@ def answer(
         if op == "ping":
             result = _ping(warm.embedder)
         else:
-            result = dispatch(store(), op, args, embedder=warm.embedder, lm=warm.generator)
+            result = dispatch(
+                store(), op, args, embedder=warm.embedder, lm=warm.generator, loaded=warm.loaded
+            )
     except LmmError as exc:
         return {"ok": False, "error": str(exc)}, True
     except Exception as exc:  # one bad request must not take the server down

@@ -51,6 +51,8 @@ class SynthConfig:
     gather_chars: int = 220  # a gathering prompt (all / every / over time): characters per line
     recency: float = 0.3  # a prompt about the present ('now', 'currently'): a unit's score x
     # (1 + recency x how new its hit is among the hits, 0 the oldest .. 1 the newest)
+    on_none: str = "fallback"  # a model's reply of NONE: "fallback" (the extractive brief) or
+    # "nothing" (no brief: the model judged that no evidence matters; mode "declined")
 
     def __post_init__(self) -> None:
         if self.max_tokens < 40:
@@ -59,6 +61,8 @@ class SynthConfig:
             raise LmmError(f"--evidence-tokens must be at least 100 (got {self.evidence_tokens})")
         if self.max_evidence < 1:
             raise LmmError(f"--max-evidence must be at least 1 (got {self.max_evidence})")
+        if self.on_none not in ("fallback", "nothing"):
+            raise LmmError(f"on_none must be 'fallback' or 'nothing' (got {self.on_none!r})")
         for name in ("min_answer", "min_unit", "relative"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise LmmError(f"{name} must be within 0..1 (got {getattr(self, name)})")
@@ -278,6 +282,7 @@ class Brief:
     text: str | None
     evidence: list[Evidence]
     mode: str  # none | extractive | generated | fallback (generation gave nothing grounded)
+    # | declined (the model said NONE and `SynthConfig.on_none` is "nothing": no brief)
     model: str | None = None
     dropped: list[str] = field(default_factory=list)  # generated sentences the check removed
     seconds: float = 0.0
@@ -396,11 +401,17 @@ def sources_block(evidence: list[Evidence], cited: set[int]) -> str:
     return "Sources:\n" + "\n".join(f"[{e.n}] {e.citation()}" for e in evidence if e.n in cited)
 
 
+def says_none(reply: str) -> bool:
+    """Whether a model's reply is the NONE that `SYSTEM` asks for (nothing helps)."""
+    return reply.strip().strip("*`'\".").upper() == "NONE"
+
+
 def generate_brief(
     query: str, evidence: list[Evidence], lm: TextGenerator, cfg: SynthConfig | None = None
 ) -> Brief:
     """A few grounded sentences by `lm`, then the sources they cite. Falls back to the
-    extractive brief when no generated sentence survives `ground`."""
+    extractive brief when no generated sentence survives `ground`; a reply of NONE gives no
+    brief at all (mode "declined") when `cfg.on_none` is "nothing"."""
     cfg = cfg or SynthConfig()
     if not evidence:
         return Brief(None, [], "none", model=lm.name)
@@ -408,6 +419,8 @@ def generate_brief(
     reserve = approx_tokens(sources_block(evidence, {e.n for e in evidence}))
     room = min(cfg.max_new_tokens, max(40, cfg.max_tokens - reserve))
     reply = lm.generate(prompt_messages(query, evidence, int(room * 0.6)), max_new_tokens=room)
+    if cfg.on_none == "nothing" and says_none(reply):
+        return Brief(None, evidence, "declined", lm.name, [], time.perf_counter() - start)
     kept, dropped = ground(reply, evidence, cfg.min_support)
     if dropped:
         log.info("dropped %d ungrounded sentences from %s", len(dropped), lm.name)

@@ -24,13 +24,14 @@ def cmd_recall(args: argparse.Namespace) -> int:
         "budget_seconds": args.budget_seconds,
         "max_tokens": args.max_tokens,
         "k": args.k,
+        "on_none": args.on_none,
     }
     request = {k: v for k, v in request.items() if v is not None}
     result = None if args.local else server.try_call("recall", request, timeout=600.0)
     if result is None:
         result = _recall_here(args, request)
     text = result["brief"] or "no relevant memory"
-    if result["brief"]:
+    if result["brief"] or result.get("mode") == "declined":
         text += "\n\n(" + rc.describe_json(result) + ")"
     emit(args, result, text)
     return 0
@@ -52,6 +53,7 @@ def _recall_here(args: argparse.Namespace, request: dict[str, Any]) -> dict[str,
         model=args.model,
         max_tokens=args.max_tokens,
         budget_seconds=args.budget_seconds,
+        on_none=args.on_none,
     )
     with open_store() as store:
         embedder = rc.default_embedder(store, args.embedder)
@@ -154,6 +156,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "took at most this long here, or on a GPU (default 15)",
     )
     p.add_argument("--max-tokens", type=int, help="brief length budget (default 340)")
+    p.add_argument(
+        "--on-none",
+        choices=("fallback", "nothing"),
+        help="when the model replies NONE: the evidence brief (fallback, the default) or no "
+        "brief at all (nothing)",
+    )
     p.add_argument("--k", type=int, help="hits retrieved before pruning (default 12)")
     p.add_argument("--embedder", help="embedding model, or 'none' for keyword-only")
     p.add_argument("--local", action="store_true", help="run in this process even if serve runs")
