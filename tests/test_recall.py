@@ -84,6 +84,9 @@ def test_topic_terms_are_the_words_no_dictionary_holds() -> None:
     ]  # fmt: skip
     assert evidence.asks("which crate draws the table?") and evidence.asks("Did it pass")
     assert not evidence.asks("add a --json flag to the report command")
+    assert evidence.asks("remind me how we fixed the locked database")
+    assert evidence.asks("walk me through cutting a release") and evidence.asks("summarize CI")
+    assert not evidence.asks("give the endpoint a timeout")
 
 
 def test_recall_scopes_to_a_project_and_excludes_a_session(store: Store) -> None:
@@ -252,3 +255,13 @@ def test_cli_recall_on_none_nothing_injects_no_brief(
     assert out.startswith("no relevant memory\n\n(no brief: scripted found nothing")
     assert main(query) == 0  # the default: the evidence brief
     assert "busy_timeout = 30000" in capsys.readouterr().out
+
+
+def test_the_rules_of_a_request_come_on_top_of_its_evidence(store: Store) -> None:
+    prompt = "run the tests for the sync job, the database is locked again"
+    on = recall(store, prompt, project=PROJECT, config=EXTRACTIVE).brief.text
+    off = recall(store, prompt, project=PROJECT, config=RecallConfig(generate=False, rules=0))
+    assert on is not None and off.brief.text is not None
+    body = [line.split("] ", 1)[1] for line in on.splitlines()]
+    assert body[0].startswith("To run the tests: `make test`.")
+    assert all(line.split("] ", 1)[1] in body for line in off.brief.text.splitlines())

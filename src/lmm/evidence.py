@@ -247,7 +247,10 @@ def _forms(term: str) -> set[str]:
 
 _QUESTION = re.compile(
     r"\?\s*$|^\s*(what|which|who|whom|whose|when|where|why|how|did|do|does|is|are|was|were|"
-    r"have|has|had|can|could|should|would|will)\b",
+    r"have|has|had|can|could|should|would|will)\b"
+    # asking to be told what is known: "remind me ...", "walk me through ...", "summarize ..."
+    r"|^\W*(?:\w+,?\s+)?(?:(?:remind|tell|show|give|walk) me|explain|describe|summari[sz]e|list|"
+    r"recap|recall)\b",
     re.I,
 )
 

@@ -175,8 +175,11 @@ def recall(
         synth = replace(synth, max_tokens=rest)
     never = never_seen(store, query, project) if cfg.unseen_topics and hits else []
     evidence = [] if never else select_evidence(query, hits, synth)
-    if cfg.rules and query:  # the standing rules of what a request for work sets out to do
-        evidence = with_rules(activities.rules_for(store, query, project, cfg.rules), evidence)
+    rules = activities.rules_for(store, query, project, cfg.rules) if cfg.rules and query else []
+    if rules:  # the standing rules of what a request for work sets out to do, on top
+        evidence = with_rules(rules, evidence)
+        extra = sum(approx_tokens(r.hit.text[: synth.line_chars]) + 12 for r in rules)
+        synth = replace(synth, max_tokens=synth.max_tokens + extra)
     if never:
         choice = speed.Choice(False, "the memory never mentions " + ", ".join(never))
     elif evidence:
