@@ -7,10 +7,11 @@ same transcripts, group by group (the files split into --groups parts): after ea
 store is embedded, the variants' order reversed on every other group, so all see the same
 machine load. Variants: `before`, the code before the speed work: float32 MiniLM through
 sentence-transformers, 64 texts per model call in turn order; `torch`, the same model with 1,024
-texts per call (sorted by length by sentence-transformers); `onnx`, lmm's default now: MiniLM
-through ONNX Runtime with int8 MatMuls (`embed_onnx`), 1,024 texts per call, run sorted by
-length. All embed the same texts. (Tool-call inputs cut to their start, and int8 Linear layers
-in torch, were measured with this bench and dropped: docs/benchmarks.md.)
+texts per call (sorted by length by sentence-transformers); `onnx`, lmm's default now: float32
+MiniLM through ONNX Runtime (`embed_onnx`), 1,024 texts per call, run sorted by length, repeats
+once; `int8`, the same with int8 MatMuls (LMM_EMBED_BACKEND=onnx-int8). All embed the same
+texts. (Tool-call inputs cut to their start, and int8 Linear layers in torch, were measured
+with this bench and dropped: docs/benchmarks.md.)
 
 The profile first: texts per kind (turn keys, sentence parts), word pieces per text after the
 tokenizer, padding (the share of a batch's word pieces that are padding, in turn order and
@@ -125,11 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     folder = packaged_minilm()
     f32 = SentenceTransformerEmbedder(str(folder), name=DEFAULT_MODEL)
     t = time.perf_counter()
-    onnx = OnnxEmbedder(folder, DEFAULT_MODEL)  # int8, lmm's default
-    print(f"onnx model ready in {time.perf_counter() - t:.1f} s ({onnx.path})")
+    onnx = OnnxEmbedder(folder, DEFAULT_MODEL)  # lmm's default
+    t1 = time.perf_counter()
+    int8 = OnnxEmbedder(folder, DEFAULT_MODEL, quantize=True)  # LMM_EMBED_BACKEND=onnx-int8
+    print(f"onnx models ready in {t1 - t:.1f} s (float32), {time.perf_counter() - t1:.1f} s "
+          f"(int8): {onnx.path.parent}")  # fmt: skip
     # name -> (embedder, texts per embed call)
-    variants: dict[str, tuple[Embedder, int]] = {"before": (f32, BATCH), "torch": (f32, CHUNK),
-                                                 "onnx": (onnx, CHUNK)}  # fmt: skip
+    variants: dict[str, tuple[Embedder, int]] = {
+        "before": (f32, BATCH), "torch": (f32, CHUNK), "onnx": (onnx, CHUNK), "int8": (int8, CHUNK)
+    }  # fmt: skip
     if args.no_torch:
         del variants["torch"]
     files = sorted(args.data.rglob("*.jsonl"))
@@ -183,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{seconds['before'] / seconds[name]:.2f}x")  # fmt: skip
         if "torch" in variants:
             print(f"embed speed, onnx against torch: {seconds['torch'] / seconds['onnx']:.2f}x")
+        print(f"embed speed, int8 against onnx: {seconds['onnx'] / seconds['int8']:.2f}x")
         print(f"(before {seconds['before']:.1f} s, onnx {seconds['onnx']:.1f} s, "
               f"load {os.getloadavg()[0]:.1f})")  # fmt: skip
     finally:

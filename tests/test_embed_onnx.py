@@ -160,6 +160,13 @@ def test_batching_by_length_keeps_each_texts_vector(
     alone = np.stack([e.embed([t])[0] for t in TEXTS])
     monkeypatch.setattr(embed_onnx, "MAX_ROWS", 2)  # several runs of unlike lengths
     np.testing.assert_allclose(e.embed(TEXTS * 3), np.concatenate([alone] * 3), atol=1e-5)
+    calls = []
+    run = e.session.run
+    monkeypatch.setattr(
+        e.session, "run", lambda *a: calls.append(a[1]["input_ids"].shape) or run(*a)
+    )
+    e.embed(["tax law", "we adopted a puppy", " tax law ", "tax law"])
+    assert sum(rows for rows, _ in calls) == 2  # a repeated text runs once
 
 
 def test_int8_is_close_and_the_cache_is_built_once(folder: Path, tmp_path: Path) -> None:
@@ -203,11 +210,14 @@ def test_the_default_embedder_picks_onnx_then_falls_back(
     monkeypatch.delenv("LMM_EMBED_BACKEND", raising=False)
     e = embed.get_embedder()
     assert isinstance(e, embed_onnx.OnnxEmbedder)
+    assert (e.name, e.variant) == (embed.DEFAULT_MODEL, "onnx-f32")
+    monkeypatch.setenv("LMM_EMBED_BACKEND", "onnx-int8")
+    e = embed.get_embedder()
     assert (e.name, e.variant) == (embed.DEFAULT_MODEL, "onnx-int8")
     monkeypatch.setenv("LMM_EMBED_BACKEND", "torch")
     assert isinstance(embed.get_embedder(), _Torch)
     monkeypatch.setenv("LMM_EMBED_BACKEND", "tensorflow")
-    with pytest.raises(LmmError, match="use one of auto, onnx, torch"):
+    with pytest.raises(LmmError, match="use one of auto, onnx, onnx-int8, torch"):
         embed.get_embedder()
 
     def missing(module: str, package: str) -> None:
@@ -243,8 +253,8 @@ def test_packaged_minilm_through_onnx_stays_in_minilms_space(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = embed.packaged_minilm()
     ref = embed.SentenceTransformerEmbedder(str(folder))
-    q8 = embed_onnx.OnnxEmbedder(folder, embed.DEFAULT_MODEL, cache=tmp_path)
-    f32 = embed_onnx.OnnxEmbedder(folder, embed.DEFAULT_MODEL, quantize=False, cache=tmp_path)
+    q8 = embed_onnx.OnnxEmbedder(folder, embed.DEFAULT_MODEL, quantize=True, cache=tmp_path)
+    f32 = embed_onnx.OnnxEmbedder(folder, embed.DEFAULT_MODEL, cache=tmp_path)
     texts = ["I went to a LGBTQ support group", "the support group was powerful", "tax law",
              "we adopted a puppy last week", "our new dog is very playful", "x " * 400,
              '[tool: Write] {"file_path": "pyproject.toml", "content": "name = 1"}']  # fmt: skip

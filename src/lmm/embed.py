@@ -8,14 +8,14 @@ once per process into one matrix, ordered by project so a project's rows are a c
 `best_parts` reads a few turns' sentence vectors by primary key. torch and sentence-transformers
 are imported inside the functions that need them: hook paths import this module without them.
 
-The packaged MiniLM runs through ONNX Runtime with int8 MatMul weights (`embed_onnx`) when the
-`embed` extra's onnxruntime is installed, else float32 through sentence-transformers. Its
-vectors stay in float32 MiniLM's space (cosine at least 0.97 for every text of the real
-transcripts, 0.992 on average), so it keeps the model id "all-MiniLM-L6-v2": a store embedded
-before keeps its vectors, nothing is embedded again. (int8 Linear layers in torch,
-`quantize_linear`, agree less: cosine 0.975 on average, 0.954 at worst. Cutting tool-call inputs
-out of what is embedded was measured and dropped: it cost CodeMem 3 points of answers,
-docs/benchmarks.md.)
+The packaged MiniLM runs through ONNX Runtime (`embed_onnx`, no torch) when the `embed` extra's
+onnxruntime is installed, else through sentence-transformers; both float32, the same vectors,
+so the model id stays "all-MiniLM-L6-v2" and a store embedded before keeps its vectors.
+`LMM_EMBED_BACKEND=onnx-int8` runs int8 MatMuls instead (about 1.5x faster; cosine at least
+0.97 per text with float32, so the id is kept, but LoCoMo R@10 84.9 against 85.1). (int8 Linear
+layers in torch, `quantize_linear`, agree less: cosine 0.975 on average, 0.954 at worst. Cutting
+tool-call inputs out of what is embedded was measured and dropped: it cost CodeMem 3 points of
+answers, docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -195,13 +195,13 @@ def packaged_minilm() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 
 
 def _minilm() -> Embedder:
-    """The packaged MiniLM: through ONNX Runtime with int8 MatMuls when onnxruntime, tokenizers
-    and onnx are installed (`embed_onnx`), else float32 through sentence-transformers.
-    `LMM_EMBED_BACKEND=onnx|torch` insists on one (auto: the first that works)."""
+    """The packaged MiniLM: through ONNX Runtime when onnxruntime, tokenizers and onnx are
+    installed (`embed_onnx`), else through sentence-transformers. `LMM_EMBED_BACKEND` insists on
+    one: onnx, onnx-int8 (int8 MatMuls) or torch (auto: onnx, else torch)."""
     backend = os.environ.get("LMM_EMBED_BACKEND", "auto").strip().lower() or "auto"
     if backend not in BACKENDS:
         raise LmmError(f"LMM_EMBED_BACKEND={backend!r}: use one of {', '.join(BACKENDS)}")
@@ -210,9 +210,9 @@ def _minilm() -> Embedder:
         from lmm.embed_onnx import OnnxEmbedder
 
         try:
-            return OnnxEmbedder(folder, name=DEFAULT_MODEL)
+            return OnnxEmbedder(folder, name=DEFAULT_MODEL, quantize=backend == "onnx-int8")
         except (MissingExtra, OSError) as exc:
-            if backend == "onnx" or find_spec("sentence_transformers") is None:
+            if backend != "auto" or find_spec("sentence_transformers") is None:
                 raise
             # a missing package is a choice of install; an unwritable cache is a problem
             level = logging.INFO if isinstance(exc, MissingExtra) else logging.WARNING
