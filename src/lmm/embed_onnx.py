@@ -239,6 +239,9 @@ def cached_model(folder: Path, *, quantize: bool = False, cache: Path | None = N
             finally:
                 logging.disable(logging.NOTSET)
         os.replace(built, out)
+    for old in out.parent.glob(f"{folder.name}-{kind}-*.onnx"):  # built for other weights
+        if old != out:  # or another onnxruntime: a loaded session keeps its own copy
+            old.unlink(missing_ok=True)
     return out
 
 
