@@ -1,33 +1,33 @@
 """Where `lmm embed` spends its time, and the embedding before/after, in one process.
 
-    PYTHONPATH=src .venv/bin/python bench/embed_speed.py [DIR] [--groups 4]
+    PYTHONPATH=src .venv/bin/python bench/embed_speed.py [DIR] [--groups 4] [--no-torch]
 
-DIR defaults to ../shared/data/claude_sessions (real Claude Code transcripts). Two stores get the
-same transcripts, group by group (the files split into --groups parts): after each group both
-are embedded, `before` and `after` alternating which goes first, so both see the same machine
-load. `before` is the previous recipe: float32 MiniLM, 64 texts per model call in turn order;
-`after` is lmm's default: int8 Linear layers (`embed.quantize_linear`), 1,024 texts per call (the
-model sorts them by length). Both embed the same texts. (A third variant, tool-call inputs cut
-to their start in keys and left out of sentence vectors, was measured with this bench and
-dropped: it cost CodeMem 3 points of answers.)
+DIR defaults to ../shared/data/claude_sessions (real Claude Code transcripts). Stores get the
+same transcripts, group by group (the files split into --groups parts): after each group every
+store is embedded, the variants' order reversed on every other group, so all see the same
+machine load. Variants: `before`, the code before the speed work: float32 MiniLM through
+sentence-transformers, 64 texts per model call in turn order; `torch`, the same model with 1,024
+texts per call (sorted by length by sentence-transformers); `onnx`, lmm's default now: float32
+MiniLM through ONNX Runtime (`embed_onnx`), 1,024 texts per call, run sorted by length, repeats
+once; `int8`, the same with int8 MatMuls (LMM_EMBED_BACKEND=onnx-int8). All embed the same
+texts. (Tool-call inputs cut to their start, and int8 Linear layers in torch, were measured
+with this bench and dropped: docs/benchmarks.md.)
 
 The profile first: texts per kind (turn keys, sentence parts), word pieces per text after the
 tokenizer, padding (the share of a batch's word pieces that are padding, in turn order and
-sorted by length), tokenizer time, and how the vectors of both agree (cosine of each turn key's
-vector, before against after, and the same text through float32 and int8).
+sorted by length), tokenizer time; at the end, how each variant's stored vectors agree with
+before's, text by text (turn keys and sentence parts).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from lmm.embed import (  # noqa: E402
     BATCH,
     CHUNK,
     DEFAULT_MODEL,
+    Embedder,
     KeyRecipe,
     SentenceTransformerEmbedder,
     embed_pending,
@@ -49,14 +50,9 @@ from lmm.embed import (  # noqa: E402
     pending_turn_keys,
     turn_parts,
 )
+from lmm.embed_onnx import OnnxEmbedder  # noqa: E402
 from lmm.ingest import ingest  # noqa: E402
 from lmm.store import Store  # noqa: E402
-
-
-@contextlib.contextmanager
-def before_recipe() -> Iterator[None]:
-    """The previous texts: the same as today's (kept as a seam for a recipe that differs)."""
-    yield
 
 
 def texts_of(store: Store) -> tuple[list[str], list[str]]:
@@ -117,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", nargs="?", type=Path, default=DATA)
     ap.add_argument("--groups", type=int, default=4, help="ingest and embed in this many parts")
+    ap.add_argument("--no-torch", action="store_true", help="before and onnx only")
     args = ap.parse_args(argv)
     if not args.data.exists():
         print(f"no transcripts at {args.data}: the shared data is absent", file=sys.stderr)
@@ -126,9 +123,20 @@ def main(argv: list[str] | None = None) -> int:
     # a group passes single files: those the folder ingest skips (not transcripts) then fail
     # loudly as generic JSON; the turn counts below are checked against the folder ingest
     logging.getLogger("lmm.ingest").setLevel(logging.CRITICAL)
-    folder = str(packaged_minilm())
-    old = SentenceTransformerEmbedder(folder, name=DEFAULT_MODEL)
-    new = SentenceTransformerEmbedder(folder, name=DEFAULT_MODEL, quantize=True)
+    folder = packaged_minilm()
+    f32 = SentenceTransformerEmbedder(str(folder), name=DEFAULT_MODEL)
+    t = time.perf_counter()
+    onnx = OnnxEmbedder(folder, DEFAULT_MODEL)  # lmm's default
+    t1 = time.perf_counter()
+    int8 = OnnxEmbedder(folder, DEFAULT_MODEL, quantize=True)  # LMM_EMBED_BACKEND=onnx-int8
+    print(f"onnx models ready in {t1 - t:.1f} s (float32), {time.perf_counter() - t1:.1f} s "
+          f"(int8): {onnx.path.parent}")  # fmt: skip
+    # name -> (embedder, texts per embed call)
+    variants: dict[str, tuple[Embedder, int]] = {
+        "before": (f32, BATCH), "torch": (f32, CHUNK), "onnx": (onnx, CHUNK), "int8": (int8, CHUNK)
+    }  # fmt: skip
+    if args.no_torch:
+        del variants["torch"]
     files = sorted(args.data.rglob("*.jsonl"))
     groups = [files[i :: args.groups] for i in range(args.groups)]
     tmp = Path(tempfile.mkdtemp())
@@ -136,64 +144,69 @@ def main(argv: list[str] | None = None) -> int:
         # ---- profile on the whole set
         with Store(tmp / "all.db") as store:
             ingest(store, [args.data])
-            with before_recipe():
-                keys0, parts0 = texts_of(store)
-            keys1, parts1 = texts_of(store)
-        profile("before", keys0, parts0, old.model.tokenizer, BATCH)
-        profile("after", keys1, parts1, new.model.tokenizer, CHUNK)
-        sample = keys0[:128]
-        print(f"before, 128 keys in one call: {forward_share(old, sample)}")
-        print(f"after, 128 keys in one call: {forward_share(new, sample)}")
-        same = (old.embed(sample) * new.embed(sample)).sum(1)
-        print(f"same text, float32 vs int8: cosine mean {same.mean():.3f}, p5 "
-              f"{np.percentile(same, 5):.3f}, min {same.min():.3f}")  # fmt: skip
-        # ---- interleaved: both stores get the same files, then both embed
-        seconds = {"before": 0.0, "after": 0.0}
-        counts = {"before": [0, 0], "after": [0, 0]}
-        stores = {n: Store(tmp / f"{n}.db") for n in seconds}
+            keys, parts = texts_of(store)
+        profile("before", keys, parts, f32.model.tokenizer, BATCH)
+        profile("after", keys, parts, f32.model.tokenizer, CHUNK)
+        sample = keys[:128]
+        print(f"float32 torch, 128 keys in one call: {forward_share(f32, sample)}")
+        # ---- interleaved: every store gets the same files, then each embeds them
+        seconds = dict.fromkeys(variants, 0.0)
+        counts = {n: [0, 0] for n in variants}
+        stores = {n: Store(tmp / f"{n}.db") for n in variants}
         for g, group in enumerate(groups):
             for store in stores.values():
                 ingest(store, group)
-            order = ["before", "after"] if g % 2 == 0 else ["after", "before"]
+            order = list(variants) if g % 2 == 0 else list(reversed(variants))
             for name in order:
+                embedder, batch = variants[name]
                 t = time.perf_counter()
-                if name == "before":
-                    with before_recipe():
-                        r = embed_pending(stores[name], old, batch=BATCH)
-                else:
-                    r = embed_pending(stores[name], new)
+                r = embed_pending(stores[name], embedder, batch=batch)
                 dt = time.perf_counter() - t
                 seconds[name] += dt
                 counts[name][0] += r.turns
                 counts[name][1] += r.parts
                 print(f"group {g + 1}/{len(groups)} {name:<6} {r.turns:>5} turns {r.parts:>5} "
                       f"parts {dt:7.1f} s  load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
-        assert counts["before"][0] == counts["after"][0] == len(keys0), (counts, len(keys0))
+        assert all(c == counts["before"] for c in counts.values()), counts
+        assert counts["before"][0] == len(keys), (counts, len(keys))
         for name, s in seconds.items():
-            turns, parts = counts[name]
-            print(f"{name:<6} {turns} turns + {parts} parts in {s:.1f} s: {turns / s:.1f} turns/s, "
-                  f"{(turns + parts) / s:.1f} texts/s")  # fmt: skip
-        vecs = {}
-        for name, store in stores.items():
-            vecs[name] = dict(
-                store.db.execute(
-                    "SELECT t.session_id || '/' || t.key, v.vec FROM vectors v "
-                    "JOIN turns t ON t.id = v.item_id WHERE v.item_kind = 'turn'"
-                ).fetchall()
-            )
+            turns, n_parts = counts[name]
+            print(f"{name:<6} {turns} turns + {n_parts} parts in {s:.1f} s: {turns / s:.1f} "
+                  f"turns/s, {(turns + n_parts) / s:.1f} texts/s")  # fmt: skip
+        vecs = {name: stored_vectors(store) for name, store in stores.items()}
+        for store in stores.values():
             store.close()
-        common = sorted(set(vecs["before"]) & set(vecs["after"]))
-        a = np.stack([np.frombuffer(vecs["before"][k], "<f4") for k in common])
-        b = np.stack([np.frombuffer(vecs["after"][k], "<f4") for k in common])
-        cos = (a * b).sum(1)
-        print(f"turn vectors, before vs after: cosine mean {cos.mean():.3f}, p5 "
-              f"{np.percentile(cos, 5):.3f} ({len(common)} turns)")  # fmt: skip
-        print(f"embed speed: {seconds['before'] / seconds['after']:.2f}x "
-              f"(before {seconds['before']:.1f} s, after {seconds['after']:.1f} s, "
+        for name in variants:
+            for kind in ("turn keys", "parts") if name != "before" else ():
+                cos = (vecs["before"][kind] * vecs[name][kind]).sum(1)
+                print(f"{name} vs before, {kind}: cosine mean {cos.mean():.4f}, p1 "
+                      f"{np.percentile(cos, 1):.4f}, min {cos.min():.4f}, under 0.97: "
+                      f"{int((cos < 0.97).sum())} of {len(cos)}")  # fmt: skip
+        for name in variants:
+            if name != "before":
+                print(f"embed speed, {name} against before: "
+                      f"{seconds['before'] / seconds[name]:.2f}x")  # fmt: skip
+        if "torch" in variants:
+            print(f"embed speed, onnx against torch: {seconds['torch'] / seconds['onnx']:.2f}x")
+        print(f"embed speed, int8 against onnx: {seconds['onnx'] / seconds['int8']:.2f}x")
+        print(f"(before {seconds['before']:.1f} s, onnx {seconds['onnx']:.1f} s, "
               f"load {os.getloadavg()[0]:.1f})")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def stored_vectors(store: Store) -> dict[str, np.ndarray]:
+    """A store's turn-key vectors and sentence vectors, each in (session, turn key) order."""
+    out = {}
+    for kind, label in (("turn", "turn keys"), ("turn_parts", "parts")):
+        rows = store.db.execute(
+            "SELECT v.vec FROM vectors v JOIN turns t ON t.id = v.item_id "
+            "WHERE v.item_kind = ? ORDER BY t.session_id, t.key",
+            (kind,),
+        ).fetchall()
+        out[label] = np.frombuffer(b"".join(r[0] for r in rows), "<f4").reshape(-1, 384)
+    return out
 
 
 if __name__ == "__main__":

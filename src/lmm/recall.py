@@ -119,7 +119,8 @@ def resolve_project(store: Store, cwd: str | None) -> str | None:
 
 def default_embedder(store: Store, name: str | None = None) -> Embedder | None:
     """The embedder called `name` ("none": keyword-only), else the store's own: the packaged
-    model when the store holds its vectors (loading it imports torch), else None."""
+    model when the store holds its vectors (ONNX Runtime when installed, else
+    sentence-transformers, which imports torch), else None."""
     from lmm import embed
 
     if name == "none":
