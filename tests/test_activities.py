@@ -80,3 +80,9 @@ def test_activities_read_both_sides() -> None:
     assert "release" in activities.asked("run the whole test suite before I tag 0.3.0")
     assert activities.asked("tidy the readme") == {"docs"}
     assert activities.asked("looks good, thanks") == set()
+
+
+def test_words_with_another_sense_start_nothing() -> None:
+    assert "logging" not in activities.asked("git log --oneline -5")  # no logging work
+    assert "logging" in activities.asked("add structlog and log every booking change as json")
+    assert activities.activities("Conventional commits style, lowercase") == {"commit"}
