@@ -185,17 +185,3 @@ def test_packaged_minilm_embeds_offline(monkeypatch: pytest.MonkeyPatch) -> None
     assert (e.name, e.dim, v.shape) == ("all-MiniLM-L6-v2", 384, (3, 384))
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2])
-
-
-@pytest.mark.slow
-def test_int8_minilm_keeps_the_float32_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    folder = str(embed.packaged_minilm())
-    f32 = embed.SentenceTransformerEmbedder(folder)
-    q8 = embed.SentenceTransformerEmbedder(folder, quantize=True)
-    texts = ["I went to a LGBTQ support group", "the support group was powerful", "tax law",
-             "we adopted a puppy last week", "our new dog is very playful"]  # fmt: skip
-    a, b = f32.embed(texts), q8.embed(texts)
-    assert (q8.variant, f32.variant) == ("int8", "")
-    assert float((a * b).sum(1).min()) > 0.9
-    assert (np.argsort(-(b @ b.T), axis=1)[:, 1] == np.argsort(-(a @ a.T), axis=1)[:, 1]).all()

@@ -13,7 +13,7 @@ onnxruntime is installed, else through sentence-transformers; both float32, the 
 so the model id stays "all-MiniLM-L6-v2" and a store embedded before keeps its vectors.
 `LMM_EMBED_BACKEND=onnx-int8` runs int8 MatMuls instead (about 1.5x faster; cosine at least
 0.97 per text with float32, so the id is kept, but LoCoMo R@10 84.9 against 85.1). (int8 Linear
-layers in torch, `quantize_linear`, agree less: cosine 0.975 on average, 0.954 at worst. Cutting
+layers in torch agreed less, cosine 0.975 on average and 0.954 at worst, and were removed. Cutting
 tool-call inputs out of what is embedded was measured and dropped: it cost CodeMem 3 points of
 answers, docs/benchmarks.md.)
 """
@@ -103,8 +103,6 @@ class SentenceTransformerEmbedder:
         model: str,
         name: str | None = None,
         batch_size: int = BATCH,
-        *,
-        quantize: bool = False,
     ) -> None:
         try:
             from sentence_transformers import SentenceTransformer
@@ -125,9 +123,6 @@ class SentenceTransformerEmbedder:
         self.dim = int(dim)
         self.batch_size = batch_size
         self.variant = ""  # how the weights differ from the model's own (bench caches key on it)
-        if quantize:
-            quantize_linear(self.model)
-            self.variant = "int8"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         np = _numpy()
@@ -158,33 +153,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-# Linear layers (name suffixes) that `quantize_linear` leaves float32
-INT8_KEEP: tuple[str, ...] = ()
-
-
-def quantize_linear(model: Any) -> None:
-    """Replace `model`'s Linear layers, in place, by dynamically quantized int8 ones (weights
-    per output channel, activations per batch), but those named in INT8_KEEP. On MiniLM, all of
-    them: the model runs about 2.5x faster on a 2-core CPU and its vectors keep a cosine of
-    0.975 on average with the float32 ones; LoCoMo R@5/R@10/R@50 77.7/85.0/93.6 against
-    77.6/85.1/94.2. Keeping the layers that write into the residual stream float32
-    (INT8_KEEP = ("output.dense",)): cosine 0.988, 77.9/84.9/94.0, about 2x faster
-    (bench/embed_speed.py, bench/locomo_recall.py, docs/benchmarks.md)."""
-    import warnings
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    names = {
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and not name.endswith(INT8_KEEP or ("\0",))
-    }
-    with warnings.catch_warnings():  # torch.ao's notice that the API moves to torchao
-        warnings.simplefilter("ignore")
-        quantize_dynamic(model, dict.fromkeys(names, per_channel_dynamic_qconfig), inplace=True)
 
 
 def packaged_minilm() -> Path:
