@@ -32,193 +32,63 @@ def _words(*alternatives: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.I)
 
 
-# Each activity: what names it in a rule (`RULE`) and in a request for work (`ASK`, the same
-# unless given). Tools of each ecosystem are named where they are the activity's usual word.
-RULE = {
-    "commit": _words(
-        r"commit(?:s|ted|ting)?",
-        "amend",
-        "squash",
-        r"rebas(?:e|ing)",
-        "pull requests?",
-        "PRs?",
-        "merge requests?",
-    ),
-    "branch": _words(r"branch(?:es|ing)?", "checkout -b", "switch -c"),
-    "release": _words(
-        r"releas(?:e|es|ed|ing)",
-        r"tag(?:s|ged|ging)?",
-        "changelog",
-        "publish",
-        "version bump",
-        "semver",
-        "goreleaser",
-        "cargo-dist",
-    ),
-    "dependency": _words(
-        r"dependenc(?:y|ies)",
-        "deps?",
-        r"packages?",
-        r"librar(?:y|ies)",
-        r"crates?",
-        "lockfile",
-        "lock file",
-        "requirements.txt",
-        r"install(?:s|ed|ing)?",
-        "pip",
-        "uv add",
-        "poetry add",
-        "npm",
-        "pnpm",
-        "yarn",
-        "cargo add",
-        "go get",
-        "vendor",
-    ),
-    "test": _words(
-        r"tests?",
-        r"testing",
-        "pytest",
-        r"specs?",
-        "e2e",
-        "unit tests?",
-        "integration tests?",
-        "fixtures?",
-        "conftest(?:.py)?",
-        r"mock(?:s|ed|ing)?",
-        "coverage",
-        "vitest",
-        "jest",
-        "playwright",
-        "nextest",
-        "go test",
-    ),
-    "database": _words(
-        r"migrat(?:e|es|ed|ion|ions|ing)",
-        "alembic",
-        "goose",
-        "schema",
-        r"index(?:es)?",
-        r"columns?",
-        r"tables?",
-        "database",
-        "db",
-        "sql",
-        "postgres(?:ql)?",
-        "sqlite",
-        "queries",
-        "query",
-    ),
-    "endpoint": _words(
-        r"endpoints?",
-        r"routes?",
-        r"routers?",
-        r"handlers?",
-        "api",
-        r"(?:GET|POST|PUT|PATCH|DELETE) /[^\s]*",
-    ),
-    "logging": _words(
-        "logging",
-        r"loggers?",
-        r"log (?:lines?|levels?|messages?|every|each|all)",
-        "structlog",
-        "slog",
-        "zerolog",
-        "tracing",
-        "log as json",
-    ),
-    "format": _words(
-        r"lint(?:s|ing|er)?",
-        r"format(?:ting|ter)?",
-        "fmt",
-        "ruff",
-        "black",
-        "eslint",
-        "prettier",
-        "clippy",
-        "mypy",
-        "pyright",
-        "type ?check(?:ing|er)?",
-    ),
-    "build": _words(r"build(?:s|ing)?", r"compil(?:e|es|ing)", r"bundl(?:e|es|ing)"),
-    "deploy": _words(
-        r"deploy(?:s|ed|ing|ment)?",
-        "staging",
-        "production",
-        "prod",
-        "docker",
-        "compose",
-        "kubernetes",
-        "k8s",
-        "fly",
-        "helm",
-        r"containers?",
-    ),
-    "ui": _words(
-        r"components?",
-        r"pages?",
-        "css",
-        r"styling",
-        r"stylesheets?",
-        "tailwind",
-        "tsx",
-        "jsx",
-        "react",
-        r"layouts?",
-        r"buttons?",
-        r"forms?",
-        "ui",
-    ),
-    "docs": _words(r"docs?", "documentation", "readme", r"docstrings?", r"comments?"),
-    "errors": _words(
-        "error handling",
-        r"exceptions?",
-        r"timeouts?",
-        r"retr(?:y|ies)",
-        r"panic(?:s|king)?",
-        "unwrap",
-        r"rais(?:e|es|ing)",
-        "thiserror",
-        "anyhow",
-    ),
-    "time": _words(
-        "dates",
-        r"datetimes?",
-        r"timestamps?",
-        r"time ?zones?",
-        "tz",
-        "utc",
-        "today",
-        "tomorrow",
-        "calendar",
-        r"dst",
-        "daylight saving",
-    ),
-    "cli": _words(r"flags?", "cli", "command[- ]line", r"subcommands?"),
-    "config": _words(
-        "config",
-        "configuration",
-        r"settings?",
-        "env",
-        r"env vars?",
-        "environment variables?",
-        ".env",
-        r"secrets?",
-    ),
-}
-ASK = RULE | {
-    "errors": _words(
-        r"errors?",
-        r"exceptions?",
-        r"timeouts?",
-        r"times out",
-        r"retr(?:y|ies)",
-        r"crash(?:es|ing)?",
-        "dies",
-        r"handle (?:it|them|that|this|errors?)",
-    ),
-    "cli": _words(r"flags?", "cli", r"subcommands?", r"--[a-z][\w-]+"),
-}
+# Each activity and the words that name it, as regular expressions (whole words; a line that
+# starts with spaces goes on the one before): in a rule (`RULE`), and in a request for work
+# (`ASK`: the same unless given). Tools are named where they are the activity's usual word.
+_RULE_WORDS = r"""
+commit: commit(?:s|ted|ting)? | amend | squash | rebas(?:e|ing) | pull requests? | PRs? |
+    merge requests?
+branch: branch(?:es|ing)? | checkout -b | switch -c
+release: releas(?:e|es|ed|ing) | tag(?:s|ged|ging)? | changelog | publish | version bump |
+    semver | goreleaser | cargo-dist
+dependency: dependenc(?:y|ies) | deps? | packages? | librar(?:y|ies) | crates? | lockfile |
+    lock file | requirements.txt | install(?:s|ed|ing)? | pip | uv add | poetry add | npm | pnpm |
+    yarn | cargo add | go get | vendor
+test: tests? | testing | pytest | specs? | e2e | unit tests? | integration tests? | fixtures? |
+    conftest(?:.py)? | mock(?:s|ed|ing)? | coverage | vitest | jest | playwright | nextest |
+    go test
+database: migrat(?:e|es|ed|ion|ions|ing) | alembic | goose | schema | index(?:es)? | columns? |
+    tables? | database | db | sql | postgres(?:ql)? | sqlite | queries | query
+endpoint: endpoints? | routes? | routers? | handlers? | api |
+    (?:GET|POST|PUT|PATCH|DELETE) /[^\s]*
+logging: logging | loggers? | log (?:lines?|levels?|messages?|every|each|all) | structlog | slog |
+    zerolog | tracing | log as json
+format: lint(?:s|ing|er)? | format(?:ting|ter)? | fmt | ruff | black | eslint | prettier |
+    clippy | mypy | pyright | type ?check(?:ing|er)?
+build: build(?:s|ing)? | compil(?:e|es|ing) | bundl(?:e|es|ing)
+deploy: deploy(?:s|ed|ing|ment)? | staging | production | prod | docker | compose | kubernetes |
+    k8s | fly | helm | containers?
+ui: components? | pages? | css | styling | stylesheets? | tailwind | tsx | jsx | react |
+    layouts? | buttons? | forms? | ui
+docs: docs? | documentation | readme | docstrings? | comments?
+errors: error handling | exceptions? | timeouts? | retr(?:y|ies) | panic(?:s|king)? | unwrap |
+    rais(?:e|es|ing) | thiserror | anyhow
+time: dates | datetimes? | timestamps? | time ?zones? | tz | utc | today | tomorrow | calendar |
+    dst | daylight saving
+cli: flags? | cli | command[- ]line | subcommands?
+config: config | configuration | settings? | env | env vars? | environment variables? | .env |
+    secrets?
+"""
+_ASK_WORDS = r"""
+errors: errors? | exceptions? | timeouts? | times out | retr(?:y|ies) | crash(?:es|ing)? | dies |
+    handle (?:it|them|that|this|errors?)
+cli: flags? | cli | subcommands? | --[a-z][\w-]+
+"""
+
+
+def _vocabulary(table: str) -> dict[str, re.Pattern[str]]:
+    """`name: alternative | alternative ...` lines (indented ones continue the line before)."""
+    said: dict[str, str] = {}
+    name = ""
+    for line in table.strip("\n").splitlines():
+        if not line.startswith(" "):
+            name, line = line.split(": ", 1)
+        said[name] = f"{said.get(name, '')} {line.strip()}"
+    return {n: _words(*(a.strip() for a in text.split(" | "))) for n, text in said.items()}
+
+
+RULE = _vocabulary(_RULE_WORDS)
+ASK = RULE | _vocabulary(_ASK_WORDS)
 # "add structlog", "install zod", "bump golang-ical": a named package, not "add an index"
 _ADDS = re.compile(r"\b(?:add|install|uninstall|remove|drop|upgrade|bump|pin|need)\s+"
                    r"([a-z@][\w.@/-]*)", re.I)  # fmt: skip
