@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from codemem import present  # CodeMem's scoring, one for every bench
 
 CODEMEM = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "codemem"
 
@@ -44,7 +47,7 @@ def answered(store: Any, questions: list[dict[str, Any]]) -> dict[str, bool]:
             ).brief.text
             or ""
         )
-        out[q["id"]] = all(s.lower() in brief.lower() for s in q["must_include"])
+        out[q["id"]] = all(present(q, brief))
     return out
 
 

@@ -40,6 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from codemem import present, stale_leak  # noqa: E402  (CodeMem's scoring, one for every bench)
+
 NEW_TOKENS = 160  # generated tokens at most (the brief's room is usually smaller)
 
 
@@ -197,16 +199,6 @@ class Replay:
         return self.reply
 
 
-def present(row: dict[str, Any], text: str) -> bool:
-    low = text.replace("&lt;", "<").lower()
-    return all(m.lower() in low for m in row["must_include"])
-
-
-def stale_leak(row: dict[str, Any], text: str) -> bool:
-    low = text.replace("&lt;", "<").lower()
-    return any(s.lower() in low for s in row["stale"]) and not present(row, text)
-
-
 def is_none(text: str) -> bool:
     return not text.strip() or text.strip().rstrip(".").upper() == "NONE"
 
@@ -287,7 +279,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 t.abstained += not text
                 continue
             t.n += 1
-            t.answer += present(r, text)
+            t.answer += all(present(r, text))
             t.stale += stale_leak(r, text)
     print(f"{len(rows)} questions ({sum(1 for r in rows if r['messages'])} with evidence)")
     print("| system | answer % | abstained | stale leaks | ungrounded sentences % | tokens "

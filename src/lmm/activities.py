@@ -14,6 +14,7 @@ are left to the evidence brief (`evidence.asks`).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -105,6 +106,13 @@ def activities(text: str, vocabulary: dict[str, re.Pattern[str]] = RULE) -> set[
     return {name for name, pattern in vocabulary.items() if pattern.search(said)}
 
 
+@functools.lru_cache(maxsize=8192)
+def governs(rule: str) -> frozenset[str]:
+    """`activities` of a rule's text, remembered: `lmm serve` reads the same rules for every
+    request for work."""
+    return frozenset(activities(rule))
+
+
 def asked(prompt: str) -> set[str]:
     """The activities a request for work starts: those it names, and adding a dependency when
     it adds or bumps something named like a package (no common word, or a-dash-name)."""
@@ -120,7 +128,7 @@ def asked(prompt: str) -> set[str]:
 @dataclass
 class Rule:
     hit: Hit
-    shared: set[str]  # activities it shares with the prompt
+    shared: frozenset[str]  # activities it shares with the prompt
 
 
 def rules_for(store: Store, prompt: str, project: str | None, limit: int = RULES) -> list[Rule]:
@@ -133,11 +141,11 @@ def rules_for(store: Store, prompt: str, project: str | None, limit: int = RULES
         return []
     hidden = scope.overridden(store, project)
     terms = set(evidence.query_terms(prompt))
-    found: list[tuple[tuple[float, ...], int, set[str]]] = []
+    found: list[tuple[tuple[float, ...], int, frozenset[str]]] = []
     for row in rule_rows(store, scope_projects(store, project) or [], KINDS):
         if row["id"] in hidden:
             continue
-        shared = activities(row["text"]) & wanted
+        shared = governs(row["text"]) & wanted
         if not shared:
             continue
         words = set(re.findall(r"\w+", row["text"].lower()))
