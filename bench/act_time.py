@@ -47,9 +47,9 @@ def percentiles(ms: list[float]) -> dict[str, float]:
 
 
 def build_store(history: Path) -> None:
-    from lmm.extract import get_extractor, run_extraction
-    from lmm.ingest import ingest
-    from lmm.store import open_store
+    from lmm.ingest.run import ingest
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.store.db import open_store
 
     with open_store() as store:
         ingest(store, [history])
@@ -75,7 +75,7 @@ def judge(case: dict[str, Any], context: str | None) -> bool:
 
 
 def in_store(expect: str) -> bool:
-    from lmm.store import open_store
+    from lmm.store.db import open_store
 
     with open_store() as store:
         rows = store.db.execute(
@@ -85,8 +85,8 @@ def in_store(expect: str) -> bool:
 
 
 def in_process(cases: list[dict[str, Any]], threshold: float) -> list[str | None]:
-    from lmm import act, recall
-    from lmm.store import open_store
+    from lmm.retrieve import act, recall
+    from lmm.store.db import open_store
 
     out = []
     with open_store() as store:
@@ -165,7 +165,7 @@ def latency(
 
 
 def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    from lmm import server
+    from lmm.serve import server
 
     cmd = [sys.executable, "-m", "lmm", "serve", "--no-model", "--embedder", "none"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,7 +193,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(ROOT / "src")
     build_store(history)
-    from lmm import act
+    from lmm.retrieve import act
 
     cases = spec["cases"]
     dev = [c for c in cases if c["split"] == "dev"]

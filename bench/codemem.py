@@ -143,7 +143,7 @@ def built_store(data: Path, cache: Path) -> Path:
 
 
 def start_server(home: Path) -> subprocess.Popen[bytes]:
-    from lmm import server
+    from lmm.serve import server
 
     log = (home / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "lmm", "serve", "--no-model"],
@@ -199,9 +199,9 @@ def hook_text(command: str, question: dict[str, Any], cwd: str, home: Path) -> t
 
 def baseline_text(query: str, cwd: str, k: int, max_tokens: int) -> str:
     """The plain top-k: retrieved turns, best first, one line each, within `max_tokens`."""
-    from lmm import server
-    from lmm.hooks import wrap_memory
-    from lmm.synth import approx_tokens
+    from lmm.retrieve.synth import approx_tokens
+    from lmm.serve import server
+    from lmm.serve.hooks import wrap_memory
 
     result = server.call("search", {"query": query, "cwd": cwd, "k": k}, timeout=60.0)
     lines: list[str] = []
@@ -245,7 +245,7 @@ class Score:
     tokens: list[int] = field(default_factory=list)
 
     def add(self, question: dict[str, Any], text: str) -> None:
-        from lmm.synth import approx_tokens
+        from lmm.retrieve.synth import approx_tokens
 
         self.n += 1
         self.abstained += not text
@@ -356,8 +356,8 @@ def main() -> int:
             shutil.copy2(store / name, home / name)
     os.environ["LMM_HOME"] = str(home)  # `server.call` finds the server through it
 
-    from lmm.hooks import PROMPT_TOKENS
-    from lmm.settings import hook_command
+    from lmm.serve.hooks import PROMPT_TOKENS
+    from lmm.serve.settings import hook_command
 
     command = hook_command("UserPromptSubmit")
     proc = start_server(home)

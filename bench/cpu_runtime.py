@@ -1,4 +1,4 @@
-"""CPU runtimes side by side: transformers (lmm.models.load: the GGUF dequantised to float32 or
+"""CPU runtimes side by side: transformers (lmm.lm.models.load: the GGUF dequantised to float32 or
 bfloat16) and llama.cpp (llama-cpp-python reading the packaged GGUF as shipped), same model, same
 prompt, interleaved in one run so the machine's load hits both alike.
 
@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from lmm import models
+from lmm.lm import models
 
 CODEMEM = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "codemem"
 QUERY = "why did we switch the rate limiter from a fixed window and what broke when we did"
@@ -44,10 +44,10 @@ NEW = 150
 def evidence_prompt(evidence_tokens: int) -> list[dict[str, str]]:
     """The brief request over ~`evidence_tokens` of CodeMemBench evidence."""
     from lmm import paths as lmm_paths
-    from lmm.ingest import ingest
-    from lmm.search import retrieve
-    from lmm.store import open_store
-    from lmm.synth import SynthConfig, prompt_messages, select_evidence
+    from lmm.ingest.run import ingest
+    from lmm.retrieve.search import retrieve
+    from lmm.retrieve.synth import SynthConfig, prompt_messages, select_evidence
+    from lmm.store.db import open_store
 
     if not CODEMEM.is_dir():
         sys.exit(f"no {CODEMEM}: this benchmark reads the CodeMemBench transcripts")

@@ -1,5 +1,6 @@
 """Decode speed at batch 1 for the Qwen3-1.7B shape: plain `generate` (dynamic cache), `generate`
-with a static cache (transformers compiles its decode step on CUDA) and lmm.fastgen (CUDA graph of
+with a static cache (transformers compiles its decode step on CUDA) and lmm.lm.fastgen (CUDA graph
+of
 the whole step, eager or inductor-compiled forward), measured in one run on one device.
 
     PYTHONUNBUFFERED=1 python bench/decode_speed.py             # GPU: random Qwen3-1.7B, bf16
@@ -34,7 +35,7 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from lmm import fastgen
+from lmm.lm import fastgen
 
 FULL = dict(
     hidden_size=2048,

@@ -37,7 +37,7 @@ CODEMEM = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "code
 
 
 def answered(store: Any, questions: list[dict[str, Any]]) -> dict[str, bool]:
-    from lmm.recall import RecallConfig, recall
+    from lmm.retrieve.recall import RecallConfig, recall
 
     out = {}
     for q in questions:
@@ -60,11 +60,11 @@ def main() -> None:
         sys.exit(f"no {CODEMEM}: this benchmark reads CodeMemBench")
     os.environ["LMM_HOME"] = tempfile.mkdtemp(prefix="lmm-digest-")
 
-    from lmm import digest
-    from lmm.extract import get_extractor, load_session, run_extraction
-    from lmm.ingest import ingest
-    from lmm.store import open_store
-    from lmm.synth import approx_tokens
+    from lmm.ingest.run import ingest
+    from lmm.memory import digest
+    from lmm.memory.extract import get_extractor, load_session, run_extraction
+    from lmm.retrieve.synth import approx_tokens
+    from lmm.store.db import open_store
 
     questions = [q for q in json.loads((CODEMEM / "questions.json").read_text())
                  if q["type"] == "session-continuity"]  # fmt: skip

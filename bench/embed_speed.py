@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "claude_sessions"
 sys.path.insert(0, str(ROOT / "src"))
 
-from lmm import embed  # noqa: E402
-from lmm.embed import (  # noqa: E402
+from lmm.ingest.run import ingest  # noqa: E402
+from lmm.retrieve import embed  # noqa: E402
+from lmm.retrieve.embed import (  # noqa: E402
     BATCH,
     CHUNK,
     DEFAULT_MODEL,
@@ -50,9 +51,8 @@ from lmm.embed import (  # noqa: E402
     pending_turn_keys,
     turn_parts,
 )
-from lmm.embed_onnx import OnnxEmbedder  # noqa: E402
-from lmm.ingest import ingest  # noqa: E402
-from lmm.store import Store  # noqa: E402
+from lmm.retrieve.embed_onnx import OnnxEmbedder  # noqa: E402
+from lmm.store.db import Store  # noqa: E402
 
 
 def texts_of(store: Store) -> tuple[list[str], list[str]]:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load {os.getloadavg()[0]:.1f}, data {args.data}")  # fmt: skip
     # a group passes single files: those the folder ingest skips (not transcripts) then fail
     # loudly as generic JSON; the turn counts below are checked against the folder ingest
-    logging.getLogger("lmm.ingest").setLevel(logging.CRITICAL)
+    logging.getLogger("lmm.ingest.run").setLevel(logging.CRITICAL)
     folder = packaged_minilm()
     f32 = SentenceTransformerEmbedder(str(folder), name=DEFAULT_MODEL)
     t = time.perf_counter()

@@ -18,8 +18,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from lmm import importers, transcripts
     from lmm.errors import InputError
+    from lmm.ingest import importers, transcripts
     from lmm.records import Turn
 
 WORK = Path(tempfile.mkdtemp(prefix="lmm-fuzz-"))

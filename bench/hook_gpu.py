@@ -70,7 +70,7 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     sys.path.insert(0, str(ROOT / "src"))
     os.environ["LMM_HOME"] = str(home)
-    from lmm import server
+    from lmm.serve import server
 
     t0 = time.perf_counter()
     err = (home / "serve.err").open("wb")

@@ -114,8 +114,8 @@ def bare_loop(src: Path, db_path: Path) -> None:
 
 
 def lmm_ingest(src: Path, home: Path) -> None:
-    from lmm.ingest import ingest
-    from lmm.store import Store
+    from lmm.ingest.run import ingest
+    from lmm.store.db import Store
 
     with Store(home / "lmm.db") as store:
         report = ingest(store, [src])

@@ -66,7 +66,7 @@ from assets.claude_cli import (  # noqa: E402
     content_text,
     run_claude,
 )
-from lmm import background  # noqa: E402
+from lmm.serve import background  # noqa: E402
 
 SCRIPT = REPO / "bench" / "living_loop" / "script.json"
 MEMORY = re.compile(r'<lmm-memory kind="([^"]*)">(.*?)</lmm-memory>', re.S)
@@ -353,7 +353,7 @@ def score(script: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
 def learned_facts(script: dict[str, Any]) -> dict[str, bool]:
     """Fact id -> whether an active memory in the store (of $LMM_HOME) holds all its keys: which
     misses come from extraction, which from recall."""
-    from lmm.store import open_store
+    from lmm.store.db import open_store
 
     with open_store() as store:
         texts = [

@@ -66,7 +66,9 @@ from typing import Any
 
 import numpy as np
 
-from lmm.embed import (
+from lmm.ingest.importers import LocomoQuestion, locomo_questions
+from lmm.ingest.run import ingest
+from lmm.retrieve.embed import (
     DEFAULT_MODEL,
     Embedder,
     FakeEmbedder,
@@ -76,9 +78,7 @@ from lmm.embed import (
     get_embedder,
     packaged_minilm,
 )
-from lmm.importers import LocomoQuestion, locomo_questions
-from lmm.ingest import ingest
-from lmm.search import (
+from lmm.retrieve.search import (
     SearchConfig,
     dense_query,
     participants,
@@ -86,7 +86,7 @@ from lmm.search import (
     rrf,
     scope_projects,
 )
-from lmm.store import Store
+from lmm.store.db import Store
 
 DEFAULT_FILE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"

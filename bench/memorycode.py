@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from lmm import memorycode
-from lmm.extract import get_extractor, run_extraction
-from lmm.store import Store
+from lmm.evals import memorycode
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "memorycode"
 

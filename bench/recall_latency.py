@@ -77,15 +77,15 @@ def line(name: str, stats: dict[str, float], extra: str = "") -> str:
 
 def build_store(home: Path, embedder: str) -> None:
     from lmm import paths
-    from lmm.extract import get_extractor, run_extraction
-    from lmm.ingest import ingest
-    from lmm.store import open_store
+    from lmm.ingest.run import ingest
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.store.db import open_store
 
     with open_store() as store:
         ingest(store, [paths.sample_projects()])
         run_extraction(store, get_extractor("rules"))
         if embedder != "none":
-            from lmm.embed import embed_pending, get_embedder
+            from lmm.retrieve.embed import embed_pending, get_embedder
 
             t0 = time.perf_counter()
             report = embed_pending(store, get_embedder(embedder))
@@ -95,7 +95,7 @@ def build_store(home: Path, embedder: str) -> None:
 
 def start_server(env: dict[str, str], model: str | None) -> subprocess.Popen[bytes]:
     """`lmm serve` in a child process (its stderr in $LMM_HOME/serve.err), once it answers."""
-    from lmm import server
+    from lmm.serve import server
 
     cmd = [sys.executable, "-m", "lmm", "serve"]
     cmd += ["--model", model] if model else ["--no-model"]
@@ -154,7 +154,7 @@ def hook_runs(env: dict[str, str], prompts: list[str], runs: int) -> tuple[list[
 
 
 def request_runs(prompts: list[str], runs: int, generate: bool) -> tuple[list[float], list[Any]]:
-    from lmm import server
+    from lmm.serve import server
 
     ms: list[float] = []
     results = []
@@ -170,8 +170,8 @@ def request_runs(prompts: list[str], runs: int, generate: bool) -> tuple[list[fl
 
 
 def in_process_runs(prompts: list[str], runs: int) -> list[float]:
-    from lmm import server
-    from lmm.store import open_store
+    from lmm.serve import server
+    from lmm.store.db import open_store
 
     ms: list[float] = []
     with open_store() as store:
@@ -225,8 +225,8 @@ def hook_rows(env: dict[str, str], prompts: list[str], runs: int, results: dict[
 def packaged_models(wanted: str) -> dict[str, str]:
     """Installed packaged models: name -> what to load. Qwen is assembled (1.1 GB, once) under
     the real lmm home rather than the bench's temporary one."""
-    from lmm import models
     from lmm.errors import LmmError
+    from lmm.lm import models
 
     if wanted == "none":
         return {}
@@ -265,7 +265,7 @@ def main() -> None:
         env["OMP_NUM_THREADS"] = str(args.threads)  # torch threads of the synthesis server
 
     from lmm.errors import LmmError
-    from lmm.synth import approx_tokens
+    from lmm.retrieve.synth import approx_tokens
 
     synth_prompts = prompts[: args.synth_queries]
     for model, spec in wanted.items():

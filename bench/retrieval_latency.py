@@ -1,4 +1,5 @@
-"""Retrieval latency of `lmm.search.retrieve` on synthetic stores of 10k, 100k (and 1M) chunks.
+"""Retrieval latency of `lmm.retrieve.search.retrieve` on synthetic stores of 10k, 100k (and 1M)
+chunks.
 
     .venv/bin/python bench/retrieval_latency.py                     # 10k and 100k
     .venv/bin/python bench/retrieval_latency.py --sizes 1000000 --keep /tmp/lmm-latency
@@ -30,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lmm.embed import Embedder, FakeEmbedder, get_embedder
 from lmm.records import SessionInfo, Turn
-from lmm.search import SearchConfig, dense_query, participants, retrieve, scope_projects
-from lmm.store import Store
+from lmm.retrieve.embed import Embedder, FakeEmbedder, get_embedder
+from lmm.retrieve.search import SearchConfig, dense_query, participants, retrieve, scope_projects
+from lmm.store.db import Store
 
 DIM = 384
 SPACE = "random-384"

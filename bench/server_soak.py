@@ -51,9 +51,9 @@ def prepare(home: Path) -> None:
     """Ingest the sample history and extract cognitions into `home` (in this process)."""
     os.environ["LMM_HOME"] = str(home)
     from lmm import paths
-    from lmm.extract import get_extractor, run_extraction
-    from lmm.ingest import ingest
-    from lmm.store import open_store
+    from lmm.ingest.run import ingest
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.store.db import open_store
 
     with open_store() as store:
         ingest(store, [paths.sample_projects()])

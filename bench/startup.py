@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     sys.path.insert(0, str(ROOT / "src"))
-    from lmm.embed import packaged_minilm
-    from lmm.embed_onnx import cached_model
+    from lmm.retrieve.embed import packaged_minilm
+    from lmm.retrieve.embed_onnx import cached_model
 
     t = time.perf_counter()
     print(f"onnx model file: {cached_model(packaged_minilm())} ({time.perf_counter() - t:.1f} s)")

@@ -57,8 +57,8 @@ def evidence_json(ev: Any) -> dict[str, Any]:
 
 def evidence_of(rows: list[dict[str, Any]]) -> list[Any]:
     """`synth.Evidence` rebuilt from `evidence_json` rows (what `ground` needs: n, hit text)."""
-    from lmm.search import Hit, Source
-    from lmm.synth import Evidence
+    from lmm.retrieve.search import Hit, Source
+    from lmm.retrieve.synth import Evidence
 
     out = []
     for r in rows:
@@ -70,7 +70,7 @@ def evidence_of(rows: list[dict[str, Any]]) -> list[Any]:
 
 def room(evidence: list[Any], cfg: Any) -> int:
     """The new tokens `synth.generate_brief` allows for this evidence."""
-    from lmm.synth import approx_tokens, sources_block
+    from lmm.retrieve.synth import approx_tokens, sources_block
 
     reserve = approx_tokens(sources_block(evidence, {e.n for e in evidence}))
     return int(min(cfg.max_new_tokens, max(40, cfg.max_tokens - reserve)))
@@ -78,9 +78,9 @@ def room(evidence: list[Any], cfg: Any) -> int:
 
 def cmd_prompts(args: argparse.Namespace) -> int:
     import codemem
-    from lmm import recall as rc
-    from lmm.store import open_store
-    from lmm.synth import extractive_brief, prompt_messages, select_evidence
+    from lmm.retrieve import recall as rc
+    from lmm.retrieve.synth import extractive_brief, prompt_messages, select_evidence
+    from lmm.store.db import open_store
 
     questions = codemem.load_questions(args.dir, None)
     home_cwd = codemem.home_of(questions)
@@ -227,7 +227,7 @@ class Tally:
 def cmd_score(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from lmm.synth import SynthConfig, approx_tokens, generate_brief, ground
+    from lmm.retrieve.synth import SynthConfig, approx_tokens, generate_brief, ground
 
     rows = [json.loads(line) for line in args.prompts.read_text().splitlines()]
     if args.types:

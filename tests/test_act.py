@@ -1,4 +1,5 @@
-"""Act-time recall (lmm.act, the PreToolUse hook): what reaches the agent before a tool call."""
+"""Act-time recall (lmm.retrieve.act, the PreToolUse hook): what reaches the agent before a tool
+call."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from typing import Any
 
 import pytest
 
-from lmm import act, paths, server, settings
-from lmm.extract import get_extractor, run_extraction
-from lmm.hooks import run_hook
-from lmm.ingest import ingest
-from lmm.polarity import read
-from lmm.shell import Invocation, invocations
-from lmm.store import open_store
+from lmm import paths
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.retrieve import act
+from lmm.serve import server, settings
+from lmm.serve.hooks import run_hook
+from lmm.store.db import open_store
+from lmm.text.polarity import read
+from lmm.text.shell import Invocation, invocations
 
 PROJECT = "/home/dev/tidepool"  # the bundled sample history
 
@@ -126,7 +129,7 @@ def test_another_project_gets_nothing_of_this_one(lmm_home: Path) -> None:
 
 
 def test_a_user_wide_rule_reaches_every_project(lmm_home: Path, tmp_path: Path) -> None:
-    from lmm import cognitions
+    from lmm.store import cognitions
 
     with open_store() as store:
         rule = cognitions.remember(store, "Never use `docker compose`; podman compose only.")
@@ -140,7 +143,7 @@ def test_a_user_wide_rule_reaches_every_project(lmm_home: Path, tmp_path: Path) 
 
 
 def test_an_edit_writing_what_the_user_forbade_asks(lmm_home: Path) -> None:
-    from lmm import cognitions
+    from lmm.store import cognitions
 
     with open_store() as store:
         rule = cognitions.remember(
@@ -237,7 +240,7 @@ def test_the_pre_tool_use_command_never_imports_torch(lmm_home: Path) -> None:
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["hookSpecificOutput"]["permissionDecision"] == "ask"
     loaded = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()]
-    assert "lmm.act" in loaded
+    assert "lmm.retrieve.act" in loaded
     heavy = ("torch", "transformers", "sentence_transformers", "numpy")
     assert [m for m in loaded if m.split(".")[0] in heavy] == []
 
@@ -303,7 +306,7 @@ def test_an_error_fixed_once_is_no_reason_to_warn_at_every_build() -> None:
 
 
 def test_an_opted_out_project_gets_nothing(lmm_home: Path) -> None:
-    from lmm import privacy
+    from lmm.ingest import privacy
 
     config = lmm_home / "config.toml"
     config.write_text(f'[privacy]\nexclude = ["{PROJECT}"]\n')
@@ -318,7 +321,7 @@ def test_an_opted_out_project_gets_nothing(lmm_home: Path) -> None:
 
 
 def test_editing_a_file_a_rule_names_brings_the_rule(lmm_home: Path) -> None:
-    from lmm import cognitions
+    from lmm.store import cognitions
 
     text = "Never edit `tidepool/generated/stations.py` by hand; run `make stations` instead."
     with open_store() as store:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
-from lmm import paths, settings
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.store import open_store
+from lmm import paths
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.serve import settings
+from lmm.store.db import open_store
 
 pytestmark = pytest.mark.skipif(
     claude_bin() is None,

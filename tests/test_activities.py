@@ -1,4 +1,5 @@
-"""lmm.activities: the standing rules of what a request for work sets out to do reach its brief,
+"""lmm.retrieve.activities: the standing rules of what a request for work sets out to do reach its
+brief,
 even when they share no word with it; questions and requests that start nothing get none."""
 
 from __future__ import annotations
@@ -7,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lmm import activities, cognitions, evidence
-from lmm.recall import RecallConfig, recall
 from lmm.records import SessionInfo
-from lmm.store import Store
+from lmm.retrieve import activities, evidence
+from lmm.retrieve.recall import RecallConfig, recall
+from lmm.store import cognitions
+from lmm.store.db import Store
 
 HERE = "/home/dev/harbor"
 EXTRACTIVE = RecallConfig(generate=False)

@@ -36,39 +36,46 @@ def loaded_after(code: str) -> set[str]:
     return set(proc.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["store.py", "search.py", "migrations.py", "records.py"])
+@pytest.mark.parametrize(
+    "module", ["store/db.py", "retrieve/search.py", "store/migrations.py", "records.py"]
+)
 def test_store_and_search_never_import_train(module: str) -> None:
     assert not [m for m in imported_modules(SRC / module) if m.startswith("lmm.train")]
     assert "lmm.train" not in imported_modules(SRC / module)
-    assert not [m for m in loaded_after(f"import lmm.{module[:-3]}") if m.startswith("lmm.train")]
+    assert not [
+        m
+        for m in loaded_after(f"import lmm.{module[:-3].replace('/', '.')}")
+        if m.startswith("lmm.train")
+    ]
 
 
 @pytest.mark.parametrize(
     "module",
     [
-        "hooks.py",
-        "server.py",
-        "settings.py",
-        "recall.py",
-        "synth.py",
-        "mcp_server.py",
-        "act.py",
-        "shell.py",
-        "polarity.py",
+        "serve/hooks.py",
+        "serve/server.py",
+        "serve/settings.py",
+        "retrieve/recall.py",
+        "retrieve/synth.py",
+        "serve/mcp.py",
+        "retrieve/act.py",
+        "text/shell.py",
+        "text/polarity.py",
     ],
 )
 def test_hook_side_modules_do_not_import_heavy_packages(module: str) -> None:
     imports = imported_modules(SRC / module)
     assert not [m for m in imports if m.split(".")[0] in HEAVY]
-    assert not [m for m in imports if m.startswith(("lmm.train", "lmm.extract_lm"))]
+    assert not [m for m in imports if m.startswith(("lmm.train", "lmm.memory.extract_lm"))]
 
 
 def test_importing_the_hook_server_and_mcp_paths_loads_no_heavy_package() -> None:
     loaded = loaded_after(
-        "import lmm.hooks, lmm.server, lmm.settings, lmm.recall, lmm.synth, lmm.cli\n"
-        "import lmm.cli.recall_cmds, lmm.mcp_server\n"
+        "import lmm.serve.hooks, lmm.serve.server, lmm.serve.settings, lmm.cli\n"
+        "import lmm.retrieve.recall, lmm.retrieve.synth\n"
+        "import lmm.cli.recall_cmds, lmm.serve.mcp\n"
         "lmm.cli.build_parser()\n"
-        "lmm.mcp_server.build()"
+        "lmm.serve.mcp.build()"
     )
-    assert {"lmm.hooks", "lmm.mcp_server"} <= loaded
+    assert {"lmm.serve.hooks", "lmm.serve.mcp"} <= loaded
     assert not [m for m in loaded if m.split(".")[0] in HEAVY]

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from assets.hookproc import run_hook_command
-from lmm import background, hooks, learn, paths
-from lmm.embed import DEFAULT_MODEL, FakeEmbedder
-from lmm.store import open_store
+from lmm import paths
+from lmm.retrieve.embed import DEFAULT_MODEL, FakeEmbedder
+from lmm.serve import background, hooks, learn
+from lmm.store.db import open_store
 
 SAMPLE = paths.sample_projects() / "-home-dev-tidepool"
 WITH_AGENT = "e3b8afa4-b77f-4150-a7f3-a1049b2966f7"  # has subagents/agent-a7c2e91f04b3d5a68.jsonl
@@ -67,7 +68,7 @@ def stored(session: str) -> dict[str, int]:
 
 
 def job_cmd() -> list[str]:
-    return [sys.executable, "-m", "lmm.background"]
+    return [sys.executable, "-m", "lmm.serve.background"]
 
 
 def hook_end(home: Path, transcript: Path, event: str = "SessionEnd") -> Any:
@@ -124,8 +125,8 @@ def test_the_session_end_hook_stays_light(home: Path, tmp_path: Path) -> None:
     proc = run_hook_command(home, payload, event="SessionEnd")
     assert (proc.returncode, proc.stdout) == (0, b"")
     loaded = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()]
-    assert "lmm.background" in loaded
-    heavy = ("lmm.store", "lmm.ingest", "lmm.learn", "sqlite3", "dataclasses", "numpy")
+    assert "lmm.serve.background" in loaded
+    heavy = ("lmm.store.db", "lmm.ingest.run", "lmm.serve.learn", "sqlite3", "dataclasses", "numpy")
     assert [m for m in loaded if m in heavy] == []
     assert background.wait_idle(JOB_TIMEOUT)
     assert stored(OTHERS[0])["main"] > 0
@@ -174,14 +175,14 @@ def test_two_jobs_started_together_process_both_transcripts(home: Path, tmp_path
 
 KILLABLE_JOB = """
 import sys, time
-import lmm.learn
-from lmm import background
+import lmm.serve.learn
+from lmm.serve import background
 
 def stuck(*args, **kwargs):  # the job is mid-way: lock held, entries taken, nothing written
     print("learning", flush=True)
     time.sleep(600)
 
-lmm.learn.learn = stuck
+lmm.serve.learn.learn = stuck
 background.run_job()
 """
 

@@ -11,8 +11,8 @@ import pytest
 
 from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
 from assets.make_cli_fixtures import SCENARIOS
-from lmm.ingest import ingest
-from lmm.store import Store
+from lmm.ingest.run import ingest
+from lmm.store.db import Store
 
 pytestmark = pytest.mark.skipif(
     claude_bin() is None,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from lmm.conversation import main_branch
-from lmm.ingest import ingest
+from lmm.ingest.run import ingest
+from lmm.ingest.transcripts import TranscriptReader, classify
 from lmm.records import Turn
-from lmm.store import Store
-from lmm.transcripts import TranscriptReader, classify
+from lmm.store.db import Store
 
 FIXTURES = Path(__file__).parent / "assets" / "cli-2.1.332"
 SCENARIOS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())

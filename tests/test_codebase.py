@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions
-from lmm.codebase import ingest_code
-from lmm.codefacts import facts_of
-from lmm.store import Store
+from lmm.memory.codebase import ingest_code
+from lmm.memory.codefacts import facts_of
+from lmm.store import cognitions
+from lmm.store.db import Store
 
 README = """# tinyrepo
 
@@ -178,10 +178,11 @@ def test_ingest_code_on_this_repository(tmp_path: Path, store: Store) -> None:
     found = texts(store, root)
     assert any(t.startswith("`make test`:") for t in found)
     assert any(
-        t.startswith("src/lmm/codebase.py (lmm.codebase): `lmm ingest-code PATH`") for t in found
+        t.startswith("src/lmm/memory/codebase.py (lmm.memory.codebase): `lmm ingest-code PATH`")
+        for t in found
     )
     assert (
-        "`def ingest_code(store: Store, root: Path) -> CodeReport` in src/lmm/codebase.py: "
+        "`def ingest_code(store: Store, root: Path) -> CodeReport` in src/lmm/memory/codebase.py: "
         "Learn the repository at `root` (incremental: only new or changed files are read)." in found
     )
     again = ingest_code(store, root)  # others may be editing a file or two right now

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions
-from lmm.cognitions import Cognition, SourceRef
-from lmm.store import Store
+from lmm.store import cognitions
+from lmm.store.cognitions import Cognition, SourceRef
+from lmm.store.db import Store
 
 
 @pytest.fixture

@@ -28,10 +28,11 @@ from typing import Any
 
 import pytest
 
-from lmm import background, paths
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.store import open_store
+from lmm import paths
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.serve import background
+from lmm.store.db import open_store
 
 PROJECT = "/home/dev/tidepool"
 HOOKS = 8
@@ -173,7 +174,7 @@ def check_load(load: dict[str, Any], tmp: Path, monkeypatch: pytest.MonkeyPatch)
             data = json.loads(r["out"])
             assert list(data) == ["hookSpecificOutput"]
     log = (load["home"] / "hooks.log").read_text(errors="replace")
-    assert "INFO lmm.background: job: " in log  # the hooks' job learned while the others ran
+    assert "INFO lmm.serve.background: job: " in log  # the hooks' job learned while the others ran
     assert "ERROR" not in log
     for bad in BAD:
         assert bad not in log, re.findall(f".*{bad}.*", log)[:5]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lmm import paths
-from lmm.ingest import ingest
-from lmm.recall import (
+from lmm.ingest.run import ingest
+from lmm.retrieve.recall import (
     RecallConfig,
     SessionEnd,
     asks_continuity,
@@ -17,8 +17,8 @@ from lmm.recall import (
     continuity_block,
     recall,
 )
-from lmm.store import Store, open_store
-from lmm.synth import approx_tokens
+from lmm.retrieve.synth import approx_tokens
+from lmm.store.db import Store, open_store
 
 PROJECT = "/home/dev/tidepool"
 LAST = "eddc9ef6-3a6b-4604-b7fa-a6447aca8142"

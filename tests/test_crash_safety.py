@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lmm.ingest import ingest
-from lmm.store import Store
+from lmm.ingest.run import ingest
+from lmm.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "claude_sessions"

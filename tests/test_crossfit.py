@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from scripts import crossfit
 
-from lmm.evals import crossfit, locomo
+from lmm.evals import locomo
 from lmm.evals import metrics as m
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lmm.cues import classify
-from lmm.extract_rules import statements
+from lmm.memory.cues import classify
+from lmm.memory.extract_rules import statements
 from lmm.records import Turn
 
 

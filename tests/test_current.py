@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lmm.evidence import Unit, score_units
-from lmm.search import Hit, Source
-from lmm.synth import SynthConfig, asks_current, newness, select_evidence
+from lmm.retrieve.evidence import Unit, score_units
+from lmm.retrieve.search import Hit, Source
+from lmm.retrieve.synth import SynthConfig, asks_current, newness, select_evidence
 
 
 def hit(id: int, text: str, score: float, when: str | None) -> Hit:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions, digest, paths
-from lmm.digest import DigestConfig, after_session_end, digest_session, parse
+from lmm import paths
 from lmm.errors import LmmError
-from lmm.ingest import ingest
-from lmm.models import Message, ScriptedLM
-from lmm.store import Store, open_store
+from lmm.ingest.run import ingest
+from lmm.lm.models import Message, ScriptedLM
+from lmm.memory import digest
+from lmm.memory.digest import DigestConfig, after_session_end, digest_session, parse
+from lmm.store import cognitions
+from lmm.store.db import Store, open_store
 
 S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"  # the sample session that fixed "database is locked"
 OTHER = "eddc9ef6-3a6b-4604-b7fa-a6447aca8142"
@@ -142,7 +144,7 @@ def test_after_learning_digests_known_sessions_once(
 
 
 def test_after_learning_needs_a_fast_runtime(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lmm import llamacpp, models
+    from lmm.lm import llamacpp, models
 
     monkeypatch.setenv("LMM_GPU", "0")
     monkeypatch.setattr(llamacpp, "available", lambda: False)
@@ -157,7 +159,7 @@ def test_after_learning_needs_a_fast_runtime(store: Store, monkeypatch: pytest.M
 def test_the_background_job_digests_last_and_survives_its_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store
 ) -> None:
-    from lmm import background
+    from lmm.serve import background
 
     store.close()
     seen: list[list[str]] = []

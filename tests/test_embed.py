@@ -1,4 +1,5 @@
-"""lmm.embed: the fake embedder, incremental embedding, the model/dim guard, the matrix cache,
+"""lmm.retrieve.embed: the fake embedder, incremental embedding, the model/dim guard, the matrix
+cache,
 `lmm embed`, and (slow) the packaged MiniLM."""
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmm import embed
 from lmm.cli import main
-from lmm.embed import (
+from lmm.errors import LmmError
+from lmm.records import SessionInfo, Turn
+from lmm.retrieve import embed
+from lmm.retrieve.embed import (
     FakeEmbedder,
     KeyRecipe,
     embed_pending,
@@ -18,9 +21,7 @@ from lmm.embed import (
     turn_parts,
     vector_index,
 )
-from lmm.errors import LmmError
-from lmm.records import SessionInfo, Turn
-from lmm.store import Store, open_store
+from lmm.store.db import Store, open_store
 
 
 def _turn(sid: str, key: str, text: str, speaker: str | None = None) -> Turn:

@@ -1,4 +1,5 @@
-"""lmm.embed_onnx: the ONNX graph against a numpy BERT on a tiny random model made here, the cache,
+"""lmm.retrieve.embed_onnx: the ONNX graph against a numpy BERT on a tiny random model made here,
+the cache,
 batching by length, the backend choice and its fallbacks; (slow) the packaged MiniLM against
 sentence-transformers."""
 
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmm import embed, embed_onnx
 from lmm.errors import LmmError, MissingExtra
+from lmm.retrieve import embed, embed_onnx
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -241,7 +242,7 @@ def test_an_unwritable_cache_falls_back_with_a_warning(
     blocker.write_text("")
     monkeypatch.setenv("LMM_CACHE", str(blocker))  # a file where the cache folder should be
     monkeypatch.delenv("LMM_EMBED_BACKEND", raising=False)
-    with caplog.at_level("WARNING", logger="lmm.embed"):
+    with caplog.at_level("WARNING", logger="lmm.retrieve.embed"):
         assert isinstance(embed.get_embedder(), _Torch)
     assert "ONNX embedder is unavailable" in caplog.text
 
@@ -270,7 +271,7 @@ def test_packaged_minilm_through_onnx_stays_in_minilms_space(
 def test_doctor_names_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.util import find_spec
 
-    from lmm import doctor
+    from lmm.serve import doctor
 
     def embedder() -> doctor.Check:
         return next(c for c in doctor.model_checks() if c.name == "embedder")

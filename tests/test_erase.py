@@ -1,6 +1,7 @@
 """`forget` leaves no trace: not in what hooks inject, search or export, not in the file's bytes.
 
-The contract (lmm.erase): the memory's own words go wherever the store holds them word for word,
+The contract (lmm.store.erase): the memory's own words go wherever the store holds them word for
+word,
 and the sentence that carries them goes from its source turns; a paraphrase elsewhere stays."""
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions, erase, hooks, paths
-from lmm.embed import FakeEmbedder, embed_pending
-from lmm.exchange import export_jsonl
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.store import Store, open_store
+from lmm import paths
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.retrieve.embed import FakeEmbedder, embed_pending
+from lmm.serve import hooks
+from lmm.store import cognitions, erase
+from lmm.store.db import Store, open_store
+from lmm.store.exchange import export_jsonl
 
 CWD = "/home/dev/billing"
 RULE = "From now on, always deploy the billing service with the codeword zanzibar pelican."

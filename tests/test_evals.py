@@ -24,8 +24,8 @@ from lmm.evals.tasks import (
     build_systems,
     run_task,
 )
-from lmm.models import ScriptedLM
-from lmm.store import Store
+from lmm.lm.models import ScriptedLM
+from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 S1 = "ab0469a5-c2ba-4ff7-b9d4-9080df2db07e"
@@ -238,8 +238,9 @@ def test_locomo_qa_answers_scores_and_resumes(tmp_path: Path) -> None:
 
 def test_exported_prompts_answered_in_batch_complete_the_cache(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from lmm.evals.batch_reader import answer
-    from lmm.models import tiny_model
+    from scripts.batch_reader import answer
+
+    from lmm.lm.models import tiny_model
 
     path = _locomo_file(tmp_path / "l.json")
     store = Store(tmp_path / "store.db")
@@ -283,7 +284,7 @@ def test_full_context_keeps_the_latest_turns_within_budget(tmp_path: Path) -> No
 
 
 def test_memorycode_states_and_judge() -> None:
-    from lmm.memorycode import Dialogue, Instruction
+    from lmm.evals.memorycode import Dialogue, Instruction
 
     assert states("Always end attribute names with '_at'.", ["_at", "attribute"])
     assert not states("end attribute names with '_attr'", ["_at", "attribute"])
@@ -306,7 +307,7 @@ def test_memorycode_states_and_judge() -> None:
 def test_validation_loss_matches_the_models_own_loss() -> None:
     torch = pytest.importorskip("torch")
     from lmm.evals.loss import validation_loss
-    from lmm.models import tiny_model
+    from lmm.lm.models import tiny_model
 
     lm = tiny_model(seed=1)
     text = "uv run pytest -q"
@@ -368,7 +369,7 @@ def test_lmm_eval_heldout_sample_and_compare(
 
 
 def test_recorded_prompts_replay_the_same_replies() -> None:
-    from lmm.evals.study import Recorder, Replay, prompt_key
+    from scripts.study import Recorder, Replay, prompt_key
 
     ex = Example("x", "install httpx", [], "/p", "2026-01-16")
     recorder = Recorder()

@@ -9,9 +9,9 @@ import pytest
 
 from lmm import paths
 from lmm.errors import InputError
-from lmm.exchange import export_jsonl, import_jsonl
-from lmm.ingest import ingest
-from lmm.store import Store
+from lmm.ingest.run import ingest
+from lmm.store.db import Store
+from lmm.store.exchange import export_jsonl, import_jsonl
 
 
 def _export(store: Store) -> bytes:
@@ -22,8 +22,8 @@ def _export(store: Store) -> bytes:
 
 @pytest.fixture
 def sample_store(tmp_path: Path) -> Store:
-    from lmm.cognitions import edit
-    from lmm.extract import get_extractor, run_extraction
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.store.cognitions import edit
 
     store = Store(tmp_path / "a" / "lmm.db")
     ingest(store, [paths.sample_projects()])
@@ -60,7 +60,7 @@ def test_round_trip_is_lossless(sample_store: Store, tmp_path: Path) -> None:
 
 
 def test_import_into_a_store_with_its_own_memories(sample_store: Store, tmp_path: Path) -> None:
-    from lmm.cognitions import remember
+    from lmm.store.cognitions import remember
 
     file = tmp_path / "memory.jsonl"
     file.write_bytes(_export(sample_store))
@@ -153,7 +153,7 @@ def test_bad_files_end_in_a_clear_error(
 def test_a_huge_line_is_refused_without_reading_it_whole(
     sample_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lmm import exchange
+    from lmm.store import exchange
 
     monkeypatch.setattr(exchange, "MAX_LINE", 1 << 20)
     file = tmp_path / "huge.jsonl"
@@ -164,7 +164,7 @@ def test_a_huge_line_is_refused_without_reading_it_whole(
 
 def test_a_failed_import_leaves_the_store_usable(sample_store: Store, tmp_path: Path) -> None:
     """Project ids handed out inside the rolled-back transaction are not reused afterwards."""
-    from lmm.cognitions import get, remember
+    from lmm.store.cognitions import get, remember
 
     file = tmp_path / "bad.jsonl"
     file.write_bytes(

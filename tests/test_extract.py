@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions
-from lmm.extract import Candidate, SessionView, load_session, run_extraction, validate
-from lmm.extract_rules import RuleExtractor
-from lmm.ingest import ingest
+from lmm.ingest.run import ingest
+from lmm.memory.extract import Candidate, SessionView, load_session, run_extraction, validate
+from lmm.memory.extract_rules import RuleExtractor
 from lmm.records import SessionInfo, ToolCall, Turn
-from lmm.store import Store
+from lmm.store import cognitions
+from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL = DATA / "claude_sessions/claude-code-log-iansherr-fork/test/test_data/real_projects"

@@ -1,4 +1,5 @@
-"""lmm.extract_lm: prompt windows, parsing, grounding and rejection, end to end in a store."""
+"""lmm.memory.extract_lm: prompt windows, parsing, grounding and rejection, end to end in a
+store."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions, extract_lm, models
-from lmm.extract import Candidate, SessionView, load_session, run_extraction, validate
-from lmm.extract_lm import LMExtractConfig, LMExtractor, Window, ground_quote, parse_items
-from lmm.models import ScriptedLM
+from lmm.lm import models
+from lmm.lm.models import ScriptedLM
+from lmm.memory import extract_lm
+from lmm.memory.extract import Candidate, SessionView, load_session, run_extraction, validate
+from lmm.memory.extract_lm import LMExtractConfig, LMExtractor, Window, ground_quote, parse_items
 from lmm.records import SessionInfo, ToolCall, ToolResult, Turn
-from lmm.store import Store
+from lmm.store import cognitions
+from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -417,7 +420,7 @@ def test_smollm2_end_to_end_on_a_memorycode_session(tmp_path: Path) -> None:
     path = DATA / "memorycode" / "dialogue_1.json"
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")
-    from lmm import memorycode
+    from lmm.evals import memorycode
 
     dialogue = memorycode.load(path)
     ex = LMExtractor(config=LMExtractConfig(model="smollm2", max_new_tokens=200))
@@ -445,7 +448,7 @@ def test_qwen_coder_extracts_the_mentors_naming_rule(tmp_path: Path) -> None:
     path = DATA / "memorycode" / "dialogue_1.json"
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")
-    from lmm import memorycode
+    from lmm.evals import memorycode
 
     ex = LMExtractor(config=LMExtractConfig(model="qwen2.5-coder-1.5b", max_new_tokens=160))
     with Store(tmp_path / "lmm.db") as store:

@@ -1,4 +1,4 @@
-"""lmm.fastgen: the static-cache decode loop gives `model.generate`'s greedy tokens.
+"""lmm.lm.fastgen: the static-cache decode loop gives `model.generate`'s greedy tokens.
 
 CPU tests run the graph-free loop ("eager") on tiny random Qwen3/Qwen2 models built from a config;
 the gpu tests check the CUDA-graph loop (eager and compiled forward) the same way."""
@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from lmm import fastgen  # noqa: E402
 from lmm.errors import LmmError  # noqa: E402
-from lmm.fastgen import decode_attention, fast_generate  # noqa: E402
+from lmm.lm import fastgen  # noqa: E402
+from lmm.lm.fastgen import decode_attention, fast_generate  # noqa: E402
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -134,7 +134,7 @@ def test_prefill_token_can_be_eos() -> None:
 
 
 def test_qwen2_with_tokenizer_eos_and_auto_fallback() -> None:
-    from lmm.models import render_prompt, tiny_model
+    from lmm.lm.models import render_prompt, tiny_model
 
     lm = tiny_model(seed=2)
     text = render_prompt(lm.tokenizer, [{"role": "user", "content": "where is the config?"}])
@@ -233,7 +233,7 @@ def test_fuse_mlp_keeps_logits_and_memory() -> None:
 @pytest.mark.gpu
 @cuda
 def test_models_generate_decodes_with_fastgen_on_cuda() -> None:
-    from lmm import models
+    from lmm.lm import models
 
     tok = transformers.PreTrainedTokenizerFast(
         tokenizer_object=_word_tokenizer(), eos_token="<eos>", pad_token="<pad>"

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lmm.conversation import conversation_order, main_branch
-from lmm.importers import read_generic
-from lmm.ingest import ingest
+from lmm.ingest.importers import read_generic
+from lmm.ingest.run import ingest
+from lmm.ingest.transcripts import TranscriptFile, TranscriptReader
 from lmm.records import ParseIssue, Turn
-from lmm.store import Store
-from lmm.transcripts import TranscriptFile, TranscriptReader
+from lmm.store.db import Store
 
 FIELDS = ["type", "uuid", "parentUuid", "sessionId", "timestamp", "cwd", "gitBranch", "message",
           "isSidechain", "isMeta", "isCompactSummary", "toolUseResult", "agentId", "summary",

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from lmm.evidence import query_terms
-from lmm.search import Hit, Source
-from lmm.synth import SynthConfig, approx_tokens, asks_gathering, select_evidence
+from lmm.retrieve.evidence import query_terms
+from lmm.retrieve.search import Hit, Source
+from lmm.retrieve.synth import SynthConfig, approx_tokens, asks_gathering, select_evidence
 
 
 def hit(id: int, session: str, text: str, score: float, day: str = "07") -> Hit:

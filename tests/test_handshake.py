@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from lmm import handshake
+from lmm.serve import handshake
 
 
 def test_proof_is_hmac_sha256() -> None:

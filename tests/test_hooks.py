@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 
 from assets.hookproc import run_hook_command
-from lmm import cognitions, hooks, paths
+from lmm import paths
 from lmm.errors import LmmError
-from lmm.extract import get_extractor, run_extraction
-from lmm.hooks import HookInput, escape_memory, parse_input, respond, run_hook, wrap_memory
-from lmm.ingest import ingest
-from lmm.store import open_store
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.serve import hooks
+from lmm.serve.hooks import HookInput, escape_memory, parse_input, respond, run_hook, wrap_memory
+from lmm.store import cognitions
+from lmm.store.db import open_store
 
 PROJECT = "/home/dev/tidepool"
 S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"
@@ -223,7 +225,7 @@ def test_the_hook_command_never_imports_torch(home: Path) -> None:
     assert proc.returncode == 0
     assert "busy_timeout" in context(proc.stdout)
     loaded = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()]
-    assert "lmm.hooks" in loaded and "lmm.store" in loaded
+    assert "lmm.serve.hooks" in loaded and "lmm.store.db" in loaded
     assert [m for m in loaded if m.split(".")[0] in HEAVY] == []
     assert "lmm.cli" not in loaded  # the hook skips building the CLI
 
@@ -301,7 +303,7 @@ def test_a_server_that_never_answers_costs_the_deadline_and_prints_nothing(home:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_the_deadline_counts_from_the_process_start() -> None:
-    code = "import time; time.sleep(0.6); from lmm import hooks; print(hooks.process_age())"
+    code = "import time; time.sleep(0.6); from lmm.serve import hooks; print(hooks.process_age())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 0.55 <= float(out.stdout) < 5.0
 
@@ -334,9 +336,9 @@ def test_the_prompt_hook_asks_the_server_for_a_brief_from_a_warm_model(
 def test_a_server_that_predates_warm_briefs_still_gets_asked_for_the_evidence(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lmm import server
     from lmm.errors import LmmError
-    from lmm.store import open_store
+    from lmm.serve import server
+    from lmm.store.db import open_store
 
     asked: list[Any] = []
 

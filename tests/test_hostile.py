@@ -22,10 +22,13 @@ from typing import Any
 
 import pytest
 
-from lmm import cognitions, hooks, mcp_server, paths
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.store import open_store
+from lmm import paths
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.serve import hooks
+from lmm.serve import mcp as mcp_server
+from lmm.store import cognitions
+from lmm.store.db import open_store
 
 PROJECT = "/home/dev/tidepool"
 SESSION = "0badc0de-0000-4000-8000-00000000beef"

@@ -10,7 +10,7 @@ import pytest
 
 import lmm
 from lmm.errors import InputError
-from lmm.importers import (
+from lmm.ingest.importers import (
     LocomoQuestion,
     detect_format,
     locomo_questions,
@@ -630,7 +630,7 @@ def test_sample_facts_point_at_real_turns() -> None:
 
 
 def test_sample_has_exactly_one_planted_secret() -> None:
-    from lmm.redact import redact
+    from lmm.text.redact import redact
 
     token = "ghp_FAKEt0kenForLmmSampleDoNotUse0000000001"
     lines = [line for p in sample_files() for line in p.read_text().splitlines() if token in line]

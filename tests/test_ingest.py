@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lmm import ingest as lmm_ingest
-from lmm.ingest import ingest
-from lmm.store import Store
+from lmm.ingest import run as lmm_ingest
+from lmm.ingest.run import ingest
+from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SESSIONS = DATA / "claude_sessions"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from lmm import llamacpp, models
 from lmm.errors import LmmError
+from lmm.lm import llamacpp, models
 
 needs_llama = pytest.mark.skipif(not llamacpp.available(), reason="pip install 'lmm[cpu]'")
 

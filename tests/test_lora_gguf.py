@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmm import lora_gguf
 from lmm.errors import LmmError
+from lmm.lm import lora_gguf
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 gguf = pytest.importorskip("gguf")
 
-from lmm.models import tiny_model  # noqa: E402
+from lmm.lm.models import tiny_model  # noqa: E402
 from lmm.train.model import add_lora  # noqa: E402
 
 QWEN2 = {"arch": "qwen2", "blocks": 2, "heads": 4, "kv_heads": 2}
@@ -143,7 +143,7 @@ def test_smollm2_lora_in_llama_cpp_gives_the_tokens_transformers_gives(tmp_path:
         texts.append(llm.create_completion(prompt, max_tokens=8, temperature=0.0, top_k=1))
     base_text, lora_text = (t["choices"][0]["text"] for t in texts)
     assert lora_text == expected != base_text
-    from lmm import llamacpp, models
+    from lmm.lm import llamacpp, models
 
     if not os.environ.get("LMM_RUNTIME"):  # the run folder through the generator seam
         lm = models.generator(str(tmp_path), device="cpu")

@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from lmm import paths
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.store import open_store
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.store.db import open_store
 
 mcp = pytest.importorskip("mcp", reason="the MCP SDK is not installed: pip install 'lmm[mcp]'")
 from mcp import ClientSession  # noqa: E402

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions, memorycode
-from lmm.extract import run_extraction
-from lmm.extract_rules import RuleExtractor
-from lmm.store import Store
+from lmm.evals import memorycode
+from lmm.memory.extract import run_extraction
+from lmm.memory.extract_rules import RuleExtractor
+from lmm.store import cognitions
+from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "memorycode"
 

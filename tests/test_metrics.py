@@ -9,7 +9,7 @@ import pytest
 
 from lmm.evals import metrics as m
 from lmm.evals.porter import stem
-from lmm.importers import normalise_evidence
+from lmm.ingest.importers import normalise_evidence
 
 # ---- keywords and coverage
 

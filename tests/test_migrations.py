@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from lmm import migrations
 from lmm.records import SessionInfo, Turn
-from lmm.store import Store
+from lmm.store import migrations
+from lmm.store.db import Store
 
 
 def _said(key: str, text: str, uuid: str, role: str = "assistant") -> Turn:
@@ -134,8 +134,8 @@ def test_every_released_migration_splits_into_statements_that_rebuild_the_schema
 def test_m006_gives_cognitions_the_project_they_were_learned_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lmm import cognitions
-    from lmm.cognitions import Cognition, SourceRef
+    from lmm.store import cognitions
+    from lmm.store.cognitions import Cognition, SourceRef
 
     path = tmp_path / "lmm.db"
     with monkeypatch.context() as m:

@@ -1,4 +1,4 @@
-"""lmm.models: fakes, the endpoint client against a loopback server, GGUF assembly, loading."""
+"""lmm.lm.models: fakes, the endpoint client against a loopback server, GGUF assembly, loading."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from lmm import models
 from lmm.errors import LmmError
-from lmm.models import EchoLM, EndpointLM, ScriptedLM, assemble, cut_at_stop
+from lmm.lm import models
+from lmm.lm.models import EchoLM, EndpointLM, ScriptedLM, assemble, cut_at_stop
 
 
 @pytest.fixture(autouse=True)
@@ -278,9 +278,10 @@ def test_qwen_coder_assembles_and_generates(
 
 
 def test_importing_the_model_layer_does_not_import_torch() -> None:
-    """Hooks import lmm.models and lmm.extract_lm; torch and transformers load only on use."""
+    """Hooks import lmm.lm.models and lmm.memory.extract_lm; torch and transformers load only on
+    use."""
     code = (
-        "import sys, lmm.models, lmm.extract_lm; "
+        "import sys, lmm.lm.models, lmm.memory.extract_lm; "
         "print(sorted(m for m in ('torch', 'transformers', 'gguf') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

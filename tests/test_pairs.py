@@ -10,14 +10,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lmm import cognitions, extract, pairs, paths
+from lmm import paths
 from lmm.cli import main
-from lmm.cognitions import Cognition, SourceRef
-from lmm.ingest import ingest
+from lmm.ingest.run import ingest
+from lmm.memory import extract
 from lmm.records import SessionInfo, Turn
-from lmm.store import Store
-from lmm.synth import Evidence, ground
-from lmm.train import synthesis
+from lmm.retrieve.synth import Evidence, ground
+from lmm.store import cognitions
+from lmm.store.cognitions import Cognition, SourceRef
+from lmm.store.db import Store
+from lmm.train import pairs, synthesis
 
 OTHER = "/home/dev/ledger"  # a second project, for distractors from other projects
 
@@ -210,7 +212,7 @@ def test_synthesis_briefs_cite_the_evidence_that_holds_each_memory(
 
 
 def test_synthesis_brief_survives_the_grounding_check() -> None:
-    from lmm.search import Hit, Source
+    from lmm.retrieve.search import Hit, Source
 
     m = pairs.Memory(1, "Use uv, not pip. Never run pip install.", "preference", 0.9, 1,
                      "2026-01-05T09:00:00Z", None, frozenset())  # fmt: skip

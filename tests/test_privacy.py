@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lmm import privacy
-from lmm.exchange import export_jsonl
-from lmm.ingest import ingest
-from lmm.store import Store
+from lmm.ingest import privacy
+from lmm.ingest.run import ingest
+from lmm.store.db import Store
+from lmm.store.exchange import export_jsonl
 
 
 def _session(path: Path, cwd: str, text: str, sid: str) -> None:
@@ -107,8 +107,10 @@ def test_no_corpus_secret_reaches_training_files_hooks_mcp_or_logs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from assets.secrets import CORPUS
-    from lmm import hooks, mcp_server, pairs
-    from lmm.extract import get_extractor, run_extraction
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.serve import hooks
+    from lmm.serve import mcp as mcp_server
+    from lmm.train import pairs
 
     home = tmp_path / "home"
     monkeypatch.setenv("LMM_HOME", str(home))
@@ -147,10 +149,11 @@ def test_no_corpus_secret_reaches_training_files_hooks_mcp_or_logs(
 def test_an_opt_out_added_later_stops_injection_at_once_and_purges_at_the_next_ingest(
     tmp_path: Path,
 ) -> None:
-    from lmm import cognitions, hooks
-    from lmm.codebase import ingest_code
     from lmm.errors import InputError
-    from lmm.extract import get_extractor, run_extraction
+    from lmm.memory.codebase import ingest_code
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.serve import hooks
+    from lmm.store import cognitions
 
     repo = tmp_path / "client"
     repo.mkdir()
@@ -246,9 +249,10 @@ def test_no_corpus_secret_survives_memories_the_user_adds(
     so neither the stored row, the WAL, `lmm memories --json`, `lmm export`, the UI, a hook nor
     MCP search shows a secret."""
     from assets.secrets import CORPUS
-    from lmm import hooks, mcp_server
     from lmm.cli import main
-    from lmm.cognitions import edit, remember
+    from lmm.serve import hooks
+    from lmm.serve import mcp as mcp_server
+    from lmm.store.cognitions import edit, remember
     from lmm.ui.memories import edit_action, remember_action
 
     home = tmp_path / "home"
@@ -292,7 +296,7 @@ def test_no_corpus_secret_survives_memories_the_user_adds(
 
 
 def test_keywords_never_hold_a_piece_of_a_secret(tmp_path: Path) -> None:
-    from lmm.cognitions import Cognition, add, get, keywords_of, remember
+    from lmm.store.cognitions import Cognition, add, get, keywords_of, remember
 
     assert keywords_of("deploy with DB_PASSWORD=Hunter2x9 on prod") == [
         "db_password",
@@ -315,7 +319,7 @@ def test_keywords_never_hold_a_piece_of_a_secret(tmp_path: Path) -> None:
 def _hostile_export(path: Path) -> None:
     """An export file whose every turn and cognition field carries a corpus secret."""
     from assets.secrets import CORPUS
-    from lmm import consolidate
+    from lmm.text import consolidate
 
     rows: list[dict[str, object]] = [{"format": "lmm-export", "version": 1}]
     rows.append({"table": "projects", "path": "/home/dev/app", "name": "app",
@@ -352,7 +356,7 @@ def test_no_corpus_secret_survives_an_import(
 ) -> None:
     from assets.secrets import CORPUS
     from lmm.cli import main
-    from lmm.exchange import import_jsonl
+    from lmm.store.exchange import import_jsonl
 
     home = tmp_path / "home"
     monkeypatch.setenv("LMM_HOME", str(home))
@@ -407,9 +411,10 @@ def test_no_corpus_secret_leaks_from_any_place_in_a_transcript(
     `lmm memories --json`, `lmm search --json`, the UI's pages, the UserPromptSubmit hook and MCP
     search."""
     from assets.secrets import CORPUS
-    from lmm import hooks, mcp_server
     from lmm.cli import main
-    from lmm.extract import get_extractor, run_extraction
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.serve import hooks
+    from lmm.serve import mcp as mcp_server
 
     home = tmp_path / "home"
     monkeypatch.setenv("LMM_HOME", str(home))

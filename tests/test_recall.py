@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from lmm import cognitions, evidence, paths
+from lmm import paths
 from lmm.cli import main
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.models import ScriptedLM
-from lmm.recall import (
+from lmm.ingest.run import ingest
+from lmm.lm.models import ScriptedLM
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.retrieve import evidence
+from lmm.retrieve.recall import (
     RecallConfig,
     project_brief,
     recall,
@@ -21,8 +22,9 @@ from lmm.recall import (
     resolve_project,
     to_json,
 )
-from lmm.store import Store, open_store
-from lmm.synth import SynthConfig, approx_tokens, citations
+from lmm.retrieve.synth import SynthConfig, approx_tokens, citations
+from lmm.store import cognitions
+from lmm.store.db import Store, open_store
 
 PROJECT = "/home/dev/tidepool"
 S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"
@@ -208,7 +210,7 @@ def test_cli_recall_config_errors_name_the_flag(
 
 @pytest.mark.slow
 def test_recall_with_the_packaged_smollm2(store: Store) -> None:
-    from lmm.models import load
+    from lmm.lm.models import load
 
     lm = load("smollm2")
     config = RecallConfig(generate=True, synth=SynthConfig(max_tokens=300))
@@ -226,7 +228,8 @@ def test_recall_with_the_packaged_smollm2(store: Store) -> None:
 def test_hook_cli_mcp_and_preview_inject_the_same_brief(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lmm import hooks, mcp_server
+    from lmm.serve import hooks
+    from lmm.serve import mcp as mcp_server
     from lmm.ui.recall import hook_config
 
     query = "sqlite3 database is locked while syncing"
@@ -245,7 +248,7 @@ def test_hook_cli_mcp_and_preview_inject_the_same_brief(
 def test_cli_recall_on_none_nothing_injects_no_brief(
     store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lmm import models
+    from lmm.lm import models
 
     store.close()
     monkeypatch.setattr(models, "generator", lambda spec=None, device="auto": ScriptedLM(["NONE"]))

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assets.secrets import CORPUS, DATA, REAL_LINES, SecretCase, strings, transcript_texts
-from lmm.redact import KINDS, find_secrets, redact
+from lmm.text.redact import KINDS, find_secrets, redact
 
 IDS = [c.name for c in CORPUS]
 
@@ -111,7 +111,7 @@ def test_context_formats_keep_their_surroundings(text: str, expected: str) -> No
 ORDINARY = [
     "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 fixes the parser",
     "session 550e8400-e29b-41d4-a716-446655440000 started",
-    "/home/user/projects/lmm/src/lmm/redact.py:42",
+    "/home/user/projects/lmm/src/lmm/text/redact.py:42",
     "secret_key_name = 'SECRET_KEY'",
     "password = input()",
     "password: str",

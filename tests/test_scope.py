@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from assets.hookproc import run_hook_command
-from lmm import cognitions
 from lmm.cli import main
-from lmm.cognitions import Cognition
-from lmm.cues import for_all_work
-from lmm.extract import run_extraction
-from lmm.extract_rules import RuleExtractor
-from lmm.recall import RecallConfig, project_brief, recall
+from lmm.memory.cues import for_all_work
+from lmm.memory.extract import run_extraction
+from lmm.memory.extract_rules import RuleExtractor
 from lmm.records import SessionInfo, Turn
-from lmm.store import Store
+from lmm.retrieve.recall import RecallConfig, project_brief, recall
+from lmm.store import cognitions
+from lmm.store.cognitions import Cognition
+from lmm.store.db import Store
 
 A, B, C = "/work/alpha", "/work/beta", "/work/gamma"
 
@@ -294,8 +294,8 @@ def test_a_project_that_comes_back_to_the_user_rule_drops_its_own_exception(stor
 
 
 def test_dense_recall_in_a_new_folder_sees_a_memory_once_it_is_moved(store: Store) -> None:
-    from lmm.embed import FakeEmbedder, embed_pending
-    from lmm.search import retrieve_user_wide
+    from lmm.retrieve.embed import FakeEmbedder, embed_pending
+    from lmm.retrieve.search import retrieve_user_wide
 
     tell(store, "s1", A, 1, "Use httpx, not requests.")
     embedder = FakeEmbedder()
@@ -335,7 +335,7 @@ def test_the_real_cli_in_a_new_folder_sends_the_user_rule_to_the_model(
     lmm has never seen: the user-wide rule reaches the model's request, the other project's own
     convention does not."""
     from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
-    from lmm.settings import hook_command
+    from lmm.serve.settings import hook_command
 
     if claude_bin() is None:
         pytest.skip("the real Claude Code CLI is not installed: run `make claude-cli`")
@@ -362,8 +362,8 @@ def test_the_real_cli_in_a_new_folder_sends_the_user_rule_to_the_model(
 
 
 def test_a_project_that_opts_out_leaves_no_trace_in_user_wide_memory(tmp_path: Path) -> None:
-    from lmm import privacy
-    from lmm.erase import purge_opted_out
+    from lmm.ingest import privacy
+    from lmm.store.erase import purge_opted_out
 
     client, mine = tmp_path / "client", tmp_path / "mine"
     client.mkdir()

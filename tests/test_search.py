@@ -1,4 +1,5 @@
-"""lmm.search: scope, status, fusion, participants, neighbour context, the dim guard, and (slow)
+"""lmm.retrieve.search: scope, status, fusion, participants, neighbour context, the dim guard, and
+(slow)
 recall on one real LoCoMo conversation against plain BM25."""
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from lmm import search as search_module
-from lmm.embed import FakeEmbedder, embed_pending
 from lmm.errors import LmmError
-from lmm.rank import asks, replies
 from lmm.records import SessionInfo, Turn
-from lmm.search import (
+from lmm.retrieve import search as search_module
+from lmm.retrieve.embed import FakeEmbedder, embed_pending
+from lmm.retrieve.rank import asks, replies
+from lmm.retrieve.search import (
     SearchConfig,
     dense_query,
     fuse,
@@ -25,7 +26,7 @@ from lmm.search import (
     rrf,
     scope_projects,
 )
-from lmm.store import Store
+from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TURNS = SearchConfig(kinds=("turn",))
@@ -106,7 +107,7 @@ def test_project_scope_with_dense(store: Store) -> None:
 def test_cosines_on_the_worker_thread_give_the_same_hits(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lmm.search as search
+    import lmm.retrieve.search as search
 
     e = FakeEmbedder()
     embed_pending(store, e)
@@ -347,9 +348,9 @@ def test_locomo_one_conversation_beats_plain_bm25(tmp_path: Path) -> None:
     source = DATA / "locomo" / "locomo_dev.json"
     if not source.exists():
         pytest.skip(f"LoCoMo data not found at {source}")
-    from lmm.embed import get_embedder
-    from lmm.importers import locomo_questions
-    from lmm.ingest import ingest
+    from lmm.ingest.importers import locomo_questions
+    from lmm.ingest.run import ingest
+    from lmm.retrieve.embed import get_embedder
 
     one = tmp_path / "one.json"
     one.write_text(json.dumps(json.loads(source.read_text())[:1]))

@@ -19,14 +19,15 @@ import orjson
 import pytest
 
 from assets.hookproc import run_hook_command
-from lmm import hooks, paths, server
+from lmm import paths
 from lmm.cli import main
-from lmm.embed import FakeEmbedder, embed_pending
 from lmm.errors import LmmError
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.server import MAX_REQUEST, ServerInfo
-from lmm.store import open_store
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.retrieve.embed import FakeEmbedder, embed_pending
+from lmm.serve import hooks, server
+from lmm.serve.server import MAX_REQUEST, ServerInfo
+from lmm.store.db import open_store
 
 PROMPT = {
     "session_id": "s",
@@ -218,7 +219,7 @@ def test_hook_and_cli_use_the_running_server(
     def no_store(*_: Any, **__: Any) -> None:
         raise AssertionError("worked in-process although a server runs")
 
-    monkeypatch.setattr("lmm.store.open_store", no_store)
+    monkeypatch.setattr("lmm.store.db.open_store", no_store)
     out = hooks.respond(hooks.parse_input(json.dumps(PROMPT), "UserPromptSubmit"))
     assert out is not None and "busy_timeout" in out["hookSpecificOutput"]["additionalContext"]
     assert main(["recall", "database is locked", "--no-generate", "--json"]) == 0
@@ -236,8 +237,8 @@ def test_try_call_without_a_server_is_none_fast(home: Path) -> None:
 # modules the hook process must not load to answer through a server: what costs its start-up
 SLOW_IMPORTS = (
     "json", "typing", "socket", "logging", "pathlib", "dataclasses", "re", "orjson", "sqlite3",
-    "numpy", "torch", "transformers", "sentence_transformers", "lmm.server", "lmm.store",
-    "lmm.cli", "lmm.redact", "lmm.search",
+    "numpy", "torch", "transformers", "sentence_transformers", "lmm.serve.server", "lmm.store.db",
+    "lmm.cli", "lmm.text.redact", "lmm.retrieve.search",
 )  # fmt: skip
 
 
@@ -275,7 +276,7 @@ def test_the_hook_process_answers_through_the_server_importing_little(
     assert json.loads(answer) == expected
     assert expected is not None and "busy_timeout" in answer
     loaded = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()}
-    assert "lmm.hooks" in loaded
+    assert "lmm.serve.hooks" in loaded
     assert sorted(loaded & set(SLOW_IMPORTS)) == []
 
 
@@ -286,7 +287,7 @@ def handler_threads() -> int:
 def test_idle_connections_do_not_hold_up_others_and_threads_shrink_after(
     running: ServerInfo,
 ) -> None:
-    from lmm import handshake
+    from lmm.serve import handshake
 
     silent = [server._connect(running, 1.0) for _ in range(5)]  # connected, never sending
     talking = [server._connect(running, 1.0) for _ in range(5)]  # said hello, then nothing
@@ -336,7 +337,7 @@ def test_a_replaced_or_broken_store_is_reopened_or_reported(
 
 
 def test_embed_op_lends_the_warm_embedder_to_the_background_job(running: ServerInfo) -> None:
-    from lmm import learn
+    from lmm.serve import learn
 
     texts = ["database is locked", "use uv, not pip"]
     remote = learn.server_embedder("fake-hash", 64)
@@ -411,7 +412,7 @@ def test_a_squatter_on_a_stale_port_gets_neither_token_nor_prompt(
 
 
 def test_the_handshake_proves_the_token_both_ways(running: ServerInfo) -> None:
-    from lmm import handshake
+    from lmm.serve import handshake
 
     mine = handshake.nonce()
     [hello] = raw(running, orjson.dumps({"hello": mine}) + b"\n")
@@ -479,7 +480,7 @@ def test_recall_returns_the_query_redacted_for_the_hooks_record(running: ServerI
 def test_warm_generation_only_with_a_loaded_model_on_a_gpu(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lmm.models import ScriptedLM
+    from lmm.lm.models import ScriptedLM
 
     lm = ScriptedLM(default="Set PRAGMA busy_timeout = 30000 in db.connect() [1].")
     args = {"query": "database is locked", "cwd": "/home/dev/tidepool", "generate": "warm"}

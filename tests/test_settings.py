@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lmm import settings
 from lmm.cli import main
 from lmm.errors import LmmError
+from lmm.serve import settings
 
 # A user's settings, formatted by hand: 4-space indent, non-ASCII text, no final newline.
 ORIGINAL = """{

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from lmm import paths, speed
+from lmm import paths
 from lmm.cli import main
 from lmm.errors import LmmError
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.models import ScriptedLM
-from lmm.recall import RecallConfig, describe, recall
-from lmm.store import Store, open_store
+from lmm.ingest.run import ingest
+from lmm.lm import speed
+from lmm.lm.models import ScriptedLM
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.retrieve.recall import RecallConfig, describe, recall
+from lmm.store.db import Store, open_store
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +115,7 @@ def test_cli_recall_text_names_the_kind_of_brief(
 
 
 def test_server_recall_takes_auto_and_loads_no_model_on_a_cpu(store: Store) -> None:
-    from lmm import server
+    from lmm.serve import server
 
     def no_model() -> ScriptedLM:
         raise AssertionError("the model was loaded")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lmm import migrations
 from lmm.errors import StoreError
 from lmm.records import SessionInfo, ToolCall, Turn
-from lmm.store import Store, quote_fts
+from lmm.store import migrations
+from lmm.store.db import Store, quote_fts
 
 
 def _turn(key: str, text: str, *, uuids: list[str] | None = None, **kw: object) -> Turn:
@@ -221,7 +221,7 @@ def test_bulk_never_leaves_committed_turns_unindexed(store: Store) -> None:
 
 def test_search_shows_each_saying_once_without_terminal_escapes(store: Store) -> None:
     from lmm.records import Turn
-    from lmm.store import MATCH_END, MATCH_START
+    from lmm.store.db import MATCH_END, MATCH_START
 
     noisy = "\x1b[31mFAILED\x1b[0m test_gateway \x1b]0;title\x07 timed out\r\n"
     turns = [

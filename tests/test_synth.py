@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from lmm import evidence
 from lmm.errors import LmmError
-from lmm.models import ScriptedLM
-from lmm.search import Hit, Source
-from lmm.synth import (
+from lmm.lm.models import ScriptedLM
+from lmm.retrieve import evidence
+from lmm.retrieve.search import Hit, Source
+from lmm.retrieve.synth import (
     Evidence,
     SynthConfig,
     approx_tokens,
@@ -320,8 +320,8 @@ def test_a_none_reply_can_mean_no_brief() -> None:
 
 
 def test_describe_says_the_model_declined() -> None:
-    from lmm.recall import describe
-    from lmm.synth import Brief
+    from lmm.retrieve.recall import describe
+    from lmm.retrieve.synth import Brief
 
     line = describe(Brief(None, _evidence(), "declined", "scripted", [], 0.25), "")
     assert line == "no brief: scripted found nothing in the evidence that matters (NONE, 0.2 s)"

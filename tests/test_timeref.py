@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmm import timeref
+from lmm.text import timeref
 
 SAID = "2023-05-08T13:56:00.000Z"  # a Monday
 
@@ -69,7 +69,7 @@ def test_parse_since_accepts_dates_and_plain_spans_and_refuses_the_rest() -> Non
     import pytest
 
     from lmm.errors import LmmError
-    from lmm.timeref import parse_since
+    from lmm.text.timeref import parse_since
 
     now = date(2026, 3, 10)
     assert parse_since("2026-01-31", now) == "2026-01-31"

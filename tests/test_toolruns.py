@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lmm import cognitions
-from lmm.extract import SessionView, run_extraction, validate
-from lmm.extract_rules import RuleExtractor
+from lmm.memory.extract import SessionView, run_extraction, validate
+from lmm.memory.extract_rules import RuleExtractor
+from lmm.memory.toolruns import base_command, candidates, error_line, tool_command
 from lmm.records import SessionInfo, ToolCall, ToolResult, Turn
-from lmm.store import Store
-from lmm.toolruns import base_command, candidates, error_line, tool_command
+from lmm.store import cognitions
+from lmm.store.db import Store
 
 
 def _call(n: int, command: str, prose: str = "") -> Turn:

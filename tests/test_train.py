@@ -19,12 +19,13 @@ torch = pytest.importorskip("torch")
 tf = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from lmm import models, pairs, paths  # noqa: E402
+from lmm import paths  # noqa: E402
 from lmm.cli import main  # noqa: E402
 from lmm.errors import LmmError  # noqa: E402
-from lmm.ingest import ingest  # noqa: E402
-from lmm.store import Store  # noqa: E402
-from lmm.train import data, loop, parallel  # noqa: E402
+from lmm.ingest.run import ingest  # noqa: E402
+from lmm.lm import models  # noqa: E402
+from lmm.store.db import Store  # noqa: E402
+from lmm.train import data, loop, pairs, parallel  # noqa: E402
 from lmm.train.config import read_toml, resolve  # noqa: E402
 from lmm.train.loss import CausalLMLoss, chunked_cross_entropy  # noqa: E402
 from lmm.train.model import is_trained_dir, load_trained  # noqa: E402

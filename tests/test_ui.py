@@ -17,13 +17,15 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from lmm import cognitions, ingest, paths
-from lmm.cognitions import Cognition, SourceRef
+from lmm import paths
 from lmm.errors import LmmError
-from lmm.extract import get_extractor, run_extraction
-from lmm.hooks import wrap_memory
+from lmm.ingest import run as ingest
+from lmm.memory.extract import get_extractor, run_extraction
 from lmm.records import SessionInfo, ToolCall, Turn
-from lmm.store import Store
+from lmm.serve.hooks import wrap_memory
+from lmm.store import cognitions
+from lmm.store.cognitions import Cognition, SourceRef
+from lmm.store.db import Store
 from lmm.ui import UIConfig, make_server
 from lmm.ui.layout import Links
 from lmm.ui.recall import hook_config
@@ -288,7 +290,7 @@ def test_forget_and_remember(ui: UI) -> None:
 
 
 def test_recall_page_shows_what_the_hook_injects(ui: UI) -> None:
-    from lmm.recall import recall
+    from lmm.retrieve.recall import recall
 
     query = "how do I run the tests"
     with Store(ui.db) as store:
@@ -672,7 +674,7 @@ def test_injections_are_noted_rotated_and_shown_live(
 ) -> None:
     import os
 
-    from lmm import hooks
+    from lmm.serve import hooks
     from lmm.ui.injected import recent
 
     monkeypatch.setenv("LMM_HOME", str(tmp_path))
@@ -680,7 +682,7 @@ def test_injections_are_noted_rotated_and_shown_live(
     hook = hooks.HookInput(*[None] * len(hooks.HookInput._fields))._replace(
         hook_event_name="UserPromptSubmit", session_id="s1", cwd="/p",
         prompt="use key sk-ant-api03-" + "A" * 95 + " and " + HOSTILE)  # fmt: skip
-    from lmm.redact import redact
+    from lmm.text.redact import redact
 
     for i in range(12):
         out = hooks.context_output("UserPromptSubmit", f"<lmm-memory>fact {i}</lmm-memory>")
@@ -711,7 +713,7 @@ def test_injections_are_noted_rotated_and_shown_live(
 def test_the_recall_page_waits_for_the_embedder_loaded_in_the_background(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lmm.embed import FakeEmbedder
+    from lmm.retrieve.embed import FakeEmbedder
     from lmm.ui import server
 
     sample_store(tmp_path / "lmm.db")
@@ -792,7 +794,8 @@ def test_starting_the_browser_imports_no_model_library() -> None:
 
 
 def test_forgetting_erases_the_record_of_recent_injections(tmp_path: Path) -> None:
-    from lmm import erase, paths
+    from lmm import paths
+    from lmm.store import erase
 
     record = tmp_path / paths.INJECTIONS_NAME
     old = tmp_path / (paths.INJECTIONS_NAME + ".1")

@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 
-from lmm import cognitions, ingest, paths
-from lmm.extract import get_extractor, run_extraction
-from lmm.hooks import wrap_memory
-from lmm.recall import recall
-from lmm.store import Store
+from lmm import paths
+from lmm.ingest import run as ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.retrieve.recall import recall
+from lmm.serve.hooks import wrap_memory
+from lmm.store import cognitions
+from lmm.store.db import Store
 from lmm.ui import UIConfig, make_server
 from lmm.ui.recall import hook_config
 from lmm.ui.sessions import turn_anchor
@@ -376,7 +378,7 @@ def test_no_page_scrolls_sideways_or_logs_an_error(
 
 def note_an_injection(home: Path) -> None:
     """What a UserPromptSubmit hook records when it injects memory."""
-    from lmm.hooks import HookInput, context_output, note_injection, wrap_memory
+    from lmm.serve.hooks import HookInput, context_output, note_injection, wrap_memory
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LMM_HOME", str(home))

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from lmm import cognitions, migrations, paths
-from lmm.ingest import ingest
-from lmm.store import open_store
+from lmm import paths
+from lmm.ingest.run import ingest
+from lmm.store import cognitions, migrations
+from lmm.store.db import open_store
 
 FIXTURE = Path(__file__).parent / "assets" / "store_v1" / "store_v1.sqlite3"
 V1_TABLES = ("projects", "sources", "sessions", "turns", "cognitions", "cognition_sources",

@@ -8,11 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 from lmm import paths
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.search import Hit, Source
-from lmm.store import open_store
-from lmm.synth import Evidence, SynthConfig, ground
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.retrieve.search import Hit, Source
+from lmm.retrieve.synth import Evidence, SynthConfig, ground
+from lmm.store.db import open_store
 from lmm.train import usage
 from lmm.train.usage import Frequency, UsageConfig
 

@@ -7,7 +7,7 @@ start fast and exit 0 even when an unrelated command group fails to import.
 import sys
 
 if sys.argv[1:2] == ["hook"]:
-    from lmm.hooks import main as hook_main
+    from lmm.serve.hooks import main as hook_main
 
     raise SystemExit(hook_main(sys.argv[2:]))
 

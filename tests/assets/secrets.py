@@ -330,7 +330,7 @@ def real_lines() -> Iterator[str]:
 
 def carriers(limit: int = 8) -> dict[str, list[dict[str, Any]]]:
     """Up to `limit` parsed real lines per carrier whose text field redacts to itself."""
-    from lmm.redact import redact
+    from lmm.text.redact import redact
 
     found: dict[str, list[dict[str, Any]]] = {c: [] for c in _FALLBACK}
     for line in real_lines():

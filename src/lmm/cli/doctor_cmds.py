@@ -11,7 +11,7 @@ MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from lmm import doctor
+    from lmm.serve import doctor
 
     checks = doctor.run()
     lines = []

@@ -6,12 +6,12 @@ import argparse
 import dataclasses
 
 from lmm.cli.output import emit, progress_bar
-from lmm.embed import CHUNK
+from lmm.retrieve.embed import CHUNK
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from lmm.embed import count_pending, embed_pending, get_embedder
-    from lmm.store import open_store
+    from lmm.retrieve.embed import count_pending, embed_pending, get_embedder
+    from lmm.store.db import open_store
 
     embedder = get_embedder(args.model)
     with open_store() as store:

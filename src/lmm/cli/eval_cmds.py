@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument(
         "--export-prompts",
         dest="export_prompts",
-        help="write unanswered prompts here for lmm.evals.batch_reader",
+        help="write unanswered prompts here for scripts/batch_reader.py",
     )
     g = p.add_argument_group("loss: validation loss of models on rows")
     g.add_argument("--model", help="model name or folder")

@@ -19,8 +19,8 @@ def _project(value: str | None) -> str | None:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from lmm.extract import get_extractor, run_extraction
-    from lmm.store import open_store
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.store.db import open_store
 
     extractor = get_extractor(args.extractor)
     with open_store() as store:
@@ -33,7 +33,7 @@ _WHY = {"rule": "said for all work", "repeated": "said in two projects", "user":
 
 
 def _line(c: object) -> str:
-    from lmm.cognitions import Cognition
+    from lmm.store.cognitions import Cognition
 
     assert isinstance(c, Cognition)
     when = (c.valid_from or "")[:10]
@@ -48,10 +48,10 @@ def _line(c: object) -> str:
 
 
 def cmd_memories(args: argparse.Namespace) -> int:
-    from lmm.cognitions import list_
-    from lmm.scope import overridden
-    from lmm.store import open_store
-    from lmm.timeref import parse_since
+    from lmm.retrieve.scope import overridden
+    from lmm.store.cognitions import list_
+    from lmm.store.db import open_store
+    from lmm.text.timeref import parse_since
 
     status: str | None = "active"
     if args.all:
@@ -89,8 +89,8 @@ def cmd_memories(args: argparse.Namespace) -> int:
 
 
 def cmd_remember(args: argparse.Namespace) -> int:
-    from lmm.cognitions import get, remember
-    from lmm.store import open_store
+    from lmm.store.cognitions import get, remember
+    from lmm.store.db import open_store
 
     project = _project(args.project)
     with open_store() as store:
@@ -113,9 +113,9 @@ def cmd_remember(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from lmm.cognitions import get
-    from lmm.erase import forget
-    from lmm.store import open_store
+    from lmm.store.cognitions import get
+    from lmm.store.db import open_store
+    from lmm.store.erase import forget
 
     with open_store() as store:
         if get(store, args.id) is None:
@@ -127,8 +127,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_scope(args: argparse.Namespace) -> int:
-    from lmm.cognitions import get, set_scope
-    from lmm.store import open_store
+    from lmm.store.cognitions import get, set_scope
+    from lmm.store.db import open_store
 
     with open_store() as store:
         with store.transaction():
@@ -144,8 +144,8 @@ def cmd_scope(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest_code(args: argparse.Namespace) -> int:
-    from lmm.codebase import ingest_code
-    from lmm.store import open_store
+    from lmm.memory.codebase import ingest_code
+    from lmm.store.db import open_store
 
     with open_store() as store:
         report = ingest_code(store, Path(args.path))
@@ -154,7 +154,7 @@ def cmd_ingest_code(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from lmm.cognitions import CATEGORIES, ORIGINS, SCOPES
+    from lmm.store.cognitions import CATEGORIES, ORIGINS, SCOPES
 
     p = sub.add_parser(
         "extract",

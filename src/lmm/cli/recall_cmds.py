@@ -13,8 +13,8 @@ from lmm.cli.output import emit
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
-    from lmm import recall as rc
-    from lmm import server
+    from lmm.retrieve import recall as rc
+    from lmm.serve import server
 
     request: dict[str, Any] = {
         "query": args.query,
@@ -43,8 +43,8 @@ def _generate(args: argparse.Namespace) -> bool | str:
 
 
 def _recall_here(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:
-    from lmm import recall as rc
-    from lmm.store import open_store
+    from lmm.retrieve import recall as rc
+    from lmm.store.db import open_store
 
     generate = _generate(args)
     config = rc.with_config(
@@ -67,9 +67,9 @@ def _recall_here(args: argparse.Namespace, request: dict[str, Any]) -> dict[str,
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from lmm import recall as rc
-    from lmm import server
-    from lmm.store import open_store
+    from lmm.retrieve import recall as rc
+    from lmm.serve import server
+    from lmm.store.db import open_store
 
     with open_store() as store:
         embedder = rc.default_embedder(store, args.embedder)
@@ -90,13 +90,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_hook(args: argparse.Namespace) -> int:
-    from lmm import hooks
+    from lmm.serve import hooks
 
     return hooks.main([args.event])
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from lmm import hooks, mcp_server
+    from lmm.serve import hooks
+    from lmm.serve import mcp as mcp_server
 
     hooks.setup_file_log()
     mcp_server.run()
@@ -107,13 +108,13 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def _settings_file(args: argparse.Namespace) -> Path:
-    from lmm import settings
+    from lmm.serve import settings
 
     return settings.settings_path("project" if args.project else "user")
 
 
 def cmd_install_hooks(args: argparse.Namespace) -> int:
-    from lmm import settings
+    from lmm.serve import settings
 
     report = settings.install(_settings_file(args), act=args.act)
     if report.changed:
@@ -126,7 +127,7 @@ def cmd_install_hooks(args: argparse.Namespace) -> int:
 
 
 def cmd_uninstall_hooks(args: argparse.Namespace) -> int:
-    from lmm import settings
+    from lmm.serve import settings
 
     report = settings.uninstall(_settings_file(args))
     if not report.changed:

@@ -16,9 +16,9 @@ from lmm.errors import LmmError
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from lmm.embed import get_embedder
-    from lmm.learn import learn
-    from lmm.store import open_store
+    from lmm.retrieve.embed import get_embedder
+    from lmm.serve.learn import learn
+    from lmm.store.db import open_store
 
     sources = [Path(p).expanduser() for p in args.paths]
     if not sources:
@@ -75,7 +75,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from lmm.store import open_store
+    from lmm.store.db import open_store
 
     with open_store() as store:
         stats = store.stats()
@@ -85,7 +85,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from lmm.store import MATCH_END, MATCH_START, open_store
+    from lmm.store.db import MATCH_END, MATCH_START, open_store
 
     with open_store() as store:
         hits = store.search(args.query, project=args.project, limit=args.limit)
@@ -111,8 +111,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from lmm.exchange import export_jsonl
-    from lmm.store import open_store
+    from lmm.store.db import open_store
+    from lmm.store.exchange import export_jsonl
 
     if args.file == "-":  # to stdout, for a pipe: `lmm export - | gzip > store.jsonl.gz`
         with open_store() as store:
@@ -134,8 +134,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from lmm.exchange import import_jsonl
-    from lmm.store import open_store
+    from lmm.store.db import open_store
+    from lmm.store.exchange import import_jsonl
 
     with open_store() as store:
         counts = import_jsonl(store, Path(args.file))

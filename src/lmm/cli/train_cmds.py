@@ -54,8 +54,8 @@ def stats_text(stats: dict[str, Any], out: Path) -> str:
 
 
 def cmd_build_data(args: argparse.Namespace) -> int:
-    from lmm import pairs
-    from lmm.store import open_store
+    from lmm.store.db import open_store
+    from lmm.train import pairs
 
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(pairs.DataConfig)}
     cfg = pairs.DataConfig(**{k: v for k, v in flags.items() if v is not None})
@@ -129,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from lmm.pairs import DataConfig
+    from lmm.train.pairs import DataConfig
 
     p = sub.add_parser(
         "build-data",

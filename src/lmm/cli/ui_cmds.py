@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from lmm.cli.output import emit
 
 if TYPE_CHECKING:
-    from lmm.embed import Embedder
+    from lmm.retrieve.embed import Embedder
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from lmm import recall as rc
-    from lmm.store import open_store
+    from lmm.retrieve import recall as rc
+    from lmm.store.db import open_store
     from lmm.ui import UIConfig, serve
     from lmm.ui.reports import ReportSources, default_sources
 

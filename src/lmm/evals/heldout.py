@@ -32,7 +32,7 @@ from typing import Any
 
 from lmm.evals.metrics import keywords, tokens
 from lmm.evals.tasks import Example, Reference
-from lmm.store import Store
+from lmm.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,8 @@ def build(
 ) -> HeldOut:
     """Ingest `sources` into `store` (a fresh one), split, drop the held-out sessions, extract
     cognitions from the rest, and pick each held-out session's needed memories."""
-    from lmm.extract import get_extractor, run_extraction
-    from lmm.ingest import ingest
+    from lmm.ingest.run import ingest
+    from lmm.memory.extract import get_extractor, run_extraction
 
     ingest(store, sources)
     parts = split(store, fraction)

@@ -2,7 +2,8 @@
 local reader over lmm's recall (F1 by the official scorer, per category).
 
 Data: ../shared/data/locomo (`locomo_dev.json`, `locomo_dev_audit_errors.json`). The file goes
-through the generic importer (`lmm.ingest.ingest(store, [path], fmt="locomo")`); each conversation
+through the generic importer (`lmm.ingest.run.ingest(store, [path], fmt="locomo")`); each
+conversation
 is the project `locomo/<sample_id>`. Question ids are the audit's `locomo_<conv>_qa<index>`.
 
 Evidence recall@k (paper definition): share of a question's evidence dia_ids among the top-k
@@ -27,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmm import timeref
 from lmm.evals import metrics as m
 from lmm.evals.tasks import Example, Reference
-from lmm.importers import locomo_questions, normalise_evidence
+from lmm.ingest.importers import locomo_questions, normalise_evidence
+from lmm.text import timeref
 
 if TYPE_CHECKING:
-    from lmm.embed import Embedder
-    from lmm.store import Store
+    from lmm.retrieve.embed import Embedder
+    from lmm.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,11 @@ def examples(questions: list[Question], corrected: bool = False) -> list[Example
 
 def prepare_store(store: Store, path: Path = DEV_FILE, embedder: Embedder | None = None) -> None:
     """Ingest the LoCoMo file (a no-op when already read) and embed what lacks a vector."""
-    from lmm.ingest import ingest
+    from lmm.ingest.run import ingest
 
     ingest(store, [path], fmt="locomo")
     if embedder is not None:
-        from lmm.embed import embed_pending
+        from lmm.retrieve.embed import embed_pending
 
         embed_pending(store, embedder)
 
@@ -182,7 +183,7 @@ READER_PROMPTS = {
         "2023, 'last year' is 2022, 'last week' is 'the week before 8 May 2023'. If the "
         "excerpts do not contain the answer, answer: Not mentioned."
     ),
-    # v3: v2 over excerpts whose relative times are resolved by lmm (`lmm.timeref`)
+    # v3: v2 over excerpts whose relative times are resolved by lmm (`lmm.text.timeref`)
     "v3": (
         "You answer questions about a long conversation between two people, using only the "
         "conversation excerpts given. Each excerpt starts with the date it was said, and a "
@@ -271,7 +272,7 @@ def recall_context(
     store: Store, q: Question, k: int, embedder: Embedder | None, resolve_times: bool = False
 ) -> tuple[list[str], list[str]]:
     """lmm recall's top-k hits for the question, in time order, and the dia_ids among them."""
-    from lmm.recall import RecallConfig, recall
+    from lmm.retrieve.recall import RecallConfig, recall
 
     result = recall(
         store,
@@ -326,7 +327,7 @@ def answer_questions(
     conversation, so the reader's prompt cache is reused); cached answers are not recomputed.
 
     With `export`, nothing is generated: the prompts of uncached answers are appended to that
-    JSONL file (rows of the cache plus "messages") for `lmm.evals.batch_reader` on another
+    JSONL file (rows of the cache plus "messages") for `scripts/batch_reader.py` on another
     machine; its output appended to the cache file completes the run."""
     from lmm.evals.reader import count_tokens
 

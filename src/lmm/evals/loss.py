@@ -1,6 +1,7 @@
 """Validation loss and perplexity of a model over held-out rows, plus loss curves of training runs.
 
-Rows are TRL's shapes, as lmm.pairs writes them: `{"text"}` (CPT: loss on every token after the
+Rows are TRL's shapes, as lmm.train.pairs writes them: `{"text"}` (CPT: loss on every token after
+the
 first) or `{"messages"}` / `{"prompt", "completion"}` (SFT: loss on assistant tokens only, encoded
 by `lmm.train.data.encode_chat`, exactly as training does). Loss = summed next-token
 cross-entropy / target tokens over all rows; perplexity = exp(loss). Rows longer than `seq_len`
@@ -37,7 +38,7 @@ def encode_row(
 
 
 def validation_loss(lm: Any, rows: list[dict[str, Any]], *, seq_len: int = 1024) -> dict[str, Any]:
-    """Token-weighted mean loss and perplexity of `lm` (a lmm.models.LoadedModel) on `rows`."""
+    """Token-weighted mean loss and perplexity of `lm` (a lmm.lm.models.LoadedModel) on `rows`."""
     import torch
     import torch.nn.functional as F
 

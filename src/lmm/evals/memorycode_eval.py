@@ -1,7 +1,8 @@
 """MemoryCode harness: for each evaluation query, does recall surface the latest version of every
 coding instruction, and no superseded one?
 
-Each dialogue (../shared/data/memorycode) is loaded with `lmm.memorycode` into one store (project
+Each dialogue (../shared/data/memorycode) is loaded with `lmm.evals.memorycode` into one store
+(project
 `memorycode/<dialogue>`), the rules extractor runs, then every `history_eval_query` of the
 dialogue's last session (e.g. 'Linked list class') is asked as 'Write a <query>.' through
 `recall` (extractive brief; config `retrieval`); the project's session-start digest
@@ -12,7 +13,8 @@ instructions apply to every query (the dataset's `history_regex` checks them all
 - stale: share of replaced versions (with a different value) the brief states;
 - correct: every latest version stated and no stale one.
 
-'States' uses `lmm.memorycode.matcher`: the instruction's quoted values and kind words must all
+'States' uses `lmm.evals.memorycode.matcher`: the instruction's quoted values and kind words must
+all
 appear in the text. `store_correct` is `memorycode.check` (extraction alone, no retrieval).
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 from lmm.errors import LmmError
 from lmm.evals import metrics as m
 from lmm.evals import report
-from lmm.memorycode import states  # the shared "does this text state the instruction" rule
+from lmm.evals.memorycode import states  # the shared "does this text state the instruction" rule
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def eval_queries(path: Path) -> list[str]:
 
 def judge(text: str, dialogue: Any) -> dict[str, Any]:
     """latest / stale shares of `text` for a `memorycode.Dialogue`."""
-    from lmm.memorycode import matcher
+    from lmm.evals.memorycode import matcher
 
     by_id: dict[int, list[Any]] = {}
     for ins in dialogue.instructions:
@@ -84,10 +86,10 @@ def _summary(rows: list[dict[str, Any]], store_correct: float | None, n: int) ->
 
 def run(out: Path, *, limit: int | None = None, data: str | None = None) -> dict[str, Any]:
     """Every dialogue (the first `limit` by number) through extraction and recall."""
-    from lmm import memorycode
-    from lmm.extract import get_extractor, run_extraction
-    from lmm.recall import RecallConfig, project_brief, recall
-    from lmm.store import Store
+    from lmm.evals import memorycode
+    from lmm.memory.extract import get_extractor, run_extraction
+    from lmm.retrieve.recall import RecallConfig, project_brief, recall
+    from lmm.store.db import Store
 
     folder = Path(data).expanduser() if data else DATA
     files = sorted(folder.glob("dialogue_*.json"), key=lambda p: int(p.stem.split("_")[1]))

@@ -1,10 +1,10 @@
-"""The QA reader for LoCoMo: a local LM behind lmm.models' `TextGenerator` seam.
+"""The QA reader for LoCoMo: a local LM behind lmm.lm.models' `TextGenerator` seam.
 
 A packaged GGUF model ("qwen2.5-coder-1.5b", "smollm2") runs through llama.cpp when
 `llama-cpp-python` is installed: quantised weights, its own chat template, and reuse of the
 longest common prompt prefix between calls, which makes the 'full context' configuration cost one
 prompt evaluation per conversation instead of one per question. Anything else (or no llama.cpp)
-goes to `lmm.models.generator`.
+goes to `lmm.lm.models.generator`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from lmm.errors import LmmError
 log = logging.getLogger(__name__)
 
 DEFAULT_READER = "qwen2.5-coder-1.5b"
-DEFAULT_CONTEXT = 4096  # tokens the reader takes: prompt + answer (lmm.llamacpp.LlamaCppLM)
+DEFAULT_CONTEXT = 4096  # tokens the reader takes: prompt + answer (lmm.lm.llamacpp.LlamaCppLM)
 
 
 def load_reader(spec: str = DEFAULT_READER, n_ctx: int = DEFAULT_CONTEXT) -> Any:
     """The reader named by `spec`: a packaged name or a .gguf path through llama.cpp when it is
-    installed, else whatever `lmm.models.generator(spec)` gives."""
-    from lmm import models
+    installed, else whatever `lmm.lm.models.generator(spec)` gives."""
+    from lmm.lm import models
 
     path: Path | None = None
     if spec in models.PACKAGED:
@@ -35,7 +35,7 @@ def load_reader(spec: str = DEFAULT_READER, n_ctx: int = DEFAULT_CONTEXT) -> Any
         if not path.is_file():
             raise LmmError(f"no model file {path}; pass a packaged name or an existing .gguf file")
     if path is not None and path.suffix == ".gguf" and importlib.util.find_spec("llama_cpp"):
-        from lmm.llamacpp import LlamaCppLM
+        from lmm.lm.llamacpp import LlamaCppLM
 
         return LlamaCppLM(path, spec, n_ctx=n_ctx)
     if path is not None:
@@ -54,6 +54,6 @@ def count_tokens(reader: Any, text: str) -> int:
     tok = getattr(reader, "tokenizer", None)
     if tok is not None:
         return len(tok(text, add_special_tokens=False)["input_ids"])
-    from lmm.synth import approx_tokens
+    from lmm.retrieve.synth import approx_tokens
 
     return approx_tokens(text)

@@ -21,8 +21,8 @@ from lmm.evals import locomo, report
 from lmm.evals.tasks import CONFIG_NAMES, MemoryTask, answer_all, build_systems, score_outputs
 
 if TYPE_CHECKING:
-    from lmm.embed import Embedder
-    from lmm.models import TextGenerator
+    from lmm.lm.models import TextGenerator
+    from lmm.retrieve.embed import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +84,20 @@ class EvalSettings:
 def load_embedder(name: str) -> Embedder | None:
     if name in ("", "none"):
         return None
-    from lmm.embed import get_embedder
+    from lmm.retrieve.embed import get_embedder
 
     return get_embedder(name)
 
 
 def load_model(spec: str) -> TextGenerator:
-    """A trained run folder (lmm.train.model.load_trained), else `lmm.models.generator(spec)`."""
+    """A trained run folder (lmm.train.model.load_trained), else `lmm.lm.models.generator(spec)`."""
     path = Path(spec).expanduser()
     if path.is_dir():
         from lmm.train.model import is_trained_dir, load_trained
 
         if is_trained_dir(path):
             return load_trained(path)
-    from lmm.models import generator
+    from lmm.lm.models import generator
 
     return generator(spec)
 
@@ -112,7 +112,7 @@ def loaders(s: EvalSettings) -> tuple[Callable[[], TextGenerator] | None, ...]:
 
 
 def _open(out: Path, fresh: bool) -> Any:
-    from lmm.store import Store
+    from lmm.store.db import Store
 
     db = out / "store.db"
     if fresh:
@@ -182,7 +182,7 @@ def _run_configs(
 ) -> None:
     embedder = load_embedder(s.embedder)
     if embedder is not None:
-        from lmm.embed import embed_pending
+        from lmm.retrieve.embed import embed_pending
 
         embed_pending(store, embedder)
     base, trained = loaders(s)
@@ -235,7 +235,7 @@ def locomo_table(out: Path, s: EvalSettings, progress: Progress | None = None) -
 def locomo_qa(out: Path, s: EvalSettings, progress: Progress | None = None,
               export: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Reader F1 on LoCoMo questions: no memory vs full context vs lmm recall. With `export`,
-    unanswered prompts go to that file (for lmm.evals.batch_reader) instead of the reader."""
+    unanswered prompts go to that file (for scripts/batch_reader.py) instead of the reader."""
     from lmm.evals.reader import load_reader
 
     qs = _questions(s, {1, 2, 3, 4})
@@ -245,7 +245,7 @@ def locomo_qa(out: Path, s: EvalSettings, progress: Progress | None = None,
         locomo.prepare_store(store, Path(s.data) if s.data else locomo.DEV_FILE)
         embedder = load_embedder(s.embedder)
         if embedder is not None:
-            from lmm.embed import embed_pending
+            from lmm.retrieve.embed import embed_pending
 
             embed_pending(store, embedder)
         reader = load_reader(s.reader)

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lmm.evals import metrics as m
 
 if TYPE_CHECKING:
-    from lmm.embed import Embedder
-    from lmm.models import TextGenerator
-    from lmm.search import Hit
-    from lmm.store import Store
+    from lmm.lm.models import TextGenerator
+    from lmm.retrieve.embed import Embedder
+    from lmm.retrieve.search import Hit
+    from lmm.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,8 @@ class NoMemory:
 
 
 def memory_prompt(example: Example) -> list[dict[str, str]]:
-    """The prompt a trained memory model saw in training (lmm.pairs' 'opening' contexts)."""
-    from lmm.pairs import MEMORY_SYSTEM
+    """The prompt a trained memory model saw in training (lmm.train.pairs' 'opening' contexts)."""
+    from lmm.train.pairs import MEMORY_SYSTEM
 
     header = f"Project: {example.project}" if example.project else "No project"
     if example.date:
@@ -175,7 +175,7 @@ class Recall:
     k: int = max(KS)  # hits kept for the ranking metrics (recall@k needs k of them)
 
     def answer(self, example: Example) -> Output:
-        from lmm.recall import RecallConfig, recall
+        from lmm.retrieve.recall import RecallConfig, recall
 
         cfg = RecallConfig(k=self.k, generate=self.lm is not None)
         start = time.perf_counter()

@@ -71,14 +71,14 @@ def pack(texts: list[str], tokenizer: Any, seq_len: int) -> list[Example]:
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], prompt: bool) -> str:
     if getattr(tokenizer, "chat_template", None):
-        # enable_thinking=False: Qwen3 renders an empty think block, as lmm.models does at
+        # enable_thinking=False: Qwen3 renders an empty think block, as lmm.lm.models does at
         # inference; other templates ignore the flag.
         return str(
             tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=prompt, enable_thinking=False
             )
         )
-    # No template: the plain transcript lmm.models.render_prompt falls back to.
+    # No template: the plain transcript lmm.lm.models.render_prompt falls back to.
     text = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
     if prompt:
         return text + "\nassistant:"

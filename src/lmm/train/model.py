@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from lmm.errors import LmmError, MissingExtra
-from lmm.models import transformers_module
+from lmm.lm.models import transformers_module
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _peft() -> Any:
 
 def resolve_source(name: str) -> tuple[str, str | None]:
     """(folder or hub id, gguf file name or None) for a base given the way lmm takes models."""
-    from lmm import models
+    from lmm.lm import models
 
     path = models.PACKAGED[name]() if name in models.PACKAGED else Path(name).expanduser()
     if path.is_file():
@@ -112,7 +112,7 @@ def _is_run(path: Path) -> bool:
 
 def is_trained_dir(path: Path) -> bool:
     """Whether `path` is a run folder or an adapter folder (what `load_trained` adds to
-    `lmm.models.load`, which reads plain model folders itself)."""
+    `lmm.lm.models.load`, which reads plain model folders itself)."""
     return path.is_dir() and ((path / "adapter_config.json").is_file() or _is_run(path))
 
 
@@ -177,9 +177,9 @@ def merge(run: Path, out: Path | None = None, dtype: torch.dtype = torch.float32
 
 
 def load_trained(path: str | Path, device: str = "auto") -> Any:
-    """A trained run (or adapter, or model folder) as a `lmm.models.LoadedModel` for inference:
+    """A trained run (or adapter, or model folder) as a `lmm.lm.models.LoadedModel` for inference:
     an adapter is merged into its base in memory, so generation costs what the base costs."""
-    from lmm import models
+    from lmm.lm import models
 
     device = models.pick_device(device)
     kind, where = find_weights(Path(path))

@@ -1,11 +1,13 @@
 """Synthesis rows: a task plus retrieved evidence -> the memory brief that cites it.
 
 The model learns to write what `lmm recall` asks of it, in exactly the format of
-`lmm.synth.prompt_messages` (system prompt, "Task", numbered "Evidence" with citations) and of
-what `lmm.synth.ground` keeps: one line per relevant memory, each sentence ending with the
+`lmm.retrieve.synth.prompt_messages` (system prompt, "Task", numbered "Evidence" with citations)
+and of
+what `lmm.retrieve.synth.ground` keeps: one line per relevant memory, each sentence ending with the
 numbers it uses, like "Use uv, not pip [3]."; "NONE" when nothing helps. The evidence mixes gold
 memories, earlier turns found by keyword search, and distractors from other sessions and projects,
-and is cut the way recall cuts it (`lmm.synth.select_evidence`: the lines of each hit that answer
+and is cut the way recall cuts it (`lmm.retrieve.synth.select_evidence`: the lines of each hit that
+answer
 the task, dated); the brief says what is shown of each gold memory, and a gold memory that the
 cut leaves out is not in it.
 """
@@ -18,10 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from lmm.pairs import DataConfig, Memory, Pair, keyword_query, known
-from lmm.search import Hit, Source, content_terms
-from lmm.store import Store
-from lmm.synth import (
+from lmm.retrieve.search import Hit, Source, content_terms
+from lmm.retrieve.synth import (
     Evidence,
     SynthConfig,
     approx_tokens,
@@ -30,9 +30,11 @@ from lmm.synth import (
     select_evidence,
     sources_block,
 )
+from lmm.store.db import Store
+from lmm.train.pairs import DataConfig, Memory, Pair, keyword_query, known
 
 T = TypeVar("T")
-NONE = "NONE"  # what lmm.synth.SYSTEM asks for when no evidence helps
+NONE = "NONE"  # what lmm.retrieve.synth.SYSTEM asks for when no evidence helps
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(*-])|\n+")
 
 
@@ -55,7 +57,7 @@ def render_brief(items: list[tuple[Memory, list[int]]]) -> str:
 
 
 def words_budget(evidence: list[Evidence], cfg: SynthConfig) -> int:
-    """The word limit `lmm.synth.generate_brief` puts in its prompt for this evidence."""
+    """The word limit `lmm.retrieve.synth.generate_brief` puts in its prompt for this evidence."""
     reserve = approx_tokens(sources_block(evidence, {e.n for e in evidence}))
     return int(max(40, cfg.max_tokens - reserve) * 0.6)
 
@@ -99,7 +101,7 @@ def messages(
 ) -> list[dict[str, str]]:
     """A synthesis row: context + retrieved items (gold memories, earlier turns found by keyword
     search, distractors from other sessions and projects) -> the brief citing the gold items."""
-    from lmm.search import keyword_scores
+    from lmm.retrieve.search import keyword_scores
 
     ctx = pair.context
     gold = [memories[i] for i in pair.kept]

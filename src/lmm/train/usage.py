@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmm.search import STOPWORDS, Hit
-from lmm.synth import (
+from lmm.retrieve.search import STOPWORDS, Hit
+from lmm.retrieve.synth import (
     _SENTENCE_END,
     Evidence,
     SynthConfig,
@@ -43,8 +43,8 @@ from lmm.synth import (
 )
 
 if TYPE_CHECKING:
-    from lmm.embed import Embedder
-    from lmm.store import Store
+    from lmm.retrieve.embed import Embedder
+    from lmm.store.db import Store
 
 NONE = "NONE"
 _TOKEN = re.compile(r"`[^`\n]{2,80}`|[\w./:@~+-]*\w")
@@ -284,9 +284,9 @@ def evidence_before(
 ) -> list[Evidence]:
     """What recall would show for the anchor from the store as it stood before it: hits of other
     sessions dated before the anchor, cut to recall's k, then `select_evidence`."""
-    from lmm import scope
-    from lmm.recall import QUERY_CHARS, resolve_project
-    from lmm.search import retrieve
+    from lmm.retrieve import scope
+    from lmm.retrieve.recall import QUERY_CHARS, resolve_project
+    from lmm.retrieve.search import retrieve
 
     query = anchor.text[:QUERY_CHARS]
     project = resolve_project(store, anchor.project)
@@ -394,8 +394,8 @@ def write(rows: list[dict[str, Any]], out: Path, cfg: UsageConfig, val_fraction:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lmm.recall import RecallConfig, default_embedder
-    from lmm.store import open_store
+    from lmm.retrieve.recall import RecallConfig, default_embedder
+    from lmm.store.db import open_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="folder for usage_*.jsonl")

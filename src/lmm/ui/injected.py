@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lmm import paths
 from lmm.paths import INJECTIONS_NAME
-from lmm.redact import redact
+from lmm.text.redact import redact
 from lmm.ui.layout import Links, esc, shorten, when
 from lmm.ui.sessions import session_path
 

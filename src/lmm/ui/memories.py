@@ -1,5 +1,5 @@
 """Cognitions by project, scope and category, one cognition with its sources and history, and
-the edit / forget / remember / scope actions, all through `lmm.cognitions` (the CLI's own
+the edit / forget / remember / scope actions, all through `lmm.store.cognitions` (the CLI's own
 functions). Each active memory carries a button that moves it between scopes: user-wide (every
 project) and its project.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lmm import cognitions
-from lmm.cognitions import CATEGORIES, Cognition, CognitionError
-from lmm.store import Store
+from lmm.store import cognitions
+from lmm.store.cognitions import CATEGORIES, Cognition, CognitionError
+from lmm.store.db import Store
 from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
 from lmm.ui.sessions import projects, search_form, session_path, session_title, turn_anchor
 
@@ -331,7 +331,7 @@ def edit_action(store: Store, cog_id: int, form: dict[str, str]) -> tuple[int, s
 
 
 def forget_action(store: Store, cog_id: int) -> tuple[int, str]:
-    from lmm import erase
+    from lmm.store import erase
 
     done = erase.forget(store, cog_id)
     return cog_id, "Forgotten: its text is gone and extraction will not bring it back." if done \

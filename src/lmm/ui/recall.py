@@ -1,7 +1,7 @@
 """The recall page: for a prompt, exactly what lmm's prompt hook would inject into the agent's
 context (the brief wrapped as quoted memory, its token count), the evidence and every hit scored.
 
-It calls `lmm.recall.recall` with the hook's settings: an extractive brief (no LM) within
+It calls `lmm.retrieve.recall.recall` with the hook's settings: an extractive brief (no LM) within
 `hooks.PROMPT_TOKENS`, and the embedder the UI was started with (None: keyword-only, which is
 what a hook does when no `lmm serve` is running).
 """
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lmm import recall as rc
-from lmm.hooks import PROMPT_TOKENS, wrap_memory
-from lmm.store import Store
-from lmm.synth import approx_tokens
+from lmm.retrieve import recall as rc
+from lmm.retrieve.synth import approx_tokens
+from lmm.serve.hooks import PROMPT_TOKENS, wrap_memory
+from lmm.store.db import Store
 from lmm.ui.layout import Links, badge, esc, label, options, shorten, when
 from lmm.ui.sessions import projects, session_path, session_title, turn_anchor
 
 if TYPE_CHECKING:
-    from lmm.embed import Embedder
-    from lmm.search import Hit
+    from lmm.retrieve.embed import Embedder
+    from lmm.retrieve.search import Hit
 
 
 def hook_config() -> rc.RecallConfig:

@@ -3,7 +3,7 @@ each, with links to the full, filterable, paged lists."""
 
 from __future__ import annotations
 
-from lmm.store import Store
+from lmm.store.db import Store
 from lmm.ui.layout import Links, badge, esc, label, options, shorten, when
 from lmm.ui.memories import MemoryFilter, find_memories
 from lmm.ui.sessions import (

@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lmm import paths
-from lmm.cognitions import CognitionError
 from lmm.errors import LmmError
-from lmm.store import Store
+from lmm.store.cognitions import CognitionError
+from lmm.store.db import Store
 from lmm.ui import injected, memories, reports, sessions
 from lmm.ui import recall as recall_page
 from lmm.ui import search as search_page
 from lmm.ui.layout import ICON, SCRIPT, Links, esc, page
 
 if TYPE_CHECKING:
-    from lmm.embed import Embedder
+    from lmm.retrieve.embed import Embedder
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lmm.records import Turn
-from lmm.store import Store, quote_fts
+from lmm.store.db import Store, quote_fts
 from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
 from lmm.ui.markup import edit_diff, edited_file, render
 

