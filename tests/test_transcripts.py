@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from lmm.conversation import conversation_order, main_branch
-from lmm.ingest.transcripts import TranscriptFile, TranscriptReader, classify, clip, discover
+from lmm.ingest.transcripts import TranscriptFile, TranscriptReader, classify, discover
 from lmm.records import ParseIssue, SessionInfo, ToolCall, ToolResult, Turn
+from lmm.text.redact import clip
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "claude_sessions"
 LOG = DATA / "claude-code-log-iansherr-fork" / "test" / "test_data"

@@ -51,12 +51,10 @@ from typing import Any
 import orjson
 
 from lmm.records import ParseIssue, SessionInfo, ToolCall, ToolResult, Turn
-from lmm.text.redact import find_secrets
+from lmm.text.redact import clip
 
 log = logging.getLogger(__name__)
 
-RESULT_HEAD = 2000  # chars of a long tool result kept in Turn.text before the cut ...
-RESULT_TAIL = 1000  # ... and after it
 INPUT_CHARS = 500  # chars of a tool call's JSON input shown in Turn.text
 LINK_CAP = 10_000  # bound on every bookkeeping dict (pending tool calls, prompts, sidechains)
 WARMUP_PROMPT = "Warmup"  # the prompt Claude Code 2.0 sends to pre-warm sub-agents
@@ -64,8 +62,6 @@ IMAGE = "[image]"
 
 _PATH_KEYS = ("file_path", "path", "notebook_path")
 _AGENT_TOOLS = frozenset({"Task", "Agent"})
-_BOUNDARIES = " \n\t\"',;"  # where a long text may be cut without splitting a token (or secret)
-_REACH = 16_384  # how far around a cut a secret that crosses it is looked for (a PEM key fits)
 _LAYOUT_RANK = {"session": 0, "agent": 1, "subagent": 2}
 _META_TOOL_USE_KEYS = ("toolUseId", "parentToolUseId", "tool_use_id")
 SYNTHETIC_MODEL = "<synthetic>"  # assistant records the CLI writes itself (errors, no-ops)
@@ -680,24 +676,6 @@ def _agent_id_in(text: str) -> str | None:
     while end < len(text) and text[end].isalnum():
         end += 1
     return text[start:end] or None
-
-
-def clip(text: str, head: int = RESULT_HEAD, tail: int = RESULT_TAIL) -> str:
-    """`text` cut to about head + tail chars, at token boundaries and never inside a secret that
-    `redact` knows (a token or secret that would be split is dropped whole)."""
-    if len(text) <= head + tail + 64:
-        return text
-    cut = max(text.rfind(c, 0, head) for c in _BOUNDARIES)
-    cut = min([max(cut, 0)] + [s for _, s, e in find_secrets(text[: cut + _REACH]) if s < cut < e])
-    if tail <= 0:
-        return f"{text[:cut]} [... {len(text) - cut} chars omitted ...]"
-    found = [i for i in (text.find(c, len(text) - tail) for c in _BOUNDARIES) if i >= 0]
-    start = min(found) + 1 if found else len(text)
-    at = max(cut, start - _REACH)
-    start = max(
-        [start] + [at + e for _, s, e in find_secrets(text[at:]) if at + s < start < at + e]
-    )
-    return f"{text[:cut]}\n[... {start - cut} chars omitted ...]\n{text[start:]}"
 
 
 def _str(value: object) -> str | None:

@@ -22,10 +22,9 @@ from typing import Any
 import orjson
 
 from lmm.errors import StoreError
-from lmm.ingest.transcripts import clip
 from lmm.records import SessionInfo, Turn
 from lmm.store import migrations
-from lmm.text.redact import redact, redact_cut
+from lmm.text.redact import clip, redact, redact_cut
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,10 @@ _MARKS = ("[REDACTED:", "[PRIVATE]")
 _MARK = re.compile(r"\[(?:REDACTED:[a-z0-9-]+\]|PRIVATE\])")
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _URLSAFE = _ALNUM | frozenset("_-")
+RESULT_HEAD = 2000  # chars of a long tool result kept in Turn.text before the cut ...
+RESULT_TAIL = 1000  # ... and after it
+_BOUNDARIES = " \n\t\"',;"  # where a long text may be cut without splitting a token (or secret)
+_REACH = 16_384  # how far around a cut a secret that crosses it is looked for (a PEM key fits)
 _DIGITS = frozenset("0123456789")
 _NAME_CHARS = _URLSAFE | frozenset(".")
 
@@ -777,3 +781,21 @@ def redact_cut(text: str, limit: int) -> str:
         if s < limit < e:
             return out[:s]
     return out[:limit]
+
+
+def clip(text: str, head: int = RESULT_HEAD, tail: int = RESULT_TAIL) -> str:
+    """`text` cut to about head + tail chars, at token boundaries and never inside a secret that
+    `redact` knows (a token or secret that would be split is dropped whole)."""
+    if len(text) <= head + tail + 64:
+        return text
+    cut = max(text.rfind(c, 0, head) for c in _BOUNDARIES)
+    cut = min([max(cut, 0)] + [s for _, s, e in find_secrets(text[: cut + _REACH]) if s < cut < e])
+    if tail <= 0:
+        return f"{text[:cut]} [... {len(text) - cut} chars omitted ...]"
+    found = [i for i in (text.find(c, len(text) - tail) for c in _BOUNDARIES) if i >= 0]
+    start = min(found) + 1 if found else len(text)
+    at = max(cut, start - _REACH)
+    start = max(
+        [start] + [at + e for _, s, e in find_secrets(text[at:]) if at + s < start < at + e]
+    )
+    return f"{text[:cut]}\n[... {start - cut} chars omitted ...]\n{text[start:]}"
