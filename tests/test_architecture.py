@@ -67,14 +67,13 @@ def import_graph(root: Path, package: str = "lmm") -> dict[str, set[str]]:
                 if node.level:
                     up = here.split(".")[: len(here.split(".")) - (node.level - 1)]
                     base = ".".join([*up, base] if base else up)
-                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+                # `from lmm.x import y, z`: y and z are modules where the package has them,
+                # else names in lmm.x
+                named = {f"{base}.{a.name}" for a in node.names} & paths.keys()
+                targets = list(named) if named else [base]
             else:
                 continue
-            for target in targets:
-                # `from lmm.x import y`: y is a module when the package has one by that name
-                if target in paths:
-                    found.add(target)
-                    break
+            found |= {target for target in targets if target in paths}
         graph[name] = found - {name}
     return graph
 
@@ -251,7 +250,8 @@ def planted(tmp_path: Path) -> Path:
             "lmm/store/__init__.py": "",
             "lmm/store/db.py": "def rows(conn):\n    return conn.execute('SELECT 1')\n",
             "lmm/retrieve/__init__.py": "",
-            "lmm/retrieve/search.py": "from lmm.store import db\n",
+            "lmm/store/vectors.py": "",
+            "lmm/retrieve/search.py": "from lmm.store import db, vectors\n",
             "lmm/retrieve/rank.py": (
                 "from typing import TYPE_CHECKING\n"
                 "if TYPE_CHECKING:\n    from lmm.retrieve import search\n"
@@ -262,7 +262,7 @@ def planted(tmp_path: Path) -> Path:
 
 def test_a_clean_planted_tree_passes(planted: Path) -> None:
     graph = import_graph(planted)
-    assert graph["lmm.retrieve.search"] == {"lmm.store.db"}
+    assert graph["lmm.retrieve.search"] == {"lmm.store.db", "lmm.store.vectors"}
     assert graph["lmm.retrieve.rank"] == set()  # types only
     assert cycles(graph) == [] and upward_imports(graph) == [] and stray_sql(planted) == []
 
