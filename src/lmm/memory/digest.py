@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 from lmm import paths
 from lmm.errors import LmmError
-from lmm.memory.extract import SessionView, load_session
+from lmm.memory.extract import load_session
 from lmm.memory.extract_lm import compact
+from lmm.memory.seam import SessionView
 from lmm.retrieve.search import Hit, Source
 from lmm.retrieve.synth import Evidence, approx_tokens, citations, claim_words, ground
 from lmm.store import cognitions
