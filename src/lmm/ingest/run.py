@@ -480,7 +480,8 @@ def ingest(
     """
     t0 = time.perf_counter()
     report = IngestReport()
-    report.turns_purged = erase.purge_opted_out(store)["turns"]
+    privacy.reset_cache()  # the marker may have appeared since this process last looked
+    report.turns_purged = erase.purge_opted_out(store, privacy.excluded)["turns"]
     transcripts, others = plan(paths, fmt)
     report.files = len(transcripts) + len(others)
     jobs: list[Job] = []
