@@ -333,7 +333,7 @@ class _Writer:
             rows = [row for row in prepared.rows if row[2] not in copied]
             prepared = PreparedTurns(rows, prepared.links)
         session_ids = {row[0] for row in prepared.rows}
-        if not store.db.in_transaction:
+        if not store.in_transaction:
             store.begin()
         try:
             for info in sessions:

@@ -253,6 +253,10 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
     def begin(self) -> None:
         """BEGIN IMMEDIATE: a transaction that holds the write lock from its start."""
         self.db.execute("BEGIN IMMEDIATE")
