@@ -20,7 +20,7 @@ import pytest
 from assets.hookproc import run_hook_command
 from lmm import paths
 from lmm.retrieve.embed import DEFAULT_MODEL, FakeEmbedder
-from lmm.serve import background, hooks, learn
+from lmm.serve import background, hooklog, hooks, learn
 from lmm.store.db import open_store
 
 SAMPLE = paths.sample_projects() / "-home-dev-tidepool"
@@ -90,7 +90,7 @@ def hook_end(home: Path, transcript: Path, event: str = "SessionEnd") -> Any:
 
 
 def log_text(home: Path) -> str:
-    return (home / hooks.LOG_NAME).read_text(errors="replace")
+    return (home / hooklog.LOG_NAME).read_text(errors="replace")
 
 
 # ---- the queue and the lock

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from lmm.ingest.run import ingest
-from lmm.memory.extract import Candidate, SessionView, load_session, run_extraction, validate
+from lmm.memory.extract import load_session, run_extraction
 from lmm.memory.extract_rules import RuleExtractor
+from lmm.memory.seam import Candidate, SessionView, validate
 from lmm.records import SessionInfo, ToolCall, Turn
 from lmm.store import cognitions
 from lmm.store.db import Store

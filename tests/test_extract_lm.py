@@ -14,8 +14,9 @@ import pytest
 from lmm.lm import models
 from lmm.lm.models import ScriptedLM
 from lmm.memory import extract_lm
-from lmm.memory.extract import Candidate, SessionView, load_session, run_extraction, validate
+from lmm.memory.extract import load_session, run_extraction
 from lmm.memory.extract_lm import LMExtractConfig, LMExtractor, Window, ground_quote, parse_items
+from lmm.memory.seam import Candidate, SessionView, validate
 from lmm.records import SessionInfo, ToolCall, ToolResult, Turn
 from lmm.store import cognitions
 from lmm.store.db import Store
@@ -113,7 +114,7 @@ def test_ground_quote_returns_the_verbatim_span() -> None:
     assert ground_quote("se uv", turn) is None  # not on a word boundary
     assert ground_quote("use poetry", turn) is None
     assert ground_quote("", turn) is None
-    # tool inputs are part of a turn's grounds, as in extract.validate
+    # tool inputs are part of a turn's grounds, as in seam.validate
     assert ground_quote('"c": "x"', TURNS[3]) == 'c": "x'
 
 

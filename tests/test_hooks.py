@@ -19,7 +19,7 @@ from lmm import paths
 from lmm.errors import LmmError
 from lmm.ingest.run import ingest
 from lmm.memory.extract import get_extractor, run_extraction
-from lmm.serve import hooks
+from lmm.serve import hooklog, hooks
 from lmm.serve.hooks import HookInput, escape_memory, parse_input, respond, run_hook, wrap_memory
 from lmm.store import cognitions
 from lmm.store.db import open_store
@@ -126,7 +126,7 @@ def test_garbage_stdin_exits_0_and_prints_nothing(home: Path) -> None:
     for stdin in (b"", b"not json at all \x00\xff", b"[]", b'{"prompt": 3}'):
         proc = run_cli("UserPromptSubmit", stdin, env_home=home)
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
-    assert "hook UserPromptSubmit failed" in (home / hooks.LOG_NAME).read_text()
+    assert "hook UserPromptSubmit failed" in (home / hooklog.LOG_NAME).read_text()
 
 
 def test_unknown_event_and_empty_store_print_nothing(tmp_path: Path) -> None:
@@ -297,7 +297,7 @@ def test_a_server_that_never_answers_costs_the_deadline_and_prints_nothing(home:
         path.unlink(missing_ok=True)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
     assert hooks.DEADLINE - hooks.EXIT_MARGIN - 0.3 < elapsed < hooks.DEADLINE + 3.0
-    log = (home / hooks.LOG_NAME).read_text()
+    log = (home / hooklog.LOG_NAME).read_text()
     assert "gave up after" in log or "did not answer 'recall'" in log
 
 

@@ -375,7 +375,7 @@ def test_a_project_that_opts_out_leaves_no_trace_in_user_wide_memory(tmp_path: P
         assert (rule.scope, rule.learned_in_path) == ("user", str(client))
         (client / privacy.MARKER).touch()
         privacy.reset_cache()
-        purge_opted_out(s)
+        purge_opted_out(s, privacy.excluded)
         kept = cognitions.get(s, rule.id or 0)
         assert kept is not None and (kept.scope, kept.learned_in) == ("user", None)
         assert [src.session_id for src in kept.sources] == ["s2"]

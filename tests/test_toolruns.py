@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lmm.memory.extract import SessionView, run_extraction, validate
+from lmm.memory.extract import run_extraction
 from lmm.memory.extract_rules import RuleExtractor
+from lmm.memory.seam import SessionView, validate
 from lmm.memory.toolruns import base_command, candidates, error_line, tool_command
 from lmm.records import SessionInfo, ToolCall, ToolResult, Turn
 from lmm.store import cognitions

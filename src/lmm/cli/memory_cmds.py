@@ -94,10 +94,7 @@ def cmd_remember(args: argparse.Namespace) -> int:
 
     project = _project(args.project)
     with open_store() as store:
-        known = (
-            project is None
-            or store.db.execute("SELECT 1 FROM projects WHERE path = ?", (project,)).fetchone()
-        )
+        known = project is None or store.has_project(project)
         if not known and not Path(project or "").is_dir():
             raise LmmError(
                 f"--project {args.project}: no such folder and no stored project; pass a project "

@@ -96,10 +96,10 @@ def cmd_hook(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from lmm.serve import hooks
     from lmm.serve import mcp as mcp_server
+    from lmm.serve.hooklog import setup_file_log
 
-    hooks.setup_file_log()
+    setup_file_log()
     mcp_server.run()
     return 0
 

@@ -134,12 +134,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from lmm.store.counts import embedder_count
     from lmm.store.db import open_store
     from lmm.store.exchange import import_jsonl
 
     with open_store() as store:
         counts = import_jsonl(store, Path(args.file))
-        embedded = store.db.execute("SELECT count(*) FROM embedders").fetchone()[0]
+        embedded = embedder_count(store)
     text = "imported " + ", ".join(f"{n} {t}" for t, n in counts.items())
     if counts.get("turns") or counts.get("cognitions"):
         # an export carries no vectors: without `lmm embed` recall of these rows is keyword-only

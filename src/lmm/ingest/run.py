@@ -259,8 +259,7 @@ class _Writer:
 
     def _ensure_session(self, info: SessionInfo) -> None:
         if info.session_id not in self.known_sessions:
-            row = self.store.db.execute("SELECT 1 FROM sessions WHERE id = ?", (info.session_id,))
-            self.report.sessions_new += row.fetchone() is None
+            self.report.sessions_new += not self.store.has_session(info.session_id)
             self.known_sessions.add(info.session_id)
         self.store.add_session(info)
 
@@ -334,8 +333,8 @@ class _Writer:
             rows = [row for row in prepared.rows if row[2] not in copied]
             prepared = PreparedTurns(rows, prepared.links)
         session_ids = {row[0] for row in prepared.rows}
-        if not store.db.in_transaction:
-            store.db.execute("BEGIN IMMEDIATE")
+        if not store.in_transaction:
+            store.begin()
         try:
             for info in sessions:
                 self._ensure_session(info)
@@ -465,10 +464,6 @@ def _unnamed(path: Path, report: IngestReport) -> bool:
     return False
 
 
-def _count_turns(store: Store) -> int:
-    return int(store.db.execute("SELECT count(*) FROM turns").fetchone()[0])
-
-
 def ingest(
     store: Store,
     paths: Sequence[Path],
@@ -485,7 +480,8 @@ def ingest(
     """
     t0 = time.perf_counter()
     report = IngestReport()
-    report.turns_purged = erase.purge_opted_out(store)["turns"]
+    privacy.reset_cache()  # the marker may have appeared since this process last looked
+    report.turns_purged = erase.purge_opted_out(store, privacy.excluded)["turns"]
     transcripts, others = plan(paths, fmt)
     report.files = len(transcripts) + len(others)
     jobs: list[Job] = []
@@ -522,12 +518,8 @@ def ingest(
     with store.transaction():
         store.link_subagents()
         # and sessions an earlier, killed run wrote turns for but never got to refresh
-        unfinished = {r[0] for r in store.db.execute(
-            "SELECT id FROM sessions s WHERE started_at IS NULL "
-            "AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id)"
-        )}  # fmt: skip
-        store.refresh_sessions(writer.touched | unfinished)
-    report.turns_total = _count_turns(store)
+        store.refresh_sessions(writer.touched | store.unrefreshed_sessions())
+    report.turns_total = store.turn_count()
     report.turns_new = store.turns_inserted - inserted_before  # not another process's turns
     report.sessions = len(writer.touched)
     report.seconds = time.perf_counter() - t0

@@ -21,10 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from lmm.memory.codefacts import facts_of
-from lmm.store import cognitions
+from lmm.store import codefiles, cognitions
 from lmm.store.cognitions import Cognition, SourceRef
 from lmm.store.db import Store
 
@@ -100,10 +98,7 @@ def ingest_code(store: Store, root: Path) -> CodeReport:
         )
     report = CodeReport(root=str(root))
     pid = store.project_id(str(root))
-    known = {
-        r["path"]: r["sha"]
-        for r in store.db.execute("SELECT path, sha FROM code_files WHERE project_id = ?", (pid,))
-    }
+    known = codefiles.known(store, pid)
     seen: set[str] = set()
     for path in _files(root):
         rel = path.relative_to(root).as_posix()
@@ -141,54 +136,13 @@ def ingest_code(store: Store, root: Path) -> CodeReport:
                 report.added += out.action == "added"
                 report.superseded += len(out.superseded)
                 keep.append(out.id)
-            report.superseded += _retire(store, pid, rel, keep)
-            store.db.execute(
-                """INSERT INTO code_files (path, project_id, sha, updated_at)
-                VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-                ON CONFLICT (path) DO UPDATE SET sha = excluded.sha,
-                    project_id = excluded.project_id, updated_at = excluded.updated_at""",
-                (str(path), pid, sha),
-            )
+            report.superseded += codefiles.retire(store, pid, rel, keep)
+            codefiles.record(store, str(path), pid, sha)
     for gone in sorted(set(known) - seen):
         rel = Path(gone).relative_to(root).as_posix() if gone.startswith(str(root)) else gone
         with store.transaction():
-            report.superseded += _retire(store, pid, rel, [])
-            store.db.execute("DELETE FROM code_files WHERE path = ?", (gone,))
+            report.superseded += codefiles.retire(store, pid, rel, [])
+            codefiles.forget(store, gone)
         report.files_removed += 1
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _retire(store: Store, pid: int, rel: str, keep: list[int]) -> int:
-    """Supersede the active code cognitions of file `rel` that its new version no longer states
-    (none of `keep`). A cognition other files still support only loses this file's source."""
-    rows = store.db.execute(
-        """SELECT DISTINCT c.id, c.extra FROM cognitions c
-        JOIN cognition_sources s ON s.cognition_id = c.id
-        WHERE c.project_id = ? AND c.origin = 'code' AND c.status = 'active' AND s.file_path = ?""",
-        (pid, rel),
-    ).fetchall()
-    retired = 0
-    for r in rows:
-        if r["id"] in keep:
-            continue
-        others = store.db.execute(
-            "SELECT count(*) FROM cognition_sources WHERE cognition_id = ? AND file_path != ?",
-            (r["id"], rel),
-        ).fetchone()[0]
-        if others:
-            store.db.execute(
-                "DELETE FROM cognition_sources WHERE cognition_id = ? AND file_path = ?",
-                (r["id"], rel),
-            )
-            store.db.execute("UPDATE cognitions SET evidence = ? WHERE id = ?", (others, r["id"]))
-            continue
-        extra = orjson.loads(r["extra"])
-        extra["retired"] = "gone from " + rel
-        store.db.execute(
-            "UPDATE cognitions SET extra = ? WHERE id = ?",
-            (orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode(), r["id"]),
-        )
-        cognitions.supersede(store, r["id"], None)
-        retired += 1
-    return retired

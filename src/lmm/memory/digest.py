@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 from lmm import paths
 from lmm.errors import LmmError
-from lmm.memory.extract import SessionView, load_session
+from lmm.memory.extract import load_session
 from lmm.memory.extract_lm import compact
+from lmm.memory.seam import SessionView
 from lmm.retrieve.search import Hit, Source
 from lmm.retrieve.synth import Evidence, approx_tokens, citations, claim_words, ground
 from lmm.store import cognitions
@@ -276,11 +277,6 @@ def digest_session(
     return result
 
 
-def _turn_count(store: Store, session_id: str) -> int:
-    row = store.db.execute("SELECT count(*) FROM turns WHERE session_id = ?", (session_id,))
-    return int(row.fetchone()[0])
-
-
 def _done_path() -> Path:
     return paths.home() / DONE_FILE
 
@@ -297,12 +293,12 @@ def _done() -> dict[str, int]:
 def digested(store: Store, session_id: str) -> bool:
     """Whether `session_id` was digested with the turns it has now (a session digested at a
     compaction is digested again once it has more turns)."""
-    return _done().get(session_id) == _turn_count(store, session_id)
+    return _done().get(session_id) == store.session_turn_count(session_id)
 
 
 def mark_digested(store: Store, session_id: str) -> None:
     done = _done()
-    done[session_id] = _turn_count(store, session_id)
+    done[session_id] = store.session_turn_count(session_id)
     tmp = _done_path().with_name(f"{DONE_FILE}.{os.getpid()}")
     tmp.write_text(json.dumps(done))
     tmp.replace(_done_path())
@@ -374,8 +370,7 @@ def after_learning(
     out = []
     for transcript in transcripts:
         session_id = Path(transcript).stem
-        known = store.db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        if known is None:
+        if not store.has_session(session_id):
             continue
         try:
             result = after_session_end(store, session_id, lm=lm)

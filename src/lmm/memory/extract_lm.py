@@ -4,7 +4,7 @@ Small models hallucinate memories, so every proposal is checked before it is ret
 category must be known, the cited turn must exist in the window, the quote must occur in that
 turn or a neighbour (verbatim up to case and punctuation, or most of its words in one sentence;
 the verbatim span is kept), the text's content words must mostly occur in that turn, and
-`extract.validate` must pass. Rejections are counted by reason in `LMExtractor.stats`.
+`seam.validate` must pass. Rejections are counted by reason in `LMExtractor.stats`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lmm.errors import LmmError
 from lmm.lm import models
 from lmm.lm.models import Message, TextGenerator
 from lmm.memory.cues import for_all_work
-from lmm.memory.extract import Candidate, SessionView, validate
+from lmm.memory.seam import Candidate, SessionView, validate
 from lmm.records import Turn
 from lmm.store.cognitions import CATEGORIES, INSTRUCTIVE
 from lmm.text import consolidate
@@ -306,7 +306,7 @@ def default_model() -> str:
 
 
 class LMExtractor:
-    """Implements `lmm.memory.extract.Extractor` with a `TextGenerator` (local model or
+    """Implements `lmm.memory.seam.Extractor` with a `TextGenerator` (local model or
     endpoint)."""
 
     name = "lm"

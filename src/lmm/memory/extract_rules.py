@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from lmm.memory import toolruns
 from lmm.memory.cues import ORDER, REQUEST, classify, for_all_work
-from lmm.memory.extract import Candidate, SessionView
+from lmm.memory.seam import Candidate, SessionView
 from lmm.records import Turn
 from lmm.store.cognitions import INSTRUCTIVE
 from lmm.text import consolidate

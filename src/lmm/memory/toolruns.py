@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from lmm.memory.extract import Candidate, SessionView
+from lmm.memory.seam import Candidate, SessionView, grounds, squash
 from lmm.records import Turn
 from lmm.text import consolidate
 
@@ -279,11 +279,9 @@ def _similar(a: str, b: str) -> bool:
 
 def _grounded(turn: Turn, piece: str) -> str | None:
     """`piece` as it appears in the turn (its tool inputs hold JSON-escaped commands)."""
-    from lmm.memory.extract import _grounds, _squash
-
-    grounds = _grounds(turn)
+    text = grounds(turn)
     for form in (piece, json.dumps(piece)[1:-1], piece.splitlines()[0][:80] if piece else ""):
-        if form and _squash(form) in grounds:
+        if form and squash(form) in text:
             return form
     return None
 
@@ -439,7 +437,7 @@ def _diagnoses(session: SessionView, all_runs: list[Run]) -> Iterator[Candidate]
             fixed = _passed_later(all_runs, run)
             text = f"{err} → {cause[:300]}" + (f" (then `{fixed}` passed)" if fixed else "")
             quote = next(p for p in prose.splitlines() if p.strip())
-            quote = cause if _squash(cause) in _squash(prose) else quote
+            quote = cause if squash(cause) in squash(prose) else quote
             yield Candidate(
                 category="lesson",
                 text=text,
@@ -450,10 +448,6 @@ def _diagnoses(session: SessionView, all_runs: list[Run]) -> Iterator[Candidate]
                 salience=0.5,
             )
             break
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
 
 
 def _passed_later(all_runs: list[Run], failed: Run) -> str | None:

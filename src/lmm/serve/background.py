@@ -259,11 +259,11 @@ def main() -> int:
     """`python -m lmm.serve.background`: nice, log to hooks.log, drain the queue, exit 0."""
     import contextlib
 
-    from lmm.serve import hooks
+    from lmm.serve.hooklog import setup_file_log
 
     with contextlib.suppress(OSError):
         os.nice(NICE)
-    hooks.setup_file_log()
+    setup_file_log()
     try:
         run_job()
     except BaseException:  # SystemExit/KeyboardInterrupt included: say so in the log

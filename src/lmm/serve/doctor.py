@@ -29,6 +29,7 @@ class Check:
 
 
 def store_checks() -> list[Check]:
+    from lmm.store.counts import health
     from lmm.store.db import open_store
 
     db = paths.db_path()
@@ -42,26 +43,18 @@ def store_checks() -> list[Check]:
                          f"chmod 700 {home}"))  # fmt: skip
     try:
         with open_store() as store:
-            one = lambda sql: store.db.execute(sql).fetchone()[0]  # noqa: E731
-            quick = one("PRAGMA quick_check")
-            counts = {
-                "sessions": one("SELECT count(*) FROM sessions"),
-                "turns": one("SELECT count(*) FROM turns"),
-                "memories": one("SELECT count(*) FROM cognitions WHERE status = 'active'"),
-            }
-            models = [r[0] for r in store.db.execute("SELECT model FROM embedders")]
-            vectors = one("SELECT count(*) FROM vectors WHERE item_kind = 'turn'")
-            with_text = one("SELECT count(*) FROM turns WHERE length(text) > 0")
-            unread = _unextracted(store)
+            found = health(store)
     except Exception as exc:  # a broken store is what doctor is for: report, don't crash
         return [Check("store", FAIL, f"cannot open {db}: {exc}", "lmm export, then a fresh store")]
+    quick, models = found.quick_check, found.embedders
+    vectors, with_text = found.turn_vectors, found.turns_with_text
     size = db.stat().st_size / 1e6
-    found = ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {size:.1f} MB at {db}"
+    summary = ", ".join(f"{v} {k}" for k, v in found.counts.items()) + f"; {size:.1f} MB at {db}"
     if quick == "ok":
-        out.append(Check("store", OK, found))
+        out.append(Check("store", OK, summary))
     else:
         out.append(Check("store", FAIL, f"integrity check: {quick}", "lmm export, then re-ingest"))
-    if unread:
+    if unread := found.unread_sessions:
         out.append(Check("memories", WARN, f"{unread} sessions not read by the extractor",
                          "lmm extract"))  # fmt: skip
     if not models:
@@ -74,17 +67,6 @@ def store_checks() -> list[Check]:
     else:
         out.append(Check("embeddings", OK, f"{vectors} turns embedded ({', '.join(models)})"))
     return out
-
-
-def _unextracted(store: object) -> int:
-    from lmm.store.db import Store
-
-    assert isinstance(store, Store)
-    return int(store.db.execute(
-        "SELECT count(*) FROM sessions s WHERE EXISTS (SELECT 1 FROM turns t WHERE "
-        "t.session_id = s.id AND t.id > coalesce((SELECT max(last_turn_id) FROM extraction_state "
-        "e WHERE e.session_id = s.id), 0))"
-    ).fetchone()[0])  # fmt: skip
 
 
 def history_check() -> Check:
@@ -103,8 +85,7 @@ def history_check() -> Check:
         from lmm.store.db import open_store
 
         with open_store() as store:
-            read = {r[0]: (r[1], r[2]) for r in store.db.execute(
-                "SELECT path, size, mtime_ns FROM sources")}  # fmt: skip
+            read = store.source_sizes()
         for f in files:
             st = f.stat()
             if read.get(str(f.resolve())) != (st.st_size, st.st_mtime_ns):

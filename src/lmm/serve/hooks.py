@@ -33,7 +33,6 @@ from lmm.serve import handshake
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
     import logging
-    from pathlib import Path
     from typing import IO, Any
 
 DEADLINE = 2.0  # seconds; past it the hook prints nothing and the agent goes on
@@ -44,7 +43,6 @@ PROMPT_TOKENS = 340  # budget of the brief injected per prompt (synth.SynthConfi
 SESSION_TOKENS = 2_000  # budget of the session-start brief
 SLOW = 1.0  # seconds; a hook answering later than this logs how long it took
 EXIT_MARGIN = 0.25  # seconds kept for giving up: logging and exiting on a starved CPU
-LOG_NAME = "hooks.log"
 EVENTS = ("SessionStart", "UserPromptSubmit", "SessionEnd", "PreCompact", "PreToolUse")
 ACT_TOOLS = ("Bash", "Edit", "Write", "MultiEdit", "NotebookEdit")  # PreToolUse calls lmm reads
 
@@ -58,6 +56,8 @@ def logger() -> logging.Logger:
     if _file_log_pending:
         with _file_log_lock:  # the worker and the deadline may log at once: set up only once,
             if _file_log_pending:  # and let nobody log before the handler is there (stderr)
+                from lmm.serve.hooklog import setup_file_log
+
                 setup_file_log()
                 _file_log_pending = False
     return logging.getLogger(__name__)
@@ -397,6 +397,7 @@ def start_ingest(transcript_path: str) -> int | None:
     files, extract, embed) and start the job unless one runs. Returns the new job's pid, or None
     when a running job takes the entry or the transcript does not exist."""
     from lmm.serve import background
+    from lmm.serve.hooklog import log_file
 
     path = os.path.abspath(os.path.expanduser(transcript_path))
     if not os.path.isfile(path):
@@ -411,33 +412,6 @@ def start_ingest(transcript_path: str) -> int | None:
 
 
 # ---- the wrapper: always exit 0, stdout only for the agent
-
-
-def log_file() -> Path:
-    home = paths.home()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return home / LOG_NAME
-
-
-def setup_file_log(level: int = 20) -> None:
-    """Send lmm's log records to `$LMM_HOME/hooks.log` (1 MB, rotated once), and only there.
-    `level` defaults to logging.INFO."""
-    import logging
-    import logging.handlers
-
-    root = logging.getLogger("lmm")
-    try:
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            log_file(), maxBytes=1_000_000, backupCount=1
-        )
-    except OSError:
-        handler = logging.NullHandler()  # unwritable home: drop records rather than use stderr
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    )
-    root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False  # stderr stays quiet: Claude Code may show it to the user
 
 
 def run_hook(

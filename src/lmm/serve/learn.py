@@ -21,6 +21,7 @@ from lmm.errors import LmmError
 from lmm.ingest.run import IngestReport, ingest
 from lmm.memory.extract import ExtractReport, get_extractor, run_extraction
 from lmm.retrieve.embed import DEFAULT_MODEL, EmbedReport
+from lmm.store.counts import embedder_dims
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,7 +141,7 @@ def auto_embedder(store: Store) -> tuple[Embedder | None, str | None]:
     """The packaged embedder when the store holds its vectors, else None and the reason: the
     warm one of a running `lmm serve` when it has it, else loaded here when installed (that
     imports torch: call it only off the hook path)."""
-    dims = {r[0]: int(r[1]) for r in store.db.execute("SELECT model, dim FROM embedders")}
+    dims = embedder_dims(store)
     if DEFAULT_MODEL not in dims:
         return None, f"the store holds no {DEFAULT_MODEL} vectors (run `lmm embed` once)"
     if (warm := server_embedder(DEFAULT_MODEL, dims[DEFAULT_MODEL])) is not None:

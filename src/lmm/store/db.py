@@ -252,6 +252,14 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+    def begin(self) -> None:
+        """BEGIN IMMEDIATE: a transaction that holds the write lock from its start."""
+        self.db.execute("BEGIN IMMEDIATE")
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; rolls back on any error so nothing half-written stays."""
@@ -372,6 +380,41 @@ class Store:
                 )
         return copied
 
+    def has_project(self, path: str) -> bool:
+        """Whether a project at `path` is stored (`project_id` creates one)."""
+        return (
+            self.db.execute("SELECT 1 FROM projects WHERE path = ?", (path,)).fetchone() is not None
+        )
+
+    def project_path(self, project_id: int) -> str:
+        path: str = self.db.execute(
+            "SELECT path FROM projects WHERE id = ?", (project_id,)
+        ).fetchone()[0]
+        return path
+
+    def has_session(self, session_id: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            is not None
+        )
+
+    def session_with_project(self, session_id: str) -> sqlite3.Row | None:
+        """The session's `project_id` and its project's `path` (None: no such session)."""
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT s.project_id, p.path FROM sessions s "
+            "LEFT JOIN projects p ON p.id = s.project_id WHERE s.id = ?",
+            (session_id,),
+        ).fetchone()
+        return row
+
+    def unrefreshed_sessions(self) -> set[str]:
+        """Sessions with turns but no first timestamp: an earlier, killed ingest wrote their turns
+        and never got to `refresh_sessions`."""
+        return {r[0] for r in self.db.execute(
+            "SELECT id FROM sessions s WHERE started_at IS NULL "
+            "AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id)"
+        )}  # fmt: skip
+
     def session_project(self, session_id: str) -> int | None:
         row = self.db.execute(
             "SELECT project_id FROM sessions WHERE id = ?", (session_id,)
@@ -467,16 +510,39 @@ class Store:
         """A session's turns in conversation order (the uuid/parentUuid graph)."""
         from lmm.conversation import conversation_order
 
-        rows = self.db.execute(
+        rows = self.session_turn_rows(session_id)
+        return conversation_order([row_to_turn(r) for r in rows])
+
+    def session_turn_rows(self, session_id: str) -> list[sqlite3.Row]:
+        """A session's turn rows in file order (`row_to_turn` reads one)."""
+        return self.db.execute(
             "SELECT * FROM turns WHERE session_id = ? ORDER BY source_id, line_no, id",
             (session_id,),
         ).fetchall()
-        return conversation_order([row_to_turn(r) for r in rows])
+
+    def turn_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM turns").fetchone()[0])
+
+    def session_turn_count(self, session_id: str) -> int:
+        row = self.db.execute("SELECT count(*) FROM turns WHERE session_id = ?", (session_id,))
+        return int(row.fetchone()[0])
+
+    def newest_turn_id(self, session_id: str) -> int | None:
+        """The largest turn row id of the session (None: it has no turns)."""
+        newest: int | None = self.db.execute(
+            "SELECT max(id) FROM turns WHERE session_id = ?", (session_id,)
+        ).fetchone()[0]
+        return newest
 
     # ---- sources (incremental ingest bookkeeping)
 
     def source(self, path: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM sources WHERE path = ?", (path,)).fetchone()
+
+    def source_sizes(self) -> dict[str, tuple[int, int]]:
+        """Each source path's size and mtime (ns) when it was last read."""
+        return {r[0]: (r[1], r[2]) for r in self.db.execute(
+            "SELECT path, size, mtime_ns FROM sources")}  # fmt: skip
 
     def upsert_source(self, path: str, fmt: str, **fields: Any) -> int:
         self.db.execute(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,16 +239,14 @@ def forget_injections(folder: Path) -> None:
 # ---- projects that opted out after they were stored
 
 
-def purge_opted_out(store: Store) -> dict[str, int]:
-    """Delete everything stored of projects that have opted out (`.lmm-ignore` or the config,
-    see lmm.ingest.privacy) since they were ingested: turns, sessions, their cognitions and sources,
-    vectors, code facts. Run at the start of every ingest; the project row stays (so its files
-    are known as read and not ingested again). Returns counts of what went."""
-    from lmm.ingest import privacy
-
-    privacy.reset_cache()  # the marker may have appeared since this process last looked
+def purge_opted_out(store: Store, excluded: Callable[[str], bool]) -> dict[str, int]:
+    """Delete everything stored of projects that have opted out (`excluded(path)`: the ingest
+    passes lmm.ingest.privacy's `.lmm-ignore` and config test) since they were ingested: turns,
+    sessions, their cognitions and sources, vectors, code facts. Run at the start of every
+    ingest; the project row stays (so its files are known as read and not ingested again).
+    Returns counts of what went."""
     projects = [(pid, path) for pid, path in store.db.execute("SELECT id, path FROM projects")]
-    gone = [pid for pid, path in projects if privacy.excluded(path)]
+    gone = [pid for pid, path in projects if excluded(path)]
     counts = {"projects": 0, "turns": 0, "cognitions": 0}
     if not gone:
         return counts

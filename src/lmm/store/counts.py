@@ -1,0 +1,49 @@
+"""Figures about the store that `lmm doctor`, `lmm import` and the learn step report or decide
+on: integrity, row counts, the embedding models that have vectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lmm.store.db import Store
+from lmm.store.extraction import unread_sessions
+
+
+@dataclass(frozen=True)
+class Health:
+    """What `lmm doctor` reads of the store."""
+
+    quick_check: str  # "ok", or what PRAGMA quick_check found
+    counts: dict[str, int]  # sessions, turns, memories (active cognitions)
+    embedders: list[str]  # models with vectors
+    turn_vectors: int
+    turns_with_text: int
+    unread_sessions: int  # sessions with turns no extractor has read
+
+
+def health(store: Store) -> Health:
+    one = lambda sql: store.db.execute(sql).fetchone()[0]  # noqa: E731
+    quick = one("PRAGMA quick_check")
+    counts = {
+        "sessions": one("SELECT count(*) FROM sessions"),
+        "turns": one("SELECT count(*) FROM turns"),
+        "memories": one("SELECT count(*) FROM cognitions WHERE status = 'active'"),
+    }
+    models = embedders(store)
+    vectors = one("SELECT count(*) FROM vectors WHERE item_kind = 'turn'")
+    with_text = one("SELECT count(*) FROM turns WHERE length(text) > 0")
+    return Health(quick, counts, models, vectors, with_text, unread_sessions(store))
+
+
+def embedders(store: Store) -> list[str]:
+    """The models the store holds vectors of."""
+    return [r[0] for r in store.db.execute("SELECT model FROM embedders")]
+
+
+def embedder_dims(store: Store) -> dict[str, int]:
+    """Model -> vector size, of each model the store holds vectors of."""
+    return {r[0]: int(r[1]) for r in store.db.execute("SELECT model, dim FROM embedders")}
+
+
+def embedder_count(store: Store) -> int:
+    return int(store.db.execute("SELECT count(*) FROM embedders").fetchone()[0])
