@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lmm.errors import LmmError, MissingExtra
+from lmm.retrieve.embed_onnx import KEY_CHARS
 from lmm.store import reads, vectors
 from lmm.text import timeref
 
@@ -49,7 +50,6 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BATCH = 64
 CHUNK = 1_024  # texts per `embed` call: the model sorts a call's texts by length, so batches of
 # like lengths waste little on padding (64 at a time in id order padded to each batch's longest)
-KEY_CHARS = 1_500  # MiniLM reads 256 word pieces; more text only costs tokenizer time
 HALF_ROWS = 100_000  # from this many vectors, dense search runs on a float16 copy
 
 
