@@ -22,7 +22,7 @@ from lmm.store import reads
 if TYPE_CHECKING:
     import numpy as np
 
-    from lmm.retrieve.search import SearchConfig
+    from lmm.retrieve.search_config import SearchConfig
     from lmm.store.db import Store
 
 # ---- fusion
