@@ -79,13 +79,13 @@ from lmm.retrieve.embed import (
     packaged_minilm,
 )
 from lmm.retrieve.search import (
-    SearchConfig,
     dense_query,
     participants,
     retrieve,
     rrf,
     scope_projects,
 )
+from lmm.retrieve.search_config import SearchConfig
 from lmm.store.db import Store
 
 DEFAULT_FILE = (

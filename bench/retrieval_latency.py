@@ -33,7 +33,8 @@ import numpy as np
 
 from lmm.records import SessionInfo, Turn
 from lmm.retrieve.embed import Embedder, FakeEmbedder, get_embedder
-from lmm.retrieve.search import SearchConfig, dense_query, participants, retrieve, scope_projects
+from lmm.retrieve.search import dense_query, participants, retrieve, scope_projects
+from lmm.retrieve.search_config import SearchConfig
 from lmm.store.db import Store
 
 DIM = 384

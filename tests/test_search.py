@@ -17,7 +17,6 @@ from lmm.retrieve import search as search_module
 from lmm.retrieve.embed import FakeEmbedder, embed_pending
 from lmm.retrieve.rank import asks, replies
 from lmm.retrieve.search import (
-    SearchConfig,
     dense_query,
     fuse,
     or_match,
@@ -26,6 +25,7 @@ from lmm.retrieve.search import (
     rrf,
     scope_projects,
 )
+from lmm.retrieve.search_config import SearchConfig
 from lmm.store.db import Store
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

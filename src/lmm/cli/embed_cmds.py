@@ -10,8 +10,9 @@ from lmm.retrieve.embed import CHUNK
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from lmm.retrieve.embed import count_pending, embed_pending, get_embedder
+    from lmm.retrieve.embed import embed_pending, get_embedder
     from lmm.store.db import open_store
+    from lmm.store.vectors import count_pending
 
     embedder = get_embedder(args.model)
     with open_store() as store:

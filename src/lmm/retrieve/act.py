@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from lmm import paths
+from lmm.store import fulltext, reads
 from lmm.store.db import Store, quote_fts
 from lmm.text.polarity import Reading, identifiers, read
 from lmm.text.shell import Invocation, invocations
@@ -362,27 +363,12 @@ def candidates(
     terms = query_terms(call)
     if not terms:
         return [], {}
-    marks = ", ".join("?" * len(CATEGORIES))
-    scope = "c.project_id IS NULL"
-    scope_params: list[Any] = []
-    if project is not None:
-        scope = "(c.project_id IS NULL OR c.project_id = (SELECT id FROM projects WHERE path = ?))"
-        scope_params.append(project.rstrip("/") or "/")
-    columns = "c.id, c.category, c.text, c.origin"
-    rows = store.db.execute(
-        f"SELECT {columns} FROM cognitions_fts f JOIN cognitions c ON c.id = f.rowid "
-        f"WHERE cognitions_fts MATCH ? AND c.status = 'active' AND c.category IN ({marks}) "
-        f"AND {scope} ORDER BY bm25(cognitions_fts) LIMIT {CANDIDATES}",
-        [" OR ".join(quote_fts(t) for t in terms), *CATEGORIES, *scope_params],
-    ).fetchall()
+    match = " OR ".join(quote_fts(t) for t in terms)
+    rows = fulltext.matching_cognitions(store, match, CATEGORIES, project, CANDIDATES)
     if not call.command:
         return rows, {}
     seen = {r["id"] for r in rows}
-    lessons = store.db.execute(
-        f"SELECT {columns} FROM cognitions c WHERE c.category = 'lesson' "
-        f"AND c.status = 'active' AND {scope} ORDER BY c.id DESC LIMIT {LESSONS}",
-        scope_params,
-    ).fetchall()
+    lessons = fulltext.latest_lessons(store, project, LESSONS)
     ids = [r["id"] for r in rows if r["category"] == "lesson"] + [r["id"] for r in lessons]
     failed = failed_commands(store, ids)
     programs = {inv.program for inv in invocations(call.command)}
@@ -398,16 +384,7 @@ def failed_commands(store: Store, ids: list[int]) -> dict[int, list[str]]:
     source is the failed tool result; the call is in an assistant turn just before it)."""
     if not ids:
         return {}
-    marks = ", ".join("?" * len(ids))
-    rows = store.db.execute(
-        "SELECT s.cognition_id, r.tools AS results, a.tools AS calls FROM cognition_sources s "
-        "JOIN turns r ON r.session_id = s.session_id AND r.key = s.turn_key "
-        "AND r.kind = 'tool_result' "
-        "JOIN turns a ON a.session_id = r.session_id AND a.role = 'assistant' "
-        f"AND a.id < r.id AND a.id >= r.id - {CALL_WINDOW} "
-        f"WHERE s.cognition_id IN ({marks})",
-        ids,
-    ).fetchall()
+    rows = reads.lesson_tool_rows(store, ids, CALL_WINDOW)
     out: dict[int, list[str]] = {}
     for row in rows:
         failed = {

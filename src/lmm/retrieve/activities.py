@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lmm.retrieve import evidence, scope
-from lmm.retrieve.search import Hit, cognition_hits, rule_rows, scope_projects
+from lmm.retrieve.search import Hit, cognition_hits, scope_projects
+from lmm.store import reads
 
 if TYPE_CHECKING:
     from lmm.store.db import Store
@@ -142,7 +143,7 @@ def rules_for(store: Store, prompt: str, project: str | None, limit: int = RULES
     hidden = scope.overridden(store, project)
     terms = set(evidence.query_terms(prompt))
     found: list[tuple[tuple[float, ...], int, frozenset[str]]] = []
-    for row in rule_rows(store, scope_projects(store, project) or [], KINDS):
+    for row in reads.rule_rows(store, scope_projects(store, project) or [], KINDS):
         if row["id"] in hidden:
             continue
         shared = governs(row["text"]) & wanted

@@ -1,4 +1,5 @@
-"""Dense vectors for turns and cognitions: the `Embedder` seam, its registry, and the store side.
+"""Dense vectors for turns and cognitions: the `Embedder` seam, its registry, and the store side
+(its SQL: `lmm.store.vectors`).
 
 `embed_pending(store, embedder)` embeds every turn and active cognition that has no vector for
 that model yet (batched, incremental), and the sentences of each multi-sentence turn
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lmm.errors import LmmError, MissingExtra
+from lmm.retrieve.embed_onnx import KEY_CHARS
+from lmm.store import reads, vectors
 from lmm.text import timeref
 
 if TYPE_CHECKING:
@@ -47,7 +50,6 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BATCH = 64
 CHUNK = 1_024  # texts per `embed` call: the model sorts a call's texts by length, so batches of
 # like lengths waste little on padding (64 at a time in id order padded to each batch's longest)
-KEY_CHARS = 1_500  # MiniLM reads 256 word pieces; more text only costs tokenizer time
 HALF_ROWS = 100_000  # from this many vectors, dense search runs on a float16 copy
 
 
@@ -288,7 +290,7 @@ def turn_parts(text: str) -> list[str]:
 def check_model(store: Store, embedder: Embedder, *, register: bool = False) -> None:
     """Fail loudly when the store's vectors for this model have another dim, or (unless
     registering) when the store was embedded only with other models."""
-    rows = {r[0]: int(r[1]) for r in store.db.execute("SELECT model, dim FROM embedders")}
+    rows = vectors.embedder_dims(store)
     if embedder.name in rows and rows[embedder.name] != embedder.dim:
         raise LmmError(
             f"the store holds {embedder.name!r} vectors of dim {rows[embedder.name]}, but the "
@@ -297,9 +299,7 @@ def check_model(store: Store, embedder: Embedder, *, register: bool = False) -> 
         )
     if embedder.name not in rows:
         if register:
-            store.db.execute(
-                "INSERT INTO embedders (model, dim) VALUES (?, ?)", (embedder.name, embedder.dim)
-            )
+            vectors.add_embedder(store, embedder.name, embedder.dim)
         elif rows:
             raise LmmError(
                 f"the store has no vectors for {embedder.name!r} (it was embedded with "
@@ -317,73 +317,20 @@ class EmbedReport:
     seconds: float = 0.0
 
 
-_PENDING_TURNS = """
-SELECT t.id, t.session_id, t.role, t.speaker, t.text, t.timestamp FROM turns t
-WHERE t.kind IN ('message', 'compact_summary', 'summary') AND length(t.text) > 0
-  AND NOT EXISTS (SELECT 1 FROM vectors v
-                  WHERE v.item_kind = 'turn' AND v.item_id = t.id AND v.model = ?)
-ORDER BY t.id
-"""
-_PENDING_PARTS = """
-SELECT t.id, t.role, t.speaker, t.text FROM turns t
-WHERE t.kind IN ('message', 'compact_summary', 'summary') AND length(t.text) > 0
-  AND NOT EXISTS (SELECT 1 FROM vectors v
-                  WHERE v.item_kind = 'turn_parts' AND v.item_id = t.id AND v.model = ?)
-ORDER BY t.id
-"""
-_PENDING_COGNITIONS = """
-SELECT c.id, c.text, c.keywords FROM cognitions c WHERE c.status = 'active'
-  AND NOT EXISTS (SELECT 1 FROM vectors v
-                  WHERE v.item_kind = 'cognition' AND v.item_id = c.id AND v.model = ?)
-ORDER BY c.id
-"""
-
-
-def count_pending(store: Store, model: str) -> int:
-    """How many items `embed_pending` would embed for `model` (a turn's parts count as one)."""
-    n = 0
-    for sql in (_PENDING_TURNS, _PENDING_COGNITIONS, _PENDING_PARTS):
-        n += int(store.db.execute(f"SELECT count(*) FROM ({sql})", (model,)).fetchone()[0])
-    return n
-
-
-def _session_messages(store: Store, session_id: str) -> list[dict[str, Any]]:
-    return [
-        dict(r)
-        for r in store.db.execute(
-            "SELECT id, role, speaker, text FROM turns WHERE session_id = ? "
-            "AND kind = 'message' AND length(text) > 0 ORDER BY id",
-            (session_id,),
-        )
-    ]
-
-
-def _cognition_texts(store: Store, turn_id: int) -> list[str]:
-    return [
-        r[0]
-        for r in store.db.execute(
-            "SELECT c.text FROM cognition_sources s JOIN cognitions c ON c.id = s.cognition_id "
-            "JOIN turns t ON t.session_id = s.session_id AND t.key = s.turn_key "
-            "WHERE t.id = ? AND c.status = 'active'",
-            (turn_id,),
-        )
-    ]
-
-
 def pending_turn_keys(store: Store, model: str, recipe: KeyRecipe) -> Iterator[tuple[int, str]]:
     """(turn id, embedding key) for each turn without a vector for `model`, session by session
     so that finding each turn's previous turn stays linear."""
     by_session: dict[str, list[dict[str, Any]]] = {}
-    for r in store.db.execute(_PENDING_TURNS, (model,)):
+    for r in vectors.pending_turns(store, model):
         by_session.setdefault(r["session_id"], []).append(dict(r))
     for session_id, rows in by_session.items():
         prev_of: dict[int, dict[str, Any]] = {}
         if recipe.context:
-            messages = _session_messages(store, session_id)
+            messages = reads.session_messages(store, session_id)
             prev_of = {b["id"]: a for a, b in itertools.pairwise(messages)}
         for row in rows:
             if recipe.cognitions:
-                row["cognitions"] = _cognition_texts(store, row["id"])
+                row["cognitions"] = reads.turn_cognition_texts(store, row["id"])
             yield row["id"], turn_key(row, prev_of.get(row["id"]), recipe)
 
 
@@ -407,22 +354,20 @@ def embed_pending(
     turns = list(pending_turn_keys(store, embedder.name, recipe))
     cogs = [
         (int(r[0]), f"{r[1]} {' '.join(_keywords(r[2]))}".strip())
-        for r in store.db.execute(_PENDING_COGNITIONS, (embedder.name,))
+        for r in vectors.pending_cognitions(store, embedder.name)
     ]
     for kind, items in (("turn", turns), ("cognition", cogs)):
         for i in range(0, len(items), batch):
             chunk = items[i : i + batch]
             vecs = embedder.embed([text for _, text in chunk])
             _check_shape(vecs, len(chunk), embedder)
-            with store.transaction() as db:
-                db.executemany(
-                    "INSERT OR REPLACE INTO vectors (item_kind, item_id, model, dim, vec) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (kind, item_id, embedder.name, embedder.dim, vec.astype("<f4").tobytes())
-                        for (item_id, _), vec in zip(chunk, vecs, strict=True)
-                    ],
-                )
+            vectors.write_vectors(
+                store,
+                [
+                    (kind, item_id, embedder.name, embedder.dim, vec.astype("<f4").tobytes())
+                    for (item_id, _), vec in zip(chunk, vecs, strict=True)
+                ],
+            )
             if progress:
                 progress(len(chunk))
         setattr(report, kind + "s", len(items))
@@ -446,7 +391,7 @@ def _embed_parts(
     """Store each pending turn's part vectors as one blob of kind 'turn_parts' (rows of `dim`
     float32s, concatenated; empty for a single-part turn, which marks it done). Returns the
     number of part vectors written."""
-    rows = store.db.execute(_PENDING_PARTS, (embedder.name,)).fetchall()
+    rows = vectors.pending_parts(store, embedder.name)
     written = 0
     for i in range(0, len(rows), batch):
         chunk = rows[i : i + batch]
@@ -464,15 +409,10 @@ def _embed_parts(
             )
             blobs.append(blob)
             at += len(ks)
-        with store.transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO vectors (item_kind, item_id, model, dim, vec) "
-                "VALUES ('turn_parts', ?, ?, ?, ?)",
-                [
-                    (r["id"], embedder.name, embedder.dim, b)
-                    for r, b in zip(chunk, blobs, strict=True)
-                ],
-            )
+        vectors.write_parts(
+            store,
+            [(r["id"], embedder.name, embedder.dim, b) for r, b in zip(chunk, blobs, strict=True)],
+        )
         written += len(flat)
         if progress:
             progress(len(chunk))
@@ -545,23 +485,17 @@ class VectorIndex:
 
 
 _INDEXES: dict[tuple[str, str, str], VectorIndex] = {}
-_ITEM_TABLE = {"turn": "turns", "cognition": "cognitions"}
 
 
 def vector_index(store: Store, model: str, kind: str) -> VectorIndex:
     """The cached matrix for (store, model, kind), reloaded when the vectors table changed."""
-    version = store.db.execute("SELECT coalesce(max(rowid), 0) FROM vectors").fetchone()[0]
+    version = vectors.version(store)
     cache_key = (str(store.path), model, kind)
     cached = _INDEXES.get(cache_key)
     if cached is not None and cached.version == version:
         return cached
     np = _numpy()
-    rows = store.db.execute(
-        f"SELECT v.item_id, coalesce(x.project_id, -1), v.vec FROM vectors v "
-        f"JOIN {_ITEM_TABLE[kind]} x ON x.id = v.item_id "
-        "WHERE v.item_kind = ? AND v.model = ? ORDER BY coalesce(x.project_id, -1), v.item_id",
-        (kind, model),
-    ).fetchall()
+    rows = vectors.vector_rows(store, model, kind)
     dim = int(len(rows[0][2]) // 4) if rows else 0
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     projects = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
@@ -587,14 +521,7 @@ def best_parts(store: Store, model: str, ids: Sequence[int], qvec: np.ndarray) -
     scored for a query's candidates only, so they never need to sit in memory."""
     np = _numpy()
     out: dict[int, float] = {}
-    for i in range(0, len(ids), 500):  # SQLite's variable limit
-        chunk = list(ids[i : i + 500])
-        rows = store.db.execute(
-            "SELECT item_id, dim, vec FROM vectors WHERE item_kind = 'turn_parts' AND model = ? "
-            f"AND item_id IN ({', '.join('?' * len(chunk))}) AND length(vec) > 0",
-            [model, *chunk],
-        ).fetchall()
-        for item_id, dim, vec in rows:
-            parts = np.frombuffer(vec, dtype="<f4").reshape(-1, int(dim))
-            out[int(item_id)] = float((parts @ qvec).max())
+    for item_id, dim, vec in vectors.part_rows(store, model, ids):
+        parts = np.frombuffer(vec, dtype="<f4").reshape(-1, int(dim))
+        out[int(item_id)] = float((parts @ qvec).max())
     return out

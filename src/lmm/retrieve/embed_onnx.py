@@ -40,6 +40,7 @@ GRAPH_VERSION = 1  # bump when `bert_graph` or the quantisation changes: the cac
 OPSET = 17  # LayerNormalization
 MAX_TOKENS = 4_096  # word pieces per run (rows x longest row): bounds a batch's memory
 MAX_ROWS = 64
+KEY_CHARS = 1_500  # MiniLM reads 256 word pieces; more text only costs tokenizer time
 
 
 def cache_dir() -> Path:
@@ -286,8 +287,6 @@ class OnnxEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         np = _import("numpy", "numpy")
-        from lmm.retrieve.embed import KEY_CHARS
-
         cut = [t[:KEY_CHARS].strip() for t in texts]  # as sentence-transformers strips
         unique = list(dict.fromkeys(cut))  # a repeated text (a tool's stock reply) runs once
         out = np.zeros((len(unique), self.dim), dtype=np.float32)

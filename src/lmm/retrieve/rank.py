@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lmm.store import reads
+
 if TYPE_CHECKING:
     import numpy as np
 
-    from lmm.retrieve.search import SearchConfig
+    from lmm.retrieve.search_config import SearchConfig
     from lmm.store.db import Store
 
 # ---- fusion
@@ -117,17 +119,13 @@ def turn_layout(store: Store) -> Layout:
         layout = Layout(empty, empty, np.zeros(0, bool))
         _LAYOUTS[str(store.path)] = layout
     last = int(layout.ids[-1]) if len(layout.ids) else 0
-    newest = store.db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0]
+    newest = reads.newest_turn_id(store)
     if newest > last:
         ids: list[int] = []
         sessions: list[int] = []
         asking: list[bool] = []
         codes = layout.codes
-        for r in store.db.execute(
-            "SELECT id, session_id, substr(text, -?) FROM turns WHERE id > ? AND length(text) > 0 "
-            "ORDER BY id",
-            (TAIL, last),
-        ):
+        for r in reads.turn_tails(store, last, TAIL):
             ids.append(r[0])
             sessions.append(codes.setdefault(r[1], len(codes)))
             asking.append(asks(r[2]))

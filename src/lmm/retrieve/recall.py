@@ -31,7 +31,7 @@ from lmm.retrieve.synth import (
     generate_brief,
     select_evidence,
 )
-from lmm.store.db import _like_prefix
+from lmm.store import reads, vectors
 
 if TYPE_CHECKING:
     from lmm.lm.models import TextGenerator
@@ -113,8 +113,8 @@ def resolve_project(store: Store, cwd: str | None) -> str | None:
     if not cwd:
         return None
     path = cwd.rstrip("/") or "/"
-    rows = store.db.execute("SELECT path FROM projects").fetchall()
-    above = [r[0] for r in rows if path == r[0] or path.startswith(r[0].rstrip("/") + "/")]
+    paths = reads.project_paths(store)
+    above = [p for p in paths if path == p or path.startswith(p.rstrip("/") + "/")]
     return max(above, key=len) if above else path
 
 
@@ -128,7 +128,7 @@ def default_embedder(store: Store, name: str | None = None) -> Embedder | None:
         return None
     if name:
         return embed.get_embedder(name)
-    models = {r[0] for r in store.db.execute("SELECT model FROM embedders")}
+    models = vectors.embedded_models(store)
     if embed.DEFAULT_MODEL not in models:
         return None
     try:
@@ -295,21 +295,10 @@ def latest_sessions(
     store: Store, project: str, limit: int = 2, exclude: str | None = None
 ) -> list[SessionEnd]:
     """The `limit` latest sessions of `project` (its subfolders included), newest first."""
-    rows = store.db.execute(
-        """SELECT s.id, coalesce(s.ended_at, s.started_at, '') AS at
-        FROM sessions s JOIN projects p ON p.id = s.project_id
-        WHERE (p.path = ? OR p.path LIKE ? ESCAPE '\\') AND s.parent_session_id IS NULL
-            AND s.id IS NOT ?
-        ORDER BY at DESC, s.id LIMIT ?""",
-        (project, _like_prefix(project) + "/%", exclude, limit),
-    ).fetchall()
+    rows = reads.latest_session_rows(store, project, limit, exclude)
     out = []
     for r in rows:
-        turns = store.db.execute(
-            """SELECT role, kind, text, git_branch FROM turns WHERE session_id = ?
-            AND kind = 'message' AND length(text) > 0 ORDER BY id""",
-            (r["id"],),
-        ).fetchall()
+        turns = reads.session_branch_messages(store, r["id"])
         prompts = [
             t["text"]
             for t in turns
@@ -418,16 +407,7 @@ RECENT_SESSIONS = 5
 
 def recent_sessions(store: Store, project: str, limit: int = RECENT_SESSIONS) -> list[str]:
     """'2026-01-26 (eddc9ef6): <title or first prompt>' for the project's latest sessions."""
-    rows = store.db.execute(
-        """SELECT s.id, s.title, s.ended_at,
-            (SELECT t.text FROM turns t WHERE t.session_id = s.id AND t.role = 'user'
-             AND t.kind = 'message' AND length(t.text) > 0 AND ltrim(t.text) NOT LIKE '<%'
-             ORDER BY t.id LIMIT 1) AS first
-        FROM sessions s JOIN projects p ON p.id = s.project_id
-        WHERE (p.path = ? OR p.path LIKE ? ESCAPE '\\') AND s.parent_session_id IS NULL
-        ORDER BY coalesce(s.ended_at, '') DESC, s.id LIMIT ?""",
-        (project, _like_prefix(project) + "/%", limit),
-    ).fetchall()
+    rows = reads.recent_session_rows(store, project, limit)
     out = []
     for r in rows:
         what = r["title"] or r["first"]

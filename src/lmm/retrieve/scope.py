@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from lmm.retrieve.search import Hit, retrieve_user_wide, scope_projects
-from lmm.store import cognitions
+from lmm.store import cognitions, reads
 from lmm.text import consolidate
 
 if TYPE_CHECKING:
@@ -34,15 +34,7 @@ def overridden(store: Store, project: str | None) -> set[int]:
     ids = scope_projects(store, project) if project else None
     if not ids:
         return set()
-    marks = ", ".join("?" * len(ids))
-    rows = store.db.execute(
-        f"""SELECT u.id, u.category AS u_category, u.extra AS u_extra,
-            c.category AS c_category, c.extra AS c_extra
-        FROM cognitions u JOIN cognitions c ON c.subject = u.subject AND c.status = 'active'
-            AND c.project_id IN ({marks})
-        WHERE u.project_id IS NULL AND u.status = 'active' AND u.subject IS NOT NULL""",
-        ids,
-    ).fetchall()
+    rows = reads.user_wide_rivals(store, ids)
     out: set[int] = set()
     for r in rows:
         rivals = r["u_category"] == r["c_category"] or (

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lmm.retrieve.rank import fuse, in_context, neighbours, replies, rrf
-from lmm.store.db import _like_prefix, quote_fts
+from lmm.retrieve.search_config import SearchConfig
+from lmm.store import fulltext, reads
+from lmm.store.db import quote_fts
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,38 +67,6 @@ class Hit:
     category: str | None = None  # for cognitions
     signals: dict[str, Any] = field(default_factory=dict)  # per-retriever ranks/scores, for eval
     speaker: str | None = None  # who said it (turns): a name where the source has one, else role
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Knobs of `retrieve`. Defaults are the measured best on LoCoMo dev; 0 switches a step off."""
-
-    kinds: tuple[str, ...] = ("turn", "cognition")
-    keyword: bool = True  # BM25
-    dense: bool = True  # exact cosine (needs an embedder)
-    candidates: int = 200  # per list, before fusion
-    postings: int = 50_000  # BM25 keeps the rarest query terms matching at most this many rows,
-    postings_share: float = 0.1  # or this share of the table's rows if fewer (never < 5,000)
-    keyword_weight: float = 0.5  # fusion weights of the z-scored lists
-    dense_weight: float = 0.5
-    fusion: str = "z"  # "z" (weighted z-scores) or "rrf"
-    rank_weight: float = 80.0  # "z" also adds rank_weight x weight / (rank_k + rank) per list
-    rank_k: float = 5.0
-    keys: bool = True  # BM25 over turn_keys; False: over the turn text alone (turns_fts)
-    key_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.3, 1.0)  # speaker, text, ctx, day
-    participants: bool = True  # names of speakers: speaker column only; "someone" when dense
-    own_name: bool = True  # within one project, its own name is no BM25 term (`own_name`)
-    window: int = 3  # neighbours each side whose fused score a turn inherits
-    window_share: float = 0.3  # x decay ** (distance - 1)
-    window_decay: float = 0.7
-    session: float = 0.2  # share of its session's best fused score a turn inherits
-    reply_share: float = 0.3  # share of an asking turn's fused score its reply gains,
-    ask_keep: float = 0.7  # and the share the asking turn keeps (both: rank.in_context)
-    parts: bool = True  # a turn's dense score is its best sentence's where higher (best_sentences)
-    recency: float = 0.1  # bonus x 0.5 ** (age / half_life), age from the newest candidate
-    half_life_days: float = 30.0
-    salience: float = 0.2  # cognitions: bonus x (salience - 0.5)
-    rrf_k: float = 60.0
 
 
 # ---- the query
@@ -148,8 +118,7 @@ def rare_terms(
     stays, and so do `keep`). FTS5 scores every row matching any term, so a
     common term costs the most and, by its low IDF, moves ranks the least: at 1M turns this
     budget is what keeps BM25 in tens of milliseconds. Tables below it are never pruned."""
-    db = store.db
-    rows = db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+    rows = fulltext.table_rows(store, table)
     if share < 1.0:
         postings = min(postings, max(MIN_POSTINGS, int(share * rows)))
     if len(terms) < 2 or rows <= postings:
@@ -160,10 +129,9 @@ def rare_terms(
     if rows > counted * 1.1:
         counted, df = rows, {}
     _DF[str(store.path), table, postings] = (counted, df)
-    sql = f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)"
     for term in terms:
         if term not in df:
-            df[term] = db.execute(sql, (quote_fts(term), postings + 1)).fetchone()[0]
+            df[term] = fulltext.capped_count(store, table, quote_fts(term), postings + 1)
     kept, total = set(keep), 0
     for rank, term in enumerate(sorted(terms, key=lambda t: df[t])):
         if rank == 0 or total + df[term] <= postings:
@@ -173,16 +141,12 @@ def rare_terms(
 
 
 def participants(store: Store, query: str, projects: list[int] | None = None) -> list[str]:
-    """Capitalised query words that name a speaker of a turn in scope (lowercased). CROSS JOIN
-    pins the FTS table as the outer loop: SQLite's planner would otherwise scan the project's
-    turns and run the MATCH once per turn (2 ms instead of 0.04 ms a word)."""
+    """Capitalised query words that name a speaker of a turn in scope (lowercased)."""
     capitalised = {w.lower() for w in re.findall(r"\b[A-Z]\w+", query)} - ROLES - STOPWORDS
-    sql = "SELECT 1 FROM turn_keys f CROSS JOIN turns x ON x.id = f.rowid WHERE turn_keys MATCH ?"
-    sql += _scope_sql("x.project_id", projects, "turn") + " LIMIT 1"
     return [
         name
         for name in sorted(capitalised)
-        if store.db.execute(sql, (f"speaker : {quote_fts(name)}",)).fetchone()
+        if fulltext.any_speaker_match(store, f"speaker : {quote_fts(name)}", projects)
     ]
 
 
@@ -201,51 +165,17 @@ def scope_projects(store: Store, project: str | None) -> list[int] | None:
     '/a/app' covers '/a/app' and '/a/app/web', never '/a/app2'."""
     if not project:
         return None
-    root = project.rstrip("/") or "/"
-    rows = store.db.execute(
-        "SELECT id FROM projects WHERE path = ? OR path LIKE ? ESCAPE '\\'",
-        (root, _like_prefix(root.rstrip("/")) + "/%"),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
-def _scope_sql(column: str, projects: list[int] | None, kind: str) -> str:
-    if projects is None:
-        return ""
-    ids = ", ".join(str(p) for p in projects) or "NULL"
-    if kind == "cognition":  # a cognition without a project applies everywhere
-        return f" AND ({column} IN ({ids}) OR {column} IS NULL)"
-    return f" AND {column} IN ({ids})"
+    return reads.projects_under(store, project.rstrip("/") or "/")
 
 
 def unseen(store: Store, terms: Sequence[str], projects: list[int] | None) -> list[str]:
     """The `terms` that no turn or active cognition in scope holds, in any inflection (the
     porter tokenizer: "gzipped" is seen where "gzip" is); user-wide cognitions count."""
-    sql = {
-        "turn": "SELECT 1 FROM turns_fts f CROSS JOIN turns x ON x.id = f.rowid "
-        "WHERE turns_fts MATCH ?" + _scope_sql("x.project_id", projects, "turn"),
-        "cognition": "SELECT 1 FROM cognitions_fts f CROSS JOIN cognitions x ON x.id = f.rowid "
-        "WHERE cognitions_fts MATCH ? AND x.status = 'active'"
-        + _scope_sql("x.project_id", projects, "cognition"),
-    }
     out = []
     for term in terms:
-        match = quote_fts(term)
-        if not any(store.db.execute(q + " LIMIT 1", (match,)).fetchone() for q in sql.values()):
+        if not fulltext.any_match(store, quote_fts(term), projects):
             out.append(term)
     return out
-
-
-def rule_rows(store: Store, projects: list[int], categories: Sequence[str]) -> list[Any]:
-    """Active cognitions of `categories` in `projects` and the user-wide ones: id, text,
-    salience, evidence (what `activities.rules_for` reads)."""
-    marks = ", ".join("?" * len(categories))
-    sql = (
-        "SELECT x.id, x.text, x.salience, x.evidence FROM cognitions x "
-        f"WHERE x.status = 'active' AND x.category IN ({marks})"
-        + _scope_sql("x.project_id", projects, "cognition")
-    )
-    return store.db.execute(sql, list(categories)).fetchall()
 
 
 def cognition_hits(store: Store, ids: Sequence[int]) -> list[Hit]:
@@ -280,24 +210,9 @@ def keyword_scores(
     match = _match(terms, names)
     if not match:
         return {}
-    scope = _scope_sql("x.project_id", projects, kind)
-    if kind == "cognition":
-        sql = (
-            "SELECT f.rowid, bm25(cognitions_fts) FROM cognitions_fts f JOIN cognitions x "
-            f"ON x.id = f.rowid WHERE cognitions_fts MATCH ? AND x.status = 'active'{scope}"
-        )
-    elif cfg.keys:
-        weights = ", ".join(str(float(w)) for w in cfg.key_weights)
-        sql = (
-            f"SELECT f.rowid, bm25(turn_keys, {weights}) FROM turn_keys f "
-            f"JOIN turns x ON x.id = f.rowid WHERE turn_keys MATCH ?{scope}"
-        )
-    else:
-        sql = (
-            "SELECT f.rowid, bm25(turns_fts) FROM turns_fts f JOIN turns x ON x.id = f.rowid "
-            f"WHERE turns_fts MATCH ?{scope}"
-        )
-    rows = store.db.execute(sql + " ORDER BY 2 LIMIT ?", (match, limit))
+    rows = fulltext.bm25_rows(
+        store, kind, match, projects, limit, keys=cfg.keys, key_weights=cfg.key_weights
+    )
     return {int(r[0]): -float(r[1]) for r in rows}
 
 
@@ -382,7 +297,8 @@ def retrieve_user_wide(store: Store, query: str, *, k: int = 10,
     cfg = config or SearchConfig()
     if not query.strip():
         return []
-    # an empty project list scopes cognitions to the user-wide ones (`_scope_sql`, `_spans`)
+    # an empty project list scopes cognitions to the user-wide ones (`fulltext.scope_sql`,
+    # `_spans`)
     return _retrieve(store, query, [], k, embedder, replace(cfg, kinds=("cognition",)))
 
 
@@ -528,7 +444,7 @@ def _hydrate(
     hits: list[Hit] = []
     turn_ids = [i for kind, i in fused if kind == "turn"]
     cog_ids = [i for kind, i in fused if kind == "cognition"]
-    for r in _rows(store, _TURN_ROWS, turn_ids):
+    for r in reads.turn_rows(store, turn_ids):
         key = ("turn", r["id"])
         source = Source(
             r["session_id"], r["timestamp"], r["project"], r["file_path"], r["uuid"], r["dia_id"]
@@ -537,7 +453,7 @@ def _hydrate(
         hits.append(
             Hit("turn", r["id"], r["text"], fused[key], source, None, signals.get(key, {}), speaker)
         )
-    for r in _rows(store, _COGNITION_ROWS, cog_ids):
+    for r in reads.cognition_rows(store, cog_ids):
         key = ("cognition", r["id"])
         source = Source(
             r["session_id"], r["valid_from"] or r["timestamp"], r["project"], r["file_path"],
@@ -546,26 +462,6 @@ def _hydrate(
         signal = {**signals.get(key, {}), "salience": r["salience"]}
         hits.append(Hit("cognition", r["id"], r["text"], fused[key], source, r["category"], signal))
     return hits
-
-
-_TURN_ROWS = """SELECT t.id, t.text, t.session_id, t.timestamp, t.uuid, t.dia_id, t.speaker,
-    t.role, p.path AS project, s.path AS file_path
-FROM turns t LEFT JOIN projects p ON p.id = t.project_id LEFT JOIN sources s ON s.id = t.source_id
-WHERE t.id IN ({marks})"""
-_COGNITION_ROWS = """SELECT c.id, c.text, c.category, c.salience, c.valid_from,
-    p.path AS project, src.session_id, src.timestamp, src.uuid, src.file_path
-FROM cognitions c LEFT JOIN projects p ON p.id = c.project_id
-LEFT JOIN cognition_sources src ON src.rowid = (
-    SELECT min(rowid) FROM cognition_sources WHERE cognition_id = c.id)
-WHERE c.status = 'active' AND c.id IN ({marks})"""
-
-
-def _rows(store: Store, sql: str, ids: Sequence[int]) -> list[Any]:
-    out: list[Any] = []
-    for i in range(0, len(ids), 500):  # SQLite's variable limit
-        chunk = list(ids[i : i + 500])
-        out += store.db.execute(sql.format(marks=", ".join("?" * len(chunk))), chunk).fetchall()
-    return out
 
 
 def _boost(hits: list[Hit], cfg: SearchConfig) -> None:
