@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lmm.errors import CognitionError
 from lmm.store import cognitions
 from lmm.store.cognitions import Cognition, SourceRef
 from lmm.store.db import Store
@@ -155,7 +156,7 @@ def test_remember_and_forget(store: Store) -> None:
 
 
 def test_bad_category_is_refused(store: Store) -> None:
-    with pytest.raises(cognitions.CognitionError, match="category 'opinion' is not one of"):
+    with pytest.raises(CognitionError, match="category 'opinion' is not one of"):
         cognitions.add(store, Cognition(text="x", category="opinion"))
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from assets.hookproc import run_hook_command
 from lmm.cli import main
+from lmm.errors import CognitionError
 from lmm.memory.cues import for_all_work
 from lmm.memory.extract import run_extraction
 from lmm.memory.extract_rules import RuleExtractor
@@ -260,7 +261,7 @@ def test_cli_moves_a_memory_between_scopes(
 
 def test_a_user_wide_memory_without_a_project_needs_one_to_move(store: Store) -> None:
     cog_id = cognitions.remember(store, "Never commit secrets.")
-    with pytest.raises(cognitions.CognitionError, match="--project PATH"):
+    with pytest.raises(CognitionError, match="--project PATH"):
         cognitions.set_scope(store, cog_id, "project")
     assert cognitions.set_scope(store, cog_id, "project", project=A) == cog_id
     moved = cognitions.get(store, cog_id)

@@ -21,7 +21,7 @@ import pytest
 from assets.hookproc import run_hook_command
 from lmm import paths
 from lmm.cli import main
-from lmm.errors import LmmError
+from lmm.errors import LmmError, ServerError, ServerUnavailable
 from lmm.ingest.run import ingest
 from lmm.memory.extract import get_extractor, run_extraction
 from lmm.retrieve.embed import FakeEmbedder, embed_pending
@@ -129,7 +129,7 @@ def test_act_through_the_server_equals_in_process(running: ServerInfo) -> None:
     with open_store() as store:
         assert remote == server.dispatch(store, "act", args)
     assert remote["decision"] == "ask" and remote["project"] == "/home/dev/tidepool"
-    with pytest.raises(server.ServerError, match="object argument 'tool_input'"):
+    with pytest.raises(ServerError, match="object argument 'tool_input'"):
         server.call("act", {"tool_name": "Bash", "tool_input": "ls"})
 
 
@@ -141,7 +141,7 @@ def test_wrong_or_missing_token_is_refused(running: ServerInfo) -> None:
         assert replies == [
             {"ok": False, "error": f"wrong or missing token: read it from {server.info_path()}"}
         ]  # and the connection closed: the second request got no answer
-    with pytest.raises(server.ServerUnavailable, match="cannot prove the token"):
+    with pytest.raises(ServerUnavailable, match="cannot prove the token"):
         server.call("ping", info=ServerInfo(token="x", pid=0, socket=running.socket))
 
 
@@ -228,7 +228,7 @@ def test_hook_and_cli_use_the_running_server(
 
 def test_try_call_without_a_server_is_none_fast(home: Path) -> None:
     assert server.try_call("ping") is None
-    with pytest.raises(server.ServerUnavailable, match="lmm serve"):
+    with pytest.raises(ServerUnavailable, match="lmm serve"):
         server.call("ping")
 
 
@@ -331,7 +331,7 @@ def test_a_replaced_or_broken_store_is_reopened_or_reported(
     assert server.call("recall", args)["brief"] is None
     (home / "lmm.db").unlink()
     (home / "lmm.db").write_bytes(b"not a database" * 1000)
-    with pytest.raises(server.ServerError, match="refused 'recall': cannot open the store"):
+    with pytest.raises(ServerError, match="refused 'recall': cannot open the store"):
         server.call("recall", args)
     assert server.alive()  # a broken store does not make the server look dead
 

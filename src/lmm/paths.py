@@ -1,7 +1,7 @@
 """Where lmm keeps its store and where it looks for history.
 
 `LMM_HOME` selects the folder holding the store (default: the user's data dir, `~/.local/share/lmm`
-or `$XDG_DATA_HOME/lmm`). `LMM_SOURCE` overrides the default transcript folder
+or `$XDG_DATA_HOME/lmm`: config.default_home). `LMM_SOURCE` overrides the default transcript folder
 (`~/.claude/projects`). `open_private` writes a file only its owner can read, as the store is.
 pathlib is imported on first use: the hook's fast path (`home_dir`) needs
 none of it, and importing it costs a hook process ~5 ms.
@@ -10,7 +10,8 @@ none of it, and importing it costs a hook process ~5 ms.
 from __future__ import annotations
 
 import os
-import sys
+
+from lmm import config
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
@@ -25,16 +26,9 @@ INJECTIONS_NAME = "injections.jsonl"  # what the hooks injected lately (hooks.no
 
 def home_dir() -> str:
     """The folder holding the store, as a string (no pathlib: the hook's fast path uses it)."""
-    if env := os.environ.get("LMM_HOME"):
+    if env := config.settings().home:
         return os.path.expanduser(env)
-    user = os.path.expanduser("~")
-    if sys.platform == "darwin":
-        return os.path.join(user, "Library", "Application Support", "lmm")
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(user, "AppData", "Local")
-        return os.path.join(base, "lmm")
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(user, ".local", "share")
-    return os.path.join(base, "lmm")
+    return config.default_home()
 
 
 def home() -> Path:
@@ -52,7 +46,7 @@ def claude_projects() -> Path:
     """The default transcript source."""
     from pathlib import Path
 
-    if env := os.environ.get("LMM_SOURCE"):
+    if env := config.settings().source:
         return Path(env).expanduser()
     return Path.home() / ".claude" / "projects"
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 import logging
-import tomllib
 from pathlib import Path
 
-from lmm import paths
-from lmm.errors import LmmError
+from lmm import config, paths
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +25,7 @@ MARKER = ".lmm-ignore"
 
 @functools.lru_cache(maxsize=1)
 def _config_patterns(config_file: str) -> tuple[str, ...]:
-    path = Path(config_file)
-    if not path.exists():
-        return ()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise LmmError(f"cannot read {path}: {exc}; fix or remove it") from exc
-    patterns = data.get("privacy", {}).get("exclude", [])
-    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        raise LmmError(f"{path}: [privacy] exclude must be a list of paths or glob patterns")
+    patterns = config.settings(config_file).privacy_exclude
     return tuple(str(Path(p).expanduser()).rstrip("/") for p in patterns)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmm import config
 from lmm.errors import MissingExtra
 from lmm.lm.models import GenerationStats
 
@@ -30,7 +31,7 @@ def available() -> bool:
 def default_threads() -> int:
     """`$LMM_THREADS`, else all cores but one (at least one): llama.cpp's spinning threads fight
     other work on a loaded machine, and decode is bound by memory bandwidth, not cores."""
-    if threads := int(os.environ.get("LMM_THREADS") or 0):
+    if threads := int(config.settings().threads or 0):
         return threads
     return max(1, (os.cpu_count() or 2) - 1)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lmm import paths
+from lmm import config, paths
 from lmm.errors import LmmError, MissingExtra
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def load(name_or_path: str | Path, device: str = "auto") -> LoadedModel:
     tf = transformers_module()
     import torch
 
-    if threads := int(os.environ.get("LMM_THREADS") or 0):  # CPU threads; torch's default: cores
+    if threads := int(config.settings().threads or 0):  # CPU threads; torch's default: cores
         torch.set_num_threads(threads)
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
     if name in PACKAGED:
@@ -409,13 +409,10 @@ def generator(spec: str | None = None, device: str = "auto") -> TextGenerator:
     comes from `$LMM_ENDPOINT_MODEL` and its key from the variable named in `$LMM_ENDPOINT_KEY_ENV`.
     Anything else goes to `load` (packaged name, folder, .gguf file or hub id).
     """
-    spec = spec or os.environ.get("LMM_MODEL") or DEFAULT_MODEL
+    env = config.settings()
+    spec = spec or env.model or DEFAULT_MODEL
     if spec.startswith(("http://", "https://")):
-        return EndpointLM(
-            base_url=spec,
-            model=os.environ.get("LMM_ENDPOINT_MODEL", "default"),
-            api_key_env=os.environ.get("LMM_ENDPOINT_KEY_ENV") or None,
-        )
+        return EndpointLM(base_url=spec, model=env.endpoint_model, api_key_env=env.endpoint_key_env)
     if device in ("auto", "cpu") and (lm := llama_cpp_generator(spec, device)) is not None:
         return lm
     return load(spec, device=device)
@@ -431,7 +428,7 @@ def llama_cpp_generator(spec: str, device: str = "auto") -> TextGenerator | None
     (a GPU runs transformers with the compiled decoder). None: use `load`."""
     from lmm.lm import llamacpp, speed
 
-    runtime = os.environ.get("LMM_RUNTIME") or "auto"
+    runtime = config.settings().runtime
     if runtime not in RUNTIMES:
         raise LmmError(f"LMM_RUNTIME must be one of {', '.join(RUNTIMES)} (got {runtime!r})")
     if runtime == "transformers":

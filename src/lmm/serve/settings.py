@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmm import config
 from lmm.errors import LmmError
 
 # event -> hook timeout in seconds (Claude Code kills the command after it; ours stops at 2 s)
@@ -47,7 +48,7 @@ def hook_command(event: str) -> str:
     """The shell command Claude Code runs: this interpreter, so no PATH lookup can miss it,
     and the current LMM_HOME when one is set."""
     command = f"{shlex.quote(sys.executable)} -m lmm hook {event}"
-    if home := os.environ.get("LMM_HOME"):
+    if home := config.settings().home:
         command = f"LMM_HOME={shlex.quote(home)} {command}"
     return command
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from lmm.errors import LmmError
+from lmm.errors import CognitionError
 from lmm.store.db import Store, quote_fts
 from lmm.text import consolidate
 from lmm.text.redact import find_secrets, redact, redact_cut, unmarked
@@ -101,10 +101,6 @@ class Cognition:
     def scope(self) -> str:
         """'user' (applies in every project) or 'project'."""
         return "user" if self.project_id is None else "project"
-
-
-class CognitionError(LmmError):
-    """A cognition is malformed or does not exist."""
 
 
 def make_uid(project_id: int | None, category: str, text: str) -> str:

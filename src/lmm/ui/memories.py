@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lmm.errors import CognitionError
 from lmm.store import cognitions
-from lmm.store.cognitions import CATEGORIES, Cognition, CognitionError
+from lmm.store.cognitions import CATEGORIES, Cognition
 from lmm.store.db import Store
 from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
 from lmm.ui.sessions import projects, search_form, session_path, session_title, turn_anchor

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lmm import paths
-from lmm.errors import LmmError
-from lmm.store.cognitions import CognitionError
+from lmm.errors import CognitionError, LmmError
 from lmm.store.db import Store
 from lmm.ui import injected, memories, reports, sessions
 from lmm.ui import recall as recall_page
