@@ -45,7 +45,6 @@ SESSION_TOKENS = 2_000  # budget of the session-start brief
 SLOW = 1.0  # seconds; a hook answering later than this logs how long it took
 EXIT_MARGIN = 0.25  # seconds kept for giving up: logging and exiting on a starved CPU
 LOG_NAME = "hooks.log"
-EVENTS = ("SessionStart", "UserPromptSubmit", "SessionEnd", "PreCompact", "PreToolUse")
 ACT_TOOLS = ("Bash", "Edit", "Write", "MultiEdit", "NotebookEdit")  # PreToolUse calls lmm reads
 
 
