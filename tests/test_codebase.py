@@ -73,12 +73,6 @@ def make_repo(root: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "lmm.db") as s:
-        yield s
-
-
 def texts(store: Store, root: Path, status: str | None = "active") -> set[str]:
     return {c.text for c in cognitions.list_(store, project=str(root), status=status)}
 

@@ -12,12 +12,6 @@ from lmm.store.cognitions import Cognition, SourceRef
 from lmm.store.db import Store
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "lmm.db") as s:
-        yield s
-
-
 def said(
     text: str, when: str, turn: str, category: str = "preference", pid: int | None = 1
 ) -> Cognition:

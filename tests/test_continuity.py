@@ -3,12 +3,8 @@ began, what its last assistant turns left open, and what the session before it w
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from lmm import paths
-from lmm.ingest.run import ingest
 from lmm.retrieve.recall import (
     RecallConfig,
     SessionEnd,
@@ -18,19 +14,11 @@ from lmm.retrieve.recall import (
     recall,
 )
 from lmm.retrieve.synth import approx_tokens
-from lmm.store.db import Store, open_store
+from lmm.store.db import Store
 
 PROJECT = "/home/dev/tidepool"
 LAST = "eddc9ef6-3a6b-4604-b7fa-a6447aca8142"
 EXTRACTIVE = RecallConfig(generate=False)
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
-    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
-    s = open_store()
-    ingest(s, [paths.sample_projects()])
-    return s
 
 
 @pytest.mark.parametrize(
@@ -67,8 +55,10 @@ def test_prompts_about_a_topic_do_not(prompt: str) -> None:
     assert not asks_continuity(prompt)
 
 
-def test_recall_leads_with_the_last_session(store: Store) -> None:
-    brief = recall(store, "where did we leave off?", project=PROJECT, config=EXTRACTIVE).brief
+def test_recall_leads_with_the_last_session(sample_store: Store) -> None:
+    brief = recall(
+        sample_store, "where did we leave off?", project=PROJECT, config=EXTRACTIVE
+    ).brief
     assert brief.text is not None
     lines = brief.text.splitlines()
     assert lines[0].startswith("Last session (2026-01-26, branch fix/station-offline): began: Add")
@@ -77,21 +67,30 @@ def test_recall_leads_with_the_last_session(store: Store) -> None:
     assert approx_tokens(brief.text) <= EXTRACTIVE.synth.max_tokens
 
 
-def test_the_current_session_is_not_the_last_one(store: Store) -> None:
+def test_the_current_session_is_not_the_last_one(sample_store: Store) -> None:
     result = recall(
-        store, "where did we leave off?", project=PROJECT, config=EXTRACTIVE, exclude_session=LAST
+        sample_store,
+        "where did we leave off?",
+        project=PROJECT,
+        config=EXTRACTIVE,
+        exclude_session=LAST,
     )
     assert result.brief.text is not None
     assert result.brief.text.startswith("Last session (2026-01-21, branch main)")
 
 
-def test_a_topic_prompt_gets_no_session_block(store: Store) -> None:
-    brief = recall(store, "sqlite3 database is locked", project=PROJECT, config=EXTRACTIVE).brief
+def test_a_topic_prompt_gets_no_session_block(sample_store: Store) -> None:
+    brief = recall(
+        sample_store, "sqlite3 database is locked", project=PROJECT, config=EXTRACTIVE
+    ).brief
     assert brief.text is not None and "Last session" not in brief.text
 
 
-def test_no_stored_session_no_block(store: Store) -> None:
-    assert continuity_block(store, "where did we stop", "/home/dev/elsewhere", None, 240) is None
+def test_no_stored_session_no_block(sample_store: Store) -> None:
+    assert (
+        continuity_block(sample_store, "where did we stop", "/home/dev/elsewhere", None, 240)
+        is None
+    )
 
 
 def test_closing_lines_keep_what_is_left_open() -> None:

@@ -11,25 +11,22 @@ import pytest
 
 from lmm import paths
 from lmm.errors import LmmError
-from lmm.ingest.run import ingest
 from lmm.lm.models import Message, ScriptedLM
 from lmm.memory import digest
 from lmm.memory.digest import DigestConfig, after_session_end, digest_session, parse
 from lmm.store import cognitions
-from lmm.store.db import Store, open_store
+from lmm.store.db import Store
 
 S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"  # the sample session that fixed "database is locked"
 OTHER = "eddc9ef6-3a6b-4604-b7fa-a6447aca8142"
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
-    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
+def digest_store(sample_store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """The sample store with digests on (no `LMM_DIGEST`) and `LMM_GPU=1` (no renicing)."""
     monkeypatch.setenv("LMM_GPU", "1")  # no renicing the test process
     monkeypatch.delenv("LMM_DIGEST", raising=False)
-    s = open_store()
-    ingest(s, [paths.sample_projects()])
-    return s
+    return sample_store
 
 
 def _number(messages: list[Message], needle: str) -> int:
@@ -67,9 +64,9 @@ def test_parse_reads_headings_and_skips_none() -> None:
     ]
 
 
-def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store) -> None:
+def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(digest_store: Store) -> None:
     lm = ScriptedLM(respond=_digest_reply)
-    result = digest_session(store, S2, lm)
+    result = digest_session(digest_store, S2, lm)
     assert [(line.section, line.text[:30]) for line in result.lines] == [
         ("done", "Committed fetch_readings and s"),
         ("fixed", "sqlite3.OperationalError: data"),
@@ -78,7 +75,7 @@ def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store
     crash = _number(lm.calls[0], "cron kicked off a sync")
     assert result.lines[2].turns == [crash]
     assert len(result.dropped) == 3  # the invented line, one no turn supports, the short one
-    cogs = [cognitions.get(store, i) for i in result.stored]
+    cogs = [cognitions.get(digest_store, i) for i in result.stored]
     assert [(c.category, c.origin, c.extra["digest"]) for c in cogs if c] == [
         ("fact", "digest", "done"),
         ("lesson", "digest", "fixed"),
@@ -88,7 +85,7 @@ def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store
     assert lesson is not None and "[" not in lesson.text
     [source] = lesson.sources
     assert source.session_id == S2 and source.uuid and "busy" in source.quote.lower()
-    turn = store.db.execute(
+    turn = digest_store.db.execute(
         "SELECT text FROM turns WHERE session_id = ? AND key = ?", (S2, source.turn_key)
     ).fetchone()
     assert turn is not None and turn["text"].startswith("Fixed.")
@@ -96,54 +93,56 @@ def test_digest_keeps_grounded_lines_as_cognitions_with_their_turns(store: Store
     assert prompt.count("\n[") >= 10 and "FIXED:" in prompt
 
 
-def test_the_prompt_fits_its_budget(store: Store) -> None:
+def test_the_prompt_fits_its_budget(digest_store: Store) -> None:
     lm = ScriptedLM(default="none")
-    small = digest_session(store, S2, lm, DigestConfig(prompt_tokens=300))
+    small = digest_session(digest_store, S2, lm, DigestConfig(prompt_tokens=300))
     assert small.prompt_tokens <= 300 + 250  # the turns' budget + the instructions
-    assert digest_session(store, S2, lm).prompt_tokens > small.prompt_tokens
+    assert digest_session(digest_store, S2, lm).prompt_tokens > small.prompt_tokens
     with pytest.raises(LmmError, match="lmm ingest"):
-        digest_session(store, "no-such-session", lm)
+        digest_session(digest_store, "no-such-session", lm)
 
 
 def test_after_session_end_runs_once_and_can_be_switched_off(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    digest_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LMM_DIGEST", "0")
     lm = ScriptedLM(respond=_digest_reply)
-    assert after_session_end(store, S2, lm=lm) is None and lm.calls == []
+    assert after_session_end(digest_store, S2, lm=lm) is None and lm.calls == []
     monkeypatch.setenv("LMM_DIGEST", "1")
-    result = after_session_end(store, S2, lm=lm)
+    result = after_session_end(digest_store, S2, lm=lm)
     assert result is not None and len(result.stored) == 3
     assert (paths.home() / digest.LOCK_FILE).is_file()
-    assert after_session_end(store, S2, lm=lm) is None  # digested already
+    assert after_session_end(digest_store, S2, lm=lm) is None  # digested already
     assert len(lm.calls) == 1
     quiet = ScriptedLM(default="none")  # a digest that keeps nothing counts as done too
-    assert after_session_end(store, OTHER, lm=quiet) is not None
-    assert after_session_end(store, OTHER, lm=quiet) is None and len(quiet.calls) == 1
-    with store.transaction():  # the session goes on after a compaction: digested again
-        store.db.execute(
+    assert after_session_end(digest_store, OTHER, lm=quiet) is not None
+    assert after_session_end(digest_store, OTHER, lm=quiet) is None and len(quiet.calls) == 1
+    with digest_store.transaction():  # the session goes on after a compaction: digested again
+        digest_store.db.execute(
             "INSERT INTO turns (session_id, key, role, kind, text, line_no) "
             "SELECT session_id, key || '-more', role, kind, text, line_no + 1000 FROM turns "
             "WHERE session_id = ? LIMIT 1",
             (OTHER,),
         )
-    assert after_session_end(store, OTHER, lm=quiet) is not None and len(quiet.calls) == 2
+    assert after_session_end(digest_store, OTHER, lm=quiet) is not None and len(quiet.calls) == 2
 
 
 def test_after_learning_digests_known_sessions_once(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    digest_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lm = ScriptedLM(respond=_digest_reply)
     files = [f"/x/{S2}.jsonl", "/x/not-a-session.jsonl"]
-    [result] = digest.after_learning(store, files, lm=lm)
+    [result] = digest.after_learning(digest_store, files, lm=lm)
     assert result.session_id == S2 and len(result.stored) == 3
-    assert digest.after_learning(store, files, lm=lm) == []  # digested already
+    assert digest.after_learning(digest_store, files, lm=lm) == []  # digested already
     monkeypatch.setenv("LMM_DIGEST", "0")
-    assert digest.after_learning(store, [f"/x/{OTHER}.jsonl"], lm=lm) == []
+    assert digest.after_learning(digest_store, [f"/x/{OTHER}.jsonl"], lm=lm) == []
     assert len(lm.calls) == 1
 
 
-def test_after_learning_needs_a_fast_runtime(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_after_learning_needs_a_fast_runtime(
+    digest_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lmm.lm import llamacpp, models
 
     monkeypatch.setenv("LMM_GPU", "0")
@@ -153,18 +152,18 @@ def test_after_learning_needs_a_fast_runtime(store: Store, monkeypatch: pytest.M
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(models, "generator", no_model)
-    assert digest.after_learning(store, [f"/x/{S2}.jsonl"]) == []
+    assert digest.after_learning(digest_store, [f"/x/{S2}.jsonl"]) == []
 
 
 def test_the_background_job_digests_last_and_survives_its_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digest_store: Store
 ) -> None:
     from lmm.serve import background
 
-    store.close()
+    digest_store.close()
     seen: list[list[str]] = []
 
-    def fake(store: Store, transcripts: list[str], lm: object = None) -> list[object]:
+    def fake(digest_store: Store, transcripts: list[str], lm: object = None) -> list[object]:
         seen.append(transcripts)
         raise RuntimeError("model on fire")
 

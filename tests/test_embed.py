@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import make_turn
 from lmm.cli import main
 from lmm.errors import LmmError
-from lmm.records import SessionInfo, Turn
+from lmm.records import SessionInfo
 from lmm.retrieve import embed
 from lmm.retrieve.embed import (
     FakeEmbedder,
@@ -23,23 +24,20 @@ from lmm.retrieve.embed import (
 )
 from lmm.store.db import Store, open_store
 
-
-def _turn(sid: str, key: str, text: str, speaker: str | None = None) -> Turn:
-    return Turn(session_id=sid, key=key, role="user", kind="message", text=text, uuid=key,
-                uuids=[key], speaker=speaker, timestamp="2023-05-08T13:56:00.000Z")  # fmt: skip
+WHEN = "2023-05-08T13:56:00.000Z"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmm.db")
-    s.add_session(SessionInfo("s1", "generic", project="/work/app"))
-    s.add_turns(
+def chat_store(store: Store) -> Store:
+    """Session s1 of /work/app: Mel asks, Caroline answers."""
+    store.add_session(SessionInfo("s1", "generic", project="/work/app"))
+    store.add_turns(
         [
-            _turn("s1", "a", "did you go to the support group?", "Mel"),
-            _turn("s1", "b", "yes, it was powerful", "Caroline"),
+            make_turn("s1", "a", "did you go to the support group?", speaker="Mel", timestamp=WHEN),
+            make_turn("s1", "b", "yes, it was powerful", speaker="Caroline", timestamp=WHEN),
         ]
     )
-    return s
+    return store
 
 
 def test_fake_embedder_is_deterministic_unit_and_word_sensitive() -> None:
@@ -66,29 +64,29 @@ def test_turn_key_parts() -> None:
     assert turn_key(row, None, KeyRecipe(context=True)) == "Caroline: yes, it was powerful"
 
 
-def test_embed_pending_is_incremental(store: Store) -> None:
+def test_embed_pending_is_incremental(chat_store: Store) -> None:
     e = FakeEmbedder()
-    first = embed_pending(store, e)
+    first = embed_pending(chat_store, e)
     assert (first.turns, first.cognitions) == (2, 0)
-    again = embed_pending(store, e)
+    again = embed_pending(chat_store, e)
     assert (again.turns, again.cognitions) == (0, 0)
-    store.add_turns([_turn("s1", "c", "we adopted a dog", "Mel")])
-    store.db.execute(
+    chat_store.add_turns([make_turn("s1", "c", "we adopted a dog", speaker="Mel", timestamp=WHEN)])
+    chat_store.db.execute(
         "INSERT INTO cognitions (uid, category, text, origin) "
         "VALUES ('u1', 'fact', 'Mel has a dog', 'rules')"
     )
-    third = embed_pending(store, e)
+    third = embed_pending(chat_store, e)
     assert (third.turns, third.cognitions) == (1, 1)
-    rows = store.db.execute(
+    rows = chat_store.db.execute(
         "SELECT item_kind, model, dim, length(vec) FROM vectors ORDER BY item_kind, item_id"
     ).fetchall()
     assert [tuple(r) for r in rows] == [("cognition", "fake-hash", 64, 256)] + [
         ("turn", "fake-hash", 64, 256)
     ] * 3 + [("turn_parts", "fake-hash", 64, 0)] * 3  # one sentence each: no parts
     # the stored key of turn b carries its speaker
-    b = store.db.execute("SELECT id FROM turns WHERE key = 'b'").fetchone()[0]
-    vec = store.db.execute("SELECT vec FROM vectors WHERE item_id = ? AND item_kind = 'turn'",
-                           (b,)).fetchone()[0]  # fmt: skip
+    b = chat_store.db.execute("SELECT id FROM turns WHERE key = 'b'").fetchone()[0]
+    vec = chat_store.db.execute("SELECT vec FROM vectors WHERE item_id = ? AND item_kind = 'turn'",
+                                (b,)).fetchone()[0]  # fmt: skip
     expected = e.embed(["Caroline: yes, it was powerful"])
     assert np.frombuffer(vec, dtype="<f4").tolist() == expected[0].tolist()
 
@@ -115,45 +113,46 @@ def test_turn_parts_split_sentences_notes_and_long_turns() -> None:
     assert " ".join(parts) == long
 
 
-def test_part_vectors_are_stored_per_turn_and_read_as_the_best(store: Store) -> None:
-    store.add_turns([_turn("s1", "c", "We got a puppy last week. Her name is Biscuit!", "Mel")])
+def test_part_vectors_are_stored_per_turn_and_read_as_the_best(chat_store: Store) -> None:
+    puppy = "We got a puppy last week. Her name is Biscuit!"
+    chat_store.add_turns([make_turn("s1", "c", puppy, speaker="Mel", timestamp=WHEN)])
     e = FakeEmbedder()
-    report = embed_pending(store, e)
+    report = embed_pending(chat_store, e)
     assert report.parts == 2
-    c = store.db.execute("SELECT id FROM turns WHERE key = 'c'").fetchone()[0]
-    blob = store.db.execute(
+    c = chat_store.db.execute("SELECT id FROM turns WHERE key = 'c'").fetchone()[0]
+    blob = chat_store.db.execute(
         "SELECT vec FROM vectors WHERE item_kind = 'turn_parts' AND item_id = ?", (c,)
     ).fetchone()[0]
     keys = ["Mel: We got a puppy last week.", "Mel: Her name is Biscuit!"]
     expected = e.embed(keys)
     assert np.frombuffer(blob, "<f4").reshape(2, 64).tolist() == expected.tolist()
     (q,) = e.embed(["Biscuit"])
-    best = embed.best_parts(store, e.name, [c, 1, 999], q)  # 1 has no parts, 999 no turn
+    best = embed.best_parts(chat_store, e.name, [c, 1, 999], q)  # 1 has no parts, 999 no turn
     assert best == pytest.approx({c: float(max(expected @ q))})
-    assert embed_pending(store, e).parts == 0  # every turn is done, single-part ones included
+    assert embed_pending(chat_store, e).parts == 0  # every turn is done, single-part ones included
 
 
-def test_dimension_mismatch_fails_loudly(store: Store) -> None:
-    embed_pending(store, FakeEmbedder())
+def test_dimension_mismatch_fails_loudly(chat_store: Store) -> None:
+    embed_pending(chat_store, FakeEmbedder())
     with pytest.raises(
         LmmError, match=r"dim 64, but the model now gives dim 32.*lmm embed --model"
     ):
-        embed_pending(store, FakeEmbedder(dim=32))
+        embed_pending(chat_store, FakeEmbedder(dim=32))
     with pytest.raises(LmmError, match=r"no vectors for 'other'.*lmm embed --model other"):
-        embed.check_model(store, FakeEmbedder(name="other"))
+        embed.check_model(chat_store, FakeEmbedder(name="other"))
 
 
-def test_vector_index_groups_by_project_and_reloads_on_change(store: Store) -> None:
+def test_vector_index_groups_by_project_and_reloads_on_change(chat_store: Store) -> None:
     e = FakeEmbedder()
-    embed_pending(store, e)
-    index = vector_index(store, e.name, "turn")
+    embed_pending(chat_store, e)
+    index = vector_index(chat_store, e.name, "turn")
     assert index.ids.tolist() == [1, 2]
     assert index.spans == {1: (0, 2)}
-    assert vector_index(store, e.name, "turn") is index  # cached
-    store.add_session(SessionInfo("s2", "generic", project="/work/other"))
-    store.add_turns([_turn("s2", "x", "another project")])
-    embed_pending(store, e)
-    fresh = vector_index(store, e.name, "turn")
+    assert vector_index(chat_store, e.name, "turn") is index  # cached
+    chat_store.add_session(SessionInfo("s2", "generic", project="/work/other"))
+    chat_store.add_turns([make_turn("s2", "x", "another project", timestamp=WHEN)])
+    embed_pending(chat_store, e)
+    fresh = vector_index(chat_store, e.name, "turn")
     assert fresh is not index
     assert fresh.spans == {1: (0, 2), 2: (2, 3)}
 
@@ -163,7 +162,7 @@ def test_cli_embed_then_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("LMM_HOME", str(tmp_path))
     with open_store() as s:
         s.add_session(SessionInfo("s1", "generic", project="/p"))
-        s.add_turns([_turn("s1", "a", "hello there")])
+        s.add_turns([make_turn("s1", "a", "hello there", timestamp=WHEN)])
     assert main(["embed", "--model", "fake-hash"]) == 0
     assert main(["embed", "--model", "fake-hash", "--json"]) == 0
     out = capsys.readouterr().out.splitlines()

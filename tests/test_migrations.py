@@ -8,14 +8,12 @@ from typing import Any
 
 import pytest
 
+from builders import make_turn
 from lmm.records import SessionInfo, Turn
 from lmm.store import migrations
 from lmm.store.db import Store
 
-
-def _said(key: str, text: str, uuid: str, role: str = "assistant") -> Turn:
-    return Turn(session_id="s1", key=key, role=role, kind="message", text=text, uuid=uuid,
-                uuids=[uuid], timestamp="2026-03-05T10:00:00Z")  # fmt: skip
+WHEN = "2026-03-05T10:00:00Z"
 
 
 @pytest.fixture
@@ -26,9 +24,14 @@ def v4_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
         with Store(path) as store:
             store.add_session(SessionInfo("s1", "claude", project="/work/app"))
-            store.add_turns([_said("u0", "please profile the ingest", "u0", "user"),
-                             _said("msg_1", "the writer is slow", "a1"),
-                             _said("u2", "delete me later", "u2", "user")])  # fmt: skip
+            store.add_turns(
+                [
+                    make_turn("s1", "u0", "please profile the ingest", "user", timestamp=WHEN),
+                    make_turn("s1", "msg_1", "the writer is slow", "assistant", uuid="a1",
+                              timestamp=WHEN),
+                    make_turn("s1", "u2", "delete me later", "user", timestamp=WHEN),
+                ]
+            )  # fmt: skip
             assert store.db.execute("PRAGMA user_version").fetchone()[0] == 4
     return path
 
@@ -50,7 +53,9 @@ def test_m005_keeps_every_row_and_the_indexes_stay_exact(v4_store: Path) -> None
             config = dict(db.execute(f"SELECT k, v FROM {table}_config").fetchall())
             assert config["hashsize"] == 16777216
         # the new triggers keep old turns' indexes exact on a merge and on a delete
-        store.add_turns([_said("msg_1", "because of FTS5 flushes", "a2")])
+        more = make_turn("s1", "msg_1", "because of FTS5 flushes", "assistant", uuid="a2",
+                         timestamp=WHEN)  # fmt: skip
+        store.add_turns([more])
         db.execute("DELETE FROM turns WHERE key = 'u2'")
         assert _keys(store) == [
             ("user", "please profile the ingest", "", "5 March 2026"),
@@ -142,7 +147,9 @@ def test_m006_gives_cognitions_the_project_they_were_learned_in(
         m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])
         with Store(path) as store:
             store.add_session(SessionInfo("s1", "claude", project="/work/app"))
-            store.add_turns([_said("u0", "never add emojis anywhere", "u0", "user")])
+            store.add_turns(
+                [make_turn("s1", "u0", "never add emojis anywhere", "user", timestamp=WHEN)]
+            )
             app = store.project_id("/work/app")
             store.db.executemany(
                 "INSERT INTO cognitions (uid, project_id, category, text, origin) "
@@ -180,19 +187,20 @@ def test_m008_keeps_only_conversation_in_an_old_store(
 ) -> None:
     path = tmp_path / "lmm.db"
     said = [
-        _said("u1", "Please set up the release script.", "u1", "user"),
-        _said("a1", "<task-notification><result>Always use yarn.</result></task-notification>",
-              "a1", "user"),
-        _said("u2", '<lmm-memory kind="recall">old brief</lmm-memory>', "u2", "user"),
-        _said("a2", "API Error: 529 Overloaded", "a2"),
-        _said("a3", "Done: release.sh tags and pushes.", "a3"),
+        make_turn("s1", "u1", "Please set up the release script.", "user", timestamp=WHEN),
+        make_turn("s1", "a1", "<task-notification><result>Always use yarn.</result>"
+                  "</task-notification>", "user", timestamp=WHEN),
+        make_turn("s1", "u2", '<lmm-memory kind="recall">old brief</lmm-memory>', "user",
+                  timestamp=WHEN),
+        make_turn("s1", "a2", "API Error: 529 Overloaded", "assistant", timestamp=WHEN),
+        make_turn("s1", "a3", "Done: release.sh tags and pushes.", "assistant", timestamp=WHEN),
     ]  # fmt: skip
     for turn, parent in zip(said[1:], said, strict=False):
         turn.parent_uuid = parent.uuid
     listing = "[attachment: skill_listing] ..."
     said.append(Turn(session_id="s1", key="m1", role="user", kind="meta", uuid="m1",
                      uuids=["m1"], text=listing, parent_uuid="a3"))  # fmt: skip
-    said.append(_said("u3", "Thanks.", "u3", "user"))
+    said.append(make_turn("s1", "u3", "Thanks.", "user", timestamp=WHEN))
     said[-1].parent_uuid = "m1"
     with monkeypatch.context() as m:
         m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:7])

@@ -15,7 +15,7 @@ import pytest
 
 from lmm.errors import LmmError
 from lmm.lm import models
-from lmm.lm.models import EchoLM, EndpointLM, ScriptedLM, assemble, cut_at_stop
+from lmm.lm.models import EndpointLM, ScriptedLM, assemble, cut_at_stop
 
 
 @pytest.fixture(autouse=True)
@@ -37,16 +37,6 @@ def test_scripted_lm_replies_in_order_then_default_and_records_calls() -> None:
 def test_scripted_lm_respond_function() -> None:
     lm = ScriptedLM(respond=lambda m: m[-1]["content"].upper())
     assert lm.generate([{"role": "user", "content": "abc"}]) == "ABC"
-
-
-def test_echo_lm_answers_last_user_message() -> None:
-    msgs = [
-        {"role": "system", "content": "s"},
-        {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "a"},
-        {"role": "user", "content": "second"},
-    ]
-    assert EchoLM().generate(msgs) == "second"
 
 
 def test_cut_at_stop() -> None:

@@ -53,7 +53,8 @@ def _other_project(store: Store) -> None:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+def ledger_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Once per module: the sample, a second project (the ledger app), the rule extractor run."""
     s = Store(tmp_path_factory.mktemp("pairs") / "lmm.db")
     ingest(s, [paths.sample_projects()])
     _other_project(s)
@@ -62,8 +63,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 @pytest.fixture(scope="module")
-def data(store: Store) -> pairs.TrainingData:
-    return pairs.build(store, pairs.DataConfig(val_fraction=0.2, seed=3))
+def data(ledger_store: Store) -> pairs.TrainingData:
+    return pairs.build(ledger_store, pairs.DataConfig(val_fraction=0.2, seed=3))
 
 
 def _texts(rows: list[dict]) -> list[str]:
@@ -83,21 +84,21 @@ def test_rows_have_trl_shapes(data: pairs.TrainingData) -> None:
                 assert all(m["content"].strip() for m in row["messages"])
 
 
-def test_split_is_by_session_without_leakage(store: Store, data: pairs.TrainingData) -> None:
+def test_split_is_by_session_without_leakage(ledger_store: Store, data: pairs.TrainingData) -> None:
     train, val = set(data.stats["sessions"]["train"]), set(data.stats["sessions"]["val"])
-    every = {r[0] for r in store.db.execute("SELECT id FROM sessions")}
+    every = {r[0] for r in ledger_store.db.execute("SELECT id FROM sessions")}
     assert train | val == every and not train & val and val
     train_text = "\n".join(_texts(data.rows["cpt_train"] + data.rows["sft_train"]
                                   + data.rows["synthesis_train"]))  # fmt: skip
     val_text = "\n".join(_texts(data.rows["cpt_val"] + data.rows["sft_val"]))
     for sid in val:
-        said = [t.text for t in store.session_turns(sid)
+        said = [t.text for t in ledger_store.session_turns(sid)
                 if t.role == "user" and t.kind == "message" and len(t.text) > 40]  # fmt: skip
         assert said, sid
         for text in said:  # every user message of a val session: in val rows, never in train
             assert text[:200] not in train_text
             assert json.dumps(text[:200])[1:-1] in val_text or text[:200] in val_text
-    memories = pairs.load_memories(store)
+    memories = pairs.load_memories(ledger_store)
     val_only = [m for m in memories.values() if m.sessions and m.sessions <= val]
     assert val_only
     for m in val_only:
@@ -113,13 +114,13 @@ def test_split_is_deterministic_and_keeps_one_session_for_validation() -> None:
     assert pairs.split_sessions(["only"], 0.5, 0) == set()
 
 
-def test_cap_per_memory_bounds_repeats(store: Store) -> None:
-    capped = pairs.build(store, pairs.DataConfig(max_per_memory=1, val_fraction=0.2, seed=3))
-    free = pairs.build(store, pairs.DataConfig(max_per_memory=0, val_fraction=0.2, seed=3))
+def test_cap_per_memory_bounds_repeats(ledger_store: Store) -> None:
+    capped = pairs.build(ledger_store, pairs.DataConfig(max_per_memory=1, val_fraction=0.2, seed=3))
+    free = pairs.build(ledger_store, pairs.DataConfig(max_per_memory=0, val_fraction=0.2, seed=3))
     assert capped.stats["sft_train"]["pairs_per_memory"]["max"] == 1
     assert free.stats["sft_train"]["pairs_per_memory"]["max"] > 1
     answers = [r["messages"][2]["content"] for r in capped.rows["sft_train"]]
-    for m in pairs.load_memories(store).values():
+    for m in pairs.load_memories(ledger_store).values():
         assert sum(1 for a in answers if f"] {m.text} (" in a or a.endswith(f"] {m.text}")) <= 1
 
 
@@ -150,9 +151,9 @@ def test_pair_stats_expose_the_parrot_problem() -> None:
     }
 
 
-def test_contexts_are_opening_prompts_and_chunks(store: Store) -> None:
-    sess = next(s for s in pairs.sessions(store) if s["id"] == "led-1")
-    turns = store.session_turns("led-1")
+def test_contexts_are_opening_prompts_and_chunks(ledger_store: Store) -> None:
+    sess = next(s for s in pairs.sessions(ledger_store) if s["id"] == "led-1")
+    turns = ledger_store.session_turns("led-1")
     got = pairs.contexts(sess, turns, pairs.DataConfig(chunk_turns=1))
     assert [(c.kind, c.turn_keys, c.time) for c in got] == [
         ("opening", frozenset({"led-1-u"}), "2026-01-06T10:00:00Z"),
@@ -164,20 +165,22 @@ def test_contexts_are_opening_prompts_and_chunks(store: Store) -> None:
     assert got[2].text == "Assistant: Done with step 0 of the ledger work."
 
 
-def test_memories_relevant_to_a_context_are_sourced_in_it_or_found_earlier(store: Store) -> None:
-    memories = pairs.load_memories(store)
-    sess = next(s for s in pairs.sessions(store) if s["id"] == "led-2")
-    ctx = pairs.contexts(sess, store.session_turns("led-2"), pairs.DataConfig())[0]
-    ranked = pairs.rank_memories(store, ctx, memories, pairs.by_turn(memories),
+def test_memories_relevant_to_a_context_are_sourced_in_it_or_found_earlier(
+    ledger_store: Store,
+) -> None:
+    memories = pairs.load_memories(ledger_store)
+    sess = next(s for s in pairs.sessions(ledger_store) if s["id"] == "led-2")
+    ctx = pairs.contexts(sess, ledger_store.session_turns("led-2"), pairs.DataConfig())[0]
+    ranked = pairs.rank_memories(ledger_store, ctx, memories, pairs.by_turn(memories),
                                  lambda m: True, pairs.DataConfig())  # fmt: skip
     texts = [(memories[i].text, prio) for i, prio in ranked]
     assert texts == [
         ("Always format the ledger code with black first.", 0),  # said in this very prompt
         ("Set up the ledger app with poetry and black.", 1),  # earlier, shares "ledger", "black"
     ]
-    early = pairs.contexts(next(s for s in pairs.sessions(store) if s["id"] == "led-1"),
-                           store.session_turns("led-1"), pairs.DataConfig())[0]  # fmt: skip
-    ranked = pairs.rank_memories(store, early, memories, pairs.by_turn(memories),
+    early = pairs.contexts(next(s for s in pairs.sessions(ledger_store) if s["id"] == "led-1"),
+                           ledger_store.session_turns("led-1"), pairs.DataConfig())[0]  # fmt: skip
+    ranked = pairs.rank_memories(ledger_store, early, memories, pairs.by_turn(memories),
                                  lambda m: True, pairs.DataConfig())  # fmt: skip
     assert [memories[i].text for i, _ in ranked] == [
         "Set up the ledger app with poetry and black."  # the later one is not known yet
@@ -225,19 +228,21 @@ def test_synthesis_brief_survives_the_grounding_check() -> None:
     assert (kept, dropped) == (["Use uv, not pip [2].", "Never run pip install [2]."], [])
 
 
-def test_write_redacts_again_and_is_complete(store: Store, tmp_path: Path) -> None:
+def test_write_redacts_again_and_is_complete(ledger_store: Store, tmp_path: Path) -> None:
     secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0"
-    cid = cognitions.add(store, Cognition(
+    cid = cognitions.add(ledger_store, Cognition(
         text="deploy token lives in GH_TOKEN", category="workflow", project_id=None,
         sources=[SourceRef(quote="x")],
     ))  # fmt: skip
     try:  # a secret that slipped past the store's redaction (raw SQL, as an old store might)
-        store.db.execute("UPDATE cognitions SET text = ? WHERE id = ?",
-                         (f"deploy with GH_TOKEN={secret} set", cid))  # fmt: skip
-        data = pairs.build(store, pairs.DataConfig(val_fraction=0.2, seed=3, max_per_memory=0))
+        ledger_store.db.execute("UPDATE cognitions SET text = ? WHERE id = ?",
+                                (f"deploy with GH_TOKEN={secret} set", cid))  # fmt: skip
+        data = pairs.build(
+            ledger_store, pairs.DataConfig(val_fraction=0.2, seed=3, max_per_memory=0)
+        )
         written = pairs.write(data, tmp_path / "out")
     finally:
-        store.db.execute("DELETE FROM cognitions WHERE id = ?", (cid,))
+        ledger_store.db.execute("DELETE FROM cognitions WHERE id = ?", (cid,))
     assert sorted(p.name for p in written.values()) == sorted(
         [f"{s}.jsonl" for s in pairs.STEMS] + ["stats.json"]
     )

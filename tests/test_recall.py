@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lmm import paths
 from lmm.cli import main
-from lmm.ingest.run import ingest
 from lmm.lm.models import ScriptedLM
-from lmm.memory.extract import get_extractor, run_extraction
 from lmm.retrieve import evidence
 from lmm.retrieve.recall import (
     RecallConfig,
@@ -31,17 +28,8 @@ S2 = "1d0fc087-8764-4ca2-9ad8-4fd83b0eb742"
 EXTRACTIVE = RecallConfig(generate=False)
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
-    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home"))
-    s = open_store()
-    ingest(s, [paths.sample_projects()])
-    run_extraction(s, get_extractor("rules"))
-    return s
-
-
-def test_recall_finds_the_busy_timeout_lesson(store: Store) -> None:
-    result = recall(store, "sqlite3 database is locked while syncing", config=EXTRACTIVE)
+def test_recall_finds_the_busy_timeout_lesson(sample_memories: Store) -> None:
+    result = recall(sample_memories, "sqlite3 database is locked while syncing", config=EXTRACTIVE)
     assert result.brief.mode == "extractive"
     assert result.brief.text is not None
     lines = result.brief.text.splitlines()
@@ -55,26 +43,28 @@ def test_recall_finds_the_busy_timeout_lesson(store: Store) -> None:
     assert len(result.hits) <= EXTRACTIVE.k
 
 
-def test_recall_says_nothing_when_nothing_is_relevant(store: Store) -> None:
-    result = recall(store, "what is the weather like in Paris", config=EXTRACTIVE)
+def test_recall_says_nothing_when_nothing_is_relevant(sample_memories: Store) -> None:
+    result = recall(sample_memories, "what is the weather like in Paris", config=EXTRACTIVE)
     assert (result.brief.text, result.brief.mode, result.brief.evidence) == (None, "none", [])
-    assert recall(store, "   ", config=EXTRACTIVE).hits == []
+    assert recall(sample_memories, "   ", config=EXTRACTIVE).hits == []
 
 
-def test_a_question_about_a_topic_the_memory_never_saw_gets_nothing(store: Store) -> None:
+def test_a_question_about_a_topic_the_memory_never_saw_gets_nothing(sample_memories: Store) -> None:
     if not evidence.common_words():
         pytest.skip("needs the packaged embedder's word list: pip install 'lmm[embed]'")
     asked = "how does the sync job read its logs from journald when the database is locked?"
-    result = recall(store, asked, project=PROJECT, config=EXTRACTIVE)
+    result = recall(sample_memories, asked, project=PROJECT, config=EXTRACTIVE)
     assert (result.brief.text, result.why) == (None, "the memory never mentions journald")
     # the same words without the unknown name, or as a request for work, still recall
-    known = recall(store, asked.replace(" from journald", ""), project=PROJECT, config=EXTRACTIVE)
+    known = recall(
+        sample_memories, asked.replace(" from journald", ""), project=PROJECT, config=EXTRACTIVE
+    )
     assert known.brief.text and "busy_timeout" in known.brief.text
-    work = recall(store, "ship journald logs; the database is locked", project=PROJECT,
+    work = recall(sample_memories, "ship journald logs; the database is locked", project=PROJECT,
                   config=EXTRACTIVE)  # fmt: skip
     assert work.brief.text and "busy_timeout" in work.brief.text
     everything = RecallConfig(generate=False, unseen_topics=False)
-    off = recall(store, asked, project=PROJECT, config=everything)
+    off = recall(sample_memories, asked, project=PROJECT, config=everything)
     assert off.brief.text and "busy_timeout" in off.brief.text
 
 
@@ -91,19 +81,22 @@ def test_topic_terms_are_the_words_no_dictionary_holds() -> None:
     assert not evidence.asks("give the endpoint a timeout")
 
 
-def test_recall_scopes_to_a_project_and_excludes_a_session(store: Store) -> None:
-    assert recall(store, "database is locked", project="/elsewhere", config=EXTRACTIVE).hits == []
-    result = recall(store, "database is locked", project=PROJECT, config=EXTRACTIVE)
+def test_recall_scopes_to_a_project_and_excludes_a_session(sample_memories: Store) -> None:
+    assert (
+        recall(sample_memories, "database is locked", project="/elsewhere", config=EXTRACTIVE).hits
+        == []
+    )
+    result = recall(sample_memories, "database is locked", project=PROJECT, config=EXTRACTIVE)
     assert S2 in {h.source.session_id for h in result.hits}
-    result = recall(store, "database is locked", config=EXTRACTIVE, exclude_session=S2)
+    result = recall(sample_memories, "database is locked", config=EXTRACTIVE, exclude_session=S2)
     assert S2 not in {h.source.session_id for h in result.hits}
 
 
-def test_resolve_project_climbs_to_the_stored_repository(store: Store) -> None:
-    assert resolve_project(store, "/home/dev/tidepool/src/tidepool") == PROJECT
-    assert resolve_project(store, PROJECT + "/") == PROJECT
-    assert resolve_project(store, "/home/dev/tidepoolx") == "/home/dev/tidepoolx"
-    assert resolve_project(store, None) is None
+def test_resolve_project_climbs_to_the_stored_repository(sample_memories: Store) -> None:
+    assert resolve_project(sample_memories, "/home/dev/tidepool/src/tidepool") == PROJECT
+    assert resolve_project(sample_memories, PROJECT + "/") == PROJECT
+    assert resolve_project(sample_memories, "/home/dev/tidepoolx") == "/home/dev/tidepoolx"
+    assert resolve_project(sample_memories, None) is None
 
 
 def _cite_busy_timeout(messages: list[dict[str, str]]) -> str:
@@ -113,9 +106,11 @@ def _cite_busy_timeout(messages: list[dict[str, str]]) -> str:
     return f"Set `PRAGMA busy_timeout = 30000` in db.connect() [{n}]. Buy more RAM [99]."
 
 
-def test_recall_with_an_lm_writes_a_grounded_brief(store: Store) -> None:
+def test_recall_with_an_lm_writes_a_grounded_brief(sample_memories: Store) -> None:
     lm = ScriptedLM(respond=_cite_busy_timeout)
-    result = recall(store, "database is locked", lm=lm, config=RecallConfig(generate=True))
+    result = recall(
+        sample_memories, "database is locked", lm=lm, config=RecallConfig(generate=True)
+    )
     assert result.brief.mode == "generated"
     assert result.brief.text is not None
     body, sources = result.brief.text.split("\nSources:\n")
@@ -126,8 +121,8 @@ def test_recall_with_an_lm_writes_a_grounded_brief(store: Store) -> None:
     assert len(lm.calls) == 1
 
 
-def test_to_json_shape(store: Store) -> None:
-    out = to_json(recall(store, "database is locked", config=EXTRACTIVE))
+def test_to_json_shape(sample_memories: Store) -> None:
+    out = to_json(recall(sample_memories, "database is locked", config=EXTRACTIVE))
     assert sorted(out) == [
         "brief", "brief_seconds", "dropped", "evidence", "hits", "mode", "model", "query",
         "seconds", "why",
@@ -143,8 +138,8 @@ def test_to_json_shape(store: Store) -> None:
     assert out["evidence"][0]["n"] == 1
 
 
-def test_project_brief_lists_cognitions_and_recent_sessions(store: Store) -> None:
-    brief = project_brief(store, PROJECT)
+def test_project_brief_lists_cognitions_and_recent_sessions(sample_memories: Store) -> None:
+    brief = project_brief(sample_memories, PROJECT)
     assert brief is not None
     lines = brief.splitlines()
     assert lines[0] == "Preferences:"
@@ -153,7 +148,7 @@ def test_project_brief_lists_cognitions_and_recent_sessions(store: Store) -> Non
     assert recent[0].startswith("- 2026-01-26 (eddc9ef6): Add The Battery, NY")
     assert recent[1].startswith("- 2026-01-21 (af83d107): Let's cut 0.3.0.")
     assert approx_tokens(brief) <= 2_000
-    short = project_brief(store, PROJECT, max_tokens=60)
+    short = project_brief(sample_memories, PROJECT, max_tokens=60)
     assert short is not None and approx_tokens(short) <= 60
 
 
@@ -179,14 +174,16 @@ def test_project_brief_includes_user_wide_cognitions_only_from_elsewhere(
         )
 
 
-def test_recent_sessions_skip_subagents_and_command_wrappers(store: Store) -> None:
-    lines = recent_sessions(store, PROJECT, limit=7)
+def test_recent_sessions_skip_subagents_and_command_wrappers(sample_memories: Store) -> None:
+    lines = recent_sessions(sample_memories, PROJECT, limit=7)
     assert len(lines) == 7
     assert not any("&lt;" in line or "<bash" in line for line in lines)
 
 
-def test_cli_recall_json_no_generate(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    store.close()
+def test_cli_recall_json_no_generate(
+    sample_memories: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample_memories.close()
     assert main(["recall", "database is locked", "--no-generate", "--json", "--local"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "extractive"
@@ -201,20 +198,22 @@ def test_cli_recall_json_no_generate(store: Store, capsys: pytest.CaptureFixture
 
 
 def test_cli_recall_config_errors_name_the_flag(
-    store: Store, capsys: pytest.CaptureFixture[str]
+    sample_memories: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store.close()
+    sample_memories.close()
     assert main(["recall", "x", "--no-generate", "--max-tokens", "3"]) == 2
     assert "--max-tokens" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_recall_with_the_packaged_smollm2(store: Store) -> None:
+def test_recall_with_the_packaged_smollm2(sample_memories: Store) -> None:
     from lmm.lm.models import load
 
     lm = load("smollm2")
     config = RecallConfig(generate=True, synth=SynthConfig(max_tokens=300))
-    result = recall(store, "sqlite3.OperationalError: database is locked", lm=lm, config=config)
+    result = recall(
+        sample_memories, "sqlite3.OperationalError: database is locked", lm=lm, config=config
+    )
     assert result.brief.mode in ("generated", "fallback")
     assert result.brief.text is not None
     assert len(lm.tokenizer(result.brief.text)["input_ids"]) <= 300  # real tokens, not estimates
@@ -226,14 +225,16 @@ def test_recall_with_the_packaged_smollm2(store: Store) -> None:
 
 
 def test_hook_cli_mcp_and_preview_inject_the_same_brief(
-    store: Store, capsys: pytest.CaptureFixture[str]
+    sample_memories: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from lmm.serve import hooks
     from lmm.serve import mcp as mcp_server
     from lmm.ui.recall import hook_config
 
     query = "sqlite3 database is locked while syncing"
-    expected = recall(store, query, project=PROJECT, config=hook_config())  # the preview's call
+    expected = recall(
+        sample_memories, query, project=PROJECT, config=hook_config()
+    )  # the preview's call
     assert expected.brief.text
     wrapped = hooks.wrap_memory(expected.brief.text, title="recall")
     hook = hooks.HookInput("UserPromptSubmit", prompt=query, cwd=PROJECT + "/src")
@@ -246,11 +247,11 @@ def test_hook_cli_mcp_and_preview_inject_the_same_brief(
 
 
 def test_cli_recall_on_none_nothing_injects_no_brief(
-    store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    sample_memories: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lmm.lm import models
 
-    store.close()
+    sample_memories.close()
     monkeypatch.setattr(models, "generator", lambda spec=None, device="auto": ScriptedLM(["NONE"]))
     query = ["recall", "database is locked", "--generate", "--local"]
     assert main([*query, "--on-none", "nothing"]) == 0
@@ -260,10 +261,12 @@ def test_cli_recall_on_none_nothing_injects_no_brief(
     assert "busy_timeout = 30000" in capsys.readouterr().out
 
 
-def test_the_rules_of_a_request_come_on_top_of_its_evidence(store: Store) -> None:
+def test_the_rules_of_a_request_come_on_top_of_its_evidence(sample_memories: Store) -> None:
     prompt = "run the tests for the sync job, the database is locked again"
-    on = recall(store, prompt, project=PROJECT, config=EXTRACTIVE).brief.text
-    off = recall(store, prompt, project=PROJECT, config=RecallConfig(generate=False, rules=0))
+    on = recall(sample_memories, prompt, project=PROJECT, config=EXTRACTIVE).brief.text
+    off = recall(
+        sample_memories, prompt, project=PROJECT, config=RecallConfig(generate=False, rules=0)
+    )
     assert on is not None and off.brief.text is not None
     body = [line.split("] ", 1)[1] for line in on.splitlines()]
     assert body[0].startswith("To run the tests: `make test`.")

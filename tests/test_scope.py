@@ -39,12 +39,6 @@ def active(store: Store, **kw: object) -> dict[str, Cognition]:
     return {c.text: c for c in cognitions.list_(store, **kw)}  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "lmm.db") as s:
-        yield s
-
-
 # ---- what the extractor reads as a rule for all work
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from builders import make_turn
 from lmm.errors import LmmError
-from lmm.records import SessionInfo, Turn
+from lmm.records import SessionInfo
 from lmm.retrieve import search as search_module
 from lmm.retrieve.embed import FakeEmbedder, embed_pending
 from lmm.retrieve.rank import asks, replies
@@ -32,27 +33,26 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TURNS = SearchConfig(kinds=("turn",))
 
 
-def _turn(sid: str, key: str, text: str, speaker: str | None = None, role: str = "user") -> Turn:
-    return Turn(session_id=sid, key=key, role=role, kind="message", text=text, uuid=f"{sid}:{key}",
-                uuids=[f"{sid}:{key}"], speaker=speaker,
-                timestamp=f"2025-01-0{len(key)}T10:00:00.000Z")  # fmt: skip
-
-
 def _add(
     store: Store, sid: str, project: str, texts: list[str], speakers: list[str] | None = None
 ) -> None:
     store.add_session(SessionInfo(sid, "generic", project=project))
     who: list[str | None] = list(speakers) if speakers else [None] * len(texts)
-    store.add_turns([_turn(sid, "k" * (i + 1), t, who[i]) for i, t in enumerate(texts)])
+    turns = []
+    for i, text in enumerate(texts):
+        key = "k" * (i + 1)
+        turns.append(make_turn(sid, key, text, speaker=who[i], uuid=f"{sid}:{key}",
+                               timestamp=f"2025-01-0{i + 1}T10:00:00.000Z"))  # fmt: skip
+    store.add_turns(turns)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmm.db")
-    _add(s, "root", "/a/app", ["we run the database migration with alembic"])
-    _add(s, "web", "/a/app/web", ["the web database migration needs a lock"])
-    _add(s, "sib", "/a/app2", ["app2 database migration is manual"])
-    return s
+def projects_store(store: Store) -> Store:
+    """One session each in /a/app, its subfolder /a/app/web and its sibling /a/app2."""
+    _add(store, "root", "/a/app", ["we run the database migration with alembic"])
+    _add(store, "web", "/a/app/web", ["the web database migration needs a lock"])
+    _add(store, "sib", "/a/app2", ["app2 database migration is manual"])
+    return store
 
 
 def _texts(hits: list) -> list[str]:
@@ -79,25 +79,25 @@ def test_dense_query_hides_participant_names() -> None:
 # ---- scope
 
 
-def test_project_scope_covers_subfolders_never_siblings(store: Store) -> None:
-    assert scope_projects(store, "/a/app") == [1, 2]
-    assert scope_projects(store, "/a/app/") == [1, 2]
-    assert scope_projects(store, "/a/app/web") == [2]
-    assert scope_projects(store, "/a/ap") == []
-    hits = retrieve(store, "database migration", project="/a/app", config=TURNS)
+def test_project_scope_covers_subfolders_never_siblings(projects_store: Store) -> None:
+    assert scope_projects(projects_store, "/a/app") == [1, 2]
+    assert scope_projects(projects_store, "/a/app/") == [1, 2]
+    assert scope_projects(projects_store, "/a/app/web") == [2]
+    assert scope_projects(projects_store, "/a/ap") == []
+    hits = retrieve(projects_store, "database migration", project="/a/app", config=TURNS)
     assert sorted(_texts(hits)) == [
         "the web database migration needs a lock",
         "we run the database migration with alembic",
     ]
-    assert retrieve(store, "database migration", project="/a/ap", config=TURNS) == []
-    everywhere = retrieve(store, "database migration", config=TURNS)
+    assert retrieve(projects_store, "database migration", project="/a/ap", config=TURNS) == []
+    everywhere = retrieve(projects_store, "database migration", config=TURNS)
     assert len(everywhere) == 3
 
 
-def test_project_scope_with_dense(store: Store) -> None:
+def test_project_scope_with_dense(projects_store: Store) -> None:
     e = FakeEmbedder()
-    embed_pending(store, e)
-    hits = retrieve(store, "migration", project="/a/app2", embedder=e, config=TURNS)
+    embed_pending(projects_store, e)
+    hits = retrieve(projects_store, "migration", project="/a/app2", embedder=e, config=TURNS)
     assert _texts(hits) == ["app2 database migration is manual"]
     assert set(hits[0].signals) == {"bm25", "dense"}
     assert hits[0].source.project == "/a/app2"
@@ -105,14 +105,14 @@ def test_project_scope_with_dense(store: Store) -> None:
 
 
 def test_cosines_on_the_worker_thread_give_the_same_hits(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    projects_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lmm.retrieve.search as search
 
     e = FakeEmbedder()
-    embed_pending(store, e)
+    embed_pending(projects_store, e)
     queries = ["database migration", "manual migration", "nothing here at all"]
-    inline = [retrieve(store, q, embedder=e) for q in queries]
+    inline = [retrieve(projects_store, q, embedder=e) for q in queries]
     monkeypatch.setattr(search, "PARALLEL_ROWS", 0)  # every scope takes the worker thread
     submitted: list[object] = []
     real = search._worker
@@ -122,15 +122,15 @@ def test_cosines_on_the_worker_thread_give_the_same_hits(
         return real()
 
     monkeypatch.setattr(search, "_worker", counting)
-    threaded = [retrieve(store, q, embedder=e) for q in queries]
+    threaded = [retrieve(projects_store, q, embedder=e) for q in queries]
     assert submitted  # the threaded path really ran
     assert [[(h.kind, h.id, h.score) for h in hs] for hs in threaded] == [
         [(h.kind, h.id, h.score) for h in hs] for hs in inline
     ]
 
 
-def test_only_active_cognitions_are_retrieved(store: Store) -> None:
-    store.db.executemany(
+def test_only_active_cognitions_are_retrieved(projects_store: Store) -> None:
+    projects_store.db.executemany(
         "INSERT INTO cognitions (uid, project_id, category, text, origin, status) "
         "VALUES (?, 1, 'decision', ?, 'rules', ?)",
         [
@@ -140,9 +140,9 @@ def test_only_active_cognitions_are_retrieved(store: Store) -> None:
         ],
     )
     e = FakeEmbedder()
-    embed_pending(store, e)
+    embed_pending(projects_store, e)
     for embedder in (None, e):
-        hits = retrieve(store, "migration", project="/a/app", embedder=embedder)
+        hits = retrieve(projects_store, "migration", project="/a/app", embedder=embedder)
         cogs = [(h.kind, h.text, h.category) for h in hits if h.kind == "cognition"]
         assert cogs == [("cognition", "use alembic for every migration", "decision")]
 
@@ -201,17 +201,17 @@ def test_retrieve_rrf_ordering_hand_computed(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def chat(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmm.db")
+def chat(store: Store) -> Store:
+    """Mel and Caroline talking in /chat/one; Jon alone in /chat/two."""
     texts = [
         "Caroline, did you get to the support group?",
         "I did, it was so powerful",
         "My kids painted a sunrise today",
         "Lovely! We should paint together",
     ]
-    _add(s, "c1", "/chat/one", texts, ["Mel", "Caroline", "Mel", "Caroline"])
-    _add(s, "c2", "/chat/two", ["Mel was not here"], ["Jon"])
-    return s
+    _add(store, "c1", "/chat/one", texts, ["Mel", "Caroline", "Mel", "Caroline"])
+    _add(store, "c2", "/chat/two", ["Mel was not here"], ["Jon"])
+    return store
 
 
 def test_participants_are_speakers_in_scope(chat: Store) -> None:
@@ -323,18 +323,18 @@ def test_rare_terms_keep_the_rarest_within_a_postings_budget(
 # ---- guards
 
 
-def test_dimension_or_model_mismatch_fails_loudly(store: Store) -> None:
-    embed_pending(store, FakeEmbedder())
+def test_dimension_or_model_mismatch_fails_loudly(projects_store: Store) -> None:
+    embed_pending(projects_store, FakeEmbedder())
     with pytest.raises(LmmError, match=r"dim 64, but the model now gives dim 32.*lmm embed"):
-        retrieve(store, "migration", embedder=FakeEmbedder(dim=32))
+        retrieve(projects_store, "migration", embedder=FakeEmbedder(dim=32))
     with pytest.raises(LmmError, match=r"no vectors for 'other'.*lmm embed --model other"):
-        retrieve(store, "migration", embedder=FakeEmbedder(name="other"))
+        retrieve(projects_store, "migration", embedder=FakeEmbedder(name="other"))
 
 
-def test_empty_query_and_keyword_only(store: Store) -> None:
-    assert retrieve(store, "   ") == []
-    assert retrieve(store, "the of and") == []
-    hits = retrieve(store, "alembic", k=1)
+def test_empty_query_and_keyword_only(projects_store: Store) -> None:
+    assert retrieve(projects_store, "   ") == []
+    assert retrieve(projects_store, "the of and") == []
+    hits = retrieve(projects_store, "alembic", k=1)
     assert [(h.kind, h.text, h.speaker) for h in hits] == [
         ("turn", "we run the database migration with alembic", "user")
     ]

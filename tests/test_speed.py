@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lmm import paths
 from lmm.cli import main
 from lmm.errors import LmmError
-from lmm.ingest.run import ingest
 from lmm.lm import speed
 from lmm.lm.models import ScriptedLM
-from lmm.memory.extract import get_extractor, run_extraction
 from lmm.retrieve.recall import RecallConfig, describe, recall
-from lmm.store.db import Store, open_store
+from lmm.store.db import Store
 
 
 @pytest.fixture(autouse=True)
@@ -24,14 +21,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LMM_GPU", "0")
     monkeypatch.delenv("LMM_MODEL", raising=False)
     return tmp_path / "home"
-
-
-@pytest.fixture
-def store() -> Store:
-    s = open_store()
-    ingest(s, [paths.sample_projects()])
-    run_extraction(s, get_extractor("rules"))
-    return s
 
 
 def test_record_keeps_the_latest_times_and_survives_a_damaged_file(home: Path) -> None:
@@ -67,21 +56,23 @@ def _cite_first(messages: list[dict[str, str]]) -> str:
     return f"Set `PRAGMA busy_timeout = 30000` in db.connect() [{line[1 : line.index(']')]}]."
 
 
-def test_recall_answers_from_evidence_unless_the_model_is_fast(store: Store) -> None:
+def test_recall_answers_from_evidence_unless_the_model_is_fast(sample_memories: Store) -> None:
     lm = ScriptedLM(respond=_cite_first, name="smollm2")
-    result = recall(store, "database is locked", lm=lm)
+    result = recall(sample_memories, "database is locked", lm=lm)
     assert (result.brief.mode, lm.calls) == ("extractive", [])
     assert describe(result.brief, result.why).startswith("evidence brief: no GPU here")
     speed.record("smollm2", 2.0)  # a fast runtime: its briefs took 2 s here
-    result = recall(store, "database is locked", lm=lm)
+    result = recall(sample_memories, "database is locked", lm=lm)
     assert result.brief.mode == "generated" and len(lm.calls) == 1
     assert "wrote briefs in 2.0 s" in describe(result.brief, result.why)
     assert len(speed.load_times()["smollm2"]) == 2  # this brief's time is recorded too
 
 
-def test_recall_says_when_the_generated_brief_fell_back(store: Store) -> None:
+def test_recall_says_when_the_generated_brief_fell_back(sample_memories: Store) -> None:
     lm = ScriptedLM(default="The moon is made of cheese [7].", name="smollm2")
-    result = recall(store, "database is locked", lm=lm, config=RecallConfig(generate=True))
+    result = recall(
+        sample_memories, "database is locked", lm=lm, config=RecallConfig(generate=True)
+    )
     assert result.brief.mode == "fallback"
     assert describe(result.brief, result.why) == (
         f"evidence brief: smollm2's brief failed the grounding check (1 sentence dropped, "
@@ -90,20 +81,24 @@ def test_recall_says_when_the_generated_brief_fell_back(store: Store) -> None:
 
 
 def test_recall_falls_back_when_the_chosen_model_fails(
-    store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    sample_memories: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LMM_GPU", "1")
     config = RecallConfig(model=str(tmp_path / "missing.txt"))
-    result = recall(store, "database is locked", config=config)
+    result = recall(sample_memories, "database is locked", config=config)
     assert result.brief.mode == "extractive" and result.why.startswith("the model failed")
     with pytest.raises(LmmError, match=r"missing\.txt"):
-        recall(store, "database is locked", config=RecallConfig(generate=True, model=config.model))
+        recall(
+            sample_memories,
+            "database is locked",
+            config=RecallConfig(generate=True, model=config.model),
+        )
 
 
 def test_cli_recall_text_names_the_kind_of_brief(
-    store: Store, capsys: pytest.CaptureFixture[str]
+    sample_memories: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store.close()
+    sample_memories.close()
     assert main(["recall", "database is locked", "--local"]) == 0
     out = capsys.readouterr().out
     assert "busy_timeout = 30000" in out
@@ -114,15 +109,17 @@ def test_cli_recall_text_names_the_kind_of_brief(
         main(["recall", "x", "--generate", "--no-generate"])
 
 
-def test_server_recall_takes_auto_and_loads_no_model_on_a_cpu(store: Store) -> None:
+def test_server_recall_takes_auto_and_loads_no_model_on_a_cpu(sample_memories: Store) -> None:
     from lmm.serve import server
 
     def no_model() -> ScriptedLM:
         raise AssertionError("the model was loaded")
 
     out = server.dispatch(
-        store, "recall", {"query": "database is locked", "generate": "auto"}, lm=no_model
+        sample_memories, "recall", {"query": "database is locked", "generate": "auto"}, lm=no_model
     )
     assert out["mode"] == "extractive" and out["why"].startswith("no GPU here")
     with pytest.raises(LmmError, match='true, false, "auto" or "warm"'):
-        server.dispatch(store, "recall", {"query": "database is locked", "generate": "yes"})
+        server.dispatch(
+            sample_memories, "recall", {"query": "database is locked", "generate": "yes"}
+        )

@@ -9,23 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from builders import make_turn
 from lmm.errors import StoreError
 from lmm.records import SessionInfo, ToolCall, Turn
 from lmm.store import migrations
 from lmm.store.db import Store, quote_fts
 
 
-def _turn(key: str, text: str, *, uuids: list[str] | None = None, **kw: object) -> Turn:
-    uuids = uuids or [key]
-    return Turn(session_id="s1", key=key, role="assistant", kind="message", text=text,
-                uuid=uuids[0], uuids=uuids, **kw)  # type: ignore[arg-type]  # fmt: skip
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmm.db")
-    s.add_session(SessionInfo("s1", "claude", project="/work/app"))
-    return s
+def session_store(store: Store) -> Store:
+    """Session s1 of /work/app, no turns yet."""
+    store.add_session(SessionInfo("s1", "claude", project="/work/app"))
+    return store
 
 
 def test_new_store_is_private_wal_and_fully_migrated(store: Store) -> None:
@@ -43,14 +38,16 @@ def test_store_newer_than_code_fails_with_advice(tmp_path: Path) -> None:
         Store(tmp_path / "lmm.db")
 
 
-def test_split_assistant_turn_merges_once(store: Store) -> None:
-    first = _turn("msg_1", "part one", uuids=["u1", "u2"],
-                  tool_calls=[ToolCall("t1", "Bash", '{"command":"ls"}')])  # fmt: skip
-    second = _turn("msg_1", "part two", uuids=["u3"])
-    store.add_turns([first])
-    store.add_turns([second])
-    store.add_turns([second])  # the same piece again changes nothing
-    row = store.db.execute("SELECT text, uuids, tools FROM turns WHERE key = 'msg_1'").fetchone()
+def test_split_assistant_turn_merges_once(session_store: Store) -> None:
+    first = make_turn("s1", "msg_1", "part one", "assistant", uuids=["u1", "u2"],
+                      tool_calls=[ToolCall("t1", "Bash", '{"command":"ls"}')])  # fmt: skip
+    second = make_turn("s1", "msg_1", "part two", "assistant", uuids=["u3"])
+    session_store.add_turns([first])
+    session_store.add_turns([second])
+    session_store.add_turns([second])  # the same piece again changes nothing
+    row = session_store.db.execute(
+        "SELECT text, uuids, tools FROM turns WHERE key = 'msg_1'"
+    ).fetchone()
     assert row["text"] == "part one\npart two"
     assert row["uuids"] == '["u1","u2","u3"]'
     assert (
@@ -59,24 +56,28 @@ def test_split_assistant_turn_merges_once(store: Store) -> None:
     )
 
 
-def test_full_reread_replaces_a_partial_turn(store: Store) -> None:
-    store.add_turns([_turn("msg_1", "part one", uuids=["u1"])])
-    store.add_turns([_turn("msg_1", "part one\npart two", uuids=["u1", "u2"])])
-    store.add_turns([_turn("msg_1", "part one", uuids=["u1"])])
-    row = store.db.execute("SELECT text, uuids FROM turns WHERE key = 'msg_1'").fetchone()
+def test_full_reread_replaces_a_partial_turn(session_store: Store) -> None:
+    session_store.add_turns([make_turn("s1", "msg_1", "part one", "assistant", uuids=["u1"])])
+    session_store.add_turns(
+        [make_turn("s1", "msg_1", "part one\npart two", "assistant", uuids=["u1", "u2"])]
+    )
+    session_store.add_turns([make_turn("s1", "msg_1", "part one", "assistant", uuids=["u1"])])
+    row = session_store.db.execute("SELECT text, uuids FROM turns WHERE key = 'msg_1'").fetchone()
     assert (row["text"], row["uuids"]) == ("part one\npart two", '["u1","u2"]')
-    assert store.search("two")[0].text == "part one\npart two"
+    assert session_store.search("two")[0].text == "part one\npart two"
 
 
-def test_secrets_never_reach_the_database_file(store: Store) -> None:
+def test_secrets_never_reach_the_database_file(session_store: Store) -> None:
     key = "sk-ant-api03-" + "Q" * 40
     call = ToolCall("t", "Bash", f'{{"command": "echo {key}"}}')
-    turn = _turn("u9", f"export ANTHROPIC_API_KEY={key}", thinking=f"the key {key}")
+    turn = make_turn(
+        "s1", "u9", f"export ANTHROPIC_API_KEY={key}", "assistant", thinking=f"the key {key}"
+    )
     turn.tool_calls = [call]
-    store.add_turns([turn])
-    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
-    raw = b"".join(p.read_bytes() for p in store.path.parent.iterdir() if p.is_file())
+    session_store.add_turns([turn])
+    session_store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    session_store.close()
+    raw = b"".join(p.read_bytes() for p in session_store.path.parent.iterdir() if p.is_file())
     assert key.encode() not in raw
     assert b"[REDACTED:" in raw
 
@@ -105,9 +106,9 @@ def test_quote_fts_neutralises_syntax(query: str, expected: str) -> None:
     assert quote_fts(query) == expected
 
 
-def test_fts_syntax_in_a_query_is_plain_text(store: Store) -> None:
-    store.add_turns([_turn("u1", 'the test said NOT "ready" (yet)')])
-    assert [h.text for h in store.search('NOT "ready" (yet)')] == [
+def test_fts_syntax_in_a_query_is_plain_text(session_store: Store) -> None:
+    session_store.add_turns([make_turn("s1", "u1", 'the test said NOT "ready" (yet)', "assistant")])
+    assert [h.text for h in session_store.search('NOT "ready" (yet)')] == [
         'the test said NOT "ready" (yet)'
     ]
 
@@ -115,25 +116,23 @@ def test_fts_syntax_in_a_query_is_plain_text(store: Store) -> None:
 # ---- deferred indexing (Store.bulk): the indexes end up exactly as with per-batch indexing
 
 
-def _said(key: str, text: str, role: str = "assistant", uuid: str | None = None) -> Turn:
-    return Turn(session_id="s1", key=key, role=role, kind="message", text=text,
-                uuid=uuid or key, uuids=[uuid or key])  # fmt: skip
-
-
 def _history(store: Store, bulk: bool) -> None:
     """Turns arriving in pieces: merges into a turn written moments earlier (same transaction),
     into a committed turn, a turn whose text starts empty, and a turn deleted before commit."""
     first = [
-        _said("u0", "please build the parser", "user"),
-        _said("msg_1", "first part about sqlite", uuid="a1"),
-        _said("r1", "tool output lexer", "user"),
-        _said("msg_2", "", uuid="b1"),
+        make_turn("s1", "u0", "please build the parser", "user"),
+        make_turn("s1", "msg_1", "first part about sqlite", "assistant", uuid="a1"),
+        make_turn("s1", "r1", "tool output lexer", "user"),
+        make_turn("s1", "msg_2", "", "assistant", uuid="b1"),
     ]
     second = [
-        _said("msg_1", "second part about fts5", uuid="a2"),
-        _said("msg_2", "now with words", uuid="b2"),
+        make_turn("s1", "msg_1", "second part about fts5", "assistant", uuid="a2"),
+        make_turn("s1", "msg_2", "now with words", "assistant", uuid="b2"),
     ]
-    third = [_said("msg_1", "third part", uuid="a3"), _said("u9", "a turn to delete", "user")]
+    third = [
+        make_turn("s1", "msg_1", "third part", "assistant", uuid="a3"),
+        make_turn("s1", "u9", "a turn to delete", "user"),
+    ]
     with store.bulk() if bulk else contextlib.nullcontext():
         for batches in ([first, second], [third]):
             if bulk:
@@ -188,18 +187,19 @@ def test_bulk_indexes_exactly_as_per_batch_indexing(tmp_path: Path) -> None:
     assert [h.text for h in stores[1].search("fts5")] == [keys[1][1]]
 
 
-def test_bulk_rolls_back_unfinished_work_and_restores_the_connection(store: Store) -> None:
+def test_bulk_rolls_back_unfinished_work_and_restores_the_connection(session_store: Store) -> None:
     settings = ("cache_size", "wal_autocheckpoint", "temp_store")
-    before = [store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in settings]
-    with pytest.raises(KeyboardInterrupt), store.bulk():
-        store.db.execute("BEGIN IMMEDIATE")
-        store.add_turns([_said("u1", "never committed", "user")])
+    before = [session_store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in settings]
+    with pytest.raises(KeyboardInterrupt), session_store.bulk():
+        session_store.db.execute("BEGIN IMMEDIATE")
+        session_store.add_turns([make_turn("s1", "u1", "never committed", "user")])
         raise KeyboardInterrupt
-    assert store.db.execute("SELECT count(*) FROM turns").fetchone()[0] == 0
-    assert store.db.execute("SELECT name FROM sqlite_temp_master").fetchall() == []
-    assert [store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in settings] == before
-    store.add_turns([_said("u1", "written after", "user")])  # indexed at once again
-    assert [h.text for h in store.search("written")] == ["written after"]
+    assert session_store.db.execute("SELECT count(*) FROM turns").fetchone()[0] == 0
+    assert session_store.db.execute("SELECT name FROM sqlite_temp_master").fetchall() == []
+    assert [session_store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in settings] == before
+    # indexed at once again
+    session_store.add_turns([make_turn("s1", "u1", "written after", "user")])
+    assert [h.text for h in session_store.search("written")] == ["written after"]
 
 
 def test_bulk_starts_outside_a_transaction(store: Store) -> None:
@@ -208,18 +208,19 @@ def test_bulk_starts_outside_a_transaction(store: Store) -> None:
         pass
 
 
-def test_bulk_never_leaves_committed_turns_unindexed(store: Store) -> None:
-    with store.bulk():
-        store.add_turns([_said("u1", "autocommit write", "user")])  # no transaction: at once
-        assert [h.text for h in store.search("autocommit")] == ["autocommit write"]
-        store.db.execute("BEGIN IMMEDIATE")
-        store.add_turns([_said("u2", "bare commit write", "user")])
-        store.db.execute("COMMIT")  # not Store.commit: indexed when the bulk run ends
-    assert [h.text for h in store.search("bare")] == ["bare commit write"]
-    assert len(_indexes(store)[2]) == 2  # both in turn_keys; integrity checks pass
+def test_bulk_never_leaves_committed_turns_unindexed(session_store: Store) -> None:
+    with session_store.bulk():
+        # no transaction: at once
+        session_store.add_turns([make_turn("s1", "u1", "autocommit write", "user")])
+        assert [h.text for h in session_store.search("autocommit")] == ["autocommit write"]
+        session_store.db.execute("BEGIN IMMEDIATE")
+        session_store.add_turns([make_turn("s1", "u2", "bare commit write", "user")])
+        session_store.db.execute("COMMIT")  # not Store.commit: indexed when the bulk run ends
+    assert [h.text for h in session_store.search("bare")] == ["bare commit write"]
+    assert len(_indexes(session_store)[2]) == 2  # both in turn_keys; integrity checks pass
 
 
-def test_search_shows_each_saying_once_without_terminal_escapes(store: Store) -> None:
+def test_search_shows_each_saying_once_without_terminal_escapes(session_store: Store) -> None:
     from lmm.records import Turn
     from lmm.store.db import MATCH_END, MATCH_START
 
@@ -238,9 +239,9 @@ def test_search_shows_each_saying_once_without_terminal_escapes(store: Store) ->
     ]
     turns.append(Turn(session_id="s9", key="k9", role="user", kind="prompt",
                       text="why does test_gateway time out?", cwd="/w/app"))  # fmt: skip
-    with store.transaction():
-        store.add_turns(turns)
-    hits = store.search("test_gateway")
+    with session_store.transaction():
+        session_store.add_turns(turns)
+    hits = session_store.search("test_gateway")
     assert len(hits) == 2  # the six copies of one tool output count once
     for h in hits:
         assert "\x1b" not in h.snippet and "\x07" not in h.snippet and "\r" not in h.snippet

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -500,9 +500,3 @@ def _is_claude_record(obj: dict[str, Any]) -> bool:
     if "type" not in obj:
         return False
     return "uuid" in obj or "sessionId" in obj or (obj["type"] == "summary" and "leafUuid" in obj)
-
-
-READERS: dict[str, Callable[[Path], Iterator[Item]]] = {
-    "generic": read_generic,
-    "locomo": read_locomo,
-}

@@ -153,10 +153,6 @@ class GenerationStats:
     new_tokens: int = 0
     seconds: float = 0.0
 
-    @property
-    def tokens_per_second(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds else 0.0
-
 
 @dataclass
 class LoadedModel:
@@ -491,17 +487,6 @@ class ScriptedLM:
         if self.respond is not None:
             return self.respond(messages)
         return self.replies.pop(0) if self.replies else self.default
-
-
-@dataclass
-class EchoLM:
-    """Deterministic fake that answers with the last user message."""
-
-    name: str = "echo"
-
-    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
-        users = [m["content"] for m in messages if m["role"] == "user"]
-        return users[-1] if users else ""
 
 
 CHATML = (

@@ -47,7 +47,6 @@ class SynthConfig:
     before: int = 1  # units shown before a chosen one (a short one: at least 1)
     after: int = 1  # ... and after it (an answer follows what names its topic)
     min_support: float = 0.5  # share of a generated sentence's words found in what it cites
-    duplicate_jaccard: float = 0.8  # word-set overlap above which a hit repeats an earlier one
     max_new_tokens: int = 200  # generated tokens at most: a brief is short, small LMs ramble
     gather_chars: int = 220  # a gathering prompt (all / every / over time): characters per line
     recency: float = 0.3  # a prompt about the present ('now', 'currently'): a unit's score x

@@ -43,7 +43,6 @@ PROMPT_TOKENS = 340  # budget of the brief injected per prompt (synth.SynthConfi
 SESSION_TOKENS = 2_000  # budget of the session-start brief
 SLOW = 1.0  # seconds; a hook answering later than this logs how long it took
 EXIT_MARGIN = 0.25  # seconds kept for giving up: logging and exiting on a starved CPU
-EVENTS = ("SessionStart", "UserPromptSubmit", "SessionEnd", "PreCompact", "PreToolUse")
 ACT_TOOLS = ("Bash", "Edit", "Write", "MultiEdit", "NotebookEdit")  # PreToolUse calls lmm reads
 
 

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTRACTOR = "rules"  # the extractor `learn` runs: offline and fast (docs/benchmarks.md)
-EMBED_THREADS = 1  # torch threads of a background embedding: the other core stays the agent's
 SERVER_BATCH = 16  # texts per `embed` request to a running server: hooks wait less behind one
 SERVER_TIMEOUT = 60.0  # seconds for one such request
 

@@ -51,7 +51,6 @@ from lmm.text import consolidate
 from lmm.text.redact import find_secrets, redact, redact_cut, unmarked
 
 CATEGORIES = ("preference", "decision", "fact", "lesson", "workflow", "gotcha")
-STATUSES = ("active", "superseded", "forgotten")
 ORIGINS = ("rules", "lm", "user", "code")  # the usual ones; any extractor's name is allowed
 # Categories whose statements can contradict each other (facts about code are replaced per file).
 INSTRUCTIVE = ("preference", "decision", "workflow", "gotcha")
@@ -136,7 +135,6 @@ class Outcome:
     id: int
     action: str  # added | merged (new evidence) | unchanged | forgotten (kept forgotten)
     superseded: list[int] = field(default_factory=list)  # rows this one replaced
-    promoted: bool = False  # the row became user-wide: stated again in another project
 
 
 def add(store: Store, cog: Cognition) -> int:
@@ -194,7 +192,7 @@ def put(store: Store, cog: Cognition) -> Outcome:
     if again is not None:
         _set_project(store, again, None, "repeated")
         _attach(store, again, cog)
-        return Outcome(again, "merged", promoted=True)
+        return Outcome(again, "merged")
     new_id = _insert(store, cog, uid)
     return Outcome(new_id, "added", _supersede_conflicts(store, cog, new_id))
 

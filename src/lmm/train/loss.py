@@ -133,11 +133,6 @@ def chunked_cross_entropy(
     return total
 
 
-def count_targets(labels: torch.Tensor) -> int:
-    """Positions that carry a loss once labels are shifted (computed on the CPU copy)."""
-    return int((labels[:, 1:] != IGNORE).sum())
-
-
 class CausalLMLoss(nn.Module):
     """A causal LM whose forward returns the summed next-token loss (not logits).
 
