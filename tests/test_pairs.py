@@ -16,7 +16,7 @@ from lmm.ingest.run import ingest
 from lmm.memory import extract
 from lmm.records import SessionInfo, Turn
 from lmm.retrieve.synth import Evidence, ground
-from lmm.store import cognitions
+from lmm.store import cognitions, history
 from lmm.store.cognitions import Cognition, SourceRef
 from lmm.store.db import Store
 from lmm.train import pairs, synthesis
@@ -151,7 +151,7 @@ def test_pair_stats_expose_the_parrot_problem() -> None:
 
 
 def test_contexts_are_opening_prompts_and_chunks(store: Store) -> None:
-    sess = next(s for s in pairs.sessions(store) if s["id"] == "led-1")
+    sess = next(s for s in history.sessions(store) if s["id"] == "led-1")
     turns = store.session_turns("led-1")
     got = pairs.contexts(sess, turns, pairs.DataConfig(chunk_turns=1))
     assert [(c.kind, c.turn_keys, c.time) for c in got] == [
@@ -166,7 +166,7 @@ def test_contexts_are_opening_prompts_and_chunks(store: Store) -> None:
 
 def test_memories_relevant_to_a_context_are_sourced_in_it_or_found_earlier(store: Store) -> None:
     memories = pairs.load_memories(store)
-    sess = next(s for s in pairs.sessions(store) if s["id"] == "led-2")
+    sess = next(s for s in history.sessions(store) if s["id"] == "led-2")
     ctx = pairs.contexts(sess, store.session_turns("led-2"), pairs.DataConfig())[0]
     ranked = pairs.rank_memories(store, ctx, memories, pairs.by_turn(memories),
                                  lambda m: True, pairs.DataConfig())  # fmt: skip
@@ -175,7 +175,7 @@ def test_memories_relevant_to_a_context_are_sourced_in_it_or_found_earlier(store
         ("Always format the ledger code with black first.", 0),  # said in this very prompt
         ("Set up the ledger app with poetry and black.", 1),  # earlier, shares "ledger", "black"
     ]
-    early = pairs.contexts(next(s for s in pairs.sessions(store) if s["id"] == "led-1"),
+    early = pairs.contexts(next(s for s in history.sessions(store) if s["id"] == "led-1"),
                            store.session_turns("led-1"), pairs.DataConfig())[0]  # fmt: skip
     ranked = pairs.rank_memories(store, early, memories, pairs.by_turn(memories),
                                  lambda m: True, pairs.DataConfig())  # fmt: skip

@@ -24,6 +24,7 @@ from lmm.cli import main  # noqa: E402
 from lmm.errors import LmmError  # noqa: E402
 from lmm.ingest.run import ingest  # noqa: E402
 from lmm.lm import models  # noqa: E402
+from lmm.store import history  # noqa: E402
 from lmm.store.db import Store  # noqa: E402
 from lmm.train import data, loop, pairs, parallel  # noqa: E402
 from lmm.train.config import read_toml, resolve  # noqa: E402
@@ -83,7 +84,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cfg = pairs.DataConfig()
     docs = [
         pairs.render_session(s["id"], "Project: tidepool", store.session_turns(s["id"]), cfg)
-        for s in pairs.sessions(store)
+        for s in history.sessions(store)
     ]
     store.close()
     tok = _tokenizer(docs)

@@ -251,11 +251,9 @@ def full_context(
     resolve_times: bool = False,
 ) -> list[str]:
     """The conversation's turns in time order; the latest that fit in `budget` tokens."""
-    rows = store.db.execute(
-        "SELECT t.timestamp, t.speaker, t.text FROM turns t JOIN projects p ON p.id = t.project_id "
-        "WHERE p.path = ? ORDER BY t.timestamp, t.id",
-        (q.project,),
-    ).fetchall()
+    from lmm.store import history
+
+    rows = history.project_turns(store, q.project)
     lines = [turn_line(r[0], r[1], r[2], resolve_times) for r in rows]
     kept: list[str] = []
     used = 0

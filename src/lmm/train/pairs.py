@@ -27,6 +27,7 @@ import orjson
 from lmm.errors import LmmError
 from lmm.paths import open_private
 from lmm.records import Turn
+from lmm.store import history
 from lmm.store.db import Store
 from lmm.text import consolidate
 from lmm.text.redact import redact
@@ -170,18 +171,11 @@ def load_memories(store: Store) -> dict[int, Memory]:
     """Every cognition that still has text (forgotten ones are gone), with its source turns."""
     turns: dict[int, set[tuple[str, str]]] = {}
     first: dict[int, str] = {}
-    for r in store.db.execute(
-        "SELECT cognition_id, session_id, turn_key FROM cognition_sources "
-        "WHERE session_id IS NOT NULL AND turn_key IS NOT NULL "
-        "ORDER BY cognition_id, coalesce(timestamp, '~'), rowid"
-    ):
+    for r in history.source_turns(store):
         turns.setdefault(int(r[0]), set()).add((r[1], r[2]))
         first.setdefault(int(r[0]), r[1])
     out = {}
-    for r in store.db.execute(
-        "SELECT id, text, category, salience, project_id, valid_from, valid_until, origin "
-        "FROM cognitions WHERE status != 'forgotten' AND text != '' ORDER BY id"
-    ):
+    for r in history.cognitions_with_text(store):
         src = frozenset(turns.get(int(r["id"]), ()))
         out[int(r["id"])] = Memory(
             id=int(r["id"]),
@@ -195,18 +189,6 @@ def load_memories(store: Store) -> dict[int, Memory]:
             first_session=first.get(int(r["id"])),
         )
     return out
-
-
-def sessions(store: Store) -> list[dict[str, Any]]:
-    """Sessions with turns, oldest first, with project path and root session (for the split)."""
-    rows = store.db.execute(
-        """SELECT s.id, s.project_id, p.path AS project, s.title, s.started_at,
-            coalesce(s.parent_session_id, s.id) AS root
-        FROM sessions s LEFT JOIN projects p ON p.id = s.project_id
-        WHERE EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id)
-        ORDER BY coalesce(s.started_at, ''), s.id"""
-    ).fetchall()
-    return [dict(r) for r in rows]
 
 
 def split_sessions(roots: Iterable[str], val_fraction: float, seed: int) -> set[str]:
@@ -391,13 +373,7 @@ STEMS = ("cpt_train", "cpt_val", "sft_train", "sft_val", "synthesis_train", "syn
 
 def code_documents(store: Store) -> list[str]:
     """Codebase knowledge (cognitions with origin 'code'), one document per project."""
-    rows = store.db.execute(
-        """SELECT c.text, p.path AS project,
-            (SELECT min(file_path) FROM cognition_sources s WHERE s.cognition_id = c.id) AS file
-        FROM cognitions c LEFT JOIN projects p ON p.id = c.project_id
-        WHERE c.origin = 'code' AND c.status = 'active' AND c.text != ''
-        ORDER BY p.path, file, c.id"""
-    ).fetchall()
+    rows = history.code_cognitions(store)
     docs: dict[str, list[str]] = {}
     for r in rows:
         where = f"{r['file']}: " if r["file"] else ""
@@ -414,7 +390,7 @@ def build(
     cfg = cfg or DataConfig()
     memories = load_memories(store)
     sourced = by_turn(memories)
-    sess = sessions(store)
+    sess = history.sessions(store)
     val_roots = split_sessions([s["root"] for s in sess], cfg.val_fraction, cfg.seed)
     split_of = {s["id"]: "val" if s["root"] in val_roots else "train" for s in sess}
     train_ids = {sid for sid, sp in split_of.items() if sp == "train"}
