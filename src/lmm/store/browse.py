@@ -124,7 +124,7 @@ def origins(store: Store) -> list[str]:
     return [r[0] for r in store.db.execute("SELECT DISTINCT origin FROM cognitions")]
 
 
-def older_versions(store: Store, cog_id: int) -> list[int]:
+def older_versions(store: Store, cog_id: int | None) -> list[int]:
     """Ids of the cognitions that `cog_id` superseded (superseded_by = it), in id order."""
     return [
         r[0]
