@@ -135,8 +135,9 @@ def run_models(
     """Train every run, then for the base and each run: loss on the common validation rows
     (data-baseline/sft_val.jsonl) and a reply to every prompt (the base: rag prompts only)."""
     from lmm.evals.loss import read_rows, validation_loss
-    from lmm.lm.models import generate, load
-    from lmm.train.model import load_trained
+    from lmm.lm.loaded import generate
+    from lmm.lm.models import load
+    from lmm.lm.trained import load_trained
 
     prompts = [json.loads(x) for x in (out / "prompts.jsonl").read_text().splitlines() if x]
     val_rows = read_rows([out / "data-baseline" / "sft_val.jsonl"])

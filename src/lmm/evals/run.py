@@ -21,7 +21,7 @@ from lmm.evals import locomo, report
 from lmm.evals.tasks import CONFIG_NAMES, MemoryTask, answer_all, build_systems, score_outputs
 
 if TYPE_CHECKING:
-    from lmm.lm.models import TextGenerator
+    from lmm.lm.base import TextGenerator
     from lmm.retrieve.embed import Embedder
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,10 @@ def load_embedder(name: str) -> Embedder | None:
 
 
 def load_model(spec: str) -> TextGenerator:
-    """A trained run folder (lmm.train.model.load_trained), else `lmm.lm.models.generator(spec)`."""
+    """A trained run folder (lmm.lm.trained.load_trained), else `lmm.lm.models.generator(spec)`."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        from lmm.train.model import is_trained_dir, load_trained
+        from lmm.lm.trained import is_trained_dir, load_trained
 
         if is_trained_dir(path):
             return load_trained(path)

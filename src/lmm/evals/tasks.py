@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lmm.evals import metrics as m
 
 if TYPE_CHECKING:
-    from lmm.lm.models import TextGenerator
+    from lmm.lm.base import TextGenerator
     from lmm.retrieve.embed import Embedder
     from lmm.retrieve.search import Hit
     from lmm.store.db import Store

