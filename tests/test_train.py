@@ -28,6 +28,7 @@ from lmm.lm.trained import is_trained_dir, load_trained  # noqa: E402
 from lmm.store import history  # noqa: E402
 from lmm.store.db import Store  # noqa: E402
 from lmm.train import data, loop, pairs, parallel  # noqa: E402
+from lmm.train.base import DataConfig  # noqa: E402
 from lmm.train.config import read_toml, resolve  # noqa: E402
 from lmm.train.loss import CausalLMLoss, chunked_cross_entropy  # noqa: E402
 
@@ -81,7 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train")
     store = Store(root / "lmm.db")
     ingest(store, [paths.sample_projects()])
-    cfg = pairs.DataConfig()
+    cfg = DataConfig()
     docs = [
         pairs.render_session(s["id"], "Project: tidepool", store.session_turns(s["id"]), cfg)
         for s in history.sessions(store)

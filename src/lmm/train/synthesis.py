@@ -32,7 +32,7 @@ from lmm.retrieve.synth import (
 )
 from lmm.store import history
 from lmm.store.db import Store
-from lmm.train.pairs import DataConfig, Memory, Pair, keyword_query, known
+from lmm.train.base import DataConfig, Memory, Pair, keyword_query, known
 
 T = TypeVar("T")
 NONE = "NONE"  # what lmm.retrieve.synth.SYSTEM asks for when no evidence helps
