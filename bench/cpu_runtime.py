@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from lmm.lm import models
+from lmm.lm import loaded, models, packaged
 
 CODEMEM = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "codemem"
 QUERY = "why did we switch the rate limiter from a fixed window and what broke when we did"
@@ -106,7 +106,7 @@ def time_transformers(lm: Any, prompt: str) -> dict[str, float]:
 def load_llama(spec: str, threads: int) -> Any:
     from llama_cpp import Llama
 
-    return Llama(model_path=str(models.PACKAGED[spec]()), n_ctx=4096, n_threads=threads,
+    return Llama(model_path=str(packaged.PACKAGED[spec]()), n_ctx=4096, n_threads=threads,
                  n_threads_batch=threads, verbose=False)  # fmt: skip
 
 
@@ -170,7 +170,7 @@ def main() -> None:
         for dtype in ("float32", "bfloat16"):
             for threads in (1, 2):
                 lm = load_transformers(args.sweep, dtype, threads)
-                tf_prompt = models.render_prompt(lm.tokenizer, messages)
+                tf_prompt = loaded.render_prompt(lm.tokenizer, messages)
                 r = time_transformers(lm, tf_prompt)
                 results["sweep"][f"transformers {dtype} {threads}t"] = r
                 show(f"transformers {dtype}, {threads} thread(s) [load {load_avg()}]", r)
@@ -185,12 +185,12 @@ def main() -> None:
           f"best of {args.reps}, interleaved\n{head}")  # fmt: skip
     for spec in args.models.split(","):
         try:
-            models.PACKAGED[spec]()
+            packaged.PACKAGED[spec]()
         except Exception as exc:  # a model whose packages are not installed
             print(f"{spec}: skipped ({exc})")
             continue
         tf = load_transformers(spec, args.tf_dtype, args.tf_threads)
-        prompt = models.render_prompt(tf.tokenizer, messages)
+        prompt = loaded.render_prompt(tf.tokenizer, messages)
         llms = {f"llama.cpp {t}t": load_llama(spec, t) for t in threads}
         runs: dict[str, list[dict[str, float]]] = {"transformers": [], **{k: [] for k in llms}}
         loads = []

@@ -226,15 +226,15 @@ def packaged_models(wanted: str) -> dict[str, str]:
     """Installed packaged models: name -> what to load. Qwen is assembled (1.1 GB, once) under
     the real lmm home rather than the bench's temporary one."""
     from lmm.errors import LmmError
-    from lmm.lm import models
+    from lmm.lm import packaged
 
     if wanted == "none":
         return {}
-    names = list(models.PACKAGED) if wanted == "all" else wanted.split(",")
+    names = list(packaged.PACKAGED) if wanted == "all" else wanted.split(",")
     out = {}
     for name in names:
         try:
-            out[name] = str(models.PACKAGED[name]())
+            out[name] = str(packaged.PACKAGED[name]())
         except LmmError as exc:
             print(f"skipping {name}: {exc}", file=sys.stderr)
     return out

@@ -121,7 +121,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from lmm.train.model import find_weights, load_base
+    from lmm.lm.trained import find_weights, load_base
 
     rows = [json.loads(line) for line in args.prompts.read_text().splitlines()]
     todo = [r for r in rows if r["messages"]]

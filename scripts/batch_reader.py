@@ -29,7 +29,7 @@ def load(model: str, device: str) -> tuple[Any, Any]:
 
     path = Path(model)
     if path.is_dir():
-        from lmm.train.model import is_trained_dir, load_trained
+        from lmm.lm.trained import is_trained_dir, load_trained
 
         if is_trained_dir(path):  # an `lmm train` run or an adapter: merged into its base
             loaded = load_trained(path, device=device)

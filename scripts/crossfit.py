@@ -28,6 +28,9 @@ from typing import Any
 
 from lmm.evals import locomo
 
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "data"  # the public datasets
+DEV_FILE, AUDIT_FILE = locomo.dev_file(DATASETS), locomo.audit_file(DATASETS)
+
 
 def folds(sample_ids: list[str], k: int) -> list[set[str]]:
     """Conversations dealt round-robin in sorted order into `k` folds."""
@@ -35,10 +38,10 @@ def folds(sample_ids: list[str], k: int) -> list[set[str]]:
     return [set(ordered[i::k]) for i in range(k)]
 
 
-def build(prompts: Path, out: Path, k: int = 2, data: Path = locomo.DEV_FILE) -> dict[str, Any]:
+def build(prompts: Path, out: Path, k: int = 2, data: Path = DEV_FILE) -> dict[str, Any]:
     """Write `out/fold<i>/{sft_train,sft_val,answer}.jsonl` from exported reader prompts; returns
     the manifest (also written to `out/manifest.json`)."""
-    questions = {q.qid: q for q in locomo.load_questions(data)}
+    questions = {q.qid: q for q in locomo.load_questions(data, AUDIT_FILE)}
     rows = [json.loads(line) for line in prompts.read_text().splitlines() if line.strip()]
     unknown = [r["qid"] for r in rows if r["qid"] not in questions]
     if unknown:
@@ -68,12 +71,10 @@ def build(prompts: Path, out: Path, k: int = 2, data: Path = locomo.DEV_FILE) ->
     return manifest
 
 
-def score(
-    answers: list[Path], limit: int | None = None, data: Path = locomo.DEV_FILE
-) -> dict[str, Any]:
+def score(answers: list[Path], limit: int | None = None, data: Path = DEV_FILE) -> dict[str, Any]:
     """`locomo.qa_summary` of batch_reader answer files (the folds' answers together), over the
     seeded `limit` questions of categories 1-4 that `lmm eval locomo-qa --limit` picks, or all."""
-    questions = {q.qid: q for q in locomo.load_questions(data)}
+    questions = {q.qid: q for q in locomo.load_questions(data, AUDIT_FILE)}
     picked = locomo.select(list(questions.values()), categories={1, 2, 3, 4}, limit=limit)
     keep = {q.qid for q in picked}
     rows = []

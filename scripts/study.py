@@ -75,13 +75,14 @@ def export_inputs(heldout_dir: Path, out: Path, embedder: str = "all-MiniLM-L6-v
     from lmm.evals.tasks import Recall, TurnIndex, memory_prompt
     from lmm.store.db import Store
     from lmm.train import pairs
+    from lmm.train.base import DataConfig
 
     out.mkdir(parents=True, exist_ok=True)
     held = heldout.read(heldout_dir / "heldout.json")
     rows = []
     with Store(heldout_dir / "store.db") as store:
         for name in ("baseline", "salience"):
-            cfg = pairs.DataConfig(max_per_memory=0) if name == "baseline" else pairs.DataConfig()
+            cfg = DataConfig(max_per_memory=0) if name == "baseline" else DataConfig()
             pairs.write(pairs.build(store, cfg), out / f"data-{name}")
         recorder = Recorder()
         rag = Recall(store, TurnIndex(store), "rag", recorder, load_embedder(embedder))
@@ -135,8 +136,9 @@ def run_models(
     """Train every run, then for the base and each run: loss on the common validation rows
     (data-baseline/sft_val.jsonl) and a reply to every prompt (the base: rag prompts only)."""
     from lmm.evals.loss import read_rows, validation_loss
-    from lmm.lm.models import generate, load
-    from lmm.train.model import load_trained
+    from lmm.lm.loaded import generate
+    from lmm.lm.models import load
+    from lmm.lm.trained import load_trained
 
     prompts = [json.loads(x) for x in (out / "prompts.jsonl").read_text().splitlines() if x]
     val_rows = read_rows([out / "data-baseline" / "sft_val.jsonl"])

@@ -12,7 +12,8 @@ from scripts import crossfit
 from lmm.evals import locomo
 from lmm.evals import metrics as m
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEV, AUDIT = locomo.dev_file(DATASETS), locomo.audit_file(DATASETS)
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def prompts(tmp_path: Path) -> Path:
     if not DEV.is_file():
         pytest.skip(f"LoCoMo dev file not found at {DEV} (../shared/data is absent)")
     path = tmp_path / "prompts.jsonl"
-    chosen = locomo.select(locomo.load_questions(DEV), categories={1, 2, 3, 4}, limit=60)
+    chosen = locomo.select(locomo.load_questions(DEV, AUDIT), categories={1, 2, 3, 4}, limit=60)
     with path.open("w") as f:
         for q in chosen:
             msgs = [{"role": "user", "content": f"Question: {q.question}"}]
@@ -30,7 +31,7 @@ def prompts(tmp_path: Path) -> Path:
 
 def test_folds_never_train_on_the_conversations_they_answer(prompts: Path, tmp_path: Path) -> None:
     manifest = crossfit.build(prompts, tmp_path / "xfit", k=2, data=DEV)
-    conv = {q.qid: q.sample_id for q in locomo.load_questions(DEV)}
+    conv = {q.qid: q.sample_id for q in locomo.load_questions(DEV, AUDIT)}
     held = [set(f["held_out"]) for f in manifest["folds"]]
     assert held[0].isdisjoint(held[1]) and len(held[0] | held[1]) == 5
     answered = []
@@ -49,7 +50,7 @@ def test_folds_never_train_on_the_conversations_they_answer(prompts: Path, tmp_p
 
 
 def test_score_matches_the_official_f1(prompts: Path, tmp_path: Path) -> None:
-    questions = {q.qid: q for q in locomo.load_questions(DEV)}
+    questions = {q.qid: q for q in locomo.load_questions(DEV, AUDIT)}
     rows = [json.loads(x) for x in prompts.read_text().splitlines()]
     answers = tmp_path / "answers.jsonl"
     with answers.open("w") as f:  # half answered with the gold, half with nothing useful

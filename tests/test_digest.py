@@ -11,7 +11,8 @@ import pytest
 
 from lmm import paths
 from lmm.errors import LmmError
-from lmm.lm.models import Message, ScriptedLM
+from lmm.lm.base import Message
+from lmm.lm.models import ScriptedLM
 from lmm.memory import digest
 from lmm.memory.digest import DigestConfig, after_session_end, digest_session, parse
 from lmm.store import cognitions

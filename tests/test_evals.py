@@ -185,9 +185,10 @@ def test_locomo_questions_ids_and_sources(tmp_path: Path) -> None:
 
 
 def test_locomo_audit_ids_match_the_dev_file() -> None:
-    if not (locomo.DEV_FILE.is_file() and locomo.AUDIT_FILE.is_file()):
-        pytest.skip(f"LoCoMo data not found at {locomo.DEV_FILE.parent}")
-    qs = {q.qid: q for q in locomo.load_questions()}
+    dev, audit = locomo.dev_file(DATA), locomo.audit_file(DATA)
+    if not (dev.is_file() and audit.is_file()):
+        pytest.skip(f"LoCoMo data not found at {dev.parent}")
+    qs = {q.qid: q for q in locomo.load_questions(dev, audit)}
     q = qs["locomo_0_qa1"]
     assert (q.question, q.answer, q.evidence) == ("When did Melanie paint a sunrise?", "2022",
                                                   ["D1:12"])  # fmt: skip
@@ -383,12 +384,12 @@ def test_recorded_prompts_replay_the_same_replies() -> None:
 
 
 def test_memorycode_harness_on_one_dialogue(tmp_path: Path) -> None:
-    from lmm.evals.memorycode_eval import DATA, eval_queries, run
+    from lmm.evals.memorycode_eval import eval_queries, run
 
-    first = DATA / "dialogue_1.json"
+    first = DATA / "memorycode" / "dialogue_1.json"
     if not first.is_file():
-        pytest.skip(f"MemoryCode data not found at {DATA}")
-    results = run(tmp_path / "mc", limit=1)
+        pytest.skip(f"MemoryCode data not found at {first.parent}")
+    results = run(tmp_path / "mc", limit=1, data=first.parent)
     assert list(results["configs"]) == ["retrieval", "digest"]
     retrieval, digest = results["configs"]["retrieval"], results["configs"]["digest"]
     assert retrieval["queries"] == len(eval_queries(first)) > 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lmm.lm import models
+from lmm.lm import models, packaged
 from lmm.lm.models import ScriptedLM
 from lmm.memory import extract_lm
 from lmm.memory.extract import load_session, run_extraction
@@ -374,7 +374,7 @@ def test_default_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LMM_MODEL")
     monkeypatch.setenv("LMM_HOME", str(tmp_path))
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / models.QWEN_FILE).write_bytes(b"GGUF")
+    (tmp_path / "models" / packaged.QWEN_FILE).write_bytes(b"GGUF")
     assert extract_lm.default_model() == "qwen2.5-coder-1.5b"
 
 

@@ -134,7 +134,8 @@ def test_prefill_token_can_be_eos() -> None:
 
 
 def test_qwen2_with_tokenizer_eos_and_auto_fallback() -> None:
-    from lmm.lm.models import render_prompt, tiny_model
+    from lmm.lm.loaded import render_prompt
+    from lmm.lm.models import tiny_model
 
     lm = tiny_model(seed=2)
     text = render_prompt(lm.tokenizer, [{"role": "user", "content": "where is the config?"}])
@@ -233,14 +234,14 @@ def test_fuse_mlp_keeps_logits_and_memory() -> None:
 @pytest.mark.gpu
 @cuda
 def test_models_generate_decodes_with_fastgen_on_cuda() -> None:
-    from lmm.lm import models
+    from lmm.lm import loaded
 
     tok = transformers.PreTrainedTokenizerFast(
         tokenizer_object=_word_tokenizer(), eos_token="<eos>", pad_token="<pad>"
     )
     tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
-    lm = models.LoadedModel(tiny_qwen3(seed=19, device="cuda"), tok, "tiny", "cuda")
-    text = models.generate(lm, "w1 w2 w3", max_new_tokens=12)
+    lm = loaded.LoadedModel(tiny_qwen3(seed=19, device="cuda"), tok, "tiny", "cuda")
+    text = loaded.generate(lm, "w1 w2 w3", max_new_tokens=12)
     assert lm.model.__dict__.get("_lmm_fastgen")  # the fast decoder served it
     ids = tok("w1 w2 w3 ", return_tensors="pt", add_special_tokens=False)["input_ids"][0].tolist()
     assert text == tok.decode(reference(lm.model, ids, 12, eos=1), skip_special_tokens=True)

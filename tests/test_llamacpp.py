@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lmm.errors import LmmError
-from lmm.lm import llamacpp, models
+from lmm.lm import llamacpp, models, packaged
 
 needs_llama = pytest.mark.skipif(not llamacpp.available(), reason="pip install 'lmm[cpu]'")
 
@@ -23,7 +23,7 @@ def cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_packaged_gguf_runs_in_llama_cpp_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     lm = models.llama_cpp_generator("smollm2")
     assert isinstance(lm, llamacpp.LlamaCppLM)
-    assert (lm.path, lm.name, lm.lora) == (models.smollm2_path(), "smollm2", None)
+    assert (lm.path, lm.name, lm.lora) == (packaged.smollm2_path(), "smollm2", None)
     assert models.llama_cpp_generator("smollm2") is lm  # one per process
     assert models.llama_cpp_generator("HuggingFaceTB/SmolLM2-135M-Instruct") is None  # hub id
     monkeypatch.setenv("LMM_GPU", "1")

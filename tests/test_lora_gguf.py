@@ -112,7 +112,7 @@ def test_smollm2_lora_in_llama_cpp_gives_the_tokens_transformers_gives(tmp_path:
     pytest.importorskip("llama_cpp")
     from llama_cpp import Llama
 
-    from lmm.train.model import load_base
+    from lmm.lm.trained import load_base
 
     torch.manual_seed(0)
     lm, tok = load_base("smollm2", torch.float32, "cpu")

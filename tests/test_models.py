@@ -14,8 +14,10 @@ from typing import Any, ClassVar
 import pytest
 
 from lmm.errors import LmmError
-from lmm.lm import models
-from lmm.lm.models import EndpointLM, ScriptedLM, assemble, cut_at_stop
+from lmm.lm import loaded, models, packaged
+from lmm.lm.loaded import cut_at_stop
+from lmm.lm.models import EndpointLM, ScriptedLM
+from lmm.lm.packaged import assemble
 
 
 @pytest.fixture(autouse=True)
@@ -167,10 +169,10 @@ def test_assemble_rejects_wrong_total_and_non_gguf(tmp_path: Path) -> None:
 
 
 def test_qwen_path_reuses_an_assembled_file(tmp_path: Path) -> None:
-    target = tmp_path / models.QWEN_FILE
+    target = tmp_path / packaged.QWEN_FILE
     with target.open("wb") as f:  # sparse file of the right size
-        f.truncate(models.QWEN_SIZE)
-    assert models.qwen_path(tmp_path) == target
+        f.truncate(packaged.QWEN_SIZE)
+    assert packaged.qwen_path(tmp_path) == target
 
 
 # ---- loading
@@ -208,16 +210,16 @@ def test_tiny_model_generates_deterministically_with_stats_and_stop() -> None:
     pytest.importorskip("transformers")
     lm = models.tiny_model(seed=0)
     msgs = [{"role": "user", "content": "Say something."}]
-    first = models.generate(lm, msgs, max_new_tokens=12)
-    assert models.generate(lm, msgs, max_new_tokens=12) == first  # greedy
+    first = loaded.generate(lm, msgs, max_new_tokens=12)
+    assert loaded.generate(lm, msgs, max_new_tokens=12) == first  # greedy
     assert lm.stats.calls == 2
     assert lm.stats.new_tokens > 0 and lm.stats.seconds > 0
-    prompt = models.render_prompt(lm.tokenizer, msgs)
+    prompt = loaded.render_prompt(lm.tokenizer, msgs)
     assert prompt == "<|im_start|>user\nSay something.<|im_end|>\n<|im_start|>assistant\n"
     assert lm.generate(msgs, max_new_tokens=12) == first  # the TextGenerator seam
     # a stop string cuts generation where it first appears in the reply
     at = next(i for i, ch in enumerate(first) if i > 0 and ch.isalnum() and ch not in first[:i])
-    assert models.generate(lm, msgs, max_new_tokens=12, stop=[first[at]]) == first[:at]
+    assert loaded.generate(lm, msgs, max_new_tokens=12, stop=[first[at]]) == first[:at]
     assert lm.stats.calls == 4
 
 
@@ -226,16 +228,16 @@ def test_render_prompt_without_chat_template() -> None:
         chat_template = None
 
     msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    assert models.render_prompt(Bare(), msgs) == "system: be brief\nuser: hi\nassistant:"
+    assert loaded.render_prompt(Bare(), msgs) == "system: be brief\nuser: hi\nassistant:"
     prefill = [*msgs, {"role": "assistant", "content": "{"}]
-    assert models.render_prompt(Bare(), prefill) == "system: be brief\nuser: hi\nassistant: {"
+    assert loaded.render_prompt(Bare(), prefill) == "system: be brief\nuser: hi\nassistant: {"
 
 
 def test_a_final_assistant_message_is_continued() -> None:
     pytest.importorskip("transformers")
     lm = models.tiny_model()
     msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": '{"a": "'}]
-    assert models.render_prompt(lm.tokenizer, msgs) == (
+    assert loaded.render_prompt(lm.tokenizer, msgs) == (
         '<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n{"a": "'
     )
 
@@ -247,9 +249,9 @@ def test_smollm2_loads_from_package_and_stays_warm() -> None:
     lm = models.load("smollm2", device="cpu")
     assert models.load("smollm2", device="cpu") is lm
     assert (lm.name, lm.device) == ("smollm2", "cpu")
-    reply = models.generate(lm, "What is the capital of France?", max_new_tokens=16)
+    reply = loaded.generate(lm, "What is the capital of France?", max_new_tokens=16)
     assert reply.strip()
-    assert models.generate(lm, "What is the capital of France?", max_new_tokens=16) == reply
+    assert loaded.generate(lm, "What is the capital of France?", max_new_tokens=16) == reply
     assert lm.stats.new_tokens > 0
 
 
@@ -261,8 +263,8 @@ def test_qwen_coder_assembles_and_generates(
     monkeypatch.setenv("LMM_HOME", str(tmp_path))
     models.unload("qwen2.5-coder-1.5b")
     lm = models.load("qwen2.5-coder-1.5b", device="cpu")
-    assert (tmp_path / "models" / models.QWEN_FILE).stat().st_size == models.QWEN_SIZE
-    reply = models.generate(lm, "Write only the Python keyword that defines a function.", 8)
+    assert (tmp_path / "models" / packaged.QWEN_FILE).stat().st_size == packaged.QWEN_SIZE
+    reply = loaded.generate(lm, "Write only the Python keyword that defines a function.", 8)
     assert "def" in reply
     models.unload("qwen2.5-coder-1.5b")
 

@@ -16,10 +16,11 @@ from lmm.ingest.run import ingest
 from lmm.memory import extract
 from lmm.records import SessionInfo, Turn
 from lmm.retrieve.synth import Evidence, ground
-from lmm.store import cognitions
+from lmm.store import cognitions, history
 from lmm.store.cognitions import Cognition, SourceRef
 from lmm.store.db import Store
 from lmm.train import pairs, synthesis
+from lmm.train.base import DataConfig, Memory
 
 OTHER = "/home/dev/ledger"  # a second project, for distractors from other projects
 
@@ -64,7 +65,7 @@ def ledger_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 @pytest.fixture(scope="module")
 def data(ledger_store: Store) -> pairs.TrainingData:
-    return pairs.build(ledger_store, pairs.DataConfig(val_fraction=0.2, seed=3))
+    return pairs.build(ledger_store, DataConfig(val_fraction=0.2, seed=3))
 
 
 def _texts(rows: list[dict]) -> list[str]:
@@ -115,8 +116,8 @@ def test_split_is_deterministic_and_keeps_one_session_for_validation() -> None:
 
 
 def test_cap_per_memory_bounds_repeats(ledger_store: Store) -> None:
-    capped = pairs.build(ledger_store, pairs.DataConfig(max_per_memory=1, val_fraction=0.2, seed=3))
-    free = pairs.build(ledger_store, pairs.DataConfig(max_per_memory=0, val_fraction=0.2, seed=3))
+    capped = pairs.build(ledger_store, DataConfig(max_per_memory=1, val_fraction=0.2, seed=3))
+    free = pairs.build(ledger_store, DataConfig(max_per_memory=0, val_fraction=0.2, seed=3))
     assert capped.stats["sft_train"]["pairs_per_memory"]["max"] == 1
     assert free.stats["sft_train"]["pairs_per_memory"]["max"] > 1
     answers = [r["messages"][2]["content"] for r in capped.rows["sft_train"]]
@@ -152,9 +153,9 @@ def test_pair_stats_expose_the_parrot_problem() -> None:
 
 
 def test_contexts_are_opening_prompts_and_chunks(ledger_store: Store) -> None:
-    sess = next(s for s in pairs.sessions(ledger_store) if s["id"] == "led-1")
+    sess = next(s for s in history.sessions(ledger_store) if s["id"] == "led-1")
     turns = ledger_store.session_turns("led-1")
-    got = pairs.contexts(sess, turns, pairs.DataConfig(chunk_turns=1))
+    got = pairs.contexts(sess, turns, DataConfig(chunk_turns=1))
     assert [(c.kind, c.turn_keys, c.time) for c in got] == [
         ("opening", frozenset({"led-1-u"}), "2026-01-06T10:00:00Z"),
         ("chunk", frozenset({"led-1-u"}), "2026-01-06T10:00:00Z"),
@@ -169,19 +170,19 @@ def test_memories_relevant_to_a_context_are_sourced_in_it_or_found_earlier(
     ledger_store: Store,
 ) -> None:
     memories = pairs.load_memories(ledger_store)
-    sess = next(s for s in pairs.sessions(ledger_store) if s["id"] == "led-2")
-    ctx = pairs.contexts(sess, ledger_store.session_turns("led-2"), pairs.DataConfig())[0]
+    sess = next(s for s in history.sessions(ledger_store) if s["id"] == "led-2")
+    ctx = pairs.contexts(sess, ledger_store.session_turns("led-2"), DataConfig())[0]
     ranked = pairs.rank_memories(ledger_store, ctx, memories, pairs.by_turn(memories),
-                                 lambda m: True, pairs.DataConfig())  # fmt: skip
+                                 lambda m: True, DataConfig())  # fmt: skip
     texts = [(memories[i].text, prio) for i, prio in ranked]
     assert texts == [
         ("Always format the ledger code with black first.", 0),  # said in this very prompt
         ("Set up the ledger app with poetry and black.", 1),  # earlier, shares "ledger", "black"
     ]
-    early = pairs.contexts(next(s for s in pairs.sessions(ledger_store) if s["id"] == "led-1"),
-                           ledger_store.session_turns("led-1"), pairs.DataConfig())[0]  # fmt: skip
+    early = pairs.contexts(next(s for s in history.sessions(ledger_store) if s["id"] == "led-1"),
+                           ledger_store.session_turns("led-1"), DataConfig())[0]  # fmt: skip
     ranked = pairs.rank_memories(ledger_store, early, memories, pairs.by_turn(memories),
-                                 lambda m: True, pairs.DataConfig())  # fmt: skip
+                                 lambda m: True, DataConfig())  # fmt: skip
     assert [memories[i].text for i, _ in ranked] == [
         "Set up the ledger app with poetry and black."  # the later one is not known yet
     ]
@@ -217,7 +218,7 @@ def test_synthesis_briefs_cite_the_evidence_that_holds_each_memory(
 def test_synthesis_brief_survives_the_grounding_check() -> None:
     from lmm.retrieve.search import Hit, Source
 
-    m = pairs.Memory(1, "Use uv, not pip. Never run pip install.", "preference", 0.9, 1,
+    m = Memory(1, "Use uv, not pip. Never run pip install.", "preference", 0.9, 1,
                      "2026-01-05T09:00:00Z", None, frozenset())  # fmt: skip
     brief = synthesis.render_brief([(m, [2])])
     assert brief == "Use uv, not pip [2]. Never run pip install [2]."
@@ -236,10 +237,8 @@ def test_write_redacts_again_and_is_complete(ledger_store: Store, tmp_path: Path
     ))  # fmt: skip
     try:  # a secret that slipped past the store's redaction (raw SQL, as an old store might)
         ledger_store.db.execute("UPDATE cognitions SET text = ? WHERE id = ?",
-                                (f"deploy with GH_TOKEN={secret} set", cid))  # fmt: skip
-        data = pairs.build(
-            ledger_store, pairs.DataConfig(val_fraction=0.2, seed=3, max_per_memory=0)
-        )
+                         (f"deploy with GH_TOKEN={secret} set", cid))  # fmt: skip
+        data = pairs.build(ledger_store, DataConfig(val_fraction=0.2, seed=3, max_per_memory=0))
         written = pairs.write(data, tmp_path / "out")
     finally:
         ledger_store.db.execute("DELETE FROM cognitions WHERE id = ?", (cid,))

@@ -23,12 +23,14 @@ from lmm import paths  # noqa: E402
 from lmm.cli import main  # noqa: E402
 from lmm.errors import LmmError  # noqa: E402
 from lmm.ingest.run import ingest  # noqa: E402
-from lmm.lm import models  # noqa: E402
+from lmm.lm import loaded, models  # noqa: E402
+from lmm.lm.trained import is_trained_dir, load_trained  # noqa: E402
+from lmm.store import history  # noqa: E402
 from lmm.store.db import Store  # noqa: E402
 from lmm.train import data, loop, pairs, parallel  # noqa: E402
+from lmm.train.base import DataConfig  # noqa: E402
 from lmm.train.config import read_toml, resolve  # noqa: E402
 from lmm.train.loss import CausalLMLoss, chunked_cross_entropy  # noqa: E402
-from lmm.train.model import is_trained_dir, load_trained  # noqa: E402
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -80,10 +82,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train")
     store = Store(root / "lmm.db")
     ingest(store, [paths.sample_projects()])
-    cfg = pairs.DataConfig()
+    cfg = DataConfig()
     docs = [
         pairs.render_session(s["id"], "Project: tidepool", store.session_turns(s["id"]), cfg)
-        for s in pairs.sessions(store)
+        for s in history.sessions(store)
     ]
     store.close()
     tok = _tokenizer(docs)
@@ -178,7 +180,7 @@ def test_sft_labels_cover_only_the_answer(world: dict[str, Path]) -> None:
     assert tok.decode(answer) == "- [preference] use uv, not pip<|im_end|>\n"
     n_prompt = labels.index(next(y for y in labels if y != -100))
     assert all(y == -100 for y in labels[:n_prompt])
-    prompt = models.render_prompt(tok, msgs[:2])  # exactly what inference feeds the model
+    prompt = loaded.render_prompt(tok, msgs[:2])  # exactly what inference feeds the model
     assert ids[:n_prompt] == tok(prompt, add_special_tokens=False)["input_ids"]
 
 

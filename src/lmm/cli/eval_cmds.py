@@ -15,6 +15,12 @@ from lmm.errors import LmmError
 TASKS = ("heldout", "locomo", "locomo-qa", "memorycode", "loss")
 
 
+def datasets() -> Path:
+    """The public datasets (real history, LoCoMo, MemoryCode): `../shared/data` beside the
+    repository, which `lmm eval` is run from."""
+    return Path("..", "shared", "data").resolve()
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from lmm.evals.run import EvalSettings
 
@@ -41,7 +47,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.task == "memorycode":
         from lmm.evals.memorycode_eval import run as run_memorycode
 
-        results = run_memorycode(out, limit=args.limit, data=args.data)
+        data = Path(args.data).expanduser() if args.data else datasets() / "memorycode"
+        results = run_memorycode(out, limit=args.limit, data=data)
     elif args.task == "loss":
         from lmm.evals.loss import run as run_loss
 
@@ -63,10 +70,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         try:
             if args.task == "locomo-qa":
                 export = Path(args.export_prompts) if args.export_prompts else None
-                results = run.locomo_qa(out, settings, update, export)
+                results = run.locomo_qa(out, settings, update, export, datasets=datasets())
             else:
                 fn = {"heldout": run.heldout, "locomo": run.locomo_table}
-                results = fn[args.task](out, settings, update)
+                results = fn[args.task](out, settings, update, datasets=datasets())
         finally:
             close()
     text = report.markdown(results) + f"\nwritten to {out}"

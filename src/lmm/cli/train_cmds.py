@@ -56,9 +56,10 @@ def stats_text(stats: dict[str, Any], out: Path) -> str:
 def cmd_build_data(args: argparse.Namespace) -> int:
     from lmm.store.db import open_store
     from lmm.train import pairs
+    from lmm.train.base import DataConfig
 
-    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(pairs.DataConfig)}
-    cfg = pairs.DataConfig(**{k: v for k, v in flags.items() if v is not None})
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(DataConfig)}
+    cfg = DataConfig(**{k: v for k, v in flags.items() if v is not None})
     out = Path(args.out).expanduser() if args.out else paths.home() / "train-data"
     with open_store() as store:
         data = pairs.build(store, cfg)
@@ -129,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from lmm.train.pairs import DataConfig
+    from lmm.train.base import DataConfig
 
     p = sub.add_parser(
         "build-data",

@@ -32,6 +32,7 @@ from typing import Any
 
 from lmm.evals.metrics import keywords, tokens
 from lmm.evals.tasks import Example, Reference
+from lmm.store import history
 from lmm.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,7 @@ def split(
     store: Store, fraction: float = DEFAULT_FRACTION
 ) -> dict[str, tuple[list[str], list[str]]]:
     """project path -> (memory session ids, held-out session ids), by start time."""
-    rows = store.db.execute(
-        """SELECT s.id, p.path FROM sessions s JOIN projects p ON p.id = s.project_id
-        WHERE s.parent_session_id IS NULL AND EXISTS (SELECT 1 FROM turns t
-            WHERE t.session_id = s.id AND t.role = 'user' AND t.kind = 'message')
-        ORDER BY p.path, coalesce(s.started_at, ''), s.id"""
-    ).fetchall()
+    rows = history.prompted_sessions(store)
     by_project: dict[str, list[str]] = {}
     for r in rows:
         by_project.setdefault(r["path"], []).append(r["id"])
@@ -131,22 +127,6 @@ def session_tokens(store: Store, session_id: str) -> set[str]:
         pieces = tok.split("/")
         out.update("/".join(pieces[i:]) for i in range(1, len(pieces)) if pieces[i])
     return out
-
-
-def drop_sessions(store: Store, ids: list[str]) -> None:
-    """Delete sessions, their sub-agent sessions and their turns (FTS follows by trigger)."""
-    with store.transaction():
-        for sid in ids:
-            kids = [
-                r[0]
-                for r in store.db.execute(
-                    "SELECT id FROM sessions WHERE parent_session_id = ?", (sid,)
-                )
-            ]
-            for s in [sid, *kids]:
-                store.db.execute("DELETE FROM turns WHERE session_id = ?", (s,))
-                store.db.execute("DELETE FROM agent_links WHERE session_id = ?", (s,))
-                store.db.execute("DELETE FROM sessions WHERE id = ?", (s,))
 
 
 # ---- the rule
@@ -179,21 +159,12 @@ def needed(memory_text: str, later: set[str], idf: dict[str, float]) -> bool:
 
 def cognition_memories(store: Store, project: str) -> list[Reference]:
     """Active cognitions of `project` (and user-wide ones) as references with their sources."""
-    rows = store.db.execute(
-        """SELECT c.id, c.uid, c.text, c.category FROM cognitions c
-        LEFT JOIN projects p ON p.id = c.project_id
-        WHERE c.status = 'active' AND (p.path = ? OR c.project_id IS NULL) ORDER BY c.id""",
-        (project,),
-    ).fetchall()
+    rows = history.active_cognitions(store, project)
     out = []
     for r in rows:
         sources = [
             (s["session_id"], s["uuid"] or s["turn_key"])
-            for s in store.db.execute(
-                "SELECT session_id, uuid, turn_key FROM cognition_sources "
-                "WHERE cognition_id = ? AND session_id IS NOT NULL ORDER BY rowid",
-                (r["id"],),
-            )
+            for s in history.session_sources(store, r["id"])
         ]
         out.append(Reference(r["text"], r["category"], sources, r["uid"]))
     return out
@@ -232,21 +203,16 @@ def build(
 
     ingest(store, sources)
     parts = split(store, fraction)
-    everyone = [
-        r[0] for r in store.db.execute("SELECT id FROM sessions WHERE parent_session_id IS NULL")
-    ]
+    everyone = history.top_level_sessions(store)
     token_sets = {sid: session_tokens(store, sid) for sid in everyone}
     idf = idf_table(list(token_sets.values()))
     later_info = {}
     for _project, (_, later) in parts.items():
         for sid in later:
-            row = store.db.execute(
-                "SELECT started_at FROM sessions WHERE id = ?", (sid,)
-            ).fetchone()
-            later_info[sid] = (first_prompt(store, sid), row[0] if row else None)
+            later_info[sid] = (first_prompt(store, sid), history.started_at(store, sid))
     memory_ids = [s for mem, _ in parts.values() for s in mem]
     heldout_ids = [s for _, later in parts.values() for s in later]
-    drop_sessions(store, heldout_ids)
+    history.drop_sessions(store, heldout_ids)
     report = run_extraction(store, get_extractor(extractor))
     log.info("held-out %s: %s", name, report.summary())
     examples: list[Example] = []

@@ -1,10 +1,10 @@
 """LoCoMo harness: evidence recall of every memory configuration, and question answering with a
 local reader over lmm's recall (F1 by the official scorer, per category).
 
-Data: ../shared/data/locomo (`locomo_dev.json`, `locomo_dev_audit_errors.json`). The file goes
-through the generic importer (`lmm.ingest.run.ingest(store, [path], fmt="locomo")`); each
-conversation
-is the project `locomo/<sample_id>`. Question ids are the audit's `locomo_<conv>_qa<index>`.
+Data: the `locomo/` folder of the datasets folder the caller names (`dev_file`, `audit_file`:
+`locomo_dev.json`, `locomo_dev_audit_errors.json`). The file goes through the generic importer
+(`lmm.ingest.run.ingest(store, [path], fmt="locomo")`); each conversation is the project
+`locomo/<sample_id>`. Question ids are the audit's `locomo_<conv>_qa<index>`.
 
 Evidence recall@k (paper definition): share of a question's evidence dia_ids among the top-k
 retrieved turns (a retrieved cognition stands for its source turns), averaged over questions
@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-DEV_FILE = SHARED_DATA / "locomo" / "locomo_dev.json"
-AUDIT_FILE = SHARED_DATA / "locomo" / "locomo_dev_audit_errors.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 RECALL_KS = (5, 10, 25, 50)
 QA_CONFIGS = ("none", "full", "recall")
@@ -75,7 +72,17 @@ class Question:
         return self.evidence
 
 
-def load_questions(path: Path = DEV_FILE, audit: Path | None = AUDIT_FILE) -> list[Question]:
+def dev_file(datasets: Path) -> Path:
+    """The LoCoMo dev half in the datasets folder `datasets`."""
+    return datasets / "locomo" / "locomo_dev.json"
+
+
+def audit_file(datasets: Path) -> Path:
+    """The audit's corrections of the dev half in the datasets folder `datasets`."""
+    return datasets / "locomo" / "locomo_dev_audit_errors.json"
+
+
+def load_questions(path: Path, audit: Path | None = None) -> list[Question]:
     """Every QA item of `path`, with the audit's corrected evidence and answers attached."""
     items = locomo_questions(path)
     order = list(dict.fromkeys(q.sample_id for q in items))
@@ -148,7 +155,7 @@ def examples(questions: list[Question], corrected: bool = False) -> list[Example
     ]
 
 
-def prepare_store(store: Store, path: Path = DEV_FILE, embedder: Embedder | None = None) -> None:
+def prepare_store(store: Store, path: Path, embedder: Embedder | None = None) -> None:
     """Ingest the LoCoMo file (a no-op when already read) and embed what lacks a vector."""
     from lmm.ingest.run import ingest
 
@@ -251,11 +258,9 @@ def full_context(
     resolve_times: bool = False,
 ) -> list[str]:
     """The conversation's turns in time order; the latest that fit in `budget` tokens."""
-    rows = store.db.execute(
-        "SELECT t.timestamp, t.speaker, t.text FROM turns t JOIN projects p ON p.id = t.project_id "
-        "WHERE p.path = ? ORDER BY t.timestamp, t.id",
-        (q.project,),
-    ).fetchall()
+    from lmm.store import history
+
+    rows = history.project_turns(store, q.project)
     lines = [turn_line(r[0], r[1], r[2], resolve_times) for r in rows]
     kept: list[str] = []
     used = 0

@@ -38,7 +38,7 @@ def encode_row(
 
 
 def validation_loss(lm: Any, rows: list[dict[str, Any]], *, seq_len: int = 1024) -> dict[str, Any]:
-    """Token-weighted mean loss and perplexity of `lm` (a lmm.lm.models.LoadedModel) on `rows`."""
+    """Token-weighted mean loss and perplexity of `lm` (a lmm.lm.loaded.LoadedModel) on `rows`."""
     import torch
     import torch.nn.functional as F
 

@@ -1,11 +1,11 @@
 """MemoryCode harness: for each evaluation query, does recall surface the latest version of every
 coding instruction, and no superseded one?
 
-Each dialogue (../shared/data/memorycode) is loaded with `lmm.evals.memorycode` into one store
-(project
-`memorycode/<dialogue>`), the rules extractor runs, then every `history_eval_query` of the
-dialogue's last session (e.g. 'Linked list class') is asked as 'Write a <query>.' through
-`recall` (extractive brief; config `retrieval`); the project's session-start digest
+Each dialogue of the folder the caller names (`memorycode/` of the public datasets) is loaded
+with `lmm.evals.memorycode` into one store (project `memorycode/<dialogue>`), the rules extractor
+runs, then every `history_eval_query` of the dialogue's last session (e.g. 'Linked list class')
+is asked as 'Write a <query>.' through `recall` (extractive brief; config `retrieval`); the
+project's session-start digest
 (`recall.project_brief`, config `digest`) is judged once per dialogue. All of the dialogue's
 instructions apply to every query (the dataset's `history_regex` checks them all), so per query:
 
@@ -33,8 +33,6 @@ from lmm.evals import report
 from lmm.evals.memorycode import states  # the shared "does this text state the instruction" rule
 
 log = logging.getLogger(__name__)
-
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "memorycode"
 
 
 def eval_queries(path: Path) -> list[str]:
@@ -84,14 +82,15 @@ def _summary(rows: list[dict[str, Any]], store_correct: float | None, n: int) ->
     }
 
 
-def run(out: Path, *, limit: int | None = None, data: str | None = None) -> dict[str, Any]:
-    """Every dialogue (the first `limit` by number) through extraction and recall."""
+def run(out: Path, *, limit: int | None = None, data: Path) -> dict[str, Any]:
+    """Every dialogue of the folder `data` (the first `limit` by number) through extraction and
+    recall."""
     from lmm.evals import memorycode
     from lmm.memory.extract import get_extractor, run_extraction
     from lmm.retrieve.recall import RecallConfig, project_brief, recall
     from lmm.store.db import Store
 
-    folder = Path(data).expanduser() if data else DATA
+    folder = data
     files = sorted(folder.glob("dialogue_*.json"), key=lambda p: int(p.stem.split("_")[1]))
     if not files:
         raise LmmError(f"no MemoryCode dialogues in {folder}; pass --data FOLDER")

@@ -25,11 +25,11 @@ DEFAULT_CONTEXT = 4096  # tokens the reader takes: prompt + answer (lmm.lm.llama
 def load_reader(spec: str = DEFAULT_READER, n_ctx: int = DEFAULT_CONTEXT) -> Any:
     """The reader named by `spec`: a packaged name or a .gguf path through llama.cpp when it is
     installed, else whatever `lmm.lm.models.generator(spec)` gives."""
-    from lmm.lm import models
+    from lmm.lm import models, packaged
 
     path: Path | None = None
-    if spec in models.PACKAGED:
-        path = models.PACKAGED[spec]()
+    if spec in packaged.PACKAGED:
+        path = packaged.PACKAGED[spec]()
     elif spec.endswith(".gguf"):
         path = Path(spec).expanduser()
         if not path.is_file():

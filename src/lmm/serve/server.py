@@ -42,7 +42,7 @@ from lmm.lm import speed
 if TYPE_CHECKING:
     import numpy as np
 
-    from lmm.lm.models import Message, TextGenerator
+    from lmm.lm.base import Message, TextGenerator
     from lmm.retrieve.embed import Embedder
     from lmm.store.db import Store
 

@@ -78,7 +78,7 @@ def _render(tokenizer: Any, messages: list[dict[str, str]], prompt: bool) -> str
                 messages, tokenize=False, add_generation_prompt=prompt, enable_thinking=False
             )
         )
-    # No template: the plain transcript lmm.lm.models.render_prompt falls back to.
+    # No template: the plain transcript lmm.lm.loaded.render_prompt falls back to.
     text = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
     if prompt:
         return text + "\nassistant:"

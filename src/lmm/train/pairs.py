@@ -18,18 +18,19 @@ import random
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from lmm.errors import LmmError
 from lmm.paths import open_private
 from lmm.records import Turn
+from lmm.store import history
 from lmm.store.db import Store
 from lmm.text import consolidate
 from lmm.text.redact import redact
+from lmm.train.base import Context, DataConfig, Memory, Pair, keyword_query, known
 
 log = logging.getLogger(__name__)
 
@@ -40,82 +41,6 @@ MEMORY_SYSTEM = (
 )
 NO_MEMORY = "No relevant memory."
 ROLE_NAMES = {"user": "User", "assistant": "Assistant", "summary": "Summary", "system": "System"}
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Knobs of `build`; each is a `lmm build-data` flag (`max_per_memory` -> --max-per-memory)
-    whose help is the field's metadata."""
-
-    max_per_memory: int = _f(8, "pairs one memory may be a target of, x its salience; 0: no cap")
-    val_fraction: float = _f(0.1, "share of sessions held out for validation")
-    seed: int = _f(0, "split and sampling seed")
-    chunk_turns: int = _f(8, "turns per conversation chunk")
-    max_context_chars: int = _f(3000, "a context is cut to this many characters")
-    max_targets: int = _f(5, "memories listed in one answer")
-    retrieve_k: int = _f(3, "earlier memories found by keyword search per context")
-    distractors: int = _f(4, "unrelated items mixed into each synthesis prompt")
-    negative_fraction: float = _f(0.1, "'no relevant memory' pairs, as a share of the others")
-    tool_result_chars: int = _f(600, "a tool result is clipped to this in rendered text")
-    min_prompt_chars: int = _f(20, "shorter user messages make no prompt context")
-    min_shared_words: int = _f(2, "a searched memory must share this many content words")
-
-    def __post_init__(self) -> None:
-        if self.max_per_memory < 0:
-            raise LmmError("--max-per-memory must be 0 (no cap) or more")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise LmmError("--val-fraction must be in [0, 1), e.g. 0.1")
-        if self.chunk_turns < 1 or self.max_context_chars < 200 or self.max_targets < 1:
-            raise LmmError("--chunk-turns >= 1, --max-context-chars >= 200, --max-targets >= 1")
-
-
-@dataclass
-class Memory:
-    """A cognition as training sees it."""
-
-    id: int
-    text: str
-    category: str
-    salience: float
-    project_id: int | None
-    known_from: str | None  # earliest source time; None: always known (code, user)
-    valid_until: str | None
-    turns: frozenset[tuple[str, str]]  # (session id, turn key) sources
-    first_session: str | None = None  # the session of its earliest source
-
-    @property
-    def sessions(self) -> frozenset[str]:
-        return frozenset(s for s, _ in self.turns)
-
-    def line(self) -> str:
-        date = f" ({self.known_from[:10]})" if self.known_from else ""
-        return f"- [{self.category}] {self.text}{date}"
-
-
-@dataclass
-class Context:
-    """Something the agent could be doing: a session opening, a prompt or a conversation chunk."""
-
-    kind: str  # opening | prompt | chunk
-    session_id: str
-    project_id: int | None
-    header: str  # project and date line
-    text: str
-    time: str | None  # timestamp of its last turn
-    turn_keys: frozenset[str]
-    query: str  # what retrieval is asked: the prompt itself, or the chunk
-
-
-@dataclass
-class Pair:
-    context: Context
-    split: str  # train | val
-    ranked: list[tuple[int, int]] = field(default_factory=list)  # (memory id, priority)
-    kept: list[int] = field(default_factory=list)  # memory ids in the answer
 
 
 @dataclass
@@ -170,18 +95,11 @@ def load_memories(store: Store) -> dict[int, Memory]:
     """Every cognition that still has text (forgotten ones are gone), with its source turns."""
     turns: dict[int, set[tuple[str, str]]] = {}
     first: dict[int, str] = {}
-    for r in store.db.execute(
-        "SELECT cognition_id, session_id, turn_key FROM cognition_sources "
-        "WHERE session_id IS NOT NULL AND turn_key IS NOT NULL "
-        "ORDER BY cognition_id, coalesce(timestamp, '~'), rowid"
-    ):
+    for r in history.source_turns(store):
         turns.setdefault(int(r[0]), set()).add((r[1], r[2]))
         first.setdefault(int(r[0]), r[1])
     out = {}
-    for r in store.db.execute(
-        "SELECT id, text, category, salience, project_id, valid_from, valid_until, origin "
-        "FROM cognitions WHERE status != 'forgotten' AND text != '' ORDER BY id"
-    ):
+    for r in history.cognitions_with_text(store):
         src = frozenset(turns.get(int(r["id"]), ()))
         out[int(r["id"])] = Memory(
             id=int(r["id"]),
@@ -195,18 +113,6 @@ def load_memories(store: Store) -> dict[int, Memory]:
             first_session=first.get(int(r["id"])),
         )
     return out
-
-
-def sessions(store: Store) -> list[dict[str, Any]]:
-    """Sessions with turns, oldest first, with project path and root session (for the split)."""
-    rows = store.db.execute(
-        """SELECT s.id, s.project_id, p.path AS project, s.title, s.started_at,
-            coalesce(s.parent_session_id, s.id) AS root
-        FROM sessions s LEFT JOIN projects p ON p.id = s.project_id
-        WHERE EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id)
-        ORDER BY coalesce(s.started_at, ''), s.id"""
-    ).fetchall()
-    return [dict(r) for r in rows]
 
 
 def split_sessions(roots: Iterable[str], val_fraction: float, seed: int) -> set[str]:
@@ -264,21 +170,6 @@ def contexts(sess: dict[str, Any], turns: list[Turn], cfg: DataConfig) -> list[C
 
 
 # ---- relevance
-
-
-def known(m: Memory, time: str | None) -> bool:
-    """Whether memory `m` existed and was not yet replaced at `time` (unknown time: always)."""
-    if time is None:
-        return True
-    return (m.known_from is None or m.known_from <= time) and (
-        m.valid_until is None or m.valid_until > time
-    )
-
-
-def keyword_query(text: str, terms: int = 48) -> str:
-    from lmm.retrieve.search import content_terms
-
-    return " ".join(content_terms(re.sub(r"[^\w\s]", " ", text))[:terms])
 
 
 def by_turn(memories: dict[int, Memory]) -> dict[tuple[str, str], list[int]]:
@@ -391,13 +282,7 @@ STEMS = ("cpt_train", "cpt_val", "sft_train", "sft_val", "synthesis_train", "syn
 
 def code_documents(store: Store) -> list[str]:
     """Codebase knowledge (cognitions with origin 'code'), one document per project."""
-    rows = store.db.execute(
-        """SELECT c.text, p.path AS project,
-            (SELECT min(file_path) FROM cognition_sources s WHERE s.cognition_id = c.id) AS file
-        FROM cognitions c LEFT JOIN projects p ON p.id = c.project_id
-        WHERE c.origin = 'code' AND c.status = 'active' AND c.text != ''
-        ORDER BY p.path, file, c.id"""
-    ).fetchall()
+    rows = history.code_cognitions(store)
     docs: dict[str, list[str]] = {}
     for r in rows:
         where = f"{r['file']}: " if r["file"] else ""
@@ -414,7 +299,7 @@ def build(
     cfg = cfg or DataConfig()
     memories = load_memories(store)
     sourced = by_turn(memories)
-    sess = sessions(store)
+    sess = history.sessions(store)
     val_roots = split_sessions([s["root"] for s in sess], cfg.val_fraction, cfg.seed)
     split_of = {s["id"]: "val" if s["root"] in val_roots else "train" for s in sess}
     train_ids = {sid for sid, sp in split_of.items() if sp == "train"}

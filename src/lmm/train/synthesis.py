@@ -30,8 +30,9 @@ from lmm.retrieve.synth import (
     select_evidence,
     sources_block,
 )
+from lmm.store import history
 from lmm.store.db import Store
-from lmm.train.pairs import DataConfig, Memory, Pair, keyword_query, known
+from lmm.train.base import DataConfig, Memory, Pair, keyword_query, known
 
 T = TypeVar("T")
 NONE = "NONE"  # what lmm.retrieve.synth.SYSTEM asks for when no evidence helps
@@ -81,10 +82,7 @@ class Pools:
 
 
 def pools(store: Store, split_of: dict[str, str]) -> Pools:
-    rows = store.db.execute(
-        "SELECT id, session_id, coalesce(timestamp, '') FROM turns WHERE kind = 'message' "
-        "AND role IN ('user', 'assistant') AND length(text) BETWEEN 40 AND 4000 ORDER BY id"
-    ).fetchall()
+    rows = history.message_turns(store)
     every = [(int(r[0]), r[1], r[2]) for r in rows if r[1] in split_of]
     train = [t for t in every if split_of[t[1]] == "train"]
     return Pools({"train": train, "val": every}, split_of)
@@ -107,7 +105,7 @@ def messages(
     gold = [memories[i] for i in pair.kept]
     projects = [ctx.project_id] if ctx.project_id is not None else None
     scores = keyword_scores(store, keyword_query(ctx.query), "turn", projects, 20)
-    found = _turn_rows(store, sorted(scores, key=lambda i: (-scores[i], i)))
+    found = history.turn_rows(store, sorted(scores, key=lambda i: (-scores[i], i)))
     turns = [
         r
         for r in found
@@ -129,7 +127,7 @@ def messages(
         mine, cfg.distractors - len(others), rng, lambda t: t[1] != ctx.session_id and t[2] < before
     )
     have = {r["id"] for r in turns}
-    turns += [r for r in _turn_rows(store, [t[0] for t in picks]) if r["id"] not in have]
+    turns += [r for r in history.turn_rows(store, [t[0] for t in picks]) if r["id"] not in have]
     hits = [_memory_hit(m) for m in gold + others] + [_turn_hit(r) for r in turns]
     rng.shuffle(hits)
     synth = SynthConfig()
@@ -180,14 +178,3 @@ def _draw(seq: list[T], n: int, rng: random.Random, ok: Callable[[T], bool]) -> 
         if ok(x) and all(x is not y for y in out):
             out.append(x)
     return out
-
-
-def _turn_rows(store: Store, ids: list[int]) -> list[Any]:
-    if not ids:
-        return []
-    marks = ", ".join("?" * len(ids))
-    rows = store.db.execute(
-        f"SELECT id, session_id, key, role, text, timestamp FROM turns WHERE id IN ({marks})", ids
-    ).fetchall()
-    by_id = {r["id"]: r for r in rows}
-    return [by_id[i] for i in ids if i in by_id]

@@ -106,9 +106,9 @@ class Frequency:
     def of(cls, store: Store) -> Frequency:
         df: Counter[str] = Counter()
         n = 0
-        for (text,) in store.db.execute(
-            "SELECT text FROM turns UNION ALL SELECT text FROM cognitions"
-        ):
+        from lmm.store import history
+
+        for text in history.texts(store):
             n += 1
             df.update({t.strip("`") for t in tokens_of(text or "")})
         return cls(df, max(1, n))
@@ -235,12 +235,9 @@ def is_prompt(text: str) -> bool:
 
 def anchors(store: Store, cfg: UsageConfig) -> list[Anchor]:
     """Every anchor of every stored session, in time order within its session."""
-    rows = store.db.execute(
-        "SELECT t.session_id, t.role, t.kind, t.text, coalesce(t.timestamp, ''), p.path "
-        "FROM turns t LEFT JOIN sessions s ON s.id = t.session_id "
-        "LEFT JOIN projects p ON p.id = s.project_id "
-        "WHERE t.is_sidechain = 0 ORDER BY t.session_id, t.timestamp, t.id"
-    ).fetchall()
+    from lmm.store import history
+
+    rows = history.main_thread_turns(store)
     out: list[Anchor] = []
     by_session: dict[str, list[Any]] = {}
     for r in rows:

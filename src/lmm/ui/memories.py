@@ -10,22 +10,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lmm.errors import CognitionError
-from lmm.store import cognitions
+from lmm.store import browse, cognitions
 from lmm.store.cognitions import CATEGORIES, Cognition
 from lmm.store.db import Store
 from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
-from lmm.ui.sessions import projects, search_form, session_path, session_title, turn_anchor
+from lmm.ui.sessions import search_form, session_path, session_title, turn_anchor
 
 STATUS_CHOICES = ("active", "superseded", "forgotten", "all")
 ORIGIN_LABELS = {"rules": "rules", "lm": "model", "user": "by you", "code": "code (ingest-code)"}
 SCOPE_CHOICES = [("", "every scope"), ("user", "user-wide"), ("project", "one project")]
-
-
-def _project_path(store: Store, project_id: int | None) -> str | None:
-    if project_id is None:
-        return None
-    row = store.db.execute("SELECT path FROM projects WHERE id = ?", (project_id,)).fetchone()
-    return None if row is None else str(row[0])
 
 
 def _chips(links: Links, key: str, values: list[tuple[str, str]], current: str, **keep: Any) -> str:
@@ -74,7 +67,7 @@ def remember_form(
     store: Store, links: Links, project_id: int | None, draft: str | None = None
 ) -> str:
     choices = [("", "all projects (user-wide)")]
-    choices += [(str(p["id"]), p["path"]) for p in projects(store)]
+    choices += [(str(p["id"]), p["path"]) for p in browse.projects(store)]
     return (
         f"<details class='card'{'' if draft is None else ' open'}><summary>"
         "<b>Remember something</b> — add a memory by hand</summary>"
@@ -124,7 +117,7 @@ def find_memories(store: Store, f: MemoryFilter) -> list[Cognition]:
     """The cognitions `f` selects, most salient first."""
     if f.category and f.category not in CATEGORIES:
         raise CognitionError(f"category {f.category!r} is not one of {', '.join(CATEGORIES)}")
-    path = _project_path(store, f.project)
+    path = browse.project_path(store, f.project)
     if f.project is not None and path is None:
         return []  # no such project
     cogs = cognitions.list_(
@@ -137,10 +130,7 @@ def find_memories(store: Store, f: MemoryFilter) -> list[Cognition]:
     if f.origin:
         cogs = [c for c in cogs if c.origin == f.origin]
     if f.session:
-        rows = store.db.execute(
-            "SELECT cognition_id FROM cognition_sources WHERE session_id = ?", (f.session,)
-        )
-        cited = {r[0] for r in rows}
+        cited = browse.cited_in(store, f.session)
         cogs = [c for c in cogs if c.id in cited]
     if words := f.q.lower().split():
         cogs = [c for c in cogs if all(w in f"{c.text} {c.project or ''}".lower() for w in words)]
@@ -148,7 +138,7 @@ def find_memories(store: Store, f: MemoryFilter) -> list[Cognition]:
 
 
 def _origins(store: Store) -> list[str]:
-    found = [r[0] for r in store.db.execute("SELECT DISTINCT origin FROM cognitions")]
+    found = browse.origins(store)
     return sorted(set(found) | set(cognitions.ORIGINS))
 
 
@@ -160,7 +150,7 @@ def memories_page(
     cogs = find_memories(store, f)
     paging = Paging.of(page_no, len(cogs))
     keep = f.params()
-    pchoices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in projects(store)]
+    pchoices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in browse.projects(store)]
     pchips = _chips(links, "project", pchoices, str(f.project or ""), **keep)
     cats = [("", "every category")] + [(c, c) for c in CATEGORIES]
     cchips = _chips(links, "category", cats, f.category, **keep)
@@ -203,10 +193,8 @@ def _history(store: Store, cog: Cognition) -> list[Cognition]:
     chain = [cog]
     todo = [cog.id]
     while todo:  # older versions
-        for r in store.db.execute(
-            "SELECT id FROM cognitions WHERE superseded_by = ? ORDER BY id", (todo.pop(),)
-        ):
-            if r[0] not in seen and (old := cognitions.get(store, r[0])) is not None:
+        for older in browse.older_versions(store, todo.pop()):
+            if older not in seen and (old := cognitions.get(store, older)) is not None:
                 seen.add(old.id)
                 chain.append(old)
                 todo.append(old.id)
@@ -342,7 +330,7 @@ def forget_action(store: Store, cog_id: int) -> tuple[int, str]:
 def scope_action(store: Store, cog_id: int, form: dict[str, str]) -> tuple[int, str]:
     scope = form.get("scope", "")
     project = form.get("project") or ""
-    path = _project_path(store, int(project)) if project.isdigit() else None
+    path = browse.project_path(store, int(project)) if project.isdigit() else None
     with store.transaction():
         held = cognitions.set_scope(store, cog_id, scope, project=path)
     cog = cognitions.get(store, held)
@@ -356,7 +344,7 @@ def remember_action(store: Store, form: dict[str, str]) -> tuple[int, str]:
     if not text:
         raise CognitionError("type what lmm should remember")
     project = form.get("project") or ""
-    path = _project_path(store, int(project)) if project.isdigit() else None
+    path = browse.project_path(store, int(project)) if project.isdigit() else None
     with store.transaction():
         new_id = cognitions.remember(
             store, text, project=path, category=form.get("category") or "preference"

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from lmm.retrieve import recall as rc
 from lmm.retrieve.synth import approx_tokens
 from lmm.serve.hooks import PROMPT_TOKENS, wrap_memory
+from lmm.store import browse
 from lmm.store.db import Store
 from lmm.ui.layout import Links, badge, esc, label, options, shorten, when
-from lmm.ui.sessions import projects, session_path, session_title, turn_anchor
+from lmm.ui.sessions import session_path, session_title, turn_anchor
 
 if TYPE_CHECKING:
     from lmm.retrieve.embed import Embedder
@@ -30,7 +31,7 @@ def hook_config() -> rc.RecallConfig:
 def _hit_link(store: Store, links: Links, hit: Hit) -> str:
     if hit.kind == "cognition":
         return f'<a href="{links.href(f"/memory/{hit.id}")}">memory #{hit.id}</a>'
-    row = store.db.execute("SELECT session_id, key FROM turns WHERE id = ?", (hit.id,)).fetchone()
+    row = browse.turn_place(store, hit.id)
     if row is None:
         return f"turn {hit.id}"
     target = links.href(session_path(row["session_id"]), turn_anchor(row["key"]))
@@ -40,7 +41,7 @@ def _hit_link(store: Store, links: Links, hit: Hit) -> str:
 def recall_page(
     store: Store, links: Links, query: str, project_id: int | None, embedder: Embedder | None
 ) -> tuple[str, str]:
-    plist = projects(store)
+    plist = browse.projects(store)
     choices = [("", "All projects")] + [(str(p["id"]), p["path"]) for p in plist]
     form = (
         f"<form method='get' action='/recall' class='card'>"

@@ -3,17 +3,11 @@ each, with links to the full, filterable, paged lists."""
 
 from __future__ import annotations
 
+from lmm.store import browse
 from lmm.store.db import Store
 from lmm.ui.layout import Links, badge, esc, label, options, shorten, when
 from lmm.ui.memories import MemoryFilter, find_memories
-from lmm.ui.sessions import (
-    count_sessions,
-    projects,
-    search_form,
-    session_path,
-    sessions,
-    title_of,
-)
+from lmm.ui.sessions import search_form, session_path, title_of
 
 SHOWN = 10  # matches of each kind on this page
 
@@ -23,7 +17,7 @@ def search_page(
 ) -> tuple[str, str]:
     """The first matches among sessions and memories (of one project, when given)."""
     intro = "<h1>Search</h1><p class='sub'>Sessions (title and every word said) and memories.</p>"
-    choices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in projects(store)]
+    choices = [("", "All projects")] + [(str(p["id"]), p["name"]) for p in browse.projects(store)]
     controls = (
         f"{label('project', 'Project', hidden=True)}<select id='project' name='project'>"
         f"{options(choices, str(project_id or ''))}</select>"
@@ -31,9 +25,9 @@ def search_page(
     form = search_form(links, "/search", query, "Words to find in sessions and memories", controls)
     if not query.strip():
         return "Search", intro + form
-    n_sessions = count_sessions(store, project_id, query)
+    n_sessions = browse.count_sessions(store, project_id, query)
     rows = []
-    for s in sessions(store, project_id, SHOWN, 0, query):
+    for s in browse.sessions(store, project_id, SHOWN, 0, query):
         title = s["title"] or title_of(s["first"] or "(no prompt)", 110)
         rows.append(
             f"<tr data-item><td class='meta'>{esc(when(s['ended_at'] or s['started_at']))}</td>"

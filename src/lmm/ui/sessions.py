@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
 from urllib.parse import quote
 
 from lmm.records import Turn
-from lmm.store.db import Store, quote_fts
+from lmm.store import browse
+from lmm.store.db import Store
 from lmm.ui.layout import Links, Paging, badge, esc, label, options, shorten, when
 from lmm.ui.markup import edit_diff, edited_file, render
 
@@ -48,72 +48,9 @@ def session_path(session_id: str) -> str:
     return "/session/" + quote(session_id, safe="")
 
 
-def projects(store: Store) -> list[Any]:
-    """Projects with their session and memory counts, most recently active first."""
-    return store.db.execute(
-        """SELECT p.id, p.path, p.name,
-            (SELECT count(*) FROM sessions s WHERE s.project_id = p.id) AS sessions,
-            (SELECT count(*) FROM cognitions c WHERE c.project_id = p.id
-             AND c.status = 'active') AS memories,
-            (SELECT max(coalesce(s.ended_at, s.started_at)) FROM sessions s
-             WHERE s.project_id = p.id) AS last
-        FROM projects p ORDER BY coalesce(last, '') DESC, p.path"""
-    ).fetchall()
-
-
-_FIRST_PROMPT = """(SELECT t.text FROM turns t WHERE t.session_id = s.id AND t.role = 'user'
-    AND t.kind = 'message' AND t.is_sidechain = 0 AND length(t.text) > 0
-    AND t.text NOT LIKE '<command-%' AND t.text NOT LIKE '<local-command-%'
-    ORDER BY t.timestamp, t.id LIMIT 1)"""
-
-
-def _where(project_id: int | None, query: str) -> tuple[str, list[Any]]:
-    """The WHERE clause of the sessions list: one project, and a search of title, id and text."""
-    where: list[str] = []
-    params: list[Any] = []
-    if project_id is not None:
-        where.append("s.project_id = ?")
-        params.append(project_id)
-    if terms := quote_fts(query):
-        like = (
-            "%" + query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-        where.append(
-            "(s.title LIKE ? ESCAPE '\\' OR s.id LIKE ? ESCAPE '\\' OR s.id IN "
-            "(SELECT t.session_id FROM turns t WHERE t.id IN "
-            "(SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)))"
-        )
-        params += [like, like, terms]
-    return (" WHERE " + " AND ".join(where)) if where else "", params
-
-
-def count_sessions(store: Store, project_id: int | None, query: str = "") -> int:
-    where, params = _where(project_id, query)
-    return int(store.db.execute(f"SELECT count(*) FROM sessions s{where}", params).fetchone()[0])
-
-
-def sessions(
-    store: Store, project_id: int | None, limit: int = 50, offset: int = 0, query: str = ""
-) -> list[Any]:
-    """Sessions (of one project when given; matching `query` in title, id or any turn's text),
-    newest first, with a title or first prompt and their counts of turns and citing memories."""
-    where, params = _where(project_id, query)
-    sql = f"""SELECT s.id, s.title, s.started_at, s.ended_at, s.parent_session_id, s.source,
-            p.name AS project, p.path,
-            (SELECT count(*) FROM turns t WHERE t.session_id = s.id) AS turns,
-            (SELECT count(DISTINCT c.cognition_id) FROM cognition_sources c
-             WHERE c.session_id = s.id) AS cited,
-            {_FIRST_PROMPT} AS first
-        FROM sessions s LEFT JOIN projects p ON p.id = s.project_id{where}
-        ORDER BY coalesce(s.ended_at, s.started_at, '') DESC, s.id LIMIT ? OFFSET ?"""
-    return store.db.execute(sql, [*params, limit, offset]).fetchall()
-
-
 def session_title(store: Store, session_id: str, limit: int = 80) -> str:
     """A session's title, else its first prompt as one line, else 'session <id>'."""
-    row = store.db.execute(
-        f"SELECT s.title, {_FIRST_PROMPT} AS first FROM sessions s WHERE s.id = ?", (session_id,)
-    ).fetchone()
+    row = browse.title_and_first_prompt(store, session_id)
     if row is not None and row["title"]:
         return shorten(str(row["title"]), limit)
     if row is not None and row["first"]:
@@ -131,7 +68,7 @@ def cited_link(links: Links, session_id: str, count: int) -> str:
 
 def _project_cards(store: Store, links: Links, project_id: int | None, query: str) -> str:
     cards = []
-    for p in projects(store):
+    for p in browse.projects(store):
         cls = "card sel" if p["id"] == project_id else "card"
         cards.append(
             f'<a class="{cls}" href="{links.href("/", project=p["id"], q=query)}">'
@@ -161,12 +98,12 @@ def sessions_page(
 ) -> tuple[str, str]:
     """The home page: a search box and project filter, the sessions list a page at a time, the
     project cards folded away."""
-    plist = projects(store)
+    plist = browse.projects(store)
     chosen = next((p for p in plist if p["id"] == project_id), None)
-    total = count_sessions(store, project_id, query)
+    total = browse.count_sessions(store, project_id, query)
     paging = Paging.of(page_no, total)
     rows = []
-    for s in sessions(store, project_id, paging.size, paging.offset, query):
+    for s in browse.sessions(store, project_id, paging.size, paging.offset, query):
         title = s["title"] or title_of(s["first"] or "(no prompt)", 110)
         sub = badge("sub-agent") + " " if s["parent_session_id"] else ""
         rows.append(
@@ -207,18 +144,6 @@ def sessions_page(
 
 
 # ---- one session
-
-
-def _memory_links(store: Store, session_id: str) -> dict[str, list[int]]:
-    """turn key -> ids of the cognitions that cite that turn."""
-    out: dict[str, list[int]] = {}
-    for r in store.db.execute(
-        "SELECT DISTINCT turn_key, cognition_id FROM cognition_sources WHERE session_id = ? "
-        "ORDER BY cognition_id",
-        (session_id,),
-    ):
-        out.setdefault(r["turn_key"], []).append(int(r["cognition_id"]))
-    return out
 
 
 def _tool_call(name: str, input_json: str) -> str:
@@ -317,15 +242,11 @@ def render_turn(turn: Turn, links: Links, tool_names: dict[str, str], memories: 
 
 def session_page(store: Store, links: Links, session_id: str) -> tuple[str, str] | None:
     """The transcript of one session, or None when there is no such session."""
-    info = store.db.execute(
-        "SELECT s.*, p.path FROM sessions s LEFT JOIN projects p ON p.id = s.project_id "
-        "WHERE s.id = ?",
-        (session_id,),
-    ).fetchone()
+    info = browse.session_info(store, session_id)
     if info is None:
         return None
     turns = store.session_turns(session_id)
-    memories = _memory_links(store, session_id)
+    memories = browse.memory_links(store, session_id)
     tool_names: dict[str, str] = {}
     out = []
     for t in turns:
