@@ -54,3 +54,7 @@ _.do_GET
 _.do_POST
 _.log_message
 _.daemon_threads  # socketserver.ThreadingMixIn
+
+# ---- module-level dunders Python itself calls
+__getattr__  # lmm/__init__.py: the facade's lazy names (PEP 562)
+__dir__

@@ -165,12 +165,12 @@ def latency(
 
 
 def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    from lmm.serve import server
+    from lmm.serve import client
 
     cmd = [sys.executable, "-m", "lmm", "serve", "--no-model", "--embedder", "none"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.perf_counter()
-    while not server.alive():
+    while not client.alive():
         if proc.poll() is not None or time.perf_counter() - t0 > 120:
             raise SystemExit("lmm serve did not start")
         time.sleep(0.1)

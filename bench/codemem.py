@@ -143,7 +143,7 @@ def built_store(data: Path, cache: Path) -> Path:
 
 
 def start_server(home: Path) -> subprocess.Popen[bytes]:
-    from lmm.serve import server
+    from lmm.serve import client
 
     log = (home / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "lmm", "serve", "--no-model"],
@@ -152,7 +152,7 @@ def start_server(home: Path) -> subprocess.Popen[bytes]:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"lmm serve exited: {(home / 'serve.log').read_text()[-2000:]}")
-        if server.try_call("ping", {}, timeout=5.0):
+        if client.try_call("ping", {}, timeout=5.0):
             return proc
         time.sleep(0.5)
     stop_server(proc)
@@ -200,10 +200,10 @@ def hook_text(command: str, question: dict[str, Any], cwd: str, home: Path) -> t
 def baseline_text(query: str, cwd: str, k: int, max_tokens: int) -> str:
     """The plain top-k: retrieved turns, best first, one line each, within `max_tokens`."""
     from lmm.retrieve.synth import approx_tokens
-    from lmm.serve import server
+    from lmm.serve import client
     from lmm.serve.hooks import wrap_memory
 
-    result = server.call("search", {"query": query, "cwd": cwd, "k": k}, timeout=60.0)
+    result = client.call("search", {"query": query, "cwd": cwd, "k": k}, timeout=60.0)
     lines: list[str] = []
     for hit in result["hits"]:
         if hit["kind"] != "turn":
@@ -354,7 +354,7 @@ def main() -> int:
     for name in ("lmm.db", "lmm.db-wal"):
         if (store / name).exists():
             shutil.copy2(store / name, home / name)
-    os.environ["LMM_HOME"] = str(home)  # `server.call` finds the server through it
+    os.environ["LMM_HOME"] = str(home)  # `client.call` finds the server through it
 
     from lmm.serve.hooks import PROMPT_TOKENS
     from lmm.serve.settings import hook_command

@@ -70,14 +70,14 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     sys.path.insert(0, str(ROOT / "src"))
     os.environ["LMM_HOME"] = str(home)
-    from lmm.serve import server
+    from lmm.serve import client
 
     t0 = time.perf_counter()
     err = (home / "serve.err").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "lmm", "serve", "--model", args.model,
                              "--embedder", "none"], env=env, stdout=subprocess.DEVNULL,
                             stderr=err)  # fmt: skip
-    while not server.alive():
+    while not client.alive():
         if proc.poll() is not None or time.perf_counter() - t0 > 900:
             print((home / "serve.err").read_text()[-3000:], file=sys.stderr)
             raise SystemExit("lmm serve did not start")
@@ -103,7 +103,7 @@ def main() -> int:
             req = {"query": prompt, "cwd": cwd, "generate": "warm", "hits": False,
                    "exclude_session": "bench-session", "max_tokens": 340}  # fmt: skip
             t1 = time.perf_counter()
-            res = server.call("recall", req, timeout=60)
+            res = client.call("recall", req, timeout=60)
             ms.append(1000 * (time.perf_counter() - t1))
             kinds[str(res.get("mode"))] = kinds.get(str(res.get("mode")), 0) + 1
         results["request_model_warm"] = {**percentiles(ms), **kinds}

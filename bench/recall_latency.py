@@ -16,7 +16,7 @@ Rows:
   hook, warm        the same command while `lmm serve` runs (dense + BM25 in the server)
   request, warm     the hook's recall request to the warm server from a live client (no process
                     start): the server's share of `hook, warm`
-  in-process        `server.dispatch` keyword-only in this process (the retrieval work itself)
+  in-process        `ops.dispatch` keyword-only in this process (the retrieval work itself)
   synth <model>     a recall request with generation to a server keeping <model> warm
                     (the first --synth-queries queries, once each: CPU generation is slow)
 Each row: p50 / p95 / max wall milliseconds over every query x --runs. Hook processes run as
@@ -95,7 +95,7 @@ def build_store(home: Path, embedder: str) -> None:
 
 def start_server(env: dict[str, str], model: str | None) -> subprocess.Popen[bytes]:
     """`lmm serve` in a child process (its stderr in $LMM_HOME/serve.err), once it answers."""
-    from lmm.serve import server
+    from lmm.serve import client
 
     cmd = [sys.executable, "-m", "lmm", "serve"]
     cmd += ["--model", model] if model else ["--no-model"]
@@ -103,7 +103,7 @@ def start_server(env: dict[str, str], model: str | None) -> subprocess.Popen[byt
     with err.open("ab") as f:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=f)
     t0 = time.perf_counter()
-    while not server.alive():
+    while not client.alive():
         if proc.poll() is not None:
             raise SystemExit(f"lmm serve exited: {err.read_text()[-2000:]}")
         if time.perf_counter() - t0 > 600:
@@ -154,7 +154,7 @@ def hook_runs(env: dict[str, str], prompts: list[str], runs: int) -> tuple[list[
 
 
 def request_runs(prompts: list[str], runs: int, generate: bool) -> tuple[list[float], list[Any]]:
-    from lmm.serve import server
+    from lmm.serve import client
 
     ms: list[float] = []
     results = []
@@ -164,13 +164,13 @@ def request_runs(prompts: list[str], runs: int, generate: bool) -> tuple[list[fl
             if not generate:  # what the UserPromptSubmit hook asks (hooks.respond)
                 args |= {"exclude_session": "bench-session", "max_tokens": 400, "hits": False}
             t0 = time.perf_counter()
-            results.append(server.call("recall", args, timeout=600))
+            results.append(client.call("recall", args, timeout=600))
             ms.append(1000 * (time.perf_counter() - t0))
     return ms, results
 
 
 def in_process_runs(prompts: list[str], runs: int) -> list[float]:
-    from lmm.serve import server
+    from lmm.serve import ops
     from lmm.store.db import open_store
 
     ms: list[float] = []
@@ -178,7 +178,7 @@ def in_process_runs(prompts: list[str], runs: int) -> list[float]:
         for _ in range(runs):
             for prompt in prompts:
                 t0 = time.perf_counter()
-                server.dispatch(store, "recall", {"query": prompt, "cwd": PROJECT})
+                ops.dispatch(store, "recall", {"query": prompt, "cwd": PROJECT})
                 ms.append(1000 * (time.perf_counter() - t0))
     return ms
 

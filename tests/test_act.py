@@ -16,7 +16,7 @@ from lmm import paths
 from lmm.ingest.run import ingest
 from lmm.memory.extract import get_extractor, run_extraction
 from lmm.retrieve import act
-from lmm.serve import server, settings
+from lmm.serve import ops, settings
 from lmm.serve.hooks import run_hook
 from lmm.store.db import open_store
 from lmm.text.polarity import read
@@ -46,7 +46,7 @@ def lmm_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def recall(tool: str, tool_input: dict[str, Any], cwd: str = PROJECT) -> dict[str, Any]:
     with open_store() as store:
         args = {"tool_name": tool, "tool_input": tool_input, "cwd": cwd}
-        return server.dispatch(store, "act", args)
+        return ops.dispatch(store, "act", args)
 
 
 def texts(result: dict[str, Any]) -> list[str]:

@@ -282,3 +282,26 @@ def test_a_planted_stray_execute_fails(planted: Path) -> None:
 def test_a_module_outside_every_layer_fails() -> None:
     with pytest.raises(AssertionError, match="no layer"):
         layer_of("lmm.somewhere.new")
+
+
+def test_import_lmm_stays_light_and_the_facade_resolves() -> None:
+    """`import lmm` (every hook does it) loads none of the facade's modules; each public name
+    resolves on first use, to the object its module defines."""
+    import importlib
+
+    import lmm
+
+    facade = {module for module, _ in lmm._LAZY.values()}
+    loaded = loaded_after("import lmm")
+    assert not loaded & facade
+    assert not [m for m in loaded if m.split(".")[0] in (*HEAVY, "numpy", "sqlite3")]
+    for name in lmm.__all__:
+        value = getattr(lmm, name)
+        if name != "__version__":
+            module, attr = lmm._LAZY[name]
+            assert value is getattr(importlib.import_module(module), attr)
+    assert set(lmm.__all__) == {"__version__", *lmm._LAZY}
+    assert loaded_after("from lmm import *") >= facade
+    assert lmm.ingest.__name__ == "lmm.ingest"  # the subpackage, not a facade name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        lmm.nothing  # noqa: B018

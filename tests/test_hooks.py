@@ -16,10 +16,10 @@ import pytest
 
 from assets.hookproc import run_hook_command
 from lmm import paths
-from lmm.errors import LmmError
+from lmm.errors import LmmError, ServerError, ServerUnavailable
 from lmm.ingest.run import ingest
 from lmm.memory.extract import get_extractor, run_extraction
-from lmm.serve import hooklog, hooks
+from lmm.serve import client, hooklog, hooks
 from lmm.serve.hooks import HookInput, escape_memory, parse_input, respond, run_hook, wrap_memory
 from lmm.store import cognitions
 from lmm.store.db import open_store
@@ -253,10 +253,10 @@ def test_hook_through_the_cli_parser_answers_too(home: Path) -> None:
 )
 def test_loads_and_dumps_match_the_json_module(value: Any) -> None:
     text = json.dumps(value)
-    assert hooks.dumps(value) == text
-    assert hooks.loads(text) == value
-    assert hooks.loads(f" \n{text}\r\n".encode()) == value
-    assert hooks.loads(json.dumps(value, ensure_ascii=False).encode()) == value
+    assert client.dumps(value) == text
+    assert client.loads(text) == value
+    assert client.loads(f" \n{text}\r\n".encode()) == value
+    assert client.loads(json.dumps(value, ensure_ascii=False).encode()) == value
 
 
 def test_loads_refuses_what_json_refuses() -> None:
@@ -264,18 +264,19 @@ def test_loads_refuses_what_json_refuses() -> None:
         with pytest.raises(ValueError):
             json.loads(bad)
         with pytest.raises(ValueError):
-            hooks.loads(bad)
-    assert str(hooks.loads("NaN")) == "nan" and hooks.loads(b"\xef\xbb\xbf{}") == {}
+            client.loads(bad)
+    assert str(client.loads("NaN")) == "nan" and client.loads(b"\xef\xbb\xbf{}") == {}
     with pytest.raises(TypeError, match="not JSON serializable"):
-        hooks.dumps({"x": object()})
+        client.dumps({"x": object()})
 
 
-def test_call_server_without_a_server_is_none(home: Path) -> None:
-    assert hooks.call_server("ping", {}, 1.0) is None  # no server.json
+def test_the_client_without_a_server_is_none(home: Path) -> None:
+    assert client.try_call("ping", timeout=1.0) is None  # no server.json
     (home / "server.json").write_text('{"token": "t", "pid": 1, "socket": "%s"}' % (home / "s"))
-    assert hooks.call_server("ping", {}, 1.0) is None  # server.json of a server that is gone
+    assert client.try_call("ping", timeout=1.0) is None  # server.json of a server that is gone
     (home / "server.json").write_text("{garbage")
-    assert hooks.call_server("ping", {}, 1.0) is None
+    assert client.read_info() is None and client.try_call("ping", timeout=1.0) is None
+    assert hooks.ask("ping", {}, 1.0) == {"pid": os.getpid(), "embedder": None}  # in-process
 
 
 def test_a_server_that_never_answers_costs_the_deadline_and_prints_nothing(home: Path) -> None:
@@ -322,11 +323,11 @@ def test_the_prompt_hook_asks_the_server_for_a_brief_from_a_warm_model(
 ) -> None:
     asked: list[dict[str, Any]] = []
 
-    def fake_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    def fake_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
         asked.append(args)
-        return None  # no server: the hook answers in-process, from the evidence
+        raise ServerUnavailable("no server: the hook answers in-process, from the evidence")
 
-    monkeypatch.setattr(hooks, "call_server", fake_server)
+    monkeypatch.setattr(client, "call", fake_server)
     monkeypatch.setenv("LMM_GPU", "1")
     out = hooks.respond(parse_input(json.dumps(PROMPT).encode(), "UserPromptSubmit"))
     assert asked and asked[0]["generate"] == "warm"
@@ -336,20 +337,19 @@ def test_the_prompt_hook_asks_the_server_for_a_brief_from_a_warm_model(
 def test_a_server_that_predates_warm_briefs_still_gets_asked_for_the_evidence(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lmm.errors import LmmError
-    from lmm.serve import server
+    from lmm.serve import ops
     from lmm.store.db import open_store
 
     asked: list[Any] = []
 
-    def old_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    def old_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
         asked.append(args["generate"])
         if args["generate"] not in (True, False, "auto"):  # what such a server answers
-            raise LmmError(f"the lmm server refused {op!r}: argument 'generate' must be ...")
+            raise ServerError(f"the lmm server refused {op!r}: argument 'generate' ...")
         with open_store() as store:
-            return server.dispatch(store, op, args)
+            return ops.dispatch(store, op, args)
 
-    monkeypatch.setattr(hooks, "call_server", old_server)
+    monkeypatch.setattr(client, "call", old_server)
     out = hooks.respond(parse_input(json.dumps(PROMPT).encode(), "UserPromptSubmit"))
     assert asked == ["warm", False]
     assert out is not None and "busy_timeout" in context(json.dumps(out))

@@ -21,12 +21,13 @@ import pytest
 from assets.hookproc import run_hook_command
 from lmm import paths
 from lmm.cli import main
-from lmm.errors import LmmError, ServerError, ServerUnavailable
+from lmm.errors import LmmError, NotTheServer, ServerError, ServerUnavailable
 from lmm.ingest.run import ingest
 from lmm.memory.extract import get_extractor, run_extraction
 from lmm.retrieve.embed import FakeEmbedder, embed_pending
-from lmm.serve import hooks, server
-from lmm.serve.server import MAX_REQUEST, ServerInfo
+from lmm.serve import client, hooks, ops, server
+from lmm.serve.client import ServerInfo
+from lmm.serve.server import MAX_REQUEST
 from lmm.store.db import open_store
 
 PROMPT = {
@@ -76,7 +77,7 @@ def running(home: Path) -> Iterator[ServerInfo]:
 
 def raw(info: ServerInfo, data: bytes) -> list[dict[str, Any]]:
     """Send bytes as they are; return every reply line until the server closes."""
-    sock = server._connect(info, 1.0)
+    sock = client.connect(info, 1.0)
     sock.settimeout(10)
     try:
         sock.sendall(data)
@@ -101,22 +102,22 @@ def test_files_are_private_and_ping_answers(running: ServerInfo, home: Path) -> 
     assert running.socket == str(home / "lmm.sock")
     assert stat.S_IMODE(os.stat(running.socket).st_mode) == 0o600
     assert stat.S_IMODE((home / "server.json").stat().st_mode) == 0o600
-    assert len(running.token) == 64 and server.read_info() == running
-    assert server.call("ping") == {"pid": os.getpid(), "embedder": "fake-hash"}
+    assert len(running.token) == 64 and client.read_info() == running
+    assert client.call("ping") == {"pid": os.getpid(), "embedder": "fake-hash"}
 
 
 def test_recall_through_the_server_equals_in_process(running: ServerInfo) -> None:
     args = {"query": "database is locked", "cwd": "/home/dev/tidepool/src", "generate": False}
-    remote = server.call("recall", args)
+    remote = client.call("recall", args)
     with open_store() as store:
-        local = server.dispatch(store, "recall", args, embedder=FakeEmbedder())
-        keyword_only = server.dispatch(store, "recall", args)
+        local = ops.dispatch(store, "recall", args, embedder=FakeEmbedder())
+        keyword_only = ops.dispatch(store, "recall", args)
     remote.pop("seconds"), local.pop("seconds")
     assert remote == local
     assert remote["project"] == "/home/dev/tidepool"
     assert "busy_timeout = 30000" in remote["brief"]
     assert remote["hits"] != keyword_only["hits"]  # the server's warm embedder took part
-    found = server.call("search", {"query": "APScheduler", "k": 3})
+    found = client.call("search", {"query": "APScheduler", "k": 3})
     assert len(found["hits"]) == 3 and found["project"] is None
 
 
@@ -125,12 +126,12 @@ def test_act_through_the_server_equals_in_process(running: ServerInfo) -> None:
             "cwd": "/home/dev/tidepool"}  # fmt: skip
     with open_store() as store:
         run_extraction(store, get_extractor("rules"))
-    remote = server.call("act", args)
+    remote = client.call("act", args)
     with open_store() as store:
-        assert remote == server.dispatch(store, "act", args)
+        assert remote == ops.dispatch(store, "act", args)
     assert remote["decision"] == "ask" and remote["project"] == "/home/dev/tidepool"
     with pytest.raises(ServerError, match="object argument 'tool_input'"):
-        server.call("act", {"tool_name": "Bash", "tool_input": "ls"})
+        client.call("act", {"tool_name": "Bash", "tool_input": "ls"})
 
 
 def test_wrong_or_missing_token_is_refused(running: ServerInfo) -> None:
@@ -139,10 +140,10 @@ def test_wrong_or_missing_token_is_refused(running: ServerInfo) -> None:
             running, request(running, "ping", {}, token=token) + request(running, "ping", {})
         )
         assert replies == [
-            {"ok": False, "error": f"wrong or missing token: read it from {server.info_path()}"}
+            {"ok": False, "error": f"wrong or missing token: read it from {client.info_path()}"}
         ]  # and the connection closed: the second request got no answer
     with pytest.raises(ServerUnavailable, match="cannot prove the token"):
-        server.call("ping", info=ServerInfo(token="x", pid=0, socket=running.socket))
+        client.call("ping", info=ServerInfo(token="x", pid=0, socket=running.socket))
 
 
 def test_malformed_requests_get_clear_errors(running: ServerInfo) -> None:
@@ -175,7 +176,7 @@ def test_oversize_requests_are_refused(running: ServerInfo) -> None:
     assert raw(running, big) == [
         {"ok": False, "error": f"request too large: over {MAX_REQUEST} bytes"}
     ]
-    assert server.call("ping")["pid"] == os.getpid()  # still serving
+    assert client.call("ping")["pid"] == os.getpid()  # still serving
 
 
 def test_second_server_is_refused_and_stopping_cleans_up(home: Path) -> None:
@@ -186,7 +187,7 @@ def test_second_server_is_refused_and_stopping_cleans_up(home: Path) -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert not (home / "server.json").exists() and not Path(str(info.socket)).exists()
-    assert server.try_call("ping") is None
+    assert client.try_call("ping") is None
 
 
 def test_stale_files_do_not_stop_a_new_server(home: Path) -> None:
@@ -194,9 +195,9 @@ def test_stale_files_do_not_stop_a_new_server(home: Path) -> None:
         '{"token": "t", "pid": 1, "socket": "%s"}' % (home / "lmm.sock")
     )
     (home / "lmm.sock").write_text("")
-    assert server.try_call("ping") is None
+    assert client.try_call("ping") is None
     _, stop, thread = start()
-    assert server.call("ping")["pid"] == os.getpid()
+    assert client.call("ping")["pid"] == os.getpid()
     stop.set()
     thread.join(10)
 
@@ -205,7 +206,7 @@ def test_tcp_on_loopback_needs_the_token_too(home: Path) -> None:
     info, stop, thread = start(port=0)
     try:
         assert (info.host, info.socket) == ("127.0.0.1", None) and info.port
-        assert server.call("ping")["embedder"] == "fake-hash"
+        assert client.call("ping")["embedder"] == "fake-hash"
         [reply] = raw(info, request(info, "ping", {}, token="nope"))
         assert reply["error"].startswith("wrong or missing token")
     finally:
@@ -227,9 +228,9 @@ def test_hook_and_cli_use_the_running_server(
 
 
 def test_try_call_without_a_server_is_none_fast(home: Path) -> None:
-    assert server.try_call("ping") is None
+    assert client.try_call("ping") is None
     with pytest.raises(ServerUnavailable, match="lmm serve"):
-        server.call("ping")
+        client.call("ping")
 
 
 # ---- the hook's thin client and the hook process against a running server
@@ -242,26 +243,32 @@ SLOW_IMPORTS = (
 )  # fmt: skip
 
 
-def test_hook_client_speaks_the_server_protocol(running: ServerInfo) -> None:
+def test_the_hook_asks_the_server_through_the_client(
+    running: ServerInfo, caplog: pytest.LogCaptureFixture
+) -> None:
     args = {"query": "database is locked", "cwd": "/home/dev/tidepool", "generate": False}
-    remote = hooks.call_server("recall", args, 10.0)
-    expected = server.call("recall", args)
+    remote = hooks.ask("recall", args, 10.0)
+    expected = client.call("recall", args)
     assert remote is not None
     remote.pop("seconds"), expected.pop("seconds")
     assert remote == expected
-    assert hooks.call_server("ping", {}, 1.0) == {"pid": os.getpid(), "embedder": "fake-hash"}
+    assert hooks.ask("ping", {}, 1.0) == {"pid": os.getpid(), "embedder": "fake-hash"}
     with pytest.raises(LmmError, match="refused 'recall': argument 'query' must be str, not int"):
-        hooks.call_server("recall", {"query": 3}, 1.0)
+        hooks.ask("recall", {"query": 3}, 1.0)
     info = json.loads((paths.home() / "server.json").read_text())
     (paths.home() / "server.json").write_text(json.dumps({**info, "token": "0" * 64}))
-    assert hooks.call_server("ping", {}, 1.0) is None  # not provably our server: in-process
-    assert (hooks.MAX_REPLY, hooks.CONNECT_TIMEOUT) == (server.MAX_REPLY, server.CONNECT_TIMEOUT)
+    with pytest.raises(NotTheServer, match="cannot prove the token"):
+        client.call("ping", timeout=1.0)
+    assert client.try_call("ping", timeout=1.0) is None
+    # not provably our server: the hook answers in-process (no embedder) and says why
+    assert hooks.ask("ping", {}, 1.0) == {"pid": os.getpid(), "embedder": None}
+    assert "what listens there is not the lmm server" in caplog.text
 
 
 def test_recall_can_leave_out_the_hits(running: ServerInfo) -> None:
     args = {"query": "database is locked", "cwd": "/home/dev/tidepool", "generate": False}
-    full = server.call("recall", args)
-    brief_only = server.call("recall", {**args, "hits": False})
+    full = client.call("recall", args)
+    brief_only = client.call("recall", {**args, "hits": False})
     assert full["hits"] and brief_only["hits"] == []
     assert {**full, "hits": [], "seconds": 0} == {**brief_only, "seconds": 0}
 
@@ -287,15 +294,13 @@ def handler_threads() -> int:
 def test_idle_connections_do_not_hold_up_others_and_threads_shrink_after(
     running: ServerInfo,
 ) -> None:
-    from lmm.serve import handshake
-
-    silent = [server._connect(running, 1.0) for _ in range(5)]  # connected, never sending
-    talking = [server._connect(running, 1.0) for _ in range(5)]  # said hello, then nothing
+    silent = [client.connect(running, 1.0) for _ in range(5)]  # connected, never sending
+    talking = [client.connect(running, 1.0) for _ in range(5)]  # said hello, then nothing
     try:
         for sock in talking:
-            sock.sendall(orjson.dumps({"hello": handshake.nonce()}) + b"\n")
+            sock.sendall(orjson.dumps({"hello": client.nonce()}) + b"\n")
             sock.recv(65536)
-        assert server.call("ping", timeout=2.0)["pid"] == os.getpid()
+        assert client.call("ping", timeout=2.0)["pid"] == os.getpid()
         replies = [raw(running, request(running, "ping", {})) for _ in range(3)]
         assert [r[0]["ok"] for r in replies] == [True, True, True]
         assert 6 <= handler_threads() <= 5 + server.MAX_IDLE + 1  # silent ones hold no thread
@@ -306,15 +311,17 @@ def test_idle_connections_do_not_hold_up_others_and_threads_shrink_after(
     while handler_threads() > server.MAX_IDLE and time.monotonic() < deadline:
         time.sleep(0.05)
     assert handler_threads() == server.MAX_IDLE
-    assert server.call("ping")["pid"] == os.getpid()
+    assert client.call("ping")["pid"] == os.getpid()
 
 
 def test_a_silent_connection_is_closed_after_the_handshake_timeout(running: ServerInfo) -> None:
-    sock = server._connect(running, 1.0)
+    sock = client.connect(running, 1.0)
     sock.settimeout(server.HANDSHAKE_TIMEOUT + 3)
     start = time.monotonic()
-    with sock:
+    try:
         assert sock.recv(1) == b""  # closed by the server
+    finally:
+        sock.close()
     assert server.HANDSHAKE_TIMEOUT - 0.1 <= time.monotonic() - start < server.HANDSHAKE_TIMEOUT + 2
 
 
@@ -322,18 +329,18 @@ def test_a_replaced_or_broken_store_is_reopened_or_reported(
     running: ServerInfo, home: Path
 ) -> None:
     args = {"query": "APScheduler", "generate": False}
-    assert server.call("recall", args)["brief"]
+    assert client.call("recall", args)["brief"]
     (home / "lmm.db").rename(home / "old.db")  # `lmm serve` keeps its connections open
     for suffix in ("-wal", "-shm"):
         (home / f"lmm.db{suffix}").unlink(missing_ok=True)
     with open_store():
         pass  # a new, empty store at the same path
-    assert server.call("recall", args)["brief"] is None
+    assert client.call("recall", args)["brief"] is None
     (home / "lmm.db").unlink()
     (home / "lmm.db").write_bytes(b"not a database" * 1000)
     with pytest.raises(ServerError, match="refused 'recall': cannot open the store"):
-        server.call("recall", args)
-    assert server.alive()  # a broken store does not make the server look dead
+        client.call("recall", args)
+    assert client.alive()  # a broken store does not make the server look dead
 
 
 def test_embed_op_lends_the_warm_embedder_to_the_background_job(running: ServerInfo) -> None:
@@ -343,9 +350,9 @@ def test_embed_op_lends_the_warm_embedder_to_the_background_job(running: ServerI
     remote = learn.server_embedder("fake-hash", 64)
     assert remote is not None and learn.server_embedder("all-MiniLM-L6-v2", 384) is None
     assert np.array_equal(remote.embed(texts), FakeEmbedder().embed(texts))
-    for bad in ({}, {"texts": []}, {"texts": [3]}, {"texts": ["x"] * (server.EMBED_TEXTS + 1)}):
+    for bad in ({}, {"texts": []}, {"texts": [3]}, {"texts": ["x"] * (ops.EMBED_TEXTS + 1)}):
         with pytest.raises(LmmError, match="embed needs 'texts'"):
-            server.call("embed", bad, info=running)
+            client.call("embed", bad, info=running)
     with open_store() as store:
         store.db.execute("DELETE FROM vectors WHERE item_kind = 'turn'")
         report = learn.learn(store, [], extract=False, embedder=remote)
@@ -398,8 +405,9 @@ def test_a_squatter_on_a_stale_port_gets_neither_token_nor_prompt(
     )
     try:
         secret_prompt = "the launch code is swordfish"
-        assert hooks.call_server("recall", {"query": secret_prompt}, 1.0) is None
-        assert server.try_call("recall", {"query": secret_prompt}) is None
+        with pytest.raises(NotTheServer):
+            client.call("recall", {"query": secret_prompt}, timeout=1.0)
+        assert client.try_call("recall", {"query": secret_prompt}) is None
         out = hooks.respond(hooks.HookInput("UserPromptSubmit", prompt=secret_prompt))
         assert out is None or "obey me" not in json.dumps(out)
         time.sleep(0.1)
@@ -412,20 +420,18 @@ def test_a_squatter_on_a_stale_port_gets_neither_token_nor_prompt(
 
 
 def test_the_handshake_proves_the_token_both_ways(running: ServerInfo) -> None:
-    from lmm.serve import handshake
-
-    mine = handshake.nonce()
+    mine = client.nonce()
     [hello] = raw(running, orjson.dumps({"hello": mine}) + b"\n")
     proof, nonce = hello["result"]["proof"], hello["result"]["nonce"]
-    assert handshake.check(running.token, "server", mine, proof)
-    assert not handshake.check("x" * 64, "server", mine, proof)
+    assert client.check(running.token, "server", mine, proof)
+    assert not client.check("x" * 64, "server", mine, proof)
     # a proof for another nonce (a replayed one) is refused, and the connection closed
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(running.socket))
     with sock, sock.makefile("rb") as f:
         sock.sendall(orjson.dumps({"hello": mine}) + b"\n")
         f.readline()
-        stale = handshake.proof(running.token, "client", nonce)  # the earlier connection's
+        stale = client.proof(running.token, "client", nonce)  # the earlier connection's
         sock.sendall(orjson.dumps({"auth": stale, "op": "ping", "args": {}}) + b"\n")
         assert orjson.loads(f.readline())["error"].startswith("wrong or missing token")
         assert f.readline() == b""
@@ -446,7 +452,7 @@ def test_idle_connections_cannot_exhaust_descriptors(home: Path) -> None:
     idle: list[socket.socket] = []
     try:
         for _ in range(300):
-            if (info := server.read_info()) is not None and server.alive(info):
+            if (info := client.read_info()) is not None and client.alive(info):
                 break
             time.sleep(0.1)
         else:
@@ -461,9 +467,9 @@ def test_idle_connections_cannot_exhaust_descriptors(home: Path) -> None:
                 continue
             idle.append(s)
             if n % 250 == 249:
-                assert server.call("ping", timeout=5.0, connect_timeout=2.0)["pid"] == proc.pid
+                assert client.call("ping", timeout=5.0, connect_timeout=2.0)["pid"] == proc.pid
         assert proc.poll() is None
-        assert server.call("recall", {"query": "database is locked"}, timeout=10.0)["brief"]
+        assert client.call("recall", {"query": "database is locked"}, timeout=10.0)["brief"]
     finally:
         for s in idle:
             s.close()
@@ -473,7 +479,7 @@ def test_idle_connections_cannot_exhaust_descriptors(home: Path) -> None:
 
 def test_recall_returns_the_query_redacted_for_the_hooks_record(running: ServerInfo) -> None:
     token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-    result = server.call("recall", {"query": f"why does {token} fail?", "hits": False})
+    result = client.call("recall", {"query": f"why does {token} fail?", "hits": False})
     assert token not in result["query_redacted"] and "[REDACTED:github]" in result["query_redacted"]
 
 
@@ -486,14 +492,14 @@ def test_warm_generation_only_with_a_loaded_model_on_a_gpu(
     args = {"query": "database is locked", "cwd": "/home/dev/tidepool", "generate": "warm"}
     with open_store() as store:
         monkeypatch.setenv("LMM_GPU", "1")
-        nothing_loaded = server.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: None)
+        nothing_loaded = ops.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: None)
         assert nothing_loaded["mode"] == "extractive" and not lm.calls  # no load in the hook's time
-        warm = server.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: lm)
+        warm = ops.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: lm)
         assert warm["mode"] == "generated" and "busy_timeout = 30000" in warm["brief"]
         monkeypatch.setenv("LMM_GPU", "0")
-        cpu = server.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: lm)
+        cpu = ops.dispatch(store, "recall", args, lm=lambda: lm, loaded=lambda: lm)
         assert cpu["mode"] == "extractive"  # a CPU model is too slow for the prompt hook
-        declined = server.dispatch(
+        declined = ops.dispatch(
             store, "recall", {**args, "generate": True, "on_none": "nothing"},
             lm=lambda: ScriptedLM(["NONE"]),
         )  # fmt: skip

@@ -110,16 +110,14 @@ def test_cli_recall_text_names_the_kind_of_brief(
 
 
 def test_server_recall_takes_auto_and_loads_no_model_on_a_cpu(sample_memories: Store) -> None:
-    from lmm.serve import server
+    from lmm.serve import ops
 
     def no_model() -> ScriptedLM:
         raise AssertionError("the model was loaded")
 
-    out = server.dispatch(
+    out = ops.dispatch(
         sample_memories, "recall", {"query": "database is locked", "generate": "auto"}, lm=no_model
     )
     assert out["mode"] == "extractive" and out["why"].startswith("no GPU here")
     with pytest.raises(LmmError, match='true, false, "auto" or "warm"'):
-        server.dispatch(
-            sample_memories, "recall", {"query": "database is locked", "generate": "yes"}
-        )
+        ops.dispatch(sample_memories, "recall", {"query": "database is locked", "generate": "yes"})

@@ -6,6 +6,7 @@
       MissingExtra      an optional dependency (an `lmm[extra]`) is not installed
       CognitionError    a cognition is malformed or does not exist (remember, edit, forget, move)
       ServerUnavailable no lmm server answers: the caller works in-process instead
+        NotTheServer    what listens at server.json's address cannot prove the token
       ServerError       the lmm server answered with an error, or not in time
 
 Where they are caught broadly (the boundaries):
@@ -54,6 +55,15 @@ class CognitionError(LmmError):
 
 class ServerUnavailable(LmmError):
     """No server answers (none started, or it died): callers work in-process instead."""
+
+
+class NotTheServer(ServerUnavailable):
+    """What listens at the address in `server.json` cannot prove the token (a stranger on the port
+    of a server that died): it learns nothing but a nonce, and callers work in-process."""
+
+    def __init__(self, message: str, address: object) -> None:
+        super().__init__(message)
+        self.address = address
 
 
 class ServerError(LmmError):

@@ -14,7 +14,7 @@ from lmm.cli.output import emit
 
 def cmd_recall(args: argparse.Namespace) -> int:
     from lmm.retrieve import recall as rc
-    from lmm.serve import server
+    from lmm.serve import client
 
     request: dict[str, Any] = {
         "query": args.query,
@@ -27,9 +27,10 @@ def cmd_recall(args: argparse.Namespace) -> int:
         "on_none": args.on_none,
     }
     request = {k: v for k, v in request.items() if v is not None}
-    result = None if args.local else server.try_call("recall", request, timeout=600.0)
-    if result is None:
+    if args.local:
         result = _recall_here(args, request)
+    else:
+        result = client.ask("recall", request, lambda: _recall_here(args, request), timeout=600.0)
     text = result["brief"] or "no relevant memory"
     if result["brief"] or result.get("mode") == "declined":
         text += "\n\n(" + rc.describe_json(result) + ")"
@@ -69,12 +70,13 @@ def _recall_here(args: argparse.Namespace, request: dict[str, Any]) -> dict[str,
 def cmd_serve(args: argparse.Namespace) -> int:
     from lmm.retrieve import recall as rc
     from lmm.serve import server
+    from lmm.serve.client import ServerInfo
     from lmm.store.db import open_store
 
     with open_store() as store:
         embedder = rc.default_embedder(store, args.embedder)
 
-    def ready(info: server.ServerInfo) -> None:
+    def ready(info: ServerInfo) -> None:
         where = info.socket or f"{info.host}:{info.port}"
         print(f"lmm: serving at {where} (pid {info.pid}); Ctrl-C stops", file=sys.stderr)
 

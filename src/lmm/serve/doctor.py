@@ -100,16 +100,16 @@ def history_check() -> Check:
 
 def server_check() -> Check:
     from lmm.errors import LmmError
-    from lmm.serve import server
+    from lmm.serve import client
 
-    info = server.read_info()
+    info = client.read_info()
     if info is None:
         return Check("server", WARN, "lmm serve is not running: hooks answer in-process, "
                      "keyword-only", "lmm serve  (keeps the embedder warm)")  # fmt: skip
     try:
-        ping = server.call("ping", info=info, timeout=2.0)
+        ping = client.call("ping", info=info, timeout=2.0)
     except LmmError as exc:
-        return Check("server", WARN, f"{server.info_path()} is stale: {exc}", "lmm serve")
+        return Check("server", WARN, f"{client.info_path()} is stale: {exc}", "lmm serve")
     where = info.socket or f"127.0.0.1:{info.port}"
     return Check("server", OK, f"lmm serve pid {ping.get('pid')} at {where}, "
                  f"embedder {ping.get('embedder') or 'none'}")  # fmt: skip

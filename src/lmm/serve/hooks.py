@@ -13,10 +13,9 @@ nothing) and logs problems to `$LMM_HOME/hooks.log`. It asks a running `lmm serv
 one it searches in-process with BM25 and cognitions only. Nothing on this path imports torch.
 
 Every prompt starts a hook process, so its way to a running server imports almost nothing: the C
-halves of json and socket, threading, lmm.paths (`call_server` speaks the server's protocol
-itself). Importing json, typing, socket, logging, pathlib, dataclasses and lmm.serve.server cost
-each
-hook ~35 ms of CPU (docs/benchmarks.md); whatever else a hook needs is imported on use.
+halves of json and socket, threading, lmm.paths and lmm.serve.client (which speaks the server's
+protocol). Importing json, typing, socket, logging, pathlib, dataclasses and lmm.serve.server
+cost each hook ~35 ms of CPU (docs/benchmarks.md); whatever else a hook needs is imported on use.
 """
 
 from __future__ import annotations
@@ -28,7 +27,8 @@ import time
 from collections import namedtuple
 
 from lmm import paths
-from lmm.serve import handshake
+from lmm.serve import client
+from lmm.serve.client import dumps, loads
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 DEADLINE = 2.0  # seconds; past it the hook prints nothing and the agent goes on
 MAX_INPUT = 8_000_000  # bytes of hook JSON read from stdin
-MAX_REPLY = 64_000_000  # bytes of one server reply (server.MAX_REPLY)
-CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once (server.CONNECT_TIMEOUT)
 PROMPT_TOKENS = 340  # budget of the brief injected per prompt (synth.SynthConfig.max_tokens)
 SESSION_TOKENS = 2_000  # budget of the session-start brief
 SLOW = 1.0  # seconds; a hook answering later than this logs how long it took
@@ -64,66 +62,6 @@ def logger() -> logging.Logger:
 
 _file_log_pending = False  # set by `main`: log records go to hooks.log, set up by `logger()`
 _file_log_lock = threading.Lock()
-
-
-# ---- JSON through CPython's C codec: what json.loads/json.dumps call, without `import json`
-# (it imports re and compiles six patterns: ~6 ms of every hook). Output is json.dumps' own.
-
-_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-
-
-class _Decoding:
-    """The options json.JSONDecoder() hands the C scanner: the defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = _CONSTANTS.__getitem__
-
-
-try:
-    import _json
-
-    # typeshed types the scanner's context as the scanner itself (its own TODO: a duck type)
-    _scan = _json.make_scanner(_Decoding)  # type: ignore[arg-type]
-    C_JSON = True
-except ImportError:  # not CPython: the json module does the same, a little later
-    C_JSON = False
-
-
-def loads(raw: bytes | str) -> Any:
-    """`json.loads` for UTF-8 bytes or text; ValueError (UnicodeDecodeError) when not JSON."""
-    text = raw.decode().removeprefix("\ufeff") if isinstance(raw, bytes) else raw
-    if not C_JSON:
-        import json
-
-        return json.loads(text)
-    text = text.strip(" \t\n\r")
-    try:
-        value, end = _scan(text, 0)
-    except StopIteration as exc:
-        raise ValueError(f"expecting a JSON value at char {exc.value}") from None
-    if end != len(text):
-        raise ValueError(f"extra data after char {end}")
-    return value
-
-
-def dumps(value: Any) -> str:
-    """`json.dumps(value)`, byte for byte."""
-    if not C_JSON:
-        import json
-
-        return json.dumps(value)
-    encode = _json.make_encoder(
-        {}, _not_json, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
-    return "".join(encode(value, 0))
-
-
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
 # The fields of Claude Code's hook JSON that lmm reads (the rest is ignored), each a str or None.
@@ -197,100 +135,27 @@ def wrap_memory(text: str, *, title: str = "memory", note: str = MEMORY_NOTE) ->
 # ---- answers
 
 
-def call_server(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-    """The op's result from the running `lmm serve`, or None when none runs: `server.call` on
-    the C socket module (socket.py costs ~2 ms more), same protocol, same `server.json`.
-
-    Raises LmmError when the server refuses the request or does not answer within `timeout`."""
-    import _socket
-
-    try:
-        with open(os.path.join(paths.home_dir(), paths.SERVER_INFO), "rb") as f:
-            info = loads(f.read())
-        token = str(info["token"])
-        address: Any = info.get("socket") or (info.get("host") or "127.0.0.1", int(info["port"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # no server.json, or not one that `lmm serve` wrote: no server
-    family = _socket.AF_UNIX if isinstance(address, str) else _socket.AF_INET
-    sock = _socket.socket(family, _socket.SOCK_STREAM)
-    try:
-        sock.settimeout(CONNECT_TIMEOUT)
-        try:
-            sock.connect(address)
-        except OSError:
-            return None  # server.json outlived its server
-        sock.settimeout(timeout)
-        try:
-            mine = handshake.nonce()
-            sock.sendall(dumps({"hello": mine}).encode() + b"\n")
-            theirs = _proof_and_nonce(_read_line(sock))
-            if theirs is None or not handshake.check(token, "server", mine, theirs[0]):
-                logger().warning(
-                    "%s lists %s, but what listens there is not the lmm server (it cannot prove "
-                    "the token); answering in-process",
-                    paths.SERVER_INFO,
-                    address,
-                )
-                return None  # a stranger on a dead server's port learns nothing but a nonce
-            auth = handshake.proof(token, "client", theirs[1])
-            sock.sendall(dumps({"auth": auth, "op": op, "args": args}).encode() + b"\n")
-            line = _read_line(sock)
-        except OSError as exc:  # timeouts included
-            from lmm.errors import LmmError
-
-            raise LmmError(f"the lmm server did not answer {op!r} in {timeout:.1f} s") from exc
-    finally:
-        sock.close()
-    try:
-        reply = loads(line)
-    except ValueError:
-        reply = {"error": f"no valid reply: {line[:200]!r}"}
-    result = reply.get("result") if isinstance(reply, dict) and reply.get("ok") else None
-    if not isinstance(result, dict):
-        from lmm.errors import LmmError
-
-        error = reply.get("error") if isinstance(reply, dict) else reply
-        raise LmmError(f"the lmm server refused {op!r}: {error}")
-    return result
-
-
-def _proof_and_nonce(line: bytes) -> tuple[str, str] | None:
-    """(proof, nonce) from the server's answer to a hello, or None for anything else."""
-    try:
-        return handshake.reply_parts(loads(line))
-    except ValueError:
-        return None
-
-
-def _read_line(sock: Any) -> bytes:
-    """Bytes up to the first newline (the server sends one line per request), or to EOF."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= MAX_REPLY:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        if b"\n" in chunk:
-            break
-    return b"".join(chunks).split(b"\n", 1)[0]
-
-
 def ask(op: str, args: dict[str, Any], timeout: float) -> dict[str, Any] | None:
     """The op's result from the running server, else computed in-process (keyword-only).
-    None when there is no store yet."""
-    result = call_server(op, args, timeout)
-    if result is not None:
-        return result
-    logger().debug("no lmm server runs; answering %s in-process", op)
-    if not paths.db_path().exists():
-        return None
-    from lmm.serve import server
-    from lmm.store.db import open_store
+    None when there is no store yet. Raises LmmError when the server refuses the request or does
+    not answer within `timeout`."""
 
-    with open_store() as store:
-        return server.dispatch(store, op, args)
+    from lmm.errors import NotTheServer, ServerUnavailable
+
+    def no_server(exc: ServerUnavailable) -> None:
+        if isinstance(exc, NotTheServer):
+            logger().warning(
+                "%s lists %s, but what listens there is not the lmm server (it cannot prove "
+                "the token); answering in-process",
+                paths.SERVER_INFO,
+                exc.address,
+            )
+        logger().debug("no lmm server runs; answering %s in-process", op)
+
+    def here() -> dict[str, Any] | None:
+        return client.in_process(op, args) if paths.db_path().exists() else None
+
+    return client.ask(op, args, here, timeout=timeout, unavailable=no_server)
 
 
 def context_output(event: str, text: str) -> dict[str, Any]:

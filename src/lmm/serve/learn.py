@@ -110,9 +110,9 @@ class ServerEmbedder:
 
         import numpy as np
 
-        from lmm.serve import server
+        from lmm.serve import client
 
-        result = server.call("embed", {"texts": texts}, timeout=SERVER_TIMEOUT)
+        result = client.call("embed", {"texts": texts}, timeout=SERVER_TIMEOUT)
         if result.get("model") != self.name or result.get("dim") != self.dim:
             raise LmmError(
                 f"the lmm server now embeds with {result.get('model')} (dim {result.get('dim')}), "
@@ -124,10 +124,10 @@ class ServerEmbedder:
 
 def server_embedder(model: str, dim: int) -> ServerEmbedder | None:
     """The running server's embedder when it is `model`, else None."""
-    from lmm.serve import server
+    from lmm.serve import client
 
     try:
-        ping = server.try_call("ping", timeout=2.0)
+        ping = client.try_call("ping", timeout=2.0)
     except LmmError as exc:
         log.info("no embedding through the lmm server: %s", exc)
         return None

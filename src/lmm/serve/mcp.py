@@ -17,22 +17,12 @@ from typing import Any, TypeVar
 
 from lmm import paths
 from lmm.errors import LmmError, MissingExtra
-from lmm.serve import server
+from lmm.serve import client
 from lmm.serve.hooks import wrap_memory
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Callable[..., str])
-
-
-def _read(op: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = server.try_call(op, args)
-    if result is not None:
-        return result
-    from lmm.store.db import open_store
-
-    with open_store() as store:
-        return server.dispatch(store, op, args)
 
 
 def _scope(project: str | None) -> dict[str, Any]:
@@ -83,7 +73,7 @@ def recall(query: str, project: str | None = None, generate: bool = False) -> st
     words; `project` is a project path (default: the current project; "" searches every
     project); `generate=True` has a small local model write the brief instead of quoting the
     evidence (slower). Returns "no relevant memory" when nothing clears the relevance bar."""
-    result = _read("recall", {"query": query, "generate": generate, **_scope(project)})
+    result = client.ask("recall", {"query": query, "generate": generate, **_scope(project)})
     if not result.get("brief"):
         return "no relevant memory"
     return wrap_memory(result["brief"], title="recall")
@@ -95,7 +85,7 @@ def search(query: str, project: str | None = None, k: int = 10) -> str:
     matches with their ids, kinds, scores and sources, without pruning or summarising: use it
     to browse raw evidence or to find the id of a cognition to forget. `project` is a project
     path (default: the current project; "" searches every project); `k` caps the results."""
-    result = _read("search", {"query": query, "k": k, **_scope(project)})
+    result = client.ask("search", {"query": query, "k": k, **_scope(project)})
     lines = []
     for h in result["hits"]:
         src = h["source"]

@@ -3,13 +3,12 @@
 Protocol: JSON lines over a Unix socket (default `$LMM_HOME/lmm.sock`, mode 0600) or over
 127.0.0.1:PORT. Each request is one line `{"auth" | "token": ..., "op": ..., "args": {...}}`; each
 reply one line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping,
-recall, search, project_brief, act, embed (see `dispatch`). The address and a random token live in
-`$LMM_HOME/server.json` (mode 0600); a request without proof of that token, over 1 MB, or not a
-JSON object gets an error. lmm's own clients (`call`, `try_call`; hooks.call_server for hooks)
-never send the token: they open with the handshake in `lmm.serve.handshake`, and a listener that
-cannot
-prove it knows the token (a stranger on the port of a server that died) is treated as no server.
-Clients connect with a short timeout and callers fall back to in-process work.
+recall, search, project_brief, act, embed (`lmm.serve.ops`). The address and a random token live
+in `$LMM_HOME/server.json` (mode 0600); a request without proof of that token, over 1 MB, or not a
+JSON object gets an error. lmm's own client (`lmm.serve.client`, where the handshake is described)
+never sends the token: it opens with a handshake in which both sides prove they know it, and a
+listener that cannot (a stranger on the port of a server that died) is treated as no server. The
+client connects with a short timeout and callers fall back to in-process work.
 
 Connections are served by long-lived threads that keep their own store open (`Handlers`), so a
 hook's request finds a warm SQLite connection. A connection gets a thread only once it has sent
@@ -35,294 +34,26 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from lmm import paths
-from lmm.errors import LmmError, ServerError, ServerUnavailable
-from lmm.ingest import privacy
-from lmm.lm import speed
+from lmm.errors import LmmError
+from lmm.serve import client, ops
+from lmm.serve.client import ServerInfo
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from lmm.lm.base import Message, TextGenerator
+    from lmm.lm.base import Message
     from lmm.retrieve.embed import Embedder
     from lmm.store.db import Store
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1_000_000  # bytes of one request line
-MAX_REPLY = 64_000_000
-EMBED_TEXTS = 256  # texts per `embed` request
-INFO_NAME = paths.SERVER_INFO
 SOCKET_NAME = paths.SOCKET_NAME
-CONNECT_TIMEOUT = 0.05  # seconds: a running server accepts at once; anything slower is not ours
 IDLE_TIMEOUT = 60.0  # seconds an authenticated connection may sit without sending a request
 HANDSHAKE_TIMEOUT = 2.0  # seconds a new connection may take to send its first line
 MAX_THREADS = 16  # handler threads at most; more ready connections queue for them
 MAX_IDLE = 2  # handler threads (each with its store open) kept waiting after a burst
 HANDLER_NAME = "lmm-serve-handler"
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """What `$LMM_HOME/server.json` says: where the server listens and its token."""
-
-    token: str
-    pid: int
-    socket: str | None = None
-    host: str | None = None
-    port: int | None = None
-
-
-def info_path() -> Path:
-    return paths.home() / INFO_NAME
-
-
-def read_info() -> ServerInfo | None:
-    try:
-        data = orjson.loads(info_path().read_bytes())
-        return ServerInfo(**data)
-    except (OSError, orjson.JSONDecodeError, TypeError):
-        return None
-
-
-# ---- client
-
-
-def _connect(info: ServerInfo, timeout: float) -> socket.socket:
-    if info.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        address: Any = info.socket
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        address = (info.host or "127.0.0.1", int(info.port or 0))
-    sock.settimeout(timeout)
-    try:
-        sock.connect(address)
-    except OSError as exc:
-        sock.close()
-        raise ServerUnavailable(
-            f"no lmm server at {address} ({exc}); start one: lmm serve"
-        ) from exc
-    return sock
-
-
-def call(
-    op: str,
-    args: dict[str, Any] | None = None,
-    *,
-    timeout: float = 30.0,
-    info: ServerInfo | None = None,
-    connect_timeout: float = CONNECT_TIMEOUT,
-) -> dict[str, Any]:
-    """Send one request to the running server and return its result.
-
-    Raises ServerUnavailable when no server accepts the connection, ServerError otherwise."""
-    from lmm.serve import handshake
-
-    info = info or read_info()
-    if info is None:
-        raise ServerUnavailable(f"no lmm server is running ({info_path()} is absent): lmm serve")
-    sock = _connect(info, connect_timeout)
-    try:
-        sock.settimeout(timeout)
-        with sock.makefile("rb") as f:
-            mine = handshake.nonce()
-            sock.sendall(orjson.dumps({"hello": mine}) + b"\n")
-            theirs = _hello_reply(f.readline(MAX_REPLY))
-            if theirs is None or not handshake.check(info.token, "server", mine, theirs[0]):
-                raise ServerUnavailable(
-                    f"the process at {info.socket or info.port} is not the lmm server that "
-                    f"wrote {info_path()} (it cannot prove the token); start one: lmm serve"
-                )
-            auth = handshake.proof(info.token, "client", theirs[1])
-            sock.sendall(orjson.dumps({"auth": auth, "op": op, "args": args or {}}) + b"\n")
-            line = f.readline(MAX_REPLY)
-    except OSError as exc:  # timeouts included
-        raise ServerError(
-            f"the lmm server did not answer {op!r} in {timeout:.1f} s: {exc}"
-        ) from exc
-    finally:
-        sock.close()
-    try:
-        reply = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise ServerError(f"the lmm server sent no valid reply to {op!r}: {line[:200]!r}") from exc
-    if not reply.get("ok"):
-        raise ServerError(f"the lmm server refused {op!r}: {reply.get('error')}")
-    result: dict[str, Any] = reply["result"]
-    return result
-
-
-def _hello_reply(line: bytes) -> tuple[str, str] | None:
-    """(proof, nonce) from the server's answer to a hello, or None for anything else."""
-    from lmm.serve import handshake
-
-    try:
-        return handshake.reply_parts(orjson.loads(line))
-    except orjson.JSONDecodeError:
-        return None
-
-
-def try_call(
-    op: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0
-) -> dict[str, Any] | None:
-    """`call`, or None when no server is running (the caller then works in-process)."""
-    try:
-        return call(op, args, timeout=timeout)
-    except ServerUnavailable as exc:
-        log.debug("%s", exc)
-        return None
-
-
-def alive(info: ServerInfo | None = None) -> bool:
-    """Whether a server answers a ping."""
-    try:
-        call("ping", info=info, timeout=1.0)
-    except LmmError:
-        return False
-    return True
-
-
-# ---- the ops (run by the server, and in-process by callers when no server runs)
-
-
-def _arg(args: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
-    value = args.get(name, default)
-    if value is not None and not isinstance(value, kind):
-        raise LmmError(f"argument {name!r} must be {kind.__name__}, not {type(value).__name__}")
-    if kind is int and isinstance(value, bool):
-        raise LmmError(f"argument {name!r} must be int, not bool")
-    return value
-
-
-def dispatch(
-    store: Store,
-    op: str,
-    args: dict[str, Any],
-    *,
-    embedder: Embedder | None = None,
-    lm: Callable[[], TextGenerator] | None = None,
-    loaded: Callable[[], TextGenerator | None] | None = None,
-) -> dict[str, Any]:
-    """Run one op against `store`. `lm` gives the generator (loaded on first use); `loaded` the
-    one already loaded, if any (never loads).
-
-    recall: query, project | cwd, generate=False (or "auto", or "warm": only when a model is
-        already loaded and a GPU is here, what the prompt hook asks), budget_seconds, on_none,
-        exclude_session,
-        max_tokens, k, model, hits=True (False: the reply leaves out the hits, for callers that
-        read only the brief)
-    search: query, project | cwd, k=10 -> {"hits": [...]}
-    project_brief: project | cwd, max_tokens=2000 -> {"project", "brief"}
-    act: tool_name, tool_input, project | cwd, session_id, ask=True -> {"context", "decision",
-        "reason", "matches"} (lmm.retrieve.act: what applies to the tool call about to run, each
-        cognition once per session)
-    embed: texts (at most EMBED_TEXTS) -> {"model", "dim", "vectors": base64 of little-endian
-        float32, one row per text}: the warm embedder for a background job's new turns
-    """
-    from lmm.retrieve import recall as rc
-    from lmm.retrieve.search import retrieve
-
-    if op == "ping":
-        return _ping(embedder)
-    if op == "embed":
-        return _embed(embedder, args)
-    project = _arg(args, "project", str)
-    cwd = _arg(args, "cwd", str)
-    if privacy.excluded_now(cwd) or privacy.excluded_now(project):
-        return _opted_out(op, project or cwd)  # opted out since it was stored: say nothing
-    if project is None and cwd:
-        project = rc.resolve_project(store, cwd)
-    if op in ("recall", "search"):
-        query = _arg(args, "query", str)
-        if not query:
-            raise LmmError(f"{op} needs a non-empty string argument 'query'")
-    if op == "recall":
-        generate = args.get("generate", False)
-        if generate not in (True, False, "auto", "warm"):
-            raise LmmError('argument \'generate\' must be true, false, "auto" or "warm"')
-        warm_lm = None
-        if generate == "warm":  # the hook's deadline allows no model load and no CPU decode
-            warm_lm = loaded() if loaded is not None else None
-            generate = warm_lm is not None and speed.gpu_available()
-        config = rc.with_config(
-            rc.RecallConfig(generate=None if generate == "auto" else generate),
-            k=_arg(args, "k", int),
-            model=_arg(args, "model", str),
-            max_tokens=_arg(args, "max_tokens", int),
-            budget_seconds=_arg(args, "budget_seconds", float),
-            on_none=_arg(args, "on_none", str),
-        )
-        wanted = rc.choose_generation(config).generate
-        model = lm() if wanted and lm is not None and config.model is None else None
-        model = warm_lm if warm_lm is not None and wanted else model
-        result = rc.recall(
-            store,
-            query,
-            project=project,
-            config=config,
-            embedder=embedder,
-            lm=model,
-            exclude_session=_arg(args, "exclude_session", str),
-        )
-        from lmm.text.redact import redact
-
-        out = {**rc.to_json(result), "project": project, "query_redacted": redact(query)}
-        if not _arg(args, "hits", bool, True):
-            out["hits"] = []
-        return out
-    if op == "search":
-        k = _arg(args, "k", int, 10)
-        hits = retrieve(store, query, project=project, k=max(1, k), embedder=embedder)
-        return {"project": project, "hits": [rc.hit_json(h) for h in hits]}
-    if op == "project_brief":
-        max_tokens = _arg(args, "max_tokens", int, 2_000)
-        return {
-            "project": project,
-            "brief": rc.project_brief(store, project, max_tokens=max_tokens),
-        }
-    if op == "act":
-        from lmm.retrieve import act
-
-        tool_name = _arg(args, "tool_name", str) or ""
-        tool_input = args.get("tool_input")
-        if not isinstance(tool_input, dict):
-            raise LmmError("act needs an object argument 'tool_input' (the hook's tool_input)")
-        call = act.tool_call(tool_name, tool_input, _arg(args, "cwd", str))
-        ask = bool(_arg(args, "ask", bool, True))
-        session = _arg(args, "session_id", str)
-        found = act.recall_once(store, call, project, session, ask=ask)
-        return {"project": project, **act.to_json(found)}
-    raise LmmError(f"unknown op {op!r}; use ping, recall, search, project_brief, act or embed")
-
-
-def _embed(embedder: Embedder | None, args: dict[str, Any]) -> dict[str, Any]:
-    import base64
-
-    texts = _arg(args, "texts", list)
-    if not texts or len(texts) > EMBED_TEXTS or not all(isinstance(t, str) for t in texts):
-        raise LmmError(f"embed needs 'texts': a list of 1 to {EMBED_TEXTS} strings")
-    if embedder is None:
-        raise LmmError("this lmm server keeps no embedder (started with --embedder none)")
-    vectors = embedder.embed(texts).astype("<f4")
-    return {
-        "model": embedder.name,
-        "dim": embedder.dim,
-        "vectors": base64.b64encode(vectors.tobytes()).decode(),
-    }
-
-
-def _opted_out(op: str, where: str | None) -> dict[str, Any]:
-    """What an op answers for a folder that has opted out of memory: nothing."""
-    if op == "recall":
-        return {"query": "", "brief": None, "mode": "none", "model": None, "evidence": [],
-                "hits": [], "seconds": 0.0, "project": where, "opted_out": True}  # fmt: skip
-    if op == "search":
-        return {"project": where, "hits": [], "opted_out": True}
-    return {"project": where, "brief": None, "opted_out": True}
-
-
-def _ping(embedder: Embedder | None) -> dict[str, Any]:
-    return {"pid": os.getpid(), "embedder": embedder.name if embedder else None}
 
 
 # ---- the server
@@ -393,10 +124,8 @@ def answer(
     """The reply to one request line, and whether the connection may stay open. `store()` gives
     the store (opened on first use); a ping never needs it, so a broken store cannot make a
     running server look dead. `peer` carries the connection's handshake (see
-    `lmm.serve.handshake`)."""
+    `lmm.serve.client`)."""
     import hmac  # server side only: clients (hooks) skip its OpenSSL import
-
-    from lmm.serve import handshake
 
     peer = peer if peer is not None else Peer()
     try:
@@ -409,17 +138,18 @@ def answer(
         theirs = request["hello"]
         if not isinstance(theirs, str) or not 16 <= len(theirs) <= 128:
             return {"ok": False, "error": "malformed hello: send a nonce of 16-128 chars"}, False
-        peer.nonce = handshake.nonce()
-        result = {"proof": handshake.proof(warm.token, "server", theirs), "nonce": peer.nonce}
+        peer.nonce = client.nonce()
+        result = {"proof": client.proof(warm.token, "server", theirs), "nonce": peer.nonce}
         return {"ok": True, "result": result}, True
     if not peer.trusted:
         if "auth" in request:
-            peer.trusted = handshake.check(warm.token, "client", peer.nonce or "", request["auth"])
+            peer.trusted = client.check(warm.token, "client", peer.nonce or "", request["auth"])
         else:
             token = str(request.get("token", "")).encode()
             peer.trusted = hmac.compare_digest(token, warm.token.encode())
     if not peer.trusted:
-        return {"ok": False, "error": f"wrong or missing token: read it from {info_path()}"}, False
+        error = f"wrong or missing token: read it from {client.info_path()}"
+        return {"ok": False, "error": error}, False
     op, args = request.get("op"), request.get("args", {})
     if not isinstance(op, str) or not isinstance(args, dict):
         return {
@@ -428,9 +158,9 @@ def answer(
         }, True
     try:
         if op == "ping":
-            result = _ping(warm.embedder)
+            result = ops.ping(warm.embedder)
         else:
-            result = dispatch(
+            result = ops.dispatch(
                 store(), op, args, embedder=warm.embedder, lm=warm.generator, loaded=warm.loaded
             )
     except LmmError as exc:
@@ -680,7 +410,7 @@ def _listen(socket_path: Path | None, port: int | None) -> tuple[socket.socket, 
 
 
 def _write_info(info: dict[str, Any]) -> None:
-    target = info_path()
+    target = Path(client.info_path())
     tmp = target.with_name(target.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -705,8 +435,8 @@ def serve(
 
     from lmm.store.db import open_store
 
-    running = read_info()
-    if running is not None and alive(running):
+    running = client.read_info()
+    if running is not None and client.alive(running):
         raise LmmError(f"an lmm server already runs (pid {running.pid}); stop it first")
     stop = stop or threading.Event()
     with open_store() as store:
@@ -716,7 +446,8 @@ def serve(
         if preload_model:
             warm.generator()
         t0 = time.perf_counter()
-        dispatch(store, "recall", {"query": "warm up", "generate": False}, embedder=warm.embedder)
+        warm_up = {"query": "warm up", "generate": False}
+        ops.dispatch(store, "recall", warm_up, embedder=warm.embedder)
         log.info("retrieval warmed in %.2f s", time.perf_counter() - t0)
     sock, address = _listen(socket_path, port)
     info = ServerInfo(token=warm.token, pid=os.getpid(), **address)
@@ -737,8 +468,8 @@ def serve(
         waiting.close()
         sock.close()
         handlers.stop()
-        if read_info() == info:
-            info_path().unlink(missing_ok=True)
+        if client.read_info() == info:
+            Path(client.info_path()).unlink(missing_ok=True)
         if info.socket:
             Path(info.socket).unlink(missing_ok=True)
         log.info("lmm server stopped")
