@@ -40,16 +40,16 @@ test-slow: $(VENV)/.installed
 	$(BIN)/pytest -q -m slow
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/vulture src vulture_whitelist.py --min-confidence 60
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 fmt: $(VENV)/.installed
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 ## bench: the CPU benchmarks recorded in docs/benchmarks.md
 bench: $(VENV)/.installed
