@@ -1,7 +1,6 @@
 """Decode speed at batch 1 for the Qwen3-1.7B shape: plain `generate` (dynamic cache), `generate`
-with a static cache (transformers compiles its decode step on CUDA) and lmm.lm.fastgen (CUDA graph
-of
-the whole step, eager or inductor-compiled forward), measured in one run on one device.
+with a static cache (transformers compiles its decode step on CUDA) and lmm.lm.fastgen (CUDA
+graph of the whole step, eager or inductor-compiled forward), measured in one run on one device.
 
     PYTHONUNBUFFERED=1 python bench/decode_speed.py             # GPU: random Qwen3-1.7B, bf16
     python bench/decode_speed.py --smoke                        # CPU: tiny config, every path

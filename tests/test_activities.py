@@ -1,6 +1,5 @@
 """lmm.retrieve.activities: the standing rules of what a request for work sets out to do reach its
-brief,
-even when they share no word with it; questions and requests that start nothing get none."""
+brief, even when they share no word with it; questions and requests that start nothing get none."""
 
 from __future__ import annotations
 

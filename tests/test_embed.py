@@ -1,6 +1,5 @@
 """lmm.retrieve.embed: the fake embedder, incremental embedding, the model/dim guard, the matrix
-cache,
-`lmm embed`, and (slow) the packaged MiniLM."""
+cache, `lmm embed`, and (slow) the packaged MiniLM."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """lmm.retrieve.embed_onnx: the ONNX graph against a numpy BERT on a tiny random model made here,
-the cache,
-batching by length, the backend choice and its fallbacks; (slow) the packaged MiniLM against
-sentence-transformers."""
+the cache, batching by length, the backend choice and its fallbacks; (slow) the packaged MiniLM
+against sentence-transformers."""
 
 from __future__ import annotations
 

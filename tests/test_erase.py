@@ -1,8 +1,8 @@
 """`forget` leaves no trace: not in what hooks inject, search or export, not in the file's bytes.
 
 The contract (lmm.store.erase): the memory's own words go wherever the store holds them word for
-word,
-and the sentence that carries them goes from its source turns; a paraphrase elsewhere stays."""
+word, and the sentence that carries them goes from its source turns; a paraphrase elsewhere
+stays."""
 
 from __future__ import annotations
 

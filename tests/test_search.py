@@ -1,6 +1,5 @@
 """lmm.retrieve.search: scope, status, fusion, participants, neighbour context, the dim guard, and
-(slow)
-recall on one real LoCoMo conversation against plain BM25."""
+(slow) recall on one real LoCoMo conversation against plain BM25."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""lmm: a local memory layer for coding agents.
-
-The Python API is the few names in `__all__`: open a store, ingest transcripts into it, recall a
-brief, remember or forget a cognition; every error lmm raises on purpose is an `LmmError`. Each
-name is imported on first use (the module `__getattr__`), so `import lmm`, which every hook
-process does, loads nothing more. (`ingest_transcripts` is `lmm.ingest.run.ingest`: the name
-`lmm.ingest` is the subpackage.)
-"""
+"""lmm: a local memory layer for coding agents."""
 
 __version__ = "0.1.0"
 

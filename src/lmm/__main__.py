@@ -1,8 +1,4 @@
-"""`python -m lmm` runs the CLI.
-
-`python -m lmm hook EVENT` (what `lmm install-hooks` writes) skips building the CLI: a hook must
-start fast and exit 0 even when an unrelated command group fails to import.
-"""
+"""`python -m lmm` runs the CLI."""
 
 import sys
 

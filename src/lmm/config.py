@@ -1,11 +1,5 @@
 """lmm's settings in one place: every `LMM_*` environment variable it reads and what
-`$LMM_HOME/config.toml` holds (`[privacy] exclude`), as one frozen `Settings`. `settings()` reads
-the environment on every call (a variable set a moment ago holds at once), reads no file and
-imports only os and sys: every hook calls it, through `paths.home_dir`. `settings(config_file)`
-adds the file's settings (ingest.privacy asks, and caches them). Field `name` is `LMM_<NAME>`,
-except those of `FILE_FIELDS` (none comes from both; the environment would win). A value is
-checked where it is used, so a bad `LMM_THREADS` fails only what starts a model, never a hook.
-"""
+`$LMM_HOME/config.toml` holds, as one frozen `Settings` (how it is read: docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""A session's turns in reading order, by the uuid/parentUuid graph their records carry.
-
-`conversation_order(turns)`: depth first, sub-agents under the tool call that started them (what
-extraction and the transcript view read). `main_branch(turns)`: the keys of the turns on the line
-that a rewind or compaction left current.
-"""
+"""A session's turns in reading order, by the uuid/parentUuid graph their records carry."""
 
 from __future__ import annotations
 

@@ -1,28 +1,4 @@
-"""The one error family. Every message says what to do next.
-
-    LmmError            anything lmm raises on purpose (also raised as is, for a plain refusal)
-      StoreError        the store cannot be opened, migrated or written
-      InputError        a file given to lmm (transcript, export, import) cannot be read
-      MissingExtra      an optional dependency (an `lmm[extra]`) is not installed
-      CognitionError    a cognition is malformed or does not exist (remember, edit, forget, move)
-      ServerUnavailable no lmm server answers: the caller works in-process instead
-        NotTheServer    what listens at server.json's address cannot prove the token
-      ServerError       the lmm server answered with an error, or not in time
-
-Where they are caught broadly (the boundaries):
-    cli.main: LmmError -> `lmm: error: MESSAGE` on stderr, exit code 2
-    serve.hooks.run_hook: Exception -> logged to hooks.log, the hook prints nothing, exit 0
-    serve.hooks.main: BaseException -> logged to hooks.log, exit 0
-    serve.server.answer: LmmError -> its message in the reply; Exception -> logged, the reply
-        says `internal error in OP: TYPE`; the server keeps serving
-    serve.mcp._guard: LmmError -> a ToolError with its message; Exception -> logged, a ToolError
-        naming the type and hooks.log
-    serve.background.run_round: Exception -> logged, the transcripts queued again
-    serve.background.main: BaseException -> logged (`job stopped`), exit 1
-    ui.server.App.handle: LmmError -> a 400 page with its message
-    ingest.run.read_job: Exception -> logged, the file reported as failed, the others read on
-    serve.doctor.store_checks: Exception -> a FAIL check naming it
-"""
+"""The one error family. Every message says what to do next."""
 
 from __future__ import annotations
 

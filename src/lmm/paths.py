@@ -1,11 +1,4 @@
-"""Where lmm keeps its store and where it looks for history.
-
-`LMM_HOME` selects the folder holding the store (default: the user's data dir, `~/.local/share/lmm`
-or `$XDG_DATA_HOME/lmm`: config.default_home). `LMM_SOURCE` overrides the default transcript folder
-(`~/.claude/projects`). `open_private` writes a file only its owner can read, as the store is.
-pathlib is imported on first use: the hook's fast path (`home_dir`) needs
-none of it, and importing it costs a hook process ~5 ms.
-"""
+"""Where lmm keeps its store and where it looks for history."""
 
 from __future__ import annotations
 

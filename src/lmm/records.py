@@ -1,8 +1,4 @@
-"""Plain records shared by every reader and the store.
-
-A reader (Claude Code transcripts, generic chat JSON, LoCoMo) turns its input into `Turn`s;
-the store persists them. Nothing here touches disk.
-"""
+"""Plain records shared by every reader and the store."""
 
 from __future__ import annotations
 

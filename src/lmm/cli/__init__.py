@@ -1,8 +1,4 @@
-"""The `lmm` command line: thin calls into the library. Results on stdout, diagnostics on stderr.
-
-Each command group lives in its own module with a `register(sub, common)` function. Every command
-takes `--json` for scripts; `LMM_HOME` picks the store's folder.
-"""
+"""The `lmm` command line: thin calls into the library. Results on stdout, diagnostics on stderr."""
 
 from __future__ import annotations
 

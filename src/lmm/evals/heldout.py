@@ -1,23 +1,4 @@
-"""Held-out sets from real history: what did a later session need from earlier ones?
-
-Split: per project, the top-level sessions that have a prompt are ordered by start time; the
-first `fraction` (at least one) are memory, the rest are held out. Held-out sessions are removed
-from the store before extraction, so the memory knows only the past.
-
-An example per held-out session: the query is its first real prompt (`first_prompt`: command
-wrappers and IDE notes stripped, at least `MIN_PROMPT_WORDS` words). Its references are the
-earlier memories it needed, by this rule (`needed`), applied to every memory of its project:
-
-    K = keywords(memory text)   T = tokens of every turn of the later session (text, thinking,
-    tool inputs), plus every '/'-suffix of a path token ('a/b/c.py' also gives 'b/c.py', 'c.py')
-    idf(w) = ln((N + 1) / (df(w) + 1)) + 1 over the N sessions of the dataset
-    needed  <=>  sum(idf, K & T) / sum(idf, K) >= NEED_THRESHOLD  and  |K & T| >= MIN_SHARED
-
-i.e. the later session mentions most of the memory's distinctive words, files and commands (it
-used, re-stated or re-derived it). Memories: for real transcripts, the active cognitions the
-rules extractor takes from the memory sessions; for the bundled sample, the hand-labelled facts
-of src/lmm/sample/facts.json (their '-ack'/'-error' rows are extra sources of the same fact).
-"""
+"""Held-out sets from real history: what did a later session need from earlier ones?"""
 
 from __future__ import annotations
 

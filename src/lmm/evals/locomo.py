@@ -1,21 +1,5 @@
 """LoCoMo harness: evidence recall of every memory configuration, and question answering with a
-local reader over lmm's recall (F1 by the official scorer, per category).
-
-Data: the `locomo/` folder of the datasets folder the caller names (`dev_file`, `audit_file`:
-`locomo_dev.json`, `locomo_dev_audit_errors.json`). The file goes through the generic importer
-(`lmm.ingest.run.ingest(store, [path], fmt="locomo")`); each conversation is the project
-`locomo/<sample_id>`. Question ids are the audit's `locomo_<conv>_qa<index>`.
-
-Evidence recall@k (paper definition): share of a question's evidence dia_ids among the top-k
-retrieved turns (a retrieved cognition stands for its source turns), averaged over questions
-with evidence; reported against the original evidence and against the audit's corrections.
-
-QA configurations: `none` (the question alone), `full` (the whole conversation, latest turns
-kept up to the reader's context budget), `recall` (lmm recall's top-k hits). Evidence is shown as
-'[8 May 2023] Caroline: ...' in time order: the session date in absolute form, so the reader can
-resolve 'last year'. Answers are cached in JSONL keyed by reader, prompt version, configuration
-and question id, so a long run resumes where it stopped.
-"""
+local reader over lmm's recall (F1 by the official scorer, per category)."""
 
 from __future__ import annotations
 

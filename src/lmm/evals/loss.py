@@ -1,12 +1,4 @@
-"""Validation loss and perplexity of a model over held-out rows, plus loss curves of training runs.
-
-Rows are TRL's shapes, as lmm.train.pairs writes them: `{"text"}` (CPT: loss on every token after
-the
-first) or `{"messages"}` / `{"prompt", "completion"}` (SFT: loss on assistant tokens only, encoded
-by `lmm.train.data.encode_chat`, exactly as training does). Loss = summed next-token
-cross-entropy / target tokens over all rows; perplexity = exp(loss). Rows longer than `seq_len`
-tokens are cut (text) or skipped (chat) and counted.
-"""
+"""Validation loss and perplexity of a model over held-out rows; loss curves of training runs."""
 
 from __future__ import annotations
 

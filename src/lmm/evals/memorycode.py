@@ -1,17 +1,5 @@
 """MemoryCode dialogues (Cohere-Labs-Community/MemoryCode) as stored sessions, plus the check
-that the latest version of each coding instruction is remembered and older ones superseded.
-
-A dialogue file holds `context` (mentor, mentee names), `instructions` (per session: [id, version]
-pairs of its coding instructions, or [-1]) and `sessions` (each with parallel `type` and `topic`
-lists, e.g. type 'instruction-update' with topic "always end variable names with '_wr'", and the
-dialogue `text` as "Name: utterance" paragraphs). Several fields are Python literals in strings.
-
-- `load(path) -> Dialogue`; `to_turns(dialogue)` -> (SessionInfo, [Turn]) per session: the mentor
-  speaks as the user (the one who gives instructions), the mentee as the assistant.
-- `add_to_store(store, dialogue)` stores them under the project `memorycode/<name>`.
-- `check(store, dialogue) -> DialogueCheck`: per instruction id, is its latest version an active
-  cognition and is every replaced version superseded?
-"""
+that the latest version of each coding instruction is remembered and older ones superseded."""
 
 from __future__ import annotations
 

@@ -1,22 +1,5 @@
 """MemoryCode harness: for each evaluation query, does recall surface the latest version of every
-coding instruction, and no superseded one?
-
-Each dialogue of the folder the caller names (`memorycode/` of the public datasets) is loaded
-with `lmm.evals.memorycode` into one store (project `memorycode/<dialogue>`), the rules extractor
-runs, then every `history_eval_query` of the dialogue's last session (e.g. 'Linked list class')
-is asked as 'Write a <query>.' through `recall` (extractive brief; config `retrieval`); the
-project's session-start digest
-(`recall.project_brief`, config `digest`) is judged once per dialogue. All of the dialogue's
-instructions apply to every query (the dataset's `history_regex` checks them all), so per query:
-
-- latest: share of instruction ids whose latest version the brief states;
-- stale: share of replaced versions (with a different value) the brief states;
-- correct: every latest version stated and no stale one.
-
-'States' uses `lmm.evals.memorycode.matcher`: the instruction's quoted values and kind words must
-all
-appear in the text. `store_correct` is `memorycode.check` (extraction alone, no retrieval).
-"""
+coding instruction, and no superseded one?"""
 
 from __future__ import annotations
 

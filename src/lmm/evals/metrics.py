@@ -1,12 +1,5 @@
 """Scoring functions, each a plain function of plain values (tests/test_metrics.py computes every
-one by hand).
-
-Text: `keywords`, `keyword_coverage`, `jaccard`, `diversity`, `length_tokens`.
-Retrieval: `recall_at_k`, `reciprocal_rank`, `ndcg_at_k` (binary relevance).
-LoCoMo answers: `locomo_f1` (the official scorer: SQuAD token F1 over normalised, Porter-stemmed
-tokens; multi-hop per-part rule; adversarial 'not mentioned' rule).
-Aggregation: `mean` (None-aware) and `by_category`.
-"""
+one by hand)."""
 
 from __future__ import annotations
 

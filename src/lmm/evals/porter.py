@@ -1,11 +1,4 @@
-"""The Porter stemmer as NLTK runs it by default (mode NLTK_EXTENSIONS), for LoCoMo's official F1.
-
-LoCoMo's scorer stems answer tokens with `nltk.stem.PorterStemmer()`; nltk is a large dependency
-for one function, so this is a line-by-line port of that class (Porter 1980 plus NLTK's
-extensions: irregular forms, 'ies'/'ied' on 4-letter words, 'fulli', 'logi', no stemming of words
-of 1-2 letters). tests/test_metrics.py checks it on known stems; it gave the same stem as
-nltk 3.10.4 for all 255,188 distinct words of ../shared/data (LoCoMo, MemoryCode, transcripts).
-"""
+"""The Porter stemmer as NLTK runs it by default (NLTK_EXTENSIONS), for LoCoMo's official F1."""
 
 from __future__ import annotations
 

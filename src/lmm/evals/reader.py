@@ -1,11 +1,4 @@
-"""The QA reader for LoCoMo: a local LM behind lmm.lm.models' `TextGenerator` seam.
-
-A packaged GGUF model ("qwen2.5-coder-1.5b", "smollm2") runs through llama.cpp when
-`llama-cpp-python` is installed: quantised weights, its own chat template, and reuse of the
-longest common prompt prefix between calls, which makes the 'full context' configuration cost one
-prompt evaluation per conversation instead of one per question. Anything else (or no llama.cpp)
-goes to `lmm.lm.models.generator`.
-"""
+"""The QA reader for LoCoMo: a local LM behind lmm.lm.models' `TextGenerator` seam."""
 
 from __future__ import annotations
 

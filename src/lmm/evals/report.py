@@ -1,9 +1,5 @@
 """Run reports: `results.json` (everything), `summary.md` (tables) and PNG plots (per-category
 bars, recall@k curves, loss curves) in a run's output folder; `compare` puts two runs side by side.
-
-A results object is `{"eval", "created", "git", "command", "settings", "configs": {name:
-summary}, "skipped": {name: why}, "rows": {name: [per-example rows]}, ...}`. Plots need
-matplotlib (the `eval` extra); without it the JSON and markdown are still written.
 """
 
 from __future__ import annotations

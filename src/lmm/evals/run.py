@@ -1,12 +1,7 @@
 """One function per `lmm eval` task: build or reuse the data and store in the output folder, run
 every configuration, write the report. Each is resumable: the store, the held-out set and the
 LoCoMo answers are kept in the folder, so a second run only computes what is missing. The
-caller names `datasets`, the folder of the public datasets (real history, LoCoMo).
-
-    heldout(out, EvalSettings(source="real"), datasets=d)     # the real-history held-out set
-    locomo_table(out, EvalSettings(limit=200), datasets=d)    # evidence recall, five configurations
-    locomo_qa(out, EvalSettings(limit=200, categories="1,2,3,4"), datasets=d)   # reader F1
-"""
+caller names `datasets`, the folder of the public datasets (real history, LoCoMo)."""
 
 from __future__ import annotations
 

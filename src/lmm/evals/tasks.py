@@ -1,14 +1,5 @@
 """Evals as Task objects: one `MemoryTask` (examples + scoring) runs unchanged against every
-memory configuration (a `System`), so the numbers of each configuration are side by side.
-
-Configurations (`CONFIGS`): `none` (no memory: an empty output), `gen` (the trained model writes
-memories from the task alone, no retrieval), `retrieval` (lmm recall, extractive brief),
-`rag-base` / `rag-trained` (lmm recall with the base / trained model writing the brief).
-
-Relevance is store-independent: a reference names its source turns as (session id, record
-uuid); `TurnIndex` maps those, and every retrieved hit (a cognition through its source turns), to
-turn rows of the store being evaluated, so recall@k, MRR and nDCG are over turns.
-"""
+memory configuration (a `System`), so the numbers of each configuration are side by side."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
 """Conversation files that are not Claude Code transcripts -> the same records the transcript
-reader produces (`SessionInfo`, `Turn`, `ParseIssue`), so they go through the same store.
-
-- `read_generic(path)`: JSON or JSONL sessions of `{role, content, timestamp?}` messages.
-- `read_locomo(path)`: the LoCoMo benchmark file; `locomo_questions(path)` reads its QA items.
-- `detect_format(path)`: "claude", "generic" or "locomo", by sniffing the content.
-"""
+reader produces (`SessionInfo`, `Turn`, `ParseIssue`), so they go through the same store."""
 
 from __future__ import annotations
 

@@ -1,13 +1,4 @@
-"""Per-project opt-out: a project that asks to be forgotten never reaches the store.
-
-A project is out when its folder (or any folder above it) holds a `.lmm-ignore` file, or when
-`$LMM_HOME/config.toml` lists it:
-
-    [privacy]
-    exclude = ["/home/me/secret-client", "~/work/nda-*"]   # paths or glob patterns
-
-Exclusion covers the folder and everything below it (monorepo packages, worktrees inside it).
-"""
+"""Per-project opt-out: a project that asks to be forgotten never reaches the store."""
 
 from __future__ import annotations
 

@@ -1,15 +1,4 @@
-"""Incremental, idempotent ingest: transcript files -> store.
-
-Each source file remembers how many bytes were consumed; a later run reads only what was appended.
-A file whose head changed or that shrank was rewritten: it is read again from the start, and the
-store's upsert keeps that free of duplicates. Every chunk commits together with its source offset,
-so an ingest killed at any point resumes where its last commit ended.
-
-Big runs use the second core: worker processes parse and redact (`read_job`, pure), the main
-process writes (`_Writer.write`). Chunks of one file always come from one worker, in order. The
-writer runs inside `Store.bulk`: several small files share a transaction and both FTS5 indexes are
-written once per transaction, just before it commits.
-"""
+"""Incremental, idempotent ingest: transcript files -> store."""
 
 from __future__ import annotations
 

@@ -1,41 +1,4 @@
-"""Claude Code JSONL transcripts -> `Turn`s, streaming.
-
-API (used by `lmm.ingest.run` and `lmm.store.db`):
-- `discover(paths) -> list[TranscriptFile]`: every transcript under the given files/folders, with
-  its layout (main session file, sibling `agent-*.jsonl`, or `<session>/subagents/agent-*.jsonl`).
-- `TranscriptReader(file, offset=0, line_no=0)`: iterate it to get `Turn`, `ParseIssue` and
-  `SessionInfo` items in file order; reading starts at byte `offset` (a line boundary). While
-  iterating, `reader.offset` is the byte offset just past the last line whose items have all been
-  yielded (`reader.line_no` its 1-based number); every `Turn.end_offset` is the offset just past
-  its last line, `Turn.end_line` that line's number. A last line without a newline that does not
-  parse is left unconsumed without an issue (it may still be being written; `partial_line` says
-which line); once a newline ends it, it is read or reported like any other line.
-
-Records that are conversation become Turns: user prompts (and prompts the user queued while the
-agent worked, written only as `queued_command` attachments), assistant responses, tool results,
-compaction summaries and boundaries, `summary` records (kind "summary"). Everything else the CLI
-writes is left out and never stored: attachments (skill listings, hook output and the context
-hooks inject, lmm's own `<lmm-memory>` among it), meta user records, background agents'
-`<task-notification>` reports (the sub-agent's own file holds its report), interruption markers,
-synthetic assistant records (API errors, "No response requested."), `api_error`,
-`stop_hook_summary` and `turn_duration` system records, progress and bookkeeping records; and
-the blocks of injected context the CLI puts beside a prompt (`<system-reminder>`, the IDE's
-`<ide_opened_file>`, `<lmm-memory>`) and inside a compaction summary. What the user typed is
-kept verbatim, tags and all (it is quoted wherever lmm shows it).
-
-A left-out record's uuid is an alias of its parent: a kept record below it gets the nearest kept
-ancestor as its parent, and `offset` never passes a left-out record before a kept turn after it
-has been yielded (a later read sees the aliases again).
-A fork sub-agent's file (first line `fork-context-ref`) starts with a copy of the parent's calling
-message: that copy is left out, and the fork's first user record keeps only its directive.
-`custom-title`, `agent-name` and `ai-title` records (and `summary`) give the session's title.
-
-A SessionInfo comes before the first turn of each
-session id, and again when a later record tells its project or title. Sub-agent turns keep their
-parent session's id and carry `agent_id`; in agent files SessionInfo.agent_id says which sub-agent
-the file holds. A parent's tool_result that started a sub-agent carries `extra["agent_id"]` and
-`extra["tool_use_id"]`; inline (1.0) sidechains get `parent_tool_use_id` directly.
-"""
+"""Claude Code JSONL transcripts -> `Turn`s, streaming."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""Fast batch-1 decoding for a transformers causal LM: synthesis at GPU memory speed.
-
-Prefill once, then decode over a static KV cache where the whole one-token step (forward, greedy
-argmax or Gumbel-max sampling, the token written into a device buffer, the position advanced) is
-one CUDA graph replayed per token; the host reads the tokens once every `check_every` steps to stop
-at EOS. Modes: "graph" (eager forward captured), "compile" (inductor-compiled forward captured),
-"eager" (the same loop, no graph: runs anywhere, what the CPU tests check), "generate" (plain
-`model.generate`, what "auto" picks on CPU). Decode steps attend with `decode_attention`, which
-serves grouped-query heads without copying the whole cache per layer as transformers' SDPA path
-does whenever a mask is given.
-"""
+"""Fast batch-1 decoding for a transformers causal LM: synthesis at GPU memory speed."""
 
 from __future__ import annotations
 

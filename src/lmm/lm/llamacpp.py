@@ -1,11 +1,4 @@
-"""GGUF models through llama.cpp (the `cpu` extra: llama-cpp-python), the fast CPU runtime.
-
-llama.cpp reads the packaged GGUF files as shipped (quantised weights, no dequantisation to
-float32 as transformers does), reuses the longest common prompt prefix between calls, and applies
-a LoRA adapter in GGUF form (`lmm.lm.lora_gguf` converts a trained PEFT adapter once and caches it
-beside the adapter). `models.generator` routes a GGUF model here when the extra is installed and
-no GPU is present. Nothing here imports torch.
-"""
+"""GGUF models through llama.cpp (the `cpu` extra: llama-cpp-python), the fast CPU runtime."""
 
 from __future__ import annotations
 

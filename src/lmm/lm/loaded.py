@@ -1,8 +1,4 @@
-"""A transformers causal LM in memory (`LoadedModel`) and greedy generation with it.
-
-torch and transformers are imported inside functions only; on a GPU the decode runs through
-`lmm.lm.fastgen`.
-"""
+"""A transformers causal LM in memory (`LoadedModel`) and greedy generation with it."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""A trained LoRA adapter (PEFT format, from `lmm train`) as a GGUF LoRA adapter for llama.cpp.
-
-llama.cpp applies a LoRA adapter to a quantised GGUF base at load time, so a trained model runs
-at the base's CPU speed without a merged copy. `convert` writes what llama.cpp's own
-`convert_lora_to_gguf.py` writes, without torch: `general.type = adapter`, `adapter.type = lora`,
-`adapter.lora.alpha`, and per adapted weight `<gguf name>.lora_a` ([r, in]) and `.lora_b`
-([out, r]), names mapped by the `gguf` package. llama.cpp scales by alpha / r as PEFT does; an
-rsLoRA adapter (alpha / sqrt(r)) gets alpha * sqrt(r). For the llama architecture the q/k rows
-are permuted as llama.cpp's converter permutes the base weights. `for_llama_cpp` finds a run's
-adapter and its GGUF base and converts once, cached as `adapter.gguf` beside the adapter.
-"""
+"""A trained LoRA adapter (PEFT format, from `lmm train`) as a GGUF LoRA adapter for llama.cpp."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""Local causal LMs and OpenAI-compatible endpoints behind one small seam, `TextGenerator`.
-
-`load(name_or_path)` loads a transformers causal LM (hub id, local folder, `.gguf` file, a
-packaged offline model: "smollm2", "qwen2.5-coder-1.5b", or a trained run) once per process;
-`lmm.lm.loaded.generate(lm, ...)` runs it greedily. `EndpointLM` talks to a server the user
-configures; `ScriptedLM` is the fake. torch and transformers are imported inside functions only:
-hook paths import this module freely.
-"""
+"""Local causal LMs and OpenAI-compatible endpoints behind one small seam, `TextGenerator`."""
 
 from __future__ import annotations
 

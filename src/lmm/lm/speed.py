@@ -1,11 +1,4 @@
-"""Whether a local model can write a brief within its budget here, and what it took last time.
-
-A generated brief is worth waiting for only where it is fast: on a GPU, through an endpoint the
-user runs, or with a model whose last briefs on this machine took no longer than the budget
-(a fast CPU runtime). Elsewhere recall answers from the evidence at once and says how to ask for
-a generated brief. Brief times are kept per model in `$LMM_HOME/speed.json`, the latest
-`KEEP` of them. Nothing here imports torch.
-"""
+"""Whether a local model can write a brief within its budget here, and what it took last time."""
 
 from __future__ import annotations
 

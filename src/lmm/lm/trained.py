@@ -1,11 +1,5 @@
 """Trained weights for inference: a `lmm train` run folder, a LoRA adapter folder or a model
-folder, found (`find_weights`) and loaded over its base (`load_trained`).
-
-A run folder holds `adapter/` (LoRA, PEFT format) or `model/` (full fine-tuning), `best/` (the
-weights with the lowest validation loss), optionally `merged/`, plus `config.json`. Every weights
-folder also holds the tokenizer, and an adapter's `adapter_config.json` names its base the way
-lmm does (hub id, folder, .gguf file or packaged name), so `load_trained(run)` needs nothing else.
-"""
+folder, found (`find_weights`) and loaded over its base (`load_trained`)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,4 @@
-"""`lmm ingest-code PATH`: what a repository says about itself, as cognitions (origin 'code').
-
-Read: README and docs/*.md (one fact per heading section, trimmed), Python module docstrings and
-public function/class signatures (via `ast`; JS/TS/Go/Rust top-level definitions by a simple
-regex), and the project's commands (Makefile targets with their `## target: help` comments,
-[project.scripts] of pyproject.toml, package.json scripts, justfile recipes, tox envs, nox
-sessions) as workflow. Scope: the repository's absolute path. Each cognition's source names the
-file and line. Every cognition has a subject "<file>::<section or symbol>", so when a file changes
-the new text of a section supersedes the old one; sections and symbols that disappear, and the
-cognitions of deleted files, are marked superseded. Unchanged files (same sha in `code_files`) are
-not read again.
-"""
+"""`lmm ingest-code PATH`: what a repository says about itself, as cognitions (origin 'code')."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
 """One repository file -> the facts `lmm.memory.codebase` stores about it (pure: bytes in, facts
-out).
-
-`facts_of(rel_path, data)` returns None for files it does not read, else a list of `Fact`s, each
-with a `key` unique within the file (a heading path, a symbol, a command) so that a later version
-of the same section can replace it. Each fact is one line (`LINE_CHARS`): the section's or the
-docstring's first sentence; its first words are the keywords (search finds them) and the rest is
-one click away in the file the fact cites.
-"""
+out)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,4 @@
-"""Which words make a user's sentence worth remembering, and as what.
-
-`classify(sentence) -> (category, salience) | None` reads one sentence the user wrote and says
-whether it states a preference or instruction ("always ...", "never ...", "from now on ...", an
-identifier convention, "use X, not Y"), a decision ("let's go with X", "switch to X"), a workflow
-("deploying is `ssh ...`"), an environment gotcha ("keep in mind that ...") or a fact ("we use X").
-Questions, one-off requests ("can you add ...") and sentences that only give the reason for the
-one before ("This helps ...") state nothing durable. The cues are general phrasings of
-instructions, tuned on real Claude Code sessions and on MemoryCode's mentor dialogues.
-"""
+"""Which words make a user's sentence worth remembering, and as what."""
 
 from __future__ import annotations
 

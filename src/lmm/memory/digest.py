@@ -1,16 +1,4 @@
-"""Write-time synthesis: a finished session's digest, kept as grounded cognitions.
-
-After a session ends, a local model reads its turns (numbered [1], [2], ...: the messages and the
-failed tool calls) and writes what was done, what was decided and why, what failed and how it
-was fixed, and what is still open, each line citing the turns it uses. `synth.ground` keeps only
-lines whose citations exist and whose words the cited turns support; each kept line becomes a
-cognition (origin "digest", the section in `extra["digest"]`) with those turns as its sources.
-Generation then costs nothing at prompt time: recall finds the digest lines like any memory.
-
-`after_session_end` is the background step: switched off by `LMM_DIGEST=0`, one session at a
-time per machine (a lock file under the lmm home), niced on a CPU. `digest_session` is the
-plain function underneath.
-"""
+"""Write-time synthesis: a finished session's digest, kept as grounded cognitions."""
 
 from __future__ import annotations
 

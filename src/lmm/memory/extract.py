@@ -1,16 +1,4 @@
-"""Stored sessions -> cognitions: run an extractor (`lmm.memory.seam`) over the store.
-
-`run_extraction()` reads each session (`load_session`), validates what the extractor proposes,
-turns candidates into `Cognition`s and stores them through `cognitions.add` (which merges
-duplicates and supersedes contradicted ones), then records per session how far the extractor has
-read (`lmm.store.extraction`). A session is re-read only when it has new turns; re-reading is
-harmless (uids and source rows make every write idempotent), so correctness never depends on
-that bookkeeping.
-
-API: `get_extractor("rules" | "lm")`, `run_extraction(store, extractor, project=None,
-sessions=None, full=False) -> ExtractReport`, `load_session(store, session_id, after_turn_id=0)`,
-`to_cognition(candidate, session, origin)`.
-"""
+"""Stored sessions -> cognitions: run an extractor (`lmm.memory.seam`) over the store."""
 
 from __future__ import annotations
 

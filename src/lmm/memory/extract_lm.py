@@ -1,11 +1,4 @@
-"""The LM extractor: a language model reads windows of numbered turns and proposes cognitions.
-
-Small models hallucinate memories, so every proposal is checked before it is returned: the
-category must be known, the cited turn must exist in the window, the quote must occur in that
-turn or a neighbour (verbatim up to case and punctuation, or most of its words in one sentence;
-the verbatim span is kept), the text's content words must mostly occur in that turn, and
-`seam.validate` must pass. Rejections are counted by reason in `LMExtractor.stats`.
-"""
+"""The LM extractor: a language model reads windows of numbered turns and proposes cognitions."""
 
 from __future__ import annotations
 

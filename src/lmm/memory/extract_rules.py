@@ -1,20 +1,4 @@
-"""The rule-based extractor: offline, deterministic, thousands of turns per second.
-
-What it finds, by reading a session's turns:
-- the user's own statements (never the assistant's, never a sub-agent's prompt), one sentence at a
-  time: instructions and preferences ("use uv, not pip", "always ...", "never ...", "from now on
-  ...", identifier conventions like "end method names with '_p'"), decisions ("let's go with X
-  because Y", "switch to X"), environment notes ("keep in mind that ...") and plain facts ("we use
-  Vercel"), as `lmm.memory.cues.classify` judges them; a sentence that leans on the one before
-  ("Add this
-  decorator to all methods", "Start them with 'i_'") carries that sentence along, and one that
-  holds two rules ("start X with 'a_' and Y with 'b_'") is split. A reason given when rejecting a
-  tool call counts as the user's words.
-- tool runs (see `lmm.memory.toolruns`): a command that failed and a similar one that then worked,
-an
-  error followed by the assistant's diagnosis, build/test/lint commands, post-edit hooks, and
-  the files the session edited most.
-"""
+"""The rule-based extractor: offline, deterministic, thousands of turns per second."""
 
 from __future__ import annotations
 

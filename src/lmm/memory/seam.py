@@ -1,17 +1,4 @@
-"""The extractor seam: what an extractor reads of a session and what it proposes.
-
-    class Extractor(Protocol):
-        name: str                                   # "rules", "lm", ...: origin + state key
-        def extract(self, session: SessionView) -> list[Candidate]: ...
-
-An extractor reads one `SessionView` (the session's turns in conversation order, with
-`first_new`: the index of the first turn it has not seen before) and proposes `Candidate`s. Each
-candidate names its source turn (`turn_key`) and a verbatim `quote` of that turn; `validate()`
-rejects it when the category is unknown, the text is empty, the turn does not exist or the quote
-is not in the turn (grounding). The extractors (`extract_rules.RuleExtractor`,
-`extract_lm.LMExtractor`) and the run that stores what they find (`lmm.memory.extract`) all
-import from here.
-"""
+"""The extractor seam: what an extractor reads of a session and what it proposes."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""Tool calls of a session paired with their results, and the rules that learn from them.
-
-- a command that failed, then a similar command that worked: a gotcha (when the failure is
-  environmental: command not found, missing module, permission) or a workflow note;
-- a real error (traceback, `error:` line) followed by the assistant's diagnosis: a lesson
-  "symptom -> cause/fix", grounded in both turns;
-- build/test/lint/format commands that ran successfully, and post-edit hooks: workflow, one per
-  purpose and toolchain (a newer type checker supersedes the older one).
-Which files a session edited is no memory: it is what the session itself shows, and a list of them
-per session buried the rules and lessons.
-Tool-protocol errors (an Edit whose old string was not found, a permission prompt, a rejected
-call) teach nothing about the project and are ignored.
-"""
+"""Tool calls of a session paired with their results, and the rules that learn from them."""
 
 from __future__ import annotations
 

@@ -1,19 +1,4 @@
-"""Act-time recall: the lessons, gotchas and rules that apply to the tool call about to run.
-
-Before Claude Code runs a Bash command or edits a file (the PreToolUse hook), `recall_for` looks
-for cognitions that name what the call does: the command's program together with a distinctive
-argument (a subcommand, a flag, a package, a value), the file's path or its basename, an
-identifier the edit writes. Each match is scored (`SCORE` weights below) and only cognitions at
-or above `THRESHOLD` are returned, so a call that nothing applies to gets nothing (the hook then
-prints nothing). A cognition the call already follows (its command is the one the rule or the
-fix asks for) is left out. A rule the user stated as a prohibition ("never npm or yarn") that
-the call breaks can ask for the user's confirmation (`decision = "ask"`).
-
-What a cognition says is read by `lmm.text.polarity` (its commands and their roles, the words after
-a negation, identifiers); a command line by `lmm.text.shell`. A lesson's failing command is also
-taken from its source turns. Facts are never matched (a session's file list would fire on every
-edit). Each cognition is shown once per session (`recall_once`).
-"""
+"""Act-time recall: the lessons, gotchas and rules that apply to the tool call about to run."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""What a request for work sets out to do, and which of the user's standing rules govern it.
-
-"commit it", "add structlog", "write an integration test for the cancel flow": such prompts share
-no word with the rule that applies ("conventional commits, lowercase", "use uv, never pip", "do
-not mock the database in tests"), and a retriever by words or by meaning misses it. Both sides
-are read as **activities** from one vocabulary of everyday development work (committing,
-branching, releasing, adding dependencies, testing, running, migrations, endpoints, logging,
-formatting, ...). A rule (an active preference, lesson, gotcha or workflow in scope) governs the
-activities its text names; a prompt that asks for work starts the activities it names.
-`rules_for(store, prompt, project)` returns the rules of the prompt's activities, best first: the
-most activities shared, then the prompt's own words, salience, recency. Questions about the past
-are left to the evidence brief (`evidence.asks`).
-"""
+"""What a request for work sets out to do, and which of the user's standing rules govern it."""
 
 from __future__ import annotations
 

@@ -1,23 +1,5 @@
 """Dense vectors for turns and cognitions: the `Embedder` seam, its registry, and the store side
-(its SQL: `lmm.store.vectors`).
-
-`embed_pending(store, embedder)` embeds every turn and active cognition that has no vector for
-that model yet (batched, incremental), and the sentences of each multi-sentence turn
-(`turn_parts`; one 'turn_parts' row per turn, its sentence vectors concatenated). Vectors are
-float32 blobs tagged with the model and its dim; `vector_index(store, model, kind)` loads them
-once per process into one matrix, ordered by project so a project's rows are a contiguous slice;
-`best_parts` reads a few turns' sentence vectors by primary key. torch and sentence-transformers
-are imported inside the functions that need them: hook paths import this module without them.
-
-The packaged MiniLM runs through ONNX Runtime (`embed_onnx`, no torch) when the `embed` extra's
-onnxruntime is installed, else through sentence-transformers; both float32, the same vectors,
-so the model id stays "all-MiniLM-L6-v2" and a store embedded before keeps its vectors.
-`LMM_EMBED_BACKEND=onnx-int8` runs int8 MatMuls instead (about 1.5x faster; cosine at least
-0.97 per text with float32, so the id is kept, but LoCoMo R@10 84.9 against 85.1). (int8 Linear
-layers in torch agreed less, cosine 0.975 on average and 0.954 at worst, and were removed. Cutting
-tool-call inputs out of what is embedded was measured and dropped: it cost CodeMem 3 points of
-answers, docs/benchmarks.md.)
-"""
+(its SQL: `lmm.store.vectors`)."""
 
 from __future__ import annotations
 

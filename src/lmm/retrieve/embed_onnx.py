@@ -1,22 +1,4 @@
-"""MiniLM through ONNX Runtime: the packaged all-MiniLM-L6-v2 without torch.
-
-The model folder's weights (`model.safetensors`) are read with numpy and written once as an ONNX
-graph of the same BERT encoder, mean pooling and normalisation (`bert_graph`): float32, the
-same vectors as sentence-transformers (cosine 1.0000 on every text of the real transcripts).
-With `quantize`, its MatMul weights are quantised to int8 per output channel by onnxruntime's
-dynamic quantisation (activations per run): about 1.5x faster again, cosine 0.992 on average and
-at least 0.97 per text, but LoCoMo R@10 84.9 against 85.1, so it is opt-in
-(docs/benchmarks.md); its vectors also shift a little with the texts run beside them (one
-activation scale per run). The file is cached (`cached_model`) under `cache_dir()`, keyed on
-the weights file, this module's graph version and the onnxruntime version: the first use pays
-1-3 s, later processes only load it. Texts are tokenized by the folder's `tokenizer.json` (the
-`tokenizers` package), truncated at the model's 256 word pieces, repeats embedded once, and run
-sorted by length, so a run is little padding.
-
-Neither torch nor transformers is imported: `lmm serve`, `lmm ui` and the hooks start without
-them. Building the cache needs the `onnx` package; running it only onnxruntime, tokenizers and
-numpy.
-"""
+"""MiniLM through ONNX Runtime: the packaged all-MiniLM-L6-v2 without torch."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""Query-focused evidence: from each retrieved hit, the lines that answer the prompt.
-
-A hit's text is cut into units: lines of code and output, sentences of prose. Tool calls and
-results are reduced to what matters (the command, the file path, an error line, the lines a
-write or an edit put in) and noise goes (tool JSON, "File created successfully", system
-reminders, IDE notes). A unit scores by the query terms it holds, each weighted by how rare it
-is among all the candidates' units (a word that every unit has, like the project's name, says
-little); a query term that no unit holds lowers every unit's score, which is what lets a brief
-say nothing. `focus` keeps the best units (a short one with its neighbours), merges them per
-hit and drops repeats; `answers` is the per-brief decision that anything answers at all.
-"""
+"""Query-focused evidence: from each retrieved hit, the lines that answer the prompt."""
 
 from __future__ import annotations
 

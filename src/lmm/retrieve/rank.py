@@ -1,14 +1,4 @@
-"""Ranking after retrieval: fusing the retrievers' lists, then the conversation around each turn.
-
-- `fuse` (weighted z-scores, the default) and `rrf` (reciprocal ranks) merge the BM25 and dense
-  lists of one item kind.
-- `in_context` adds what a turn's place in its conversation says about it: an asking turn hands
-  part of its score to the reply (the answer is there, not in the question), a turn inherits part
-  of its neighbours' scores (an answer often follows the turn that names the topic), and part of
-  its session's best.
-- `turn_layout` and `neighbours` say which turns sit next to which (cached per store).
-Each step is measured on LoCoMo by bench/locomo_recall.py.
-"""
+"""Ranking after retrieval: fusing the retrievers' lists, then the conversation around each turn."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Recall: a query (or a prompt) in, a short sourced memory brief and its hits out.
-
-`recall` = retrieve (search.py) -> select_evidence -> extractive or generated brief (synth.py).
-`project_brief` is the session-start digest of a project: its top active cognitions plus recent
-sessions. Nothing here imports torch: an LM or embedder is loaded only when a caller asks for one.
-"""
+"""Recall: a query (or a prompt) in, a short sourced memory brief and its hits out."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
 """User-wide memory as a project sees it: a user-wide cognition (no project) holds in every
-project, one lmm has never seen included, unless the project's own memory says otherwise.
-
-- `overridden(store, project)`: ids of the user-wide cognitions that the project's own active
-  memory contradicts (same subject, conflicting value, as `consolidate.conflicts` judges): there
-  the project's statement is shown and the user-wide one left out.
-- `brief_cognitions(store, project, category, limit)`: one category of the session-start brief.
-- `with_user_memory(store, query, hits, project=, k=, embedder=)`: what recall adds to and takes
-  from its hits: in a folder with no memory yet, the user-wide cognitions that match the query
-  (the brief's relevance bar still decides whether they are shown); elsewhere, the hits minus the
-  overridden user-wide ones.
-Which statements are user-wide, and how cognitions move between scopes: `lmm.store.cognitions`.
-"""
+project, one lmm has never seen included, unless the project's own memory says otherwise."""
 
 from __future__ import annotations
 

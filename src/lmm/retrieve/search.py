@@ -1,25 +1,4 @@
-"""Hybrid retrieval over stored turns and cognitions: FTS5 BM25 + dense vectors + fusion.
-
-Contract (used by recall, hooks, MCP, eval):
-    retrieve(store, query, *, project=None, k=10, embedder=None) -> list[Hit]
-A `Hit` names what it found (`kind` turn|cognition, `id`), its text, a fused `score` and a
-`source` (session id, date, file) to cite. With `embedder=None` retrieval is keyword-only.
-
-Pipeline (each step measured on LoCoMo, bench/locomo_recall.py; the table is in its docstring):
-1. Query: content words (stopwords dropped) OR-ed. Participant names ("Caroline" when Caroline
-   speaks in the store) match only the speaker column, and become "someone" for the dense query:
-   every turn of a conversation is about its participants, so the name carries no topic.
-2. BM25 over `turn_keys` (speaker, text, previous turn, day; migration M004) and cognitions.
-3. Exact cosine against every stored vector in scope (embed.vector_index); a candidate's cosine
-   is raised to its best sentence's (`best_sentences`, embed.turn_parts) where that is higher.
-4. Fusion: per-list z-scores, weighted sum (`rank.fuse`).
-5. Context (`rank.in_context`): the reply to a turn that asks gains part of its score and the
-   asking turn keeps less (the answer is in the reply); a turn inherits part of its neighbours'
-   and its session's best fused score (an answer is often a few turns after the one that names
-   the topic); then small recency and salience nudges.
-Big stores: BM25 keeps the rarest query terms within a postings budget (`rare_terms`), and
-dense search over 100k+ vectors runs on a float16 copy (embed.VectorIndex.cosines).
-"""
+"""Hybrid retrieval over stored turns and cognitions: FTS5 BM25 + dense vectors + fusion."""
 
 from __future__ import annotations
 

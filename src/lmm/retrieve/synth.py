@@ -1,11 +1,4 @@
-"""Retrieved hits -> a short memory brief that cites its sources.
-
-`select_evidence` prunes first (relevance threshold, duplicates, per-hit cap, score order, a token
-budget: small readers degrade past ~3k tokens of evidence). Then either `extractive_brief` (no LM:
-the best evidence, one compact line each with its source; what hooks use) or `generate_brief` (a
-local LM writes a few sentences citing [n]; `ground` keeps only sentences whose citations exist
-and whose words the cited evidence supports). No evidence clears the threshold: no brief (None).
-"""
+"""Retrieved hits -> a short memory brief that cites its sources."""
 
 from __future__ import annotations
 

@@ -1,23 +1,4 @@
-"""The background job that keeps the memory learning: one per store, fed by a queue.
-
-The SessionEnd and PreCompact hooks call `submit(transcript)`: it writes the path as one file in
-`$LMM_HOME/queue/` and starts `python -m lmm.serve.background` unless a job holds
-`$LMM_HOME/job.lock`
-(an OS file lock, released by the kernel when its holder dies). The job drains the queue: it takes
-every queued path, ingests those transcripts and their sub-agent files, runs the rule extractor,
-embeds when the store uses the packaged embedder (learn.py), digests each finished session
-where a fast local model is at hand (digest.py, the last and optional step), logs what it did to
-`$LMM_HOME/hooks.log`, and only then deletes the entries it took. So a job killed mid-way leaves its
-entries for the next one, and ingest being incremental, reading them again costs only the new lines.
-
-No entry is lost to a race: a submitter writes its entry before it looks at the lock, and the job,
-after releasing the lock, looks at the queue once more and goes on if anything is left (unless
-another process took the lock meanwhile: a job, which will drain, or a submitter probing the lock,
-which then starts one).
-
-The submitting side imports only os, sys, time, fcntl and (to start the job) subprocess: it runs
-inside a hook. Everything else is imported by the job.
-"""
+"""The background job that keeps the memory learning: one per store, fed by a queue."""
 
 from __future__ import annotations
 

@@ -1,21 +1,6 @@
 """The one client of `lmm serve`: find it through `$LMM_HOME/server.json`, connect, prove the token
 both ways, send one request and read its reply; and the fallback every caller uses, the server's
-answer when one runs, else the op computed in this process (`ask`).
-
-The handshake, which the server speaks too: a client opens with `{"hello": N_c}`; the server
-answers `{"ok": true, "result": {"proof": proof(token, "server", N_c), "nonce": N_s}}`; the client
-checks that proof and sends its request with `"auth": proof(token, "client", N_s)` in place of the
-token. Neither side ever sends the token, and each proof is bound to the other side's fresh nonce,
-so a recorded one is worthless and a process squatting a stale `server.json` address learns
-nothing.
-
-Every hook process comes through here, so this module imports almost nothing: the C halves of
-json and socket (on use), lmm.paths and lmm.errors. Importing json, typing, socket, logging,
-pathlib or dataclasses would cost each hook milliseconds of CPU (docs/benchmarks.md); `loads` and
-`dumps` are json's own C codec without `import json`, and the HMAC-SHA256 is built on the builtin
-`_sha256` (`_sha2` from Python 3.12) and `_operator`'s constant-time compare: importing
-`hmac`/`hashlib` loads OpenSSL.
-"""
+answer when one runs, else the op computed in this process (`ask`)."""
 
 from __future__ import annotations
 

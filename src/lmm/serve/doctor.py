@@ -1,11 +1,4 @@
-"""`lmm doctor`: is everything in place, and if not, what to do. Reads only; changes nothing.
-
-Each check returns a `Check`: ok / warn / fail, what was found, and the command that fixes it.
-The checks: the store (file, mode, schema, integrity, counts), the Claude Code history and how
-much of it is not ingested yet, memories and embeddings (turns without vectors), `lmm serve`
-(running and provably ours), the hooks in the user and project settings files, the packaged
-models. Nothing here loads a model or imports torch.
-"""
+"""`lmm doctor`: is everything in place, and if not, what to do. Reads only; changes nothing."""
 
 from __future__ import annotations
 

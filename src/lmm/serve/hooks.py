@@ -1,22 +1,4 @@
-"""Claude Code hooks: `lmm hook EVENT` reads the hook JSON on stdin, prints what the agent reads.
-
-SessionStart -> the project's brief; UserPromptSubmit -> memory relevant to the prompt; both as
-`{"hookSpecificOutput": {"hookEventName": ..., "additionalContext": "<lmm-memory ...>"}}`.
-PreToolUse (Bash, Edit, Write; `lmm install-hooks --act`) -> the lessons and rules that match the
-call (lmm.retrieve.act), as additionalContext, plus `permissionDecision: "ask"` when the call
-breaks a
-rule the user stated; nothing when nothing matches.
-SessionEnd and PreCompact queue the transcript for the background job (background.py: ingest,
-extract, embed; one job per store) and print nothing.
-A hook always exits 0, prints nothing but its answer, gives up after `DEADLINE` seconds (printing
-nothing) and logs problems to `$LMM_HOME/hooks.log`. It asks a running `lmm serve` first; without
-one it searches in-process with BM25 and cognitions only. Nothing on this path imports torch.
-
-Every prompt starts a hook process, so its way to a running server imports almost nothing: the C
-halves of json and socket, threading, lmm.paths and lmm.serve.client (which speaks the server's
-protocol). Importing json, typing, socket, logging, pathlib, dataclasses and lmm.serve.server
-cost each hook ~35 ms of CPU (docs/benchmarks.md); whatever else a hook needs is imported on use.
-"""
+"""Claude Code hooks: `lmm hook EVENT` reads the hook JSON on stdin, prints what the agent reads."""
 
 from __future__ import annotations
 

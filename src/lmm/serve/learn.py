@@ -1,11 +1,5 @@
 """What the store learns from new transcripts: ingest them, run the rule extractor on the new
-turns, embed what has no vector yet.
-
-`lmm ingest` calls `learn` (extraction on by default, embedding with `--embed`); so does the
-background job the session-end hooks start (background.py), which embeds only when the store
-already holds vectors of the packaged model: through a running `lmm serve` that keeps it warm,
-else with the model loaded in the job when it is installed (`auto_embedder`).
-"""
+turns, embed what has no vector yet."""
 
 from __future__ import annotations
 

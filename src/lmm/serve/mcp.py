@@ -1,11 +1,4 @@
-"""`lmm mcp`: lmm's memory as MCP tools over stdio (the official `mcp` SDK).
-
-Tools: recall, search, remember, forget. Reads go to a running `lmm serve` when there is one and
-run in-process otherwise; writes go to the store directly (SQLite WAL lets both happen at once).
-Recalled text is wrapped like hook output (`<lmm-memory>`, '<' escaped): it is data, not orders.
-Exceptions stop at the tool boundary, are logged to `$LMM_HOME/hooks.log`, and reach the client
-as a tool error. Nothing here imports torch unless a tool is asked to generate.
-"""
+"""`lmm mcp`: lmm's memory as MCP tools over stdio (the official `mcp` SDK)."""
 
 from __future__ import annotations
 

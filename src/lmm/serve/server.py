@@ -1,21 +1,4 @@
-"""`lmm serve`: a long-lived local process that keeps the embedder and the LM warm.
-
-Protocol: JSON lines over a Unix socket (default `$LMM_HOME/lmm.sock`, mode 0600) or over
-127.0.0.1:PORT. Each request is one line `{"auth" | "token": ..., "op": ..., "args": {...}}`; each
-reply one line `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`. Ops: ping,
-recall, search, project_brief, act, embed (`lmm.serve.ops`). The address and a random token live
-in `$LMM_HOME/server.json` (mode 0600); a request without proof of that token, over 1 MB, or not a
-JSON object gets an error. lmm's own client (`lmm.serve.client`, where the handshake is described)
-never sends the token: it opens with a handshake in which both sides prove they know it, and a
-listener that cannot (a stranger on the port of a server that died) is treated as no server. The
-client connects with a short timeout and callers fall back to in-process work.
-
-Connections are served by long-lived threads that keep their own store open (`Handlers`), so a
-hook's request finds a warm SQLite connection. A connection gets a thread only once it has sent
-something: until then it waits in the accept loop's selector (one descriptor, no thread) for at
-most `HANDSHAKE_TIMEOUT`, and past `max_waiting()` such connections the oldest is closed, so idle
-connections cannot exhaust threads or descriptors (`ulimit -n 256` included).
-"""
+"""`lmm serve`: a long-lived local process that keeps the embedder and the LM warm."""
 
 from __future__ import annotations
 

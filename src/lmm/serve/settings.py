@@ -1,11 +1,4 @@
-"""Install and remove lmm's hooks in a Claude Code `settings.json`.
-
-Claude Code reads `hooks: {EventName: [{matcher?, hooks: [{type: "command", command, timeout?}]}]}`
-from `~/.claude/settings.json` (user) and `<project>/.claude/settings.json` (project). `install`
-backs the file up first (`settings.json.lmm-backup-<time>`; an empty backup means there was no
-file), replaces only lmm's own entries and keeps the file's indentation. `uninstall` removes them;
-when the result equals the last backup, that backup's exact bytes are written back.
-"""
+"""Install and remove lmm's hooks in a Claude Code `settings.json`."""
 
 from __future__ import annotations
 

@@ -1,40 +1,4 @@
-"""Cognitions: durable knowledge taken from sessions, code or the user, with the turns behind it.
-
-Categories (`CATEGORIES`):
-- preference: how the user wants things done ("use uv, not pip", "never add emojis").
-- decision: a choice made, with its reason when stated ("we'll go with httpx because ...").
-- fact: something true about the project ("the session worked mainly on src/foo.py").
-- lesson: an error and its fix: "symptom -> cause -> fix", with the error line.
-- workflow: how work gets done here: build/test commands, a command that works after one failed.
-- gotcha: an environment trap ("python is python3 here", "port 8000 is taken").
-
-Scope (`Cognition.scope`): `project_id` is the project the knowledge applies to; NULL means every
-project (user-wide); `learned_in` keeps the project it was first stated in either way. A statement
-is user-wide when the extractor reads it as a rule for all work (`cues.for_all_work`: "in every
-project", "from now on ...", "always ..." not tied to this repo), when the same rule is stated in
-a second project (`scope_by` 'repeated'), when its session has no project, when the user adds it
-with `lmm remember` without `--project`, or when the user moves it (`set_scope`, `scope_by`
-'user': repetition never moves it again). Where a statement was stated, the newest one wins
-across scopes: a user-wide rule supersedes what contradicts it in its `learned_in` project, and a
-project statement supersedes a contradicted user-wide rule learned in that same project (unless the
-user set its scope). Elsewhere a project's own contradicting memory only hides the user-wide rule
-there (`lmm.retrieve.scope`).
-
-Lifecycle: `add()`/`put()` is the one write path (redacted). It merges duplicates (same uid = scope
-+ category + normalised text; the same source turn; same subject and value; token Jaccard >= 0.7 in
-one category, among the project's and the user-wide rows, unless their subjects differ): the row
-gains a source, `evidence` (= distinct sources) and `salience` (1 - (1 - base)^evidence). A newer
-statement on the same subject with a conflicting value supersedes the older (status 'superseded',
-`superseded_by`, `valid_until`); an older one read late is stored already superseded; one restated
-after it was replaced becomes current again. Nothing is deleted. `forget()` blanks text, keywords
-and quotes (and so drops it from FTS) but keeps the uid, so re-extraction does not bring it back.
-
-API: add(store, cog) -> id; put(store, cog) -> Outcome; get(store, id); list_(store, project=,
-category=, status=, since=, include_user_wide=, scope=, limit=); search(store, query, project=);
-supersede(store, old, new, when); forget(store, id) -> bool; remember(store, text, project=,
-category=) -> id; set_scope(store, id, "user" | "project", project=) -> id; dump(store) for
-idempotence checks.
-"""
+"""Cognitions: durable knowledge taken from sessions, code or the user, with the turns behind it."""
 
 from __future__ import annotations
 

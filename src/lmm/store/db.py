@@ -1,9 +1,4 @@
-"""The local memory store: one SQLite file (WAL, mode 0600), schema under numbered migrations.
-
-Every text goes through `redact()` on its way in, so no write path can store a secret.
-Rows keep provenance: project (full cwd path), session, message uuid, timestamp, git branch,
-source file and line.
-"""
+"""The local memory store: one SQLite file (WAL, mode 0600), schema under numbered migrations."""
 
 from __future__ import annotations
 

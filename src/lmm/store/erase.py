@@ -1,20 +1,4 @@
-"""Forgetting for real: a forgotten memory leaves no trace the agent or the file can show.
-
-`forget(store, cog_id)` marks the cognition forgotten (its uid stays, so extraction never brings
-it back), and with it every earlier version that `edit` kept as history and every other
-cognition that states it word for word (the same rule extracted from another session). Then it
-erases the memory's words where they came from: in its source turns, and in any other turn of
-the store that says the same thing word for word, the matching phrase (or, where the extractor
-reworded it, the sentence of the source turn that carries it) becomes `[forgotten]` in the
-turn's text, thinking and tool calls. A paraphrase in other words elsewhere stays. Those turns'
-search keys and the next turn's context are rebuilt, their vectors and the cognitions' vectors
-dropped (`lmm embed` makes new ones from the erased text).
-
-Then the bytes: the work runs with `PRAGMA secure_delete` (freed space is zeroed, whatever this
-SQLite build's default), the full-text indexes are merged so no old segment keeps the words, and
-the WAL is checkpointed and truncated. A reader holding an old snapshot (a running `lmm serve`
-mid-query) can delay the truncation; `scrub` reports it and the next checkpoint finishes it.
-"""
+"""Forgetting for real: a forgotten memory leaves no trace the agent or the file can show."""
 
 from __future__ import annotations
 

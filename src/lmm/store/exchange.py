@@ -1,10 +1,4 @@
-"""Export and import the store as JSONL: a lossless round trip, so a memory can move machines.
-
-The first line is a header naming the format version; then one object per row, tagged by `table`.
-Rows refer to each other by natural keys (project path, session id, source path), never by the
-integer ids of one particular database file. Import is idempotent and redacts every string
-again on the way in.
-"""
+"""Export and import the store as JSONL: a lossless round trip, so a memory can move machines."""
 
 from __future__ import annotations
 

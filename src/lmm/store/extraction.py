@@ -1,9 +1,5 @@
 """How far each extractor has read each session (`extraction_state`), and which sessions an
-extraction run reads.
-
-The bookkeeping only spares work: re-reading a session is harmless, so correctness never depends
-on it.
-"""
+extraction run reads."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Numbered schema migrations. The store applies the ones it has not yet applied, in order.
-
-Never edit a released migration; add a new one. `PRAGMA user_version` records the last applied.
-"""
+"""Numbered schema migrations. The store applies the ones it has not yet applied, in order."""
 
 from __future__ import annotations
 

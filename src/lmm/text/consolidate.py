@@ -1,16 +1,4 @@
-"""Text rules that decide when two cognitions are the same and when a newer one replaces an older.
-
-- `normalise(text)`: the canonical form used for uids and equality (case, quotes, spacing).
-- `jaccard(a, b)`: token overlap; ≥ `DUPLICATE_JACCARD` within one category and scope = duplicate.
-- `subject_value(text) -> (subject, value) | None`: what a statement is about and what it says.
-  Two statements with the same subject and conflicting values contradict (`conflicts`): the newer
-  supersedes the older. Subjects come from three general rules, tried in order:
-  1. identifier conventions ("start method names with 'md_'": subject "method names prefix"),
-  2. tool choices from a small lexicon of interchangeable tools ("use uv, not pip": subject
-     "python package manager", value "uv"),
-  3. the statement itself with its value (a quoted/code token or capitalised name, or the
-     always/never polarity) taken out ("never use a VPN when working remotely").
-"""
+"""Text rules: when two cognitions say the same thing, and when a newer one replaces an older."""
 
 from __future__ import annotations
 

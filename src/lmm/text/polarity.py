@@ -1,12 +1,4 @@
-"""What a cognition's text names, and with which polarity, for matching it to a tool call.
-
-`read(text, category) -> Reading`: its code spans read as commands with a role (in the rule
-extractor's templates, lmm.memory.toolruns: "`B` fails here (...); `G` works instead." -> B bad, G
-good;
-"To build: `C`." -> C usual; "... (then `X` passed)" -> X fixed; in the user's words a span after
-"never"/"not" is banned, any other good), its words, the words after a negation (in the user's
-words only: "No module named x" in an error says nothing about what to do) and its identifiers.
-"""
+"""What a cognition's text names, and with which polarity, for matching it to a tool call."""
 
 from __future__ import annotations
 

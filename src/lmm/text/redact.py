@@ -1,24 +1,4 @@
-"""Secrets out before anything is stored.
-
-`redact(text)` replaces every secret it recognises with a `[REDACTED:<kind>]` marker and
-user-marked `<private>...</private>` spans (any case; an unclosed one runs to the end) with
-`[PRIVATE]`; `find_secrets(text)` lists the spans and `KINDS` the kinds; `redact_cut(text, n)`
-redacts before it cuts (a cut never splits a secret) and `unmarked(text)` blanks the markers.
-Recognised: provider tokens by their prefix (see `_RULES`), JWTs, PEM private keys (also inside
-JSON strings or base64 in a kubeconfig), PuTTY keys, passwords in URLs, `NAME=value` /
-`"name": "value"` / `--name value` where NAME ends in password/passwd/passphrase/pwd/_pw/secret/
-token/auth/credentials/key/key_base (literal values only, not code; a value is a placeholder only
-when the whole of it looks like one: `$VAR`, `%(name)s`, `<your key>`, `sk-...`), Bearer/Basic
-headers, `curl -u`, `mysql -p`, `docker login -p`, `sshpass -p`, netrc and pgpass lines.
-Redacting twice changes nothing more.
-
-The store redacts every text it writes, so speed is designed in: CPython's `re` scans fast only
-for a pattern that opens with one literal, so each pass anchors on one character that opens or
-splits secrets (`_ - . : = A < SK`), its alternatives are grouped to fail in a comparison or
-two (an alternative that opens with a literal or a character class is skipped at once), long
-non-ASCII texts are scanned as UTF-8 bytes, and a pass anchored on a word (`dapi`, `machine`) runs
-only where a substring test finds the word.
-"""
+"""Secrets out before anything is stored."""
 
 from __future__ import annotations
 

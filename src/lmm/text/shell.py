@@ -1,9 +1,4 @@
-"""Shell command lines read as the simple commands they run.
-
-`invocations("cd app && sudo -E uv run pytest -q | tail")` -> [cd app], [pytest -q run by uv],
-[tail]: each `Invocation` names its program (looking through `sudo`, `env`, `uv run`, `npx`,
-`python -m`, ...), its arguments and the NAME=value assignments before it.
-"""
+"""Shell command lines read as the simple commands they run."""
 
 from __future__ import annotations
 

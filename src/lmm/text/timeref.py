@@ -1,18 +1,4 @@
-"""Relative time expressions in a turn, resolved against the moment the turn was said.
-
-A memory is read long after it was written: "yesterday" in a turn from 8 May 2023 means
-7 May 2023, and a reader who sees only the excerpt (a person, or a small model writing a brief)
-gets that wrong unless the store says so. `annotate` appends the resolved time in brackets after
-each expression it knows, in the form people write dates in:
-
-    "I fixed it yesterday"   said 2023-05-08  ->  "I fixed it yesterday [7 May 2023]"
-    "we moved last week"                      ->  "we moved last week [the week before 8 May 2023]"
-    "the demo is next month"                  ->  "the demo is next month [June 2023]"
-
-Only expressions whose meaning follows from the date alone are resolved (yesterday, today,
-tomorrow, last/next week, weekend, month, year, season, last <weekday>, N units ago, in N units);
-"recently" or "soon" stay as they are. English only.
-"""
+"""Relative time expressions in a turn, resolved against the moment the turn was said."""
 
 from __future__ import annotations
 

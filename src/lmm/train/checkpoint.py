@@ -1,10 +1,4 @@
-"""Resumable training state and the weights saved along a run.
-
-`<run>/checkpoint/` holds what `--resume` needs: the trainable weights and optimizer state
-(`state.pt`; a sharded torch.distributed.checkpoint folder `dcp/` under FSDP), the scheduler, the
-step, the best validation loss and every rank's RNG (`trainer.pt`, `rng<rank>.pt`). It is
-written to `checkpoint.partial/` and renamed, so an interrupted save leaves the previous one.
-"""
+"""Resumable training state and the weights saved along a run."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""The training configuration: one frozen dataclass, resolved per stage (cpt or sft).
-
-Precedence: field defaults < TOML file (`--config`; top-level keys apply to both stages, a `[cpt]`
-or `[sft]` table to that stage only) < command-line flags. Each field's help text (its metadata)
-is also its `lmm train --<flag>` help, so the documentation lives in one place. The defaults fit a
-laptop: LoRA, one sequence per micro-batch, activation checkpointing.
-"""
+"""The training configuration: one frozen dataclass, resolved per stage (cpt or sft)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""JSONL rows -> token examples -> batches.
-
-CPT rows (`{"text"}`) are packed: every document gets an EOS, all are concatenated and cut into
-`seq_len` blocks (the tail shorter than a block is dropped). SFT rows (`{"messages"}`) are rendered
-with the tokenizer's chat template; labels are -100 everywhere except the assistant messages (and
-their end-of-turn token), so the loss is on answers only. Batches come from a `DistributedSampler`
-(one replica when not distributed), so a global step covers the same rows on 1 or N devices.
-"""
+"""JSONL rows -> token examples -> batches."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""The training loop: load -> data -> loop (validation, best, resumable checkpoints) -> save.
-
-Full run on a GPU (after `lmm build-data`):
-    lmm train --stage both --config configs/qwen3-1.7b-lora.toml
-Smoke run on a laptop CPU (a tiny local model, 3 steps):
-    lmm train --stage sft --base smollm2 --max-steps 3 --seq-len 512 --out /tmp/run
-Several GPUs: the same command under `torchrun --nproc-per-node N -m lmm train ...` (DDP; add
---fsdp with --method full to shard the weights).
-
-One log line per step: `step 3/100 | loss 2.3456 | lr 2.00e-04 | tok/s 12,345 | dt 0.41s`.
-"""
+"""The training loop: load -> data -> loop (validation, best, resumable checkpoints) -> save."""
 
 from __future__ import annotations
 

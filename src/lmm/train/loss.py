@@ -1,15 +1,4 @@
-"""Next-token loss from the last hidden states, a chunk of tokens at a time.
-
-A plain `model(input_ids, labels=...)` materialises logits for every position at once: for
-Qwen3's 151,936-word vocabulary and 8 x 2048 tokens that is 10 GB in fp32, plus its gradient.
-Here the hidden states go through `lm_head` and cross-entropy `chunk` tokens at a time, and no
-chunk's logits outlive it. Two ways, same numbers:
-- fused (default): `LinearCrossEntropy` computes each chunk's loss AND its gradients for the hidden
-  states and the head weight in the forward, keeps only those (hidden-sized and weight-sized), and
-  the backward just scales them: no recomputation, and the softmax is taken once.
-- checkpoint: each chunk under `torch.utils.checkpoint`; the backward recomputes its logits.
-SFT positions without a target (label -100) are dropped before `lm_head`.
-"""
+"""Next-token loss from the last hidden states, a chunk of tokens at a time."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Where a run's numbers go: `metrics.jsonl` always, TensorBoard and wandb when installed.
-
-Stdlib json only: the trainer runs on GPU machines that have torch and transformers but no orjson.
-
-Only rank 0 makes a `Metrics`; other ranks get one with `enabled=False`, which writes nothing.
-"""
+"""Where a run's numbers go: `metrics.jsonl` always, TensorBoard and wandb when installed."""
 
 from __future__ import annotations
 

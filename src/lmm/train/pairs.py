@@ -1,13 +1,4 @@
-"""Training rows from the store: CPT documents, context→memory pairs and synthesis pairs.
-
-`build(store, DataConfig())` reads sessions and cognitions and returns `TrainingData`; `write()`
-saves it as JSONL in TRL's documented shapes (`{"text"}` for CPT, `{"messages"}` for SFT and
-synthesis) plus `stats.json`. Train and validation are split BY SESSION: a session's contexts go
-to one split only, train rows never show a validation session's turns, and a memory sourced only
-in validation sessions never appears in a train row. Pairs are chunk-based, deduplicated and
-capped per memory (`max_per_memory`, scaled by salience), because a few generic memories repeated
-over half the pairs teach the model to parrot them; `pair_stats` measures exactly that.
-"""
+"""Training rows from the store: CPT documents, context→memory pairs and synthesis pairs."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Several devices through torch.distributed: DDP for LoRA and full, FSDP2 for full fine-tuning.
-
-A run started by `torchrun --nproc-per-node N -m lmm train ...` (or `accelerate launch`) finds
-RANK, WORLD_SIZE and LOCAL_RANK in its environment; `init()` joins the process group (NCCL on
-GPUs, gloo on CPU). Only rank 0 logs and writes files. Without those variables everything runs in
-one process and `wrap` returns the module unchanged.
-"""
+"""Several devices through torch.distributed: DDP for LoRA and full, FSDP2 for full fine-tuning."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""Synthesis rows: a task plus retrieved evidence -> the memory brief that cites it.
-
-The model learns to write what `lmm recall` asks of it, in exactly the format of
-`lmm.retrieve.synth.prompt_messages` (system prompt, "Task", numbered "Evidence" with citations)
-and of
-what `lmm.retrieve.synth.ground` keeps: one line per relevant memory, each sentence ending with the
-numbers it uses, like "Use uv, not pip [3]."; "NONE" when nothing helps. The evidence mixes gold
-memories, earlier turns found by keyword search, and distractors from other sessions and projects,
-and is cut the way recall cuts it (`lmm.retrieve.synth.select_evidence`: the lines of each hit that
-answer
-the task, dated); the brief says what is shown of each gold memory, and a gold memory that the
-cut leaves out is not in it.
-"""
+"""Synthesis rows: a task plus retrieved evidence -> the memory brief that cites it."""
 
 from __future__ import annotations
 

@@ -1,21 +1,4 @@
-"""Synthesis rows labelled by use: what the agent's own next turns took from recall's evidence.
-
-No outside labels. For an anchor turn A of a session S (a user prompt, or the prose with which the
-assistant states its next step), the evidence is what `lmm recall` would show for A's text from the
-store as it stood before A: hits of other sessions, dated before A, cut by
-`synth.select_evidence` exactly as recall cuts them, in `synth.prompt_messages`' format. The
-target brief holds the evidence lines that the assistant's following turns in S (its text and tool
-calls, up to the next user prompt) actually used: a line is used when a specific token of it
-(an identifier, path, number, command, or a word rare in the store) that the anchor itself does
-not contain shows up there. Each used line is copied near-verbatim, sentence by sentence (the
-sentences holding a used token), each ending with its [n]; "NONE" when no line was used. Copying
-with citations teaches selection, not restating, and keeps every target sentence grounded
-(`synth.ground` checks each one; one that fails is left out).
-
-    python -m lmm.train.usage --out DATA [--val-fraction 0.15] [--seed 0]   # LMM_HOME = store
-writes DATA/usage_train.jsonl and usage_val.jsonl ({"messages": [...]}, split by session) and
-DATA/usage_stats.json; train with `lmm train --stage sft --sft-files usage --data DATA`.
-"""
+"""Synthesis rows labelled by use: what the agent's own next turns took from recall's evidence."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
 """The live view of what lmm's hooks put in front of the agent: each recent session-start brief,
-prompt recall and rule before a tool call, newest first, with the prompt or tool that asked.
-
-The hooks append one JSON line per injection to `$LMM_HOME/injections.jsonl` (see
-`hooks.note_injection`; rotated to `.1` past `hooks.INJECTIONS_MAX`). The page reloads itself.
-Prompts are shown redacted, like everything the store keeps.
-"""
+prompt recall and rule before a tool call, newest first, with the prompt or tool that asked."""
 
 from __future__ import annotations
 

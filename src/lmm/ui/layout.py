@@ -1,10 +1,4 @@
-"""The memory browser's page shell: one inline stylesheet, the left nav, escaping and link helpers.
-
-Every piece of stored text reaches HTML through `esc` (html.escape, quotes included). Links and
-forms carry the session token through `Links`. Pages load nothing from elsewhere (the server's
-Content-Security-Policy): one script of our own (`SCRIPT`, at /app.js) adds keys and the theme
-toggle; every page works without it.
-"""
+"""The memory browser's page shell: one inline stylesheet, the nav, escaping and link helpers."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
 """The recall page: for a prompt, exactly what lmm's prompt hook would inject into the agent's
-context (the brief wrapped as quoted memory, its token count), the evidence and every hit scored.
-
-It calls `lmm.retrieve.recall.recall` with the hook's settings: an extractive brief (no LM) within
-`hooks.PROMPT_TOKENS`, and the embedder the UI was started with (None: keyword-only, which is
-what a hook does when no `lmm serve` is running).
-"""
+context (the brief wrapped as quoted memory, its token count), the evidence and every hit scored."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""The reports page: docs/benchmarks.md and the newest evaluation output folder, plots included.
-
-An evaluation folder is any folder (a report root or one folder below it) holding .md, .json or
-.png files (`lmm eval` writes summary.md, results.json and plots); the newest by file time is
-shown, the others one click away. JSON is shown with long lists cut. Markdown goes through a
-small escaping renderer (headings, paragraphs, lists, tables, code, links, images); images are
-served only from the report roots (`allowed_file`).
-"""
+"""The reports page: docs/benchmarks.md and the newest evaluation output folder, plots included."""
 
 from __future__ import annotations
 

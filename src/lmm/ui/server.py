@@ -1,12 +1,4 @@
-"""`lmm ui`: the memory browser, a small stdlib HTTP server over the store.
-
-Safety: it binds 127.0.0.1 only. Every request must carry the random token of the URL it prints
-(`?token=`; POST forms send it as a field) or is refused with 403, and so is a Host header that
-is not the loopback address (DNS rebinding). A POST must also come from the browser page itself:
-its Origin (else Referer) must be the server's own. Pages run no script and load nothing from
-elsewhere (Content-Security-Policy: the only script is our own /app.js); all stored text is
-escaped. /app.js and the icon are served without the token: they are the same for everyone.
-"""
+"""`lmm ui`: the memory browser, a small stdlib HTTP server over the store."""
 
 from __future__ import annotations
 

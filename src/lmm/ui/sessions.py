@@ -1,9 +1,4 @@
-"""Projects and sessions, newest first, and one session's transcript in conversation order.
-
-Each turn is an anchor (`#t-<turn key>`), the target of a cognition's "source" link. Tool calls,
-tool results, thinking and system notes are collapsed into <details> elements; turns that are the
-source of a memory link to it.
-"""
+"""Projects and sessions, newest first, and one session's transcript in conversation order."""
 
 from __future__ import annotations
 
