@@ -47,8 +47,12 @@ DATA = ROOT.parent / "shared" / "data" / "codemem"
 CACHE = ROOT / "runs" / "codemem-store"
 SPLITS = ("logslice", "tollgate", "switchyard", "none")
 # modules that only read the store: a change to them keeps the cached store valid
-READ_SIDE = {"recall.py", "synth.py", "evidence.py", "search.py", "rank.py", "hooks.py",
-             "server.py", "mcp_server.py", "models.py", "fastgen.py"}  # fmt: skip
+READ_SIDE = {
+    "retrieve/recall.py", "retrieve/synth.py", "retrieve/evidence.py", "retrieve/search.py",
+    "retrieve/search_config.py", "retrieve/rank.py", "serve/hooks.py", "serve/client.py",
+    "serve/server.py", "serve/ops.py", "serve/mcp.py", "lm/base.py", "lm/loaded.py",
+    "lm/models.py", "lm/fastgen.py",
+}  # fmt: skip
 READ_SIDE_DIRS = {"ui", "evals", "train"}
 
 
@@ -100,7 +104,7 @@ def store_key(data: Path) -> str:
     src = ROOT / "src" / "lmm"
     for path in sorted(src.rglob("*.py")):
         rel = path.relative_to(src)
-        if (rel.name in READ_SIDE and len(rel.parts) == 1) or rel.parts[0] in READ_SIDE_DIRS:
+        if rel.as_posix() in READ_SIDE or rel.parts[0] in READ_SIDE_DIRS:
             continue
         h.update(str(rel).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]

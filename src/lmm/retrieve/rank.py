@@ -109,7 +109,7 @@ def turn_layout(store: Store) -> Layout:
         layout = Layout(empty, empty, np.zeros(0, bool))
         _LAYOUTS[str(store.path)] = layout
     last = int(layout.ids[-1]) if len(layout.ids) else 0
-    newest = reads.newest_turn_id(store)
+    newest = reads.last_turn_id(store)
     if newest > last:
         ids: list[int] = []
         sessions: list[int] = []

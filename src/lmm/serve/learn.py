@@ -15,7 +15,7 @@ from lmm.errors import LmmError
 from lmm.ingest.run import IngestReport, ingest
 from lmm.memory.extract import ExtractReport, get_extractor, run_extraction
 from lmm.retrieve.embed import DEFAULT_MODEL, EmbedReport
-from lmm.store.counts import embedder_dims
+from lmm.store.vectors import embedder_dims
 
 if TYPE_CHECKING:
     import numpy as np

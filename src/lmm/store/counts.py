@@ -40,10 +40,5 @@ def embedders(store: Store) -> list[str]:
     return [r[0] for r in store.db.execute("SELECT model FROM embedders")]
 
 
-def embedder_dims(store: Store) -> dict[str, int]:
-    """Model -> vector size, of each model the store holds vectors of."""
-    return {r[0]: int(r[1]) for r in store.db.execute("SELECT model, dim FROM embedders")}
-
-
 def embedder_count(store: Store) -> int:
     return int(store.db.execute("SELECT count(*) FROM embedders").fetchone()[0])

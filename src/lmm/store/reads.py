@@ -37,7 +37,8 @@ def project_paths(store: Store) -> list[str]:
 # ---- turns
 
 
-def newest_turn_id(store: Store) -> int:
+def last_turn_id(store: Store) -> int:
+    """The largest turn row id in the store (0: none)."""
     return int(store.db.execute("SELECT coalesce(max(id), 0) FROM turns").fetchone()[0])
 
 
