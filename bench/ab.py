@@ -34,6 +34,17 @@ def run(checkout: Path, script: list[str]) -> str:
     return proc.stdout + proc.stderr
 
 
+def labels(metrics: list[str]) -> list[str]:
+    """A short name per number: the metric's literal start, and which group."""
+    out = []
+    for metric in metrics:
+        literal = re.sub(r"\\[a-zA-Z]", " ", metric)  # \n, \s, \d: not part of the name
+        start = re.split(r"\(|\[|\+|\*", literal, maxsplit=1)[0].replace("\\", "").strip()
+        groups = re.compile(metric).groups
+        out += [f"{start[:24]} #{g + 1}" if groups > 1 else start[:24] for g in range(groups)]
+    return out
+
+
 def numbers(output: str, metrics: list[str]) -> list[float]:
     found: list[float] = []
     for metric in metrics:
@@ -50,11 +61,12 @@ def main() -> int:
     ap.add_argument("new", type=Path, help="checkout of the newer commit")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--metric", action="append", required=True, help="regex, groups = numbers")
-    ap.add_argument("script", nargs=argparse.REMAINDER, help="-- bench/SCRIPT.py [ARGS]")
-    args = ap.parse_args()
-    script = args.script[1:] if args.script[:1] == ["--"] else args.script
-    if not script:
-        ap.error("give the benchmark after --")
+    argv = sys.argv[1:]
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        ap.error("give the benchmark after --: ... -- bench/SCRIPT.py [ARGS]")
+    cut = argv.index("--")
+    args = ap.parse_args(argv[:cut])
+    script = argv[cut + 1 :]
     sides = {"old": args.old.resolve(), "new": args.new.resolve()}
     got: dict[str, list[list[float]]] = {"old": [], "new": []}
     for r in range(args.rounds):
@@ -66,13 +78,13 @@ def main() -> int:
             print(f"round {r + 1} {side}: {values} (load {load:.1f})", flush=True)
             time.sleep(1)
     head = ["old median", "old range", "new median", "new range"]
-    print(f"\n{'value':>6} " + " ".join(f"{h:>{11 if 'median' in h else 17}}" for h in head))
-    for i in range(len(got["old"][0])):
+    print(f"\n{'value':<28} " + " ".join(f"{h:>{11 if 'median' in h else 17}}" for h in head))
+    for i, name in enumerate(labels(args.metric)):
         old = [v[i] for v in got["old"]]
         new = [v[i] for v in got["new"]]
         overlap = min(max(old), max(new)) >= max(min(old), min(new))
         print(
-            f"{i + 1:>6} {statistics.median(old):>11.1f} {f'{min(old):.1f}-{max(old):.1f}':>17} "
+            f"{name:<28} {statistics.median(old):>11.1f} {f'{min(old):.1f}-{max(old):.1f}':>17} "
             f"{statistics.median(new):>11.1f} {f'{min(new):.1f}-{max(new):.1f}':>17}  "
             + ("within spread" if overlap else "APART")
         )
