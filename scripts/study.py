@@ -72,7 +72,7 @@ def export_inputs(heldout_dir: Path, out: Path, embedder: str = "all-MiniLM-L6-v
     prompt of the held-out examples. Returns the number of prompts."""
     from lmm.evals import heldout
     from lmm.evals.run import load_embedder
-    from lmm.evals.tasks import Recall, TurnIndex, memory_prompt
+    from lmm.evals.tasks import Retrieval, TurnIndex, memory_prompt
     from lmm.store.db import Store
     from lmm.train import pairs
     from lmm.train.base import DataConfig
@@ -85,7 +85,7 @@ def export_inputs(heldout_dir: Path, out: Path, embedder: str = "all-MiniLM-L6-v
             cfg = DataConfig(max_per_memory=0) if name == "baseline" else DataConfig()
             pairs.write(pairs.build(store, cfg), out / f"data-{name}")
         recorder = Recorder()
-        rag = Recall(store, TurnIndex(store), "rag", recorder, load_embedder(embedder))
+        rag = Retrieval(store, TurnIndex(store), "rag", recorder, load_embedder(embedder))
         for ex in held.examples:
             rows.append(
                 {"kind": "gen", "id": ex.id, "messages": memory_prompt(ex), "max_new_tokens": 160}
@@ -178,7 +178,7 @@ def replay(
     """none, retrieval, rag-base and, per run, gen and rag-trained on the held-out set."""
     from lmm.evals import heldout, report
     from lmm.evals.run import load_embedder
-    from lmm.evals.tasks import Generation, MemoryTask, NoMemory, Recall, System, run_task
+    from lmm.evals.tasks import Generation, MemoryTask, NoMemory, Retrieval, System, run_task
     from lmm.store.db import Store
 
     replies: dict[str, dict[str, str]] = {}
@@ -193,14 +193,14 @@ def replay(
         task = MemoryTask(held.name, held.examples, store)
         systems: list[System] = [
             NoMemory(),
-            Recall(store, task.index, "retrieval", None, emb),
-            Recall(store, task.index, "rag-base", Replay("base", replies["base"]), emb),
+            Retrieval(store, task.index, "retrieval", None, emb),
+            Retrieval(store, task.index, "rag-base", Replay("base", replies["base"]), emb),
         ]
         for run in RUNS:
             lm = Replay(run, replies[run])
             systems += [
                 Generation(lm, f"gen [{run}]"),
-                Recall(store, task.index, f"rag-trained [{run}]", lm, emb),
+                Retrieval(store, task.index, f"rag-trained [{run}]", lm, emb),
             ]
         for system in systems:
             scored = run_task(task, system)

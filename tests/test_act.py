@@ -263,7 +263,7 @@ def test_each_note_is_shown_once_per_session_but_a_broken_rule_asks_every_time(
     assert {"once-1", "once-2"} <= {p.name for p in (lmm_home / act.SHOWN_DIR).iterdir()}
 
 
-def bash(command: str) -> act.ToolCall:
+def bash(command: str) -> act.PendingCall:
     return act.tool_call("Bash", {"command": command}, "/home/dev/x")
 
 

@@ -148,7 +148,7 @@ class Generation:
 
 
 @dataclass
-class Recall:
+class Retrieval:
     """`retrieval` (lm None: extractive brief) and `rag-*` (an LM writes the brief)."""
 
     store: Store
@@ -196,7 +196,7 @@ def build_systems(
         if name == "none":
             systems.append(NoMemory())
         elif name == "retrieval":
-            systems.append(Recall(store, index, "retrieval", None, embedder, k))
+            systems.append(Retrieval(store, index, "retrieval", None, embedder, k))
         elif name in ("gen", "rag-trained") and trained is None:
             skipped[name] = "no trained model: pass --trained-model (a run folder or model path)"
         elif name == "rag-base" and base is None:
@@ -207,7 +207,7 @@ def build_systems(
         elif name in ("rag-base", "rag-trained"):
             loader = base if name == "rag-base" else trained
             assert loader is not None
-            systems.append(Recall(store, index, name, loader(), embedder, k))
+            systems.append(Retrieval(store, index, name, loader(), embedder, k))
         else:
             from lmm.errors import LmmError
 

@@ -73,7 +73,7 @@ _COMMON_FOLDERS = {"src", "lib", "app", "tests", "test", "pkg", "cmd", "internal
 
 
 @dataclass(frozen=True)
-class ToolCall:
+class PendingCall:
     """What the agent is about to do, as the PreToolUse hook receives it."""
 
     tool: str
@@ -83,14 +83,14 @@ class ToolCall:
     cwd: str | None = None
 
 
-def tool_call(tool_name: str, tool_input: dict[str, Any], cwd: str | None = None) -> ToolCall:
-    """A `ToolCall` from the hook's `tool_name` and `tool_input`."""
+def tool_call(tool_name: str, tool_input: dict[str, Any], cwd: str | None = None) -> PendingCall:
+    """A `PendingCall` from the hook's `tool_name` and `tool_input`."""
     command = tool_input.get("command") if tool_name == "Bash" else None
     path = tool_input.get("file_path") or tool_input.get("notebook_path") or ""
     parts = [tool_input.get(k) for k in ("content", "new_string", "new_source")]
     parts += [e.get("new_string") for e in tool_input.get("edits") or [] if isinstance(e, dict)]
     content = "\n".join(p for p in parts if isinstance(p, str))
-    return ToolCall(
+    return PendingCall(
         tool=tool_name,
         command=command if isinstance(command, str) else "",
         path=path if isinstance(path, str) else "",
@@ -115,7 +115,7 @@ class Match:
     origin: str = ""
 
 
-def score(call: ToolCall, reading: Reading) -> tuple[float, list[str], bool]:
+def score(call: PendingCall, reading: Reading) -> tuple[float, list[str], bool]:
     """(score, evidence, breaks a prohibition) of one cognition for `call`."""
     if call.command:
         best: tuple[float, list[str], bool] = (0.0, [], False)
@@ -243,7 +243,7 @@ def _named(arg: str, r: Reading) -> bool:
     return any(p in r.prose for p in _parts(arg))  # "github.com/rs/zerolog@latest": zerolog
 
 
-def _score_edit(call: ToolCall, r: Reading) -> tuple[float, list[str], bool]:
+def _score_edit(call: PendingCall, r: Reading) -> tuple[float, list[str], bool]:
     path = call.path
     root = (call.cwd or "").rstrip("/") + "/"
     rel = path[len(root) :] if call.cwd and path.startswith(root) else path.lstrip("/")
@@ -319,7 +319,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
 
 
-def query_terms(call: ToolCall) -> list[str]:
+def query_terms(call: PendingCall) -> list[str]:
     """Words of the call that a matching cognition must contain (for the BM25 prefilter)."""
     terms: list[str] = []
     if call.command:
@@ -339,7 +339,7 @@ def query_terms(call: ToolCall) -> list[str]:
 
 
 def candidates(
-    store: Store, call: ToolCall, project: str | None
+    store: Store, call: PendingCall, project: str | None
 ) -> tuple[list[Any], dict[int, list[str]]]:
     """Active cognitions of the matched categories in the project (and user-wide): those that
     share a word with the call (best BM25 first), and, of the latest lessons, those whose
@@ -393,7 +393,7 @@ def failed_commands(store: Store, ids: list[int]) -> dict[int, list[str]]:
 
 def recall_for(
     store: Store,
-    call: ToolCall,
+    call: PendingCall,
     project: str | None,
     *,
     threshold: float = THRESHOLD,
@@ -467,7 +467,12 @@ def _forget_old(folder: Path) -> None:
 
 
 def recall_once(
-    store: Store, call: ToolCall, project: str | None, session_id: str | None, *, ask: bool = True
+    store: Store,
+    call: PendingCall,
+    project: str | None,
+    session_id: str | None,
+    *,
+    ask: bool = True,
 ) -> ActRecall:
     """`recall_for`, leaving out what this session was already shown (a rule the call breaks
     asks again every time), and remembering what it shows now."""

@@ -209,7 +209,7 @@ def prepare_turns(turns: Iterable[Turn]) -> PreparedTurns:
 
 
 @dataclass
-class Hit:
+class KeywordHit:
     """One keyword-search result."""
 
     turn_id: int
@@ -585,7 +585,9 @@ class Store:
             "path": str(self.path),
         }
 
-    def search(self, query: str, *, project: str | None = None, limit: int = 10) -> list[Hit]:
+    def search(
+        self, query: str, *, project: str | None = None, limit: int = 10
+    ) -> list[KeywordHit]:
         """Keyword search (FTS5 BM25) over stored turns, optionally within a project's path."""
         match = quote_fts(query)
         if not match:
@@ -603,7 +605,7 @@ class Store:
             params += [project.rstrip("/"), _like_prefix(project.rstrip("/")) + "/%"]
         sql += " ORDER BY score LIMIT ?"
         params.append(limit * 4)  # room for the repeats left out below
-        hits: list[Hit] = []
+        hits: list[KeywordHit] = []
         seen: set[str] = set()
         for r in self.db.execute(sql, params):
             snippet = clean_snippet(r["snippet"])
@@ -611,7 +613,7 @@ class Store:
             if said in seen:  # the same words in another turn (a repeated tool output)
                 continue
             seen.add(said)
-            hits.append(Hit(
+            hits.append(KeywordHit(
                 turn_id=r["id"], session_id=r["session_id"], role=r["role"], kind=r["kind"],
                 text=r["text"], timestamp=r["timestamp"], project=r["project"],
                 score=-float(r["score"]), snippet=snippet,
@@ -621,7 +623,7 @@ class Store:
         return hits
 
 
-MATCH_START, MATCH_END = "\x02", "\x03"  # around matched words in `Hit.snippet`
+MATCH_START, MATCH_END = "\x02", "\x03"  # around matched words in `KeywordHit.snippet`
 _TERMINAL = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00\x01\x04-\x08\x0b-\x1f\x7f]")
 
