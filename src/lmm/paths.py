@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 DB_NAME = "lmm.db"
-SERVER_INFO = "server.json"  # where `lmm serve` listens and its token (server.py)
+SERVER_INFO = "server.json"  # where `lmm serve` listens and its token (serve/server.py)
 SOCKET_NAME = "lmm.sock"  # the server's default Unix socket
 INJECTIONS_NAME = "injections.jsonl"  # what the hooks injected lately (hooks.note_injection)
 

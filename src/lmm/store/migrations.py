@@ -193,7 +193,8 @@ CREATE TABLE embedders (
 );
 """
 
-# Retrieval keys of turns (search.py): who spoke, what was said, the turn it follows, the day.
+# Retrieval keys of turns (retrieve/search.py): who spoke, what was said, the turn it follows,
+# the day.
 # BM25 over these columns finds Caroline's "Yes, it was so powerful!" for "When did Caroline go to
 # the support group?". Kept in step with `turns` by triggers; turns_session makes the
 # previous-turn lookup a seek.
