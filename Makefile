@@ -42,7 +42,7 @@ test-slow: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/vulture src vulture_whitelist.py --min-confidence 60
+	$(BIN)/vulture src scripts vulture_whitelist.py --min-confidence 60
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

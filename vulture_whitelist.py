@@ -1,6 +1,6 @@
 """Names vulture reports as unused in src/ that are used where it cannot see: `make lint` runs
-`vulture src vulture_whitelist.py --min-confidence 60`. Each entry says who uses it. This file
-is never imported (`_` stands for any object)."""
+`vulture src scripts vulture_whitelist.py --min-confidence 60`. Each entry says who uses it.
+This file is never imported (`_` stands for any object)."""
 
 # ---- read by tests, bench/ or scripts/ (test doubles and the seams they drive)
 ScriptedLM  # lm/models.py: the scripted model every recall, synth and digest test drives
@@ -11,6 +11,7 @@ or_match  # retrieve/search.py: search's MATCH string (tests/test_search.py)
 wait_idle  # serve/background.py: waits for the learning job (tests, bench/living_loop.py)
 dump  # store/cognitions.py: every cognition row, for the idempotence tests
 run_task  # evals/tasks.py: one task on one configuration (scripts/study.py, tests)
+export_inputs  # scripts/study.py: run from docs/experiments.md (python -c)
 audit_error  # evals/locomo.py: the LoCoMo audit's verdict on a question (tests/test_evals.py)
 FILE_FIELDS  # config.py: where config.toml holds each of its settings (tests/test_config.py, README)
 _.new_tokens  # lm GenerationStats: read by bench/synth_eval.py, bench/digest.py and tests
@@ -48,6 +49,7 @@ object_pairs_hook
 parse_float
 parse_int
 parse_constant
+_.padding_side  # transformers tokenizers read it (scripts/batch_reader.py)
 server_version  # http.server.BaseHTTPRequestHandler (ui/server.py)
 protocol_version
 _.do_GET
