@@ -360,8 +360,8 @@ def main() -> int:
             shutil.copy2(store / name, home / name)
     os.environ["LMM_HOME"] = str(home)  # `client.call` finds the server through it
 
+    from lmm.serve.claude_settings import hook_command
     from lmm.serve.hooks import PROMPT_TOKENS
-    from lmm.serve.settings import hook_command
 
     command = hook_command("UserPromptSubmit")
     proc = start_server(home)

@@ -13,7 +13,7 @@ from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
 from lmm import paths
 from lmm.ingest.run import ingest
 from lmm.memory.extract import get_extractor, run_extraction
-from lmm.serve import settings
+from lmm.serve import claude_settings
 from lmm.store.db import open_store
 
 pytestmark = pytest.mark.skipif(
@@ -38,7 +38,7 @@ def store_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def act_settings(tmp_path: Path) -> dict[str, object]:
     """What `lmm install-hooks --act` writes, read back from a real settings file."""
     path = tmp_path / "settings.json"
-    settings.install(path, act=True)
+    claude_settings.install(path, act=True)
     return json.loads(path.read_text())
 
 

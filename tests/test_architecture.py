@@ -178,7 +178,7 @@ def test_every_module_belongs_to_a_layer() -> None:
 
 def test_importing_the_hook_server_and_mcp_paths_loads_no_heavy_package() -> None:
     loaded = loaded_after(
-        "import lmm.serve.hooks, lmm.serve.server, lmm.serve.settings, lmm.cli\n"
+        "import lmm.serve.hooks, lmm.serve.server, lmm.serve.claude_settings, lmm.cli\n"
         "import lmm.retrieve.recall, lmm.retrieve.synth, lmm.retrieve.act\n"
         "import lmm.cli.recall_cmds, lmm.serve.mcp\n"
         "lmm.cli.build_parser()\n"
@@ -214,7 +214,7 @@ def test_store_and_search_never_import_train(module: str) -> None:
     [
         "serve/hooks.py",
         "serve/server.py",
-        "serve/settings.py",
+        "serve/claude_settings.py",
         "retrieve/recall.py",
         "retrieve/synth.py",
         "serve/mcp.py",

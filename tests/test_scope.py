@@ -330,7 +330,7 @@ def test_the_real_cli_in_a_new_folder_sends_the_user_rule_to_the_model(
     lmm has never seen: the user-wide rule reaches the model's request, the other project's own
     convention does not."""
     from assets.claude_cli import MessagesStub, Reply, claude_bin, run_claude
-    from lmm.serve.settings import hook_command
+    from lmm.serve.claude_settings import hook_command
 
     if claude_bin() is None:
         pytest.skip("the real Claude Code CLI is not installed: run `make claude-cli`")

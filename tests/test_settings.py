@@ -11,7 +11,7 @@ import pytest
 
 from lmm.cli import main
 from lmm.errors import LmmError
-from lmm.serve import settings
+from lmm.serve import claude_settings
 
 # A user's settings, formatted by hand: 4-space indent, non-ASCII text, no final newline.
 ORIGINAL = """{
@@ -30,7 +30,7 @@ ORIGINAL = """{
 
 def lmm_commands(data: dict) -> dict[str, list[str]]:
     return {
-        event: [h["command"] for g in groups for h in g["hooks"] if settings.is_ours(h)]
+        event: [h["command"] for g in groups for h in g["hooks"] if claude_settings.is_ours(h)]
         for event, groups in data.get("hooks", {}).items()
     }
 
@@ -38,7 +38,7 @@ def lmm_commands(data: dict) -> dict[str, list[str]]:
 def test_install_adds_each_event_and_keeps_other_hooks(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text(ORIGINAL)
-    report = settings.install(path)
+    report = claude_settings.install(path)
     assert report.changed and report.backup is not None
     assert report.backup.read_text() == ORIGINAL
     assert report.backup.name.startswith("settings.json.lmm-backup-")
@@ -49,17 +49,17 @@ def test_install_adds_each_event_and_keeps_other_hooks(tmp_path: Path) -> None:
     assert data["hooks"]["SessionStart"][0] == before["hooks"]["SessionStart"][0]
     assert lmm_commands(data) == {
         "PreToolUse": [],
-        "SessionStart": [settings.hook_command("SessionStart")],
-        "UserPromptSubmit": [settings.hook_command("UserPromptSubmit")],
-        "SessionEnd": [settings.hook_command("SessionEnd")],
-        "PreCompact": [settings.hook_command("PreCompact")],
+        "SessionStart": [claude_settings.hook_command("SessionStart")],
+        "UserPromptSubmit": [claude_settings.hook_command("UserPromptSubmit")],
+        "SessionEnd": [claude_settings.hook_command("SessionEnd")],
+        "PreCompact": [claude_settings.hook_command("PreCompact")],
     }
     assert data["hooks"]["UserPromptSubmit"] == [
         {
             "hooks": [
                 {
                     "type": "command",
-                    "command": settings.hook_command("UserPromptSubmit"),
+                    "command": claude_settings.hook_command("UserPromptSubmit"),
                     "timeout": 10,
                 }
             ]
@@ -75,32 +75,32 @@ def test_hook_command_runs_this_interpreter_with_the_current_home(
 ) -> None:
     monkeypatch.setenv("LMM_HOME", "/tmp/my lmm")
     assert (
-        settings.hook_command("SessionEnd")
+        claude_settings.hook_command("SessionEnd")
         == f"LMM_HOME='/tmp/my lmm' {sys.executable} -m lmm hook SessionEnd"
     )
     monkeypatch.delenv("LMM_HOME")
-    assert settings.hook_command("SessionEnd") == f"{sys.executable} -m lmm hook SessionEnd"
+    assert claude_settings.hook_command("SessionEnd") == f"{sys.executable} -m lmm hook SessionEnd"
 
 
 def test_install_twice_changes_nothing_and_uninstall_restores_every_byte(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text(ORIGINAL)
-    settings.install(path)
+    claude_settings.install(path)
     installed = path.read_bytes()
-    again = settings.install(path)
+    again = claude_settings.install(path)
     assert (again.changed, again.backup, path.read_bytes()) == (False, None, installed)
-    assert len(settings.backups(path)) == 1
-    report = settings.uninstall(path)
+    assert len(claude_settings.backups(path)) == 1
+    report = claude_settings.uninstall(path)
     assert report.changed and report.restored
     assert path.read_text() == ORIGINAL
-    assert settings.uninstall(path).changed is False
+    assert claude_settings.uninstall(path).changed is False
     assert path.read_text() == ORIGINAL
 
 
 def test_uninstall_keeps_edits_made_after_install(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text(ORIGINAL)
-    settings.install(path)
+    claude_settings.install(path)
     data = json.loads(path.read_text())
     data["theme"] = "dark"
     data["hooks"]["Stop"] = [{"hooks": [{"type": "command", "command": "say done"}]}]
@@ -108,7 +108,7 @@ def test_uninstall_keeps_edits_made_after_install(tmp_path: Path) -> None:
         0, {"type": "command", "command": "log-prompt"}
     )
     path.write_text(json.dumps(data, indent=4))
-    report = settings.uninstall(path)
+    report = claude_settings.uninstall(path)
     assert report.changed and not report.restored
     expected = json.loads(ORIGINAL)
     expected["theme"] = "dark"
@@ -121,11 +121,11 @@ def test_uninstall_keeps_edits_made_after_install(tmp_path: Path) -> None:
 
 def test_a_missing_file_is_created_and_removed_again(tmp_path: Path) -> None:
     path = tmp_path / ".claude" / "settings.json"
-    report = settings.install(path)
+    report = claude_settings.install(path)
     assert report.changed and report.backup is not None and report.backup.read_bytes() == b""
-    assert sorted(json.loads(path.read_text())["hooks"]) == sorted(settings.HOOKS)
+    assert sorted(json.loads(path.read_text())["hooks"]) == sorted(claude_settings.HOOKS)
     assert path.read_text().endswith("}\n")
-    report = settings.uninstall(path)
+    report = claude_settings.uninstall(path)
     assert report.removed_file and not path.exists()
 
 
@@ -134,15 +134,15 @@ def test_reinstall_with_another_command_then_uninstall_restores_the_original(
 ) -> None:
     path = tmp_path / "settings.json"
     path.write_text(ORIGINAL + "\n")
-    settings.install(path)
+    claude_settings.install(path)
     monkeypatch.setenv("LMM_HOME", str(tmp_path / "elsewhere"))
-    report = settings.install(path)
+    report = claude_settings.install(path)
     assert report.changed
     assert lmm_commands(json.loads(path.read_text()))["PreCompact"] == [
-        settings.hook_command("PreCompact")
+        claude_settings.hook_command("PreCompact")
     ]
-    assert len(settings.backups(path)) == 2
-    assert settings.uninstall(path).restored
+    assert len(claude_settings.backups(path)) == 2
+    assert claude_settings.uninstall(path).restored
     assert path.read_text() == ORIGINAL + "\n"
 
 
@@ -150,17 +150,17 @@ def test_invalid_json_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text('{"hooks": ')
     with pytest.raises(LmmError, match="is not valid JSON"):
-        settings.install(path)
-    assert path.read_text() == '{"hooks": ' and settings.backups(path) == []
+        claude_settings.install(path)
+    assert path.read_text() == '{"hooks": ' and claude_settings.backups(path) == []
 
 
 def test_is_ours_recognises_only_lmm_hook_commands() -> None:
-    assert settings.is_ours({"command": "/usr/bin/python3 -m lmm hook SessionStart"})
-    assert settings.is_ours({"command": "lmm hook PreCompact"})
-    assert settings.is_ours({"command": "LMM_HOME=/x /opt/bin/lmm hook SessionEnd"})
-    assert not settings.is_ours({"command": "echo lmm hook SessionStart && rm -rf /"})
-    assert not settings.is_ours({"command": "myhelm hook SessionStart"})
-    assert not settings.is_ours("lmm hook SessionStart")
+    assert claude_settings.is_ours({"command": "/usr/bin/python3 -m lmm hook SessionStart"})
+    assert claude_settings.is_ours({"command": "lmm hook PreCompact"})
+    assert claude_settings.is_ours({"command": "LMM_HOME=/x /opt/bin/lmm hook SessionEnd"})
+    assert not claude_settings.is_ours({"command": "echo lmm hook SessionStart && rm -rf /"})
+    assert not claude_settings.is_ours({"command": "myhelm hook SessionStart"})
+    assert not claude_settings.is_ours("lmm hook SessionStart")
 
 
 def test_cli_install_and_uninstall_project_scope(
@@ -187,7 +187,7 @@ def test_cli_install_and_uninstall_project_scope(
 
 
 def _installed_events(path: Path) -> list[str]:
-    return settings.installed(json.loads(path.read_text()))
+    return claude_settings.installed(json.loads(path.read_text()))
 
 
 @pytest.mark.parametrize(
@@ -224,22 +224,22 @@ def test_install_on_each_shape_installs_and_uninstall_restores(
 ) -> None:
     path = tmp_path / "settings.json"
     path.write_text(content)
-    report = settings.install(path)
-    assert report.changed and report.events == list(settings.HOOKS)
-    assert _installed_events(path) == list(settings.HOOKS)
+    report = claude_settings.install(path)
+    assert report.changed and report.events == list(claude_settings.HOOKS)
+    assert _installed_events(path) == list(claude_settings.HOOKS)
     data = json.loads(path.read_text())
     before = json.loads(content.lstrip("\ufeff")) if content.strip() else {}
     assert {k: v for k, v in data.items() if k != "hooks"} == {
         k: v for k, v in before.items() if k != "hooks"
     }
-    assert settings.install(path).changed is False
-    report = settings.uninstall(path)
+    assert claude_settings.install(path).changed is False
+    report = claude_settings.uninstall(path)
     assert report.changed
     text = path.read_text() if path.exists() else ""  # an empty file lmm filled is removed
     if report.restored:
         assert text == content
     after = json.loads(text.lstrip("\ufeff")) if text.strip() else {}
-    assert settings.installed(after) == []
+    assert claude_settings.installed(after) == []
     assert {k: v for k, v in after.items() if k != "hooks"} == {
         k: v for k, v in before.items() if k != "hooks"
     }
@@ -247,8 +247,10 @@ def test_install_on_each_shape_installs_and_uninstall_restores(
 
 def test_with_hooks_leaves_its_input_alone() -> None:
     data: dict = {"model": "opus"}
-    out = settings.with_hooks(data)
-    assert data == {"model": "opus"} and settings.installed(out) == list(settings.HOOKS)
+    out = claude_settings.with_hooks(data)
+    assert data == {"model": "opus"} and claude_settings.installed(out) == list(
+        claude_settings.HOOKS
+    )
 
 
 def test_cli_says_installed_on_a_settings_file_without_hooks(
@@ -260,7 +262,7 @@ def test_cli_says_installed_on_a_settings_file_without_hooks(
     path.write_text('{"model": "opus"}\n')
     assert main(["install-hooks"]) == 0
     assert capsys.readouterr().out.startswith("installed lmm hooks")
-    assert _installed_events(path) == list(settings.HOOKS)
+    assert _installed_events(path) == list(claude_settings.HOOKS)
     assert main(["install-hooks"]) == 0
     assert "already installed" in capsys.readouterr().out
 
@@ -272,10 +274,10 @@ def test_a_symlinked_settings_file_stays_a_link(tmp_path: Path) -> None:
     link = tmp_path / ".claude" / "settings.json"
     link.parent.mkdir()
     link.symlink_to(dotfiles)
-    settings.install(link)
+    claude_settings.install(link)
     assert link.is_symlink() and link.resolve() == dotfiles.resolve()
-    assert _installed_events(dotfiles) == list(settings.HOOKS)
-    assert settings.uninstall(link).restored
+    assert _installed_events(dotfiles) == list(claude_settings.HOOKS)
+    assert claude_settings.uninstall(link).restored
     assert link.is_symlink() and dotfiles.read_text() == '{"model": "opus"}\n'
 
 
@@ -283,7 +285,7 @@ def test_a_dangling_symlink_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "settings.json"
     link.symlink_to(tmp_path / "nowhere.json")
     with pytest.raises(LmmError, match="does not exist"):
-        settings.install(link)
+        claude_settings.install(link)
     assert link.is_symlink() and not (tmp_path / "nowhere.json").exists()
 
 
@@ -292,7 +294,7 @@ def test_a_read_only_file_is_refused_untouched(tmp_path: Path) -> None:
     path.write_text('{"model": "opus"}')
     path.chmod(0o444)
     with pytest.raises(LmmError, match="read-only"):
-        settings.install(path)
+        claude_settings.install(path)
     assert path.read_text() == '{"model": "opus"}' and path.stat().st_mode & 0o777 == 0o444
     assert not (tmp_path / "settings.json.lmm-tmp").exists()
 
@@ -301,7 +303,7 @@ def test_a_file_mode_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text("{}")
     path.chmod(0o600)
-    settings.install(path)
+    claude_settings.install(path)
     assert path.stat().st_mode & 0o777 == 0o600
 
 
@@ -318,19 +320,19 @@ def test_a_malformed_file_is_refused_untouched(tmp_path: Path, content: str, mes
     path = tmp_path / "settings.json"
     path.write_text(content)
     with pytest.raises(LmmError, match=message):
-        settings.install(path)
-    assert path.read_text() == content and settings.backups(path) == []
+        claude_settings.install(path)
+    assert path.read_text() == content and claude_settings.backups(path) == []
 
 
 def test_an_unwritable_place_gives_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(LmmError, match="check the folder's permissions"):
-        settings.install(blocker / ".claude" / "settings.json")
+        claude_settings.install(blocker / ".claude" / "settings.json")
 
 
 def test_a_directory_in_the_way_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.mkdir()
     with pytest.raises(LmmError, match="is not a file"):
-        settings.install(path)
+        claude_settings.install(path)

@@ -110,15 +110,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def _settings_file(args: argparse.Namespace) -> Path:
-    from lmm.serve import settings
+    from lmm.serve import claude_settings
 
-    return settings.settings_path("project" if args.project else "user")
+    return claude_settings.settings_path("project" if args.project else "user")
 
 
 def cmd_install_hooks(args: argparse.Namespace) -> int:
-    from lmm.serve import settings
+    from lmm.serve import claude_settings
 
-    report = settings.install(_settings_file(args), act=args.act)
+    report = claude_settings.install(_settings_file(args), act=args.act)
     if report.changed:
         text = f"installed lmm hooks ({', '.join(report.events)}) in {report.path}"
         text += f"\nbackup: {report.backup}" if report.backup else ""
@@ -129,9 +129,9 @@ def cmd_install_hooks(args: argparse.Namespace) -> int:
 
 
 def cmd_uninstall_hooks(args: argparse.Namespace) -> int:
-    from lmm.serve import settings
+    from lmm.serve import claude_settings
 
-    report = settings.uninstall(_settings_file(args))
+    report = claude_settings.uninstall(_settings_file(args))
     if not report.changed:
         text = f"no lmm hooks in {report.path}"
     elif report.removed_file:

@@ -111,12 +111,12 @@ def server_check() -> Check:
 def hook_checks(cwd: Path | None = None) -> list[Check]:
     import json
 
-    from lmm.serve import settings
+    from lmm.serve import claude_settings
 
     out = []
     any_installed = False
     for scope in ("user", "project"):
-        path = settings.settings_path(scope, cwd)
+        path = claude_settings.settings_path(scope, cwd)
         if not path.exists():
             continue
         try:
@@ -124,10 +124,10 @@ def hook_checks(cwd: Path | None = None) -> list[Check]:
         except (OSError, ValueError) as exc:
             out.append(Check(f"hooks ({scope})", FAIL, f"{path}: {exc}", f"fix {path}"))
             continue
-        events = settings.installed(data) if isinstance(data, dict) else []
+        events = claude_settings.installed(data) if isinstance(data, dict) else []
         if events:
             any_installed = True
-            missing = [e for e in settings.HOOKS if e not in events]
+            missing = [e for e in claude_settings.HOOKS if e not in events]
             status = WARN if missing else OK
             fix = (
                 f"lmm install-hooks{' --project' if scope == 'project' else ''}" if missing else ""
@@ -145,12 +145,12 @@ def hook_checks(cwd: Path | None = None) -> list[Check]:
 
 
 def _mentions_lmm(data: object) -> bool:
-    from lmm.serve import settings
+    from lmm.serve import claude_settings
 
     if not isinstance(data, dict) or not isinstance(data.get("hooks"), dict):
         return False
     return any(
-        settings.is_ours(h)
+        claude_settings.is_ours(h)
         for groups in data["hooks"].values() if isinstance(groups, list)
         for g in groups if isinstance(g, dict) and isinstance(g.get("hooks"), list)
         for h in g["hooks"]
