@@ -16,7 +16,7 @@ from lmm import paths
 from lmm.ingest.run import ingest
 from lmm.memory.extract import get_extractor, run_extraction
 from lmm.retrieve import act
-from lmm.serve import ops, settings
+from lmm.serve import claude_settings, ops
 from lmm.serve.hooks import run_hook
 from lmm.store.db import open_store
 from lmm.text.polarity import read
@@ -211,23 +211,27 @@ def test_the_hook_is_silent_when_nothing_applies(lmm_home: Path) -> None:
 
 def test_install_act_adds_a_pre_tool_use_group_and_uninstall_removes_it(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
-    report = settings.install(path, act=True)
-    assert report.events == [*settings.HOOKS, "PreToolUse"]
+    report = claude_settings.install(path, act=True)
+    assert report.events == [*claude_settings.HOOKS, "PreToolUse"]
     groups = json.loads(path.read_text())["hooks"]["PreToolUse"]
     assert groups == [
         {
             "matcher": "Bash|Edit|Write",
             "hooks": [
-                {"type": "command", "command": settings.hook_command("PreToolUse"), "timeout": 10}
+                {
+                    "type": "command",
+                    "command": claude_settings.hook_command("PreToolUse"),
+                    "timeout": 10,
+                }
             ],
         }
     ]
-    assert settings.install(path, act=True).changed is False
-    again = settings.install(path)  # without --act the act hook goes
-    assert again.events == list(settings.HOOKS)
+    assert claude_settings.install(path, act=True).changed is False
+    again = claude_settings.install(path)  # without --act the act hook goes
+    assert again.events == list(claude_settings.HOOKS)
     assert "PreToolUse" not in json.loads(path.read_text())["hooks"]
-    settings.install(path, act=True)
-    settings.uninstall(path)
+    claude_settings.install(path, act=True)
+    claude_settings.uninstall(path)
     assert not path.exists()  # install created it; nothing else was in it
 
 
