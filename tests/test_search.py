@@ -15,16 +15,8 @@ from lmm.errors import LmmError
 from lmm.records import SessionInfo
 from lmm.retrieve import search as search_module
 from lmm.retrieve.embed import FakeEmbedder, embed_pending
-from lmm.retrieve.rank import asks, replies
-from lmm.retrieve.search import (
-    dense_query,
-    fuse,
-    or_match,
-    participants,
-    retrieve,
-    rrf,
-    scope_projects,
-)
+from lmm.retrieve.rank import asks, fuse, replies, rrf
+from lmm.retrieve.search import dense_query, or_match, participants, retrieve, scope_projects
 from lmm.retrieve.search_config import SearchConfig
 from lmm.store.db import Store
 

@@ -602,7 +602,7 @@ class Store:
         params: list[Any] = [match]
         if project:
             sql += " AND (p.path = ? OR p.path LIKE ? ESCAPE '\\')"
-            params += [project.rstrip("/"), _like_prefix(project.rstrip("/")) + "/%"]
+            params += [project.rstrip("/"), like_prefix(project.rstrip("/")) + "/%"]
         sql += " ORDER BY score LIMIT ?"
         params.append(limit * 4)  # room for the repeats left out below
         hits: list[KeywordHit] = []
@@ -635,7 +635,8 @@ def clean_snippet(text: str) -> str:
     return " ".join(text.split(" ")).strip()
 
 
-def _like_prefix(text: str) -> str:
+def like_prefix(text: str) -> str:
+    """`text` with LIKE's wildcards escaped (ESCAPE '\\'), to match it as a literal prefix."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 

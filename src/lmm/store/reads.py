@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lmm.store.db import _like_prefix
+from lmm.store.db import like_prefix
 from lmm.store.fulltext import scope_sql
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def projects_under(store: Store, root: str) -> list[int]:
     """Ids of the project at `root` (no trailing slash but "/") and of every project below it."""
     rows = store.db.execute(
         "SELECT id FROM projects WHERE path = ? OR path LIKE ? ESCAPE '\\'",
-        (root, _like_prefix(root.rstrip("/")) + "/%"),
+        (root, like_prefix(root.rstrip("/")) + "/%"),
     ).fetchall()
     return [int(r[0]) for r in rows]
 
@@ -121,7 +121,7 @@ def latest_session_rows(
         WHERE (p.path = ? OR p.path LIKE ? ESCAPE '\\') AND s.parent_session_id IS NULL
             AND s.id IS NOT ?
         ORDER BY at DESC, s.id LIMIT ?""",
-        (project, _like_prefix(project) + "/%", exclude, limit),
+        (project, like_prefix(project) + "/%", exclude, limit),
     ).fetchall()
 
 
@@ -145,7 +145,7 @@ def recent_session_rows(store: Store, project: str, limit: int) -> list[sqlite3.
         FROM sessions s JOIN projects p ON p.id = s.project_id
         WHERE (p.path = ? OR p.path LIKE ? ESCAPE '\\') AND s.parent_session_id IS NULL
         ORDER BY coalesce(s.ended_at, '') DESC, s.id LIMIT ?""",
-        (project, _like_prefix(project) + "/%", limit),
+        (project, like_prefix(project) + "/%", limit),
     ).fetchall()
 
 
