@@ -6,11 +6,11 @@ PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 # torch first and pinned, so no resolver pulls another build (override for your platform:
 # make TORCH='torch --index-url https://download.pytorch.org/whl/cpu')
 TORCH ?= torch==2.13.0
-EXTRAS ?= dev,embed,llm,train,mcp,eval
+EXTRAS ?= dev,embed,llm,train,mcp,eval,team
 # the Claude Code CLI the real-client tests drive (tests/assets/claude_cli.py)
 CLAUDE_CODE_VERSION ?= 2.1.332
 
-.PHONY: run test test-slow lint typecheck fmt bench clean claude-cli
+.PHONY: run test test-slow lint typecheck fmt bench clean claude-cli team-db
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/locomo_recall.py
 	$(BIN)/python bench/retrieval_latency.py
 	$(BIN)/python bench/recall_latency.py
+
+## team-db: a local PostgreSQL 18 with pgvector for trying team memory (Ctrl-C stops it)
+team-db: $(VENV)/.installed
+	$(BIN)/python scripts/team_db.py .lmm-team-db
 
 ## claude-cli: the pinned Claude Code CLI in .cache/claude-code (npm), for the real-client tests
 claude-cli: .cache/claude-code/node_modules/.bin/claude

@@ -51,6 +51,7 @@ def test_each_variable_sets_its_field(clean_env: pytest.MonkeyPatch) -> None:
         "embed_backend": (" ONNX ", "onnx"),
         "digest": ("Off", False),
         "digest_model": ("smollm2", "smollm2"),
+        "team_url": ("postgresql://me@db/team", "postgresql://me@db/team"),
     }
     assert sorted(values) == sorted(ENV_FIELDS)
     for name, (raw, value) in values.items():

@@ -27,6 +27,8 @@ class Settings:
     embed_backend: str = "auto"  # LMM_EMBED_BACKEND: auto, onnx, onnx-int8, torch (checked on use)
     digest: bool = True  # LMM_DIGEST: the background job's session digests; 0, false, no, off: none
     digest_model: str | None = None  # LMM_DIGEST_MODEL: their LM; None: digest.DEFAULT_MODEL
+    # team memory
+    team_url: str | None = None  # LMM_TEAM_URL: the team store (postgresql://...) `lmm share` uses
     # config.toml
     privacy_exclude: tuple[str, ...] = ()  # [privacy] exclude: projects never stored (paths, globs)
 
@@ -72,6 +74,7 @@ def settings(config_file: str | None = None) -> Settings:
         embed_backend=get("LMM_EMBED_BACKEND", "auto").strip().lower() or "auto",
         digest=get("LMM_DIGEST", "1").strip().lower() not in ("0", "false", "no", "off"),
         digest_model=get("LMM_DIGEST_MODEL") or None,
+        team_url=get("LMM_TEAM_URL") or None,
     )
     return Settings(**{**from_file, **from_env})
 

