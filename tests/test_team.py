@@ -214,3 +214,83 @@ def test_no_team_store_named_is_a_clear_error(
 ) -> None:
     assert main(["share", str(project)]) == 2
     assert "pass --to postgresql://... or set LMM_TEAM_URL" in capsys.readouterr().err
+
+
+def on_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, who: str) -> Path:
+    """`who`'s own lmm home, and their checkout of tidepool (a different path per machine)."""
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / f"home-{who}"))
+    folder = tmp_path / f"{who}-machine" / "src" / "tidepool"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def recalled(prompt: str, folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert main(["recall", prompt, "--project", str(folder), "--no-generate"]) == 0
+    return capsys.readouterr().out
+
+
+def test_two_machines_a_lesson_shared_by_one_reaches_the_others_prompt(
+    urls: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    alice = on_machine(tmp_path, monkeypatch, "alice")
+    lesson = "The staging deploy fails unless the VPN is up: connect the VPN first."
+    assert main(["remember", lesson, "--project", str(alice), "--category", "lesson"]) == 0
+    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+
+    bob = on_machine(tmp_path, monkeypatch, "bob")
+    assert "VPN" not in recalled("why does the staging deploy fail?", bob, capsys)
+    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 1
+    brief = recalled("why does the staging deploy fail?", bob, capsys)
+    assert "connect the VPN first" in brief and "team: alice" in brief
+    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "project": "tidepool", "added": 0, "unchanged": 1, "overruled": 0, "forgotten": 0,
+    }  # fmt: skip
+
+    carol = on_machine(tmp_path, monkeypatch, "carol")  # not granted tidepool
+    assert main(["team", "pull", str(carol), "--to", urls["carol"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 0
+    assert "VPN" not in recalled("why does the staging deploy fail?", carol, capsys)
+
+
+def test_the_members_own_memory_wins_over_the_teams(
+    urls: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    alice = on_machine(tmp_path, monkeypatch, "alice")
+    assert main(["remember", "Use httpx for HTTP calls.", "--project", str(alice)]) == 0
+    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    bob = on_machine(tmp_path, monkeypatch, "bob")
+    assert main(["remember", "Use requests for HTTP calls.", "--project", str(bob)]) == 0
+    capsys.readouterr()
+    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overruled"] == 1
+    brief = recalled("which HTTP client do we use?", bob, capsys)
+    assert "Use requests for HTTP calls." in brief and "httpx" not in brief
+
+
+def test_a_memory_forgotten_on_the_team_store_is_forgotten_on_pull(
+    urls: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    alice = on_machine(tmp_path, monkeypatch, "alice")
+    assert main(["remember", "Deploys go out on Tuesdays.", "--project", str(alice)]) == 0
+    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    bob = on_machine(tmp_path, monkeypatch, "bob")
+    assert main(["team", "pull", str(bob), "--to", urls["bob"]]) == 0
+    assert "Tuesdays" in recalled("when do deploys go out?", bob, capsys)
+    (memory,) = shared(urls["alice"], "tidepool")
+    with team.connect(urls["alice"]) as conn:
+        assert team.forget(conn, "tidepool", memory.uid)
+    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["forgotten"] == 1
+    assert "Tuesdays" not in recalled("when do deploys go out?", bob, capsys)

@@ -1,5 +1,5 @@
 """`lmm share | team`: publish a project's memories to the team store (PostgreSQL), set the
-store up, grant members, and list what the team shares."""
+store up, grant members, pull the team's memories for recall, list what the team shares."""
 
 from __future__ import annotations
 
@@ -75,6 +75,26 @@ def cmd_team_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_team_pull(args: argparse.Namespace) -> int:
+    from lmm.cli.memory_cmds import project_path
+    from lmm.memory.share import incoming, team_key
+    from lmm.store import team
+    from lmm.store.db import open_store
+
+    project = project_path(args.project) or args.project
+    key = team_key(project, args.as_)
+    url = _url(args)
+    with team.connect(url) as conn:
+        shared = team.memories(conn, [key], forgotten=True)
+    with open_store() as store:
+        done = incoming(store, project, shared)
+    text = (f"pulled {key!r} from {team.safe_url(url)} into {project}: {done.added} new, "
+            f"{done.unchanged} already here, {done.overruled} overruled by your own, "
+            f"{done.forgotten} forgotten")  # fmt: skip
+    emit(args, {"project": key, **dataclasses.asdict(done)}, text)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     to = argparse.ArgumentParser(add_help=False)
     to.add_argument("--to", help="the team store: postgresql://USER@HOST/DB (default LMM_TEAM_URL)")
@@ -88,7 +108,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="print exactly what would leave this machine, send nothing")  # fmt: skip
     p.set_defaults(func=cmd_share)
 
-    text = "the team store: set it up, grant members, list what is shared"
+    text = "the team store: set it up, grant members, pull and list what is shared"
     team = sub.add_parser("team", help=text, description=text)
     verbs = team.add_subparsers(dest="verb", metavar="VERB", required=True)
     p = verbs.add_parser("init", parents=[common, to], help="create or upgrade the team schema")
@@ -98,6 +118,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("member", help="the member's database role")
     p.add_argument("project", help="the team's name for the project")
     p.set_defaults(func=cmd_team_grant)
+    text = "keep the team's memories of a project in the local store, for recall"
+    p = verbs.add_parser("pull", parents=[common, to], help=text)
+    p.add_argument("project", help="the local project folder")
+    p.add_argument("--as", dest="as_", metavar="NAME",
+                   help="the team's name for the project (default: the folder's name)")  # fmt: skip
+    p.set_defaults(func=cmd_team_pull)
     p = verbs.add_parser("list", parents=[common, to], help="what the team shares, newest first")
     p.add_argument("projects", nargs="+", help="the team's names for the projects")
     p.set_defaults(func=cmd_team_list)

@@ -1,15 +1,18 @@
-"""What leaves the machine when a project is shared with the team store: its active memories,
-redacted again, under the project's team key; nothing of a project that opted out."""
+"""A project and the team store: what leaves the machine when it is shared (its own active
+memories, redacted again, under the project's team name; nothing of a project that opted out),
+and what comes back when the team's memories are pulled (kept as memories of origin 'team')."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmm.errors import LmmError
 from lmm.ingest import privacy
 from lmm.store import cognitions
+from lmm.store.cognitions import Cognition
 from lmm.store.team import SharedMemory
 from lmm.text.consolidate import normalise
 from lmm.text.redact import redact
@@ -30,6 +33,56 @@ def team_key(project: str, given: str | None = None) -> str:
 def team_uid(key: str, category: str, text: str) -> str:
     """One id per memory across members: two members who learned the same thing share it once."""
     return hashlib.sha256(f"{key}|{category}|{normalise(text)}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class Pulled:
+    """What one pull did to the local store."""
+
+    added: int = 0  # team memories new here
+    unchanged: int = 0  # already here, or the same as one of the user's own
+    overruled: int = 0  # contradicted by one of the user's own memories, which stays current
+    forgotten: int = 0  # forgotten on the team store since the last pull, so forgotten here
+
+
+def incoming(store: Store, project: str, shared: list[SharedMemory]) -> Pulled:
+    """Keep the team's `shared` memories of `project` (a local folder) in the local store, in
+    one transaction: new ones as memories of origin 'team' that name who shared them, forgotten
+    ones forgotten here too. The user's own memory wins where the two disagree."""
+    privacy.reset_cache()
+    if privacy.excluded(project):
+        raise LmmError(f"{project} has opted out of memory (.lmm-ignore or config.toml): "
+                       "nothing of the team's is kept for it")  # fmt: skip
+    out = Pulled()
+    with store.transaction():
+        pid = store.project_id(project)
+        have = cognitions.team_copies(store, pid)
+        for m in shared:
+            if m.forgotten:
+                if m.uid in have and cognitions.forget(store, have[m.uid]):
+                    out.forgotten += 1
+                continue
+            if m.uid in have:
+                out.unchanged += 1
+                continue
+            cog = Cognition(
+                text=m.text,
+                category=m.category,
+                project_id=pid,
+                keywords=m.keywords,
+                salience=m.salience,
+                valid_from=m.shared_at or m.valid_from,
+                extra={"team_uid": m.uid, "shared_by": m.shared_by, "shared_at": m.shared_at},
+            )
+            done = cognitions.put_team(store, cog)
+            kept = cognitions.get(store, done.id)
+            if done.action != "added" or kept is None:
+                out.unchanged += 1
+            elif kept.status == "superseded":
+                out.overruled += 1
+            else:
+                out.added += 1
+    return out
 
 
 def outgoing(store: Store, project: str, key: str) -> list[SharedMemory]:

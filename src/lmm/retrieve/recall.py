@@ -362,6 +362,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
             "project": src.project,
             "file_path": src.file_path,
             "uuid": src.uuid,
+            **({"shared_by": src.shared_by} if src.shared_by else {}),
         },
     }
 

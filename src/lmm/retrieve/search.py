@@ -34,6 +34,7 @@ class Source:
     file_path: str | None = None  # the transcript file, or a code file for codebase knowledge
     uuid: str | None = None
     dia_id: str | None = None
+    shared_by: str | None = None  # the team member who shared it (a memory from the team store)
 
 
 @dataclass
@@ -436,7 +437,7 @@ def _hydrate(
         key = ("cognition", r["id"])
         source = Source(
             r["session_id"], r["valid_from"] or r["timestamp"], r["project"], r["file_path"],
-            r["uuid"],
+            r["uuid"], shared_by=r["shared_by"],
         )  # fmt: skip
         signal = {**signals.get(key, {}), "salience": r["salience"]}
         hits.append(Hit("cognition", r["id"], r["text"], fused[key], source, r["category"], signal))

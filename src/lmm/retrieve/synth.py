@@ -95,17 +95,22 @@ class Evidence:
             parts.append(f"session {src.session_id[:8]}")
         if src.file_path and PurePath(src.file_path).stem != src.session_id:
             parts.append(PurePath(src.file_path).name)  # a session's own file adds nothing
+        if src.shared_by:
+            parts.append(f"team: {src.shared_by}")
         return ", ".join(parts) or f"{self.hit.kind} {self.hit.id}"
 
     def label(self, project: bool = False) -> str:
         """The short citation an extractive line carries: category and date (and the project's
-        folder name with `project`); `citation` has the session and file."""
+        folder name with `project`, and who shared a team memory); `citation` has the session
+        and file."""
         src = self.hit.source
         parts = [self.hit.category] if self.hit.category else []
         if src.timestamp:
             parts.append(src.timestamp[:10])
         if project and src.project:
             parts.append(PurePath(src.project).name)
+        if src.shared_by:
+            parts.append(f"team: {src.shared_by}")
         return ", ".join(parts) or f"{self.hit.kind} {self.hit.id}"
 
 

@@ -444,6 +444,38 @@ def supersede(store: Store, old_id: int, new_id: int | None, when: str | None = 
     )
 
 
+TEAM = "team"  # the origin of a memory pulled from the team store (lmm.store.team)
+
+
+def put_team(store: Store, cog: Cognition) -> Outcome:
+    """Store a memory from the team store (origin 'team'). Where it contradicts one of the
+    user's own active memories, the user's wins: it stays active and the team's is superseded
+    by it."""
+    out = put(store, replace(cog, origin=TEAM))
+    own = [
+        i
+        for i in out.superseded
+        if i != out.id
+        and (row := store.db.execute("SELECT origin FROM cognitions WHERE id = ?", (i,)).fetchone())
+        and row["origin"] != TEAM
+    ]
+    for i in own:
+        _revive(store, i)
+    if own:
+        supersede(store, out.id, own[0])
+    return out
+
+
+def team_copies(store: Store, project_id: int) -> dict[str, int]:
+    """The project's memories pulled from the team store, not forgotten: team uid -> row id."""
+    rows = store.db.execute(
+        "SELECT id, json_extract(extra, '$.team_uid') FROM cognitions WHERE project_id = ? "
+        "AND origin = ? AND status != 'forgotten'",
+        (project_id, TEAM),
+    )
+    return {str(r[1]): int(r[0]) for r in rows if r[1]}
+
+
 def forget(store: Store, cog_id: int) -> bool:
     """Mark a cognition forgotten: text and keywords blanked (and so gone from search), uid kept
     so that extraction never brings it back. Its sources' quotes are blanked too."""

@@ -82,7 +82,8 @@ _TURN_ROWS = """SELECT t.id, t.text, t.session_id, t.timestamp, t.uuid, t.dia_id
 FROM turns t LEFT JOIN projects p ON p.id = t.project_id LEFT JOIN sources s ON s.id = t.source_id
 WHERE t.id IN ({marks})"""
 _COGNITION_ROWS = """SELECT c.id, c.text, c.category, c.salience, c.valid_from,
-    p.path AS project, src.session_id, src.timestamp, src.uuid, src.file_path
+    p.path AS project, src.session_id, src.timestamp, src.uuid, src.file_path,
+    CASE WHEN c.origin = 'team' THEN json_extract(c.extra, '$.shared_by') END AS shared_by
 FROM cognitions c LEFT JOIN projects p ON p.id = c.project_id
 LEFT JOIN cognition_sources src ON src.rowid = (
     SELECT min(rowid) FROM cognition_sources WHERE cognition_id = c.id)
