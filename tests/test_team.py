@@ -294,3 +294,50 @@ def test_a_memory_forgotten_on_the_team_store_is_forgotten_on_pull(
     assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["forgotten"] == 1
     assert "Tuesdays" not in recalled("when do deploys go out?", bob, capsys)
+
+
+def test_members_sharing_the_same_memory_at_once_store_it_once(urls: dict[str, str]) -> None:
+    import threading
+
+    memories = [
+        SharedMemory("tidepool", f"u{i}", "fact", f"Fact number {i}.", [], 0.5, None, "", "")
+        for i in range(40)
+    ]
+    errors: list[Exception] = []
+
+    def share(who: str) -> None:
+        try:
+            with team.connect(urls[who]) as conn:
+                team.publish(conn, "tidepool", memories)
+        except Exception as exc:  # a unique violation here would mean a lost race
+            errors.append(exc)
+
+    threads = [threading.Thread(target=share, args=(w,)) for w in ("alice", "bob") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(shared(urls["alice"], "tidepool")) == 40
+
+
+def test_a_connection_dropped_mid_share_leaves_nothing_half_done(urls: dict[str, str]) -> None:
+    memories = [
+        SharedMemory("tidepool", f"u{i}", "fact", f"Fact number {i}.", [], 0.5, None, "", "")
+        for i in range(20)
+    ]
+
+    def dropped_midway(conn: psycopg.Connection) -> Iterator[SharedMemory]:
+        pid = conn.info.backend_pid
+        for i, m in enumerate(memories):
+            if i == 10:  # the server ends this member's connection mid-transaction
+                with psycopg.connect(urls["admin"], autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            yield m
+
+    with pytest.raises(LmmError, match="team store"), team.connect(urls["alice"]) as conn:
+        team.publish(conn, "tidepool", dropped_midway(conn))
+    assert shared(urls["alice"], "tidepool") == []  # the transaction rolled back whole
+    with team.connect(urls["alice"]) as conn:
+        assert team.publish(conn, "tidepool", memories).added == 20  # shared again: all, once
+    assert len(shared(urls["bob"], "tidepool")) == 20

@@ -189,32 +189,28 @@ def grant(conn: psycopg.Connection[Any], member: str, project: str) -> None:
 def publish(
     conn: psycopg.Connection[Any], project: str, memories: Iterable[SharedMemory]
 ) -> Published:
-    """Insert or update `memories` of `project` in one transaction, keyed by uid. A memory
-    forgotten on the team store stays forgotten."""
+    """Insert or update `memories` of `project` in one transaction, keyed by uid; a memory
+    forgotten on the team store stays forgotten. Each row is one upsert, so members sharing the
+    same memory at the same moment store it once and neither fails."""
     out = Published()
     with conn.transaction():
         for m in memories:
             row = conn.execute(
-                "SELECT text, category, forgotten_at IS NOT NULL FROM memories "
-                "WHERE project = %s AND uid = %s",
-                (project, m.uid),
+                "INSERT INTO memories AS t (project, uid, category, text, keywords, salience, "
+                "valid_from) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (project, uid) DO UPDATE SET text = EXCLUDED.text, "
+                "category = EXCLUDED.category, keywords = EXCLUDED.keywords, "
+                "salience = EXCLUDED.salience, shared_by = current_user, shared_at = now() "
+                "WHERE t.forgotten_at IS NULL "
+                "AND (t.text, t.category) IS DISTINCT FROM (EXCLUDED.text, EXCLUDED.category) "
+                "RETURNING xmax = 0",
+                (project, m.uid, m.category, m.text, m.keywords, m.salience, m.valid_from),
             ).fetchone()
             if row is None:
-                conn.execute(
-                    "INSERT INTO memories (project, uid, category, text, keywords, salience, "
-                    "valid_from) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (project, m.uid, m.category, m.text, m.keywords, m.salience, m.valid_from),
-                )
-                out.added += 1
-            elif row[2] or (row[0], row[1]) == (m.text, m.category):
                 out.unchanged += 1
+            elif row[0]:
+                out.added += 1
             else:
-                conn.execute(
-                    "UPDATE memories SET text = %s, category = %s, keywords = %s, "
-                    "salience = %s, shared_by = current_user, shared_at = now() "
-                    "WHERE project = %s AND uid = %s",
-                    (m.text, m.category, m.keywords, m.salience, project, m.uid),
-                )
                 out.changed += 1
     return out
 
