@@ -341,3 +341,33 @@ def test_a_connection_dropped_mid_share_leaves_nothing_half_done(urls: dict[str,
     with team.connect(urls["alice"]) as conn:
         assert team.publish(conn, "tidepool", memories).added == 20  # shared again: all, once
     assert len(shared(urls["bob"], "tidepool")) == 20
+
+
+def test_the_background_job_pulls_the_teams_memories_of_the_sessions_projects(
+    urls: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lmm.serve import background
+    from lmm.store import cognitions
+    from lmm.store.db import open_store
+
+    alice = on_machine(tmp_path, monkeypatch, "alice")
+    assert main(["remember", "Deploys go out on Tuesdays.", "--project", str(alice)]) == 0
+    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    monkeypatch.setenv("LMM_HOME", str(tmp_path / "home-bob"))  # bob's sessions: the sample's
+    assert main(["ingest", "--sample", "--no-extract"]) == 0
+    sample = Path(__file__).resolve().parents[1] / "src" / "lmm" / "sample" / "projects"
+    transcripts = [str(p) for p in sample.glob("-home-dev-tidepool/*.jsonl")]
+    with open_store() as store:
+        background._team(store, transcripts)  # no LMM_TEAM_URL: nothing
+        assert cognitions.list_(store, origin="team") == []
+        monkeypatch.setenv("LMM_TEAM_URL", urls["bob"])
+        background._team(store, transcripts)
+        (got,) = cognitions.list_(store, origin="team")
+    assert (got.text, got.project) == ("Deploys go out on Tuesdays.", "/home/dev/tidepool")
+    assert got.extra["shared_by"] == "alice"
+    monkeypatch.setenv("LMM_TEAM_URL", "postgresql://bob@/nodb?host=/nonexistent")
+    with open_store() as store:
+        background._team(store, transcripts)  # unreachable: logged, the round goes on

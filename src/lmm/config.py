@@ -28,7 +28,7 @@ class Settings:
     digest: bool = True  # LMM_DIGEST: the background job's session digests; 0, false, no, off: none
     digest_model: str | None = None  # LMM_DIGEST_MODEL: their LM; None: digest.DEFAULT_MODEL
     # team memory
-    team_url: str | None = None  # LMM_TEAM_URL: the team store (postgresql://...) `lmm share` uses
+    team_url: str | None = None  # LMM_TEAM_URL: the team store (postgresql://...) to share with
     # config.toml
     privacy_exclude: tuple[str, ...] = ()  # [privacy] exclude: projects never stored (paths, globs)
 

@@ -112,3 +112,28 @@ def outgoing(store: Store, project: str, key: str) -> list[SharedMemory]:
             )
         )
     return out
+
+
+def pull(store: Store, url: str, projects: list[str]) -> dict[str, Pulled]:
+    """Pull the team's memories of each local project folder in `projects` (by its team name)
+    over one connection; opted-out projects are left alone."""
+    from lmm.store import team
+
+    done: dict[str, Pulled] = {}
+    with team.connect(url) as conn:
+        for project in projects:
+            if privacy.excluded(project):
+                continue
+            key = team_key(project)
+            done[project] = incoming(store, project, team.memories(conn, [key], forgotten=True))
+    return done
+
+
+def projects_of(store: Store, transcripts: list[str]) -> list[str]:
+    """The stored project folders the transcripts' sessions belong to, each once."""
+    found: dict[str, None] = {}
+    for path in transcripts:
+        row = store.session_with_project(Path(path).stem)
+        if row is not None and row["path"]:
+            found[str(row["path"])] = None
+    return list(found)

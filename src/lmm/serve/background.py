@@ -190,6 +190,7 @@ def run_round(entries: list[str]) -> LearnReport | None:
                 report = learn(store, files, embedder=embedder, embed_skipped=why, embed_threads=1)
                 log.info("job: %d transcripts: %s", len(transcripts), report.summary())
                 _digest(store, transcripts)
+                _team(store, transcripts)
     except Exception:  # the job's boundary: log it, never leave a traceback on a terminal
         log.exception("job failed on %s", ", ".join(transcripts))
         for entry in entries:
@@ -215,6 +216,27 @@ def _digest(store: Store, transcripts: list[str]) -> None:
                      d.session_id, len(d.lines), len(d.dropped), d.seconds)  # fmt: skip
     except Exception:  # optional: the round has learnt what it must
         log.exception("job: session digest failed")
+
+
+def _team(store: Store, transcripts: list[str]) -> None:
+    """With a team store (LMM_TEAM_URL), keep the team's memories of the sessions' projects
+    (memory/share.py). Its failure (the team store unreachable) is logged and never sends the
+    round's entries back to the queue."""
+    import logging
+
+    from lmm import config
+    from lmm.memory import share
+
+    url = config.settings().team_url
+    if not url:
+        return
+    log = logging.getLogger("lmm.serve.background")
+    try:
+        for project, done in share.pull(store, url, share.projects_of(store, transcripts)).items():
+            log.info("job: team memories of %s: %d new, %d overruled, %d forgotten",
+                     project, done.added, done.overruled, done.forgotten)  # fmt: skip
+    except Exception:  # optional: the round has learnt what it must
+        log.exception("job: pulling the team's memories failed")
 
 
 def run_job() -> int:
