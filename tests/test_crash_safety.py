@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from lmm.ingest.run import ingest
+from lmm.store import migrations
 from lmm.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "claude_sessions"
 
-pytestmark = pytest.mark.skipif(
+needs_data = pytest.mark.skipif(
     not DATA.exists(), reason=f"real transcripts not found at {DATA} (../shared/data)"
 )
 
@@ -46,6 +47,37 @@ def _dump(db_path: Path) -> list[tuple[object, ...]]:
     sessions = db.execute("SELECT id, started_at, ended_at FROM sessions ORDER BY id").fetchall()
     db.close()
     return rows + sources + sessions
+
+
+def _consistent(db_path: Path) -> None:
+    """What a kill may leave: a file that passes the integrity check at a whole schema version
+    (a kill during start-up can come before the first migration commits: version 0, no tables),
+    with a sound full-text index once it has one."""
+    db = sqlite3.connect(db_path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert 0 <= db.execute("PRAGMA user_version").fetchone()[0] <= len(migrations.MIGRATIONS)
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'turns_fts'").fetchone():
+            db.execute("INSERT INTO turns_fts (turns_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        db.close()
+
+
+def test_a_store_killed_before_its_first_migration_opens_and_ingests(tmp_path: Path) -> None:
+    """The state a kill in the first instants leaves: the file exists, no schema yet."""
+    path = tmp_path / "lmm.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.close()
+    _consistent(path)
+    store = Store(path)
+    try:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
+        sample = ROOT / "src" / "lmm" / "sample" / "projects"
+        assert ingest(store, [sample], workers=0).turns_new > 0
+    finally:
+        store.close()
+    _consistent(path)
 
 
 def _kill_and_resume(tmp_path: Path, rounds: int, mb: float) -> None:
@@ -74,7 +106,7 @@ def _kill_and_resume(tmp_path: Path, rounds: int, mb: float) -> None:
             killed += 1
         proc.wait()
         if (home / "lmm.db").exists():
-            _dump(home / "lmm.db")  # integrity holds after every kill
+            _consistent(home / "lmm.db")  # integrity holds after every kill
     assert killed > 0, "every run finished before the kill: make the history bigger"
     final = subprocess.run(
         [sys.executable, "-m", "lmm", "ingest", str(history)], env=env, capture_output=True
@@ -83,10 +115,12 @@ def _kill_and_resume(tmp_path: Path, rounds: int, mb: float) -> None:
     assert _dump(home / "lmm.db") == expected
 
 
+@needs_data
 def test_sigkill_during_ingest_then_resume_equals_a_clean_run(tmp_path: Path) -> None:
     _kill_and_resume(tmp_path, rounds=6, mb=15)
 
 
 @pytest.mark.slow
+@needs_data
 def test_sigkill_many_times(tmp_path: Path) -> None:
     _kill_and_resume(tmp_path, rounds=40, mb=60)
