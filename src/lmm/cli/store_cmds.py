@@ -134,13 +134,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from lmm.store.counts import embedder_count
     from lmm.store.db import open_store
     from lmm.store.exchange import import_jsonl
+    from lmm.store.vectors import embedder_dims
 
     with open_store() as store:
         counts = import_jsonl(store, Path(args.file))
-        embedded = embedder_count(store)
+        embedded = len(embedder_dims(store))
     text = "imported " + ", ".join(f"{n} {t}" for t, n in counts.items())
     if counts.get("turns") or counts.get("cognitions"):
         # an export carries no vectors: without `lmm embed` recall of these rows is keyword-only

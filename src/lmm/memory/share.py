@@ -30,6 +30,14 @@ def team_key(project: str, given: str | None = None) -> str:
     return key
 
 
+def _refuse_opted_out(project: str, consequence: str) -> None:
+    privacy.reset_cache()  # an opt-out added a moment ago holds
+    if privacy.excluded(project):
+        raise LmmError(
+            f"{project} has opted out of memory (.lmm-ignore or config.toml): {consequence}"
+        )
+
+
 def team_uid(key: str, category: str, text: str) -> str:
     """One id per memory across members: two members who learned the same thing share it once."""
     return hashlib.sha256(f"{key}|{category}|{normalise(text)}".encode()).hexdigest()[:32]
@@ -49,10 +57,7 @@ def incoming(store: Store, project: str, shared: list[SharedMemory]) -> Pulled:
     """Keep the team's `shared` memories of `project` (a local folder) in the local store, in
     one transaction: new ones as memories of origin 'team' that name who shared them, forgotten
     ones forgotten here too. The user's own memory wins where the two disagree."""
-    privacy.reset_cache()
-    if privacy.excluded(project):
-        raise LmmError(f"{project} has opted out of memory (.lmm-ignore or config.toml): "
-                       "nothing of the team's is kept for it")  # fmt: skip
+    _refuse_opted_out(project, "nothing of the team's is kept for it")
     out = Pulled()
     with store.transaction():
         pid = store.project_id(project)
@@ -69,12 +74,13 @@ def incoming(store: Store, project: str, shared: list[SharedMemory]) -> Pulled:
                 text=m.text,
                 category=m.category,
                 project_id=pid,
+                origin=cognitions.TEAM,
                 keywords=m.keywords,
                 salience=m.salience,
                 valid_from=m.shared_at or m.valid_from,
                 extra={"team_uid": m.uid, "shared_by": m.shared_by, "shared_at": m.shared_at},
             )
-            done = cognitions.put_team(store, cog)
+            done = cognitions.put(store, cog)
             kept = cognitions.get(store, done.id)
             if done.action != "added" or kept is None:
                 out.unchanged += 1
@@ -89,10 +95,7 @@ def outgoing(store: Store, project: str, key: str) -> list[SharedMemory]:
     """The memories sharing `project` as `key` would send: its own active memories (not the
     user-wide ones, which belong to the user), each text redacted again. Raises LmmError for a
     project that opted out of memory or that the store does not know."""
-    privacy.reset_cache()
-    if privacy.excluded(project):
-        raise LmmError(f"{project} has opted out of memory (.lmm-ignore or config.toml): "
-                       "nothing of it leaves this machine")  # fmt: skip
+    _refuse_opted_out(project, "nothing of it leaves this machine")
     if not store.has_project(project):
         raise LmmError(f"no stored project {project}; run `lmm ingest` first, or pass its folder")
     out = []

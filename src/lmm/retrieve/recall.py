@@ -121,7 +121,7 @@ def default_embedder(store: Store, name: str | None = None) -> Embedder | None:
         return None
     if name:
         return embed.get_embedder(name)
-    models = vectors.embedded_models(store)
+    models = set(vectors.embedder_dims(store))
     if embed.DEFAULT_MODEL not in models:
         return None
     try:

@@ -22,13 +22,6 @@ def projects(store: Store) -> list[Any]:
     ).fetchall()
 
 
-def project_path(store: Store, project_id: int | None) -> str | None:
-    if project_id is None:
-        return None
-    row = store.db.execute("SELECT path FROM projects WHERE id = ?", (project_id,)).fetchone()
-    return None if row is None else str(row[0])
-
-
 _FIRST_PROMPT = """(SELECT t.text FROM turns t WHERE t.session_id = s.id AND t.role = 'user'
     AND t.kind = 'message' AND t.is_sidechain = 0 AND length(t.text) > 0
     AND t.text NOT LIKE '<command-%' AND t.text NOT LIKE '<local-command-%'

@@ -16,6 +16,7 @@ from lmm.text.redact import find_secrets, redact, redact_cut, unmarked
 
 CATEGORIES = ("preference", "decision", "fact", "lesson", "workflow", "gotcha")
 ORIGINS = ("rules", "lm", "user", "code")  # the usual ones; any extractor's name is allowed
+TEAM = "team"  # the origin of a memory pulled from the team store (lmm.store.team)
 # Categories whose statements can contradict each other (facts about code are replaced per file).
 INSTRUCTIVE = ("preference", "decision", "workflow", "gotcha")
 USER_SALIENCE = 0.9
@@ -387,7 +388,7 @@ def _conflicting(store: Store, cog: Cognition, exclude: int) -> list[Any]:
     group = INSTRUCTIVE if cog.category in INSTRUCTIVE else (cog.category,)
     marks = ", ".join("?" * len(group))
     rows = store.db.execute(
-        f"SELECT id, extra, valid_from FROM cognitions WHERE {scope} AND subject = ? "
+        f"SELECT id, extra, valid_from, origin FROM cognitions WHERE {scope} AND subject = ? "
         f"AND status = 'active' AND id != ? AND category IN ({marks}) ORDER BY id",
         (*params, cog.subject, exclude, *group),
     ).fetchall()
@@ -401,9 +402,17 @@ def _conflicting(store: Store, cog: Cognition, exclude: int) -> list[Any]:
 
 def _supersede_conflicts(store: Store, cog: Cognition, cog_id: int) -> list[int]:
     """Supersede the active rows `cog` contradicts; if one of them is newer than `cog` (sessions
-    read out of order), `cog` itself is the one replaced."""
+    read out of order), `cog` itself is the one replaced. Between the user's own memory and one
+    from the team store (origin 'team'), the user's wins whichever is newer."""
     replaced = []
     for r in _conflicting(store, cog, cog_id):
+        if cog.origin == TEAM and r["origin"] != TEAM:
+            supersede(store, cog_id, int(r["id"]))
+            return [cog_id]
+        if cog.origin != TEAM and r["origin"] == TEAM:
+            supersede(store, int(r["id"]), cog_id)
+            replaced.append(int(r["id"]))
+            continue
         if _later(r["valid_from"], cog.valid_from) and r["valid_from"] is not None:
             supersede(store, cog_id, int(r["id"]), when=r["valid_from"])
             return [cog_id]
@@ -442,28 +451,6 @@ def supersede(store: Store, old_id: int, new_id: int | None, when: str | None = 
         WHERE id = ? AND status = 'active'""",
         (new_id, when, old_id),
     )
-
-
-TEAM = "team"  # the origin of a memory pulled from the team store (lmm.store.team)
-
-
-def put_team(store: Store, cog: Cognition) -> Outcome:
-    """Store a memory from the team store (origin 'team'). Where it contradicts one of the
-    user's own active memories, the user's wins: it stays active and the team's is superseded
-    by it."""
-    out = put(store, replace(cog, origin=TEAM))
-    own = [
-        i
-        for i in out.superseded
-        if i != out.id
-        and (row := store.db.execute("SELECT origin FROM cognitions WHERE id = ?", (i,)).fetchone())
-        and row["origin"] != TEAM
-    ]
-    for i in own:
-        _revive(store, i)
-    if own:
-        supersede(store, out.id, own[0])
-    return out
 
 
 def team_copies(store: Store, project_id: int) -> dict[str, int]:

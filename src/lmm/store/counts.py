@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lmm.store.db import Store
 from lmm.store.extraction import unread_sessions
+from lmm.store.vectors import embedder_dims
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,7 @@ def health(store: Store) -> Health:
         "turns": one("SELECT count(*) FROM turns"),
         "memories": one("SELECT count(*) FROM cognitions WHERE status = 'active'"),
     }
-    models = embedders(store)
+    models = list(embedder_dims(store))
     vectors = one("SELECT count(*) FROM vectors WHERE item_kind = 'turn'")
     with_text = one("SELECT count(*) FROM turns WHERE length(text) > 0")
     return Health(quick, counts, models, vectors, with_text, unread_sessions(store))
-
-
-def embedders(store: Store) -> list[str]:
-    """The models the store holds vectors of."""
-    return [r[0] for r in store.db.execute("SELECT model FROM embedders")]
-
-
-def embedder_count(store: Store) -> int:
-    return int(store.db.execute("SELECT count(*) FROM embedders").fetchone()[0])

@@ -381,11 +381,12 @@ class Store:
             self.db.execute("SELECT 1 FROM projects WHERE path = ?", (path,)).fetchone() is not None
         )
 
-    def project_path(self, project_id: int) -> str:
-        path: str = self.db.execute(
-            "SELECT path FROM projects WHERE id = ?", (project_id,)
-        ).fetchone()[0]
-        return path
+    def project_path(self, project_id: int | None) -> str | None:
+        """The path of project `project_id` (None: no id, or no such project)."""
+        if project_id is None:
+            return None
+        row = self.db.execute("SELECT path FROM projects WHERE id = ?", (project_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def has_session(self, session_id: str) -> bool:
         return (

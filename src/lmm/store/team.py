@@ -171,6 +171,15 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
     return len(MIGRATIONS)
 
 
+def add_login(conn: psycopg.Connection[Any], role: str) -> None:
+    """Create database role `role`, able to log in, unless it exists (administrator). Its
+    password, if the server asks for one, is set apart: it never passes through lmm."""
+    from psycopg import sql
+
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+
+
 def grant(conn: psycopg.Connection[Any], member: str, project: str) -> None:
     """Let database role `member` read and share the memories of `project` (administrator)."""
     from psycopg import sql

@@ -21,11 +21,6 @@ def embedder_dims(store: Store) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in store.db.execute("SELECT model, dim FROM embedders")}
 
 
-def embedded_models(store: Store) -> set[str]:
-    """The models the store holds vectors of."""
-    return {r[0] for r in store.db.execute("SELECT model FROM embedders")}
-
-
 def add_embedder(store: Store, model: str, dim: int) -> None:
     store.db.execute("INSERT INTO embedders (model, dim) VALUES (?, ?)", (model, dim))
 

@@ -117,7 +117,7 @@ def find_memories(store: Store, f: MemoryFilter) -> list[Cognition]:
     """The cognitions `f` selects, most salient first."""
     if f.category and f.category not in CATEGORIES:
         raise CognitionError(f"category {f.category!r} is not one of {', '.join(CATEGORIES)}")
-    path = browse.project_path(store, f.project)
+    path = store.project_path(f.project)
     if f.project is not None and path is None:
         return []  # no such project
     cogs = cognitions.list_(
@@ -330,7 +330,7 @@ def forget_action(store: Store, cog_id: int) -> tuple[int, str]:
 def scope_action(store: Store, cog_id: int, form: dict[str, str]) -> tuple[int, str]:
     scope = form.get("scope", "")
     project = form.get("project") or ""
-    path = browse.project_path(store, int(project)) if project.isdigit() else None
+    path = store.project_path(int(project)) if project.isdigit() else None
     with store.transaction():
         held = cognitions.set_scope(store, cog_id, scope, project=path)
     cog = cognitions.get(store, held)
@@ -344,7 +344,7 @@ def remember_action(store: Store, form: dict[str, str]) -> tuple[int, str]:
     if not text:
         raise CognitionError("type what lmm should remember")
     project = form.get("project") or ""
-    path = browse.project_path(store, int(project)) if project.isdigit() else None
+    path = store.project_path(int(project)) if project.isdigit() else None
     with store.transaction():
         new_id = cognitions.remember(
             store, text, project=path, category=form.get("category") or "preference"
