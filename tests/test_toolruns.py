@@ -8,7 +8,13 @@ from pathlib import Path
 from lmm.memory.extract import run_extraction
 from lmm.memory.extract_rules import RuleExtractor
 from lmm.memory.seam import SessionView, validate
-from lmm.memory.toolruns import base_command, candidates, error_line, tool_command
+from lmm.memory.toolruns import (
+    base_command,
+    candidates,
+    command_subject,
+    error_line,
+    tool_command,
+)
 from lmm.records import SessionInfo, ToolCall, ToolResult, Turn
 from lmm.store import cognitions
 from lmm.store.db import Store
@@ -166,3 +172,32 @@ def test_a_test_run_that_fails_with_one_flag_and_passes_with_another_is_remember
     [found] = [c for c in candidates(session) if "no:xdist" in c.text]
     assert "-n auto" in found.text and "database is locked" in found.text
     assert validate(found, session) is None
+
+
+def test_a_failure_in_a_tool_s_own_words_is_read() -> None:
+    """Outputs in none of the known error forms still say what failed: cgo's missing compiler,
+    goreleaser's `⨯ ... error=...`. A retry with the variable set is the way that works."""
+    cgo = 'Exit code 1\n# runtime/cgo\ncgo: C compiler "gcc" not found: exec: "gcc": not in $PATH'
+    assert error_line(cgo) == 'cgo: C compiler "gcc" not found: exec: "gcc": not in $PATH'
+    release = "  • starting release...\n  ⨯ release failed after 0s  error=git is in a dirty state"
+    assert error_line(release) == "release failed after 0s  error=git is in a dirty state"
+    assert error_line("Exit code 1\n") is None
+    session = SessionView("s", "/p", 1, [
+        _call(1, "GOOS=linux GOARCH=arm64 go build -o dist/app ./cmd/app"),
+        _result(1, cgo, ok=False),
+        _call(2, "CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -o dist/app ./cmd/app"),
+        _result(2, ""),
+    ])  # fmt: skip
+    [found] = [c for c in candidates(session) if "fails here" in c.text]
+    assert found.text.startswith("`GOOS=linux GOARCH=arm64 go build")
+    assert "`CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build" in found.text
+    assert validate(found, session) is None
+
+
+def test_a_build_with_set_variables_is_another_recipe_than_the_plain_build() -> None:
+    """`go build ./...` later does not replace the cross-build for the Pi, nor the reverse."""
+    plain = command_subject("build", "go build ./...")
+    cross = command_subject("build", "CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build")
+    assert plain == "command to build (go)"
+    assert cross == "command to build (go CGO_ENABLED GOARCH GOOS)"
+    assert command_subject("run the tests", "uv run pytest") == "command to run the tests (python)"

@@ -87,6 +87,12 @@ _ERROR_LINES = [
     _QUOTED_TRACEBACK,
     re.compile(r"^\s*[×✗✘]\s+\S.*$", re.M),  # miette-style reports (cargo-dist, ...)
 ]
+# Any other tool's words for failing ("cgo: C compiler "gcc" not found", "⨯ release failed ...
+# error=git is in a dirty state"): read when none of the known forms above matches.
+_SAYS_FAILURE = re.compile(
+    r"^.*\b(?:error|errors|failed|failure|fatal|not found|cannot|can't|unable to|refused)\b.*$",
+    re.I | re.M,
+)
 _ENVIRONMENT = re.compile(
     r"command not found|No module named|ModuleNotFoundError|Permission denied|not recognized|"
     r"ENOENT|cannot find|unknown option|unrecognized argument|not installed|No such file",
@@ -104,6 +110,8 @@ def error_line(output: str) -> str | None:
             line = found[-1] if rx in (_TRACEBACK_END, _QUOTED_TRACEBACK) else found[0]
             line = re.sub(r"^(?:E|[×✗✘])\s+", "", line.strip())
             return re.sub(r"\s*\n\s*", " ", line)[:200]
+    if said := _SAYS_FAILURE.search(output):
+        return re.sub(r"^\W+", "", said.group(0).strip())[:200] or None
     return None
 
 
@@ -210,7 +218,12 @@ def command_subject(purpose: str, command: str, prefix: str = "command") -> str:
     rx = next(rx for p, rx in _KINDS if p == purpose)
     m = rx.search(command)
     tool = m.group(0).split()[0] if m else _program(command)
-    return f"{prefix} to {purpose} ({_TOOLCHAIN_OF.get(tool, tool)})"
+    env = sorted(w.split("=", 1)[0] for w in _ENV_WORD.findall(command[: m.start()] if m else ""))
+    # set variables make another recipe (a cross-build beside the plain build), not a newer one
+    return f"{prefix} to {purpose} ({_TOOLCHAIN_OF.get(tool, tool)}{''.join(f' {e}' for e in env)})"
+
+
+_ENV_WORD = re.compile(r"(?:^|\s)([A-Za-z_]\w*=\S*)")
 
 
 def command_purpose(command: str) -> str | None:
