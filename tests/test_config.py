@@ -14,7 +14,7 @@ from lmm import config, paths
 from lmm.errors import LmmError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-ENV_FIELDS = [name for name in config.FIELDS if name not in config.FILE_FIELDS]
+ENV_FIELDS = [name for name in config.FIELDS if name not in config.FILE_ONLY]
 
 
 def variable(field: str) -> str:
@@ -92,12 +92,25 @@ def test_the_file_is_read_only_when_asked(clean_env: pytest.MonkeyPatch, tmp_pat
     assert config.settings().privacy_exclude == ()
 
 
+def test_the_team_store_comes_from_the_file_unless_the_variable_is_set(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    file = tmp_path / "config.toml"
+    file.write_text('[team]\nurl = "postgresql://alice@db/team"\n')
+    assert config.settings(str(file)).team_url == "postgresql://alice@db/team"
+    assert config.settings().team_url is None  # the file only when asked
+    clean_env.setenv("LMM_TEAM_URL", "postgresql://bob@other/team")
+    assert config.settings(str(file)).team_url == "postgresql://bob@other/team"
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [
         ("[privacy\n", r"cannot read .*config.toml: .*; fix or remove it"),
         ('[privacy]\nexclude = "/x"\n', r"\[privacy\] exclude must be a list of paths or glob"),
         ("[privacy]\nexclude = [1]\n", r"\[privacy\] exclude must be a list of paths or glob"),
+        ('[team]\nurl = "mysql://db/team"\n', r"\[team\] url must be a postgresql://"),
+        ("[team]\nurl = 5\n", r"\[team\] url must be a postgresql://"),
     ],
 )
 def test_a_bad_file_says_what_to_fix(tmp_path: Path, text: str, error: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from lmm import paths
 from lmm.cli import main
 from lmm.errors import LmmError
 from lmm.store import team
@@ -194,7 +195,8 @@ def test_the_team_commands_set_up_grant_and_list(
     assert main(["team", "grant", "carol", "tidepool", "--to", urls["admin"]]) == 0
     assert main(["share", str(project), "--to", urls["alice"]]) == 0
     capsys.readouterr()
-    assert main(["team", "list", "tidepool", "--to", urls["carol"]]) == 0
+    paths.config_file().write_text(f'[team]\nurl = "{urls["carol"]}"\n')  # carol's: no --to
+    assert main(["team", "list", "tidepool"]) == 0
     out = capsys.readouterr().out
     assert "(fact, alice" in out and "VPN" in out
 
@@ -211,7 +213,8 @@ def test_no_team_store_named_is_a_clear_error(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["share", str(project)]) == 2
-    assert "pass --to postgresql://... or set LMM_TEAM_URL" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pass --to postgresql://..., set LMM_TEAM_URL or [team] url in config.toml" in err
 
 
 def on_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, who: str) -> Path:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import sys
 
-FILE_FIELDS = {"privacy_exclude": "[privacy] exclude"}  # field: where config.toml holds it
+FILE_FIELDS = {"privacy_exclude": "[privacy] exclude", "team_url": "[team] url"}  # field: where
+# config.toml holds it; a field that also has a variable takes the variable when it is set
+FILE_ONLY = ("privacy_exclude",)
 
 
 class Settings:
@@ -28,7 +30,7 @@ class Settings:
     digest: bool = True  # LMM_DIGEST: the background job's session digests; 0, false, no, off: none
     digest_model: str | None = None  # LMM_DIGEST_MODEL: their LM; None: digest.DEFAULT_MODEL
     # team memory
-    team_url: str | None = None  # LMM_TEAM_URL: the team store (postgresql://...) to share with
+    team_url: str | None = None  # LMM_TEAM_URL, else [team] url: the team store (postgresql://...)
     # config.toml
     privacy_exclude: tuple[str, ...] = ()  # [privacy] exclude: projects never stored (paths, globs)
 
@@ -74,7 +76,7 @@ def settings(config_file: str | None = None) -> Settings:
         embed_backend=get("LMM_EMBED_BACKEND", "auto").strip().lower() or "auto",
         digest=get("LMM_DIGEST", "1").strip().lower() not in ("0", "false", "no", "off"),
         digest_model=get("LMM_DIGEST_MODEL") or None,
-        team_url=get("LMM_TEAM_URL") or None,
+        team_url=get("LMM_TEAM_URL") or from_file.get("team_url") or None,
     )
     return Settings(**{**from_file, **from_env})
 
@@ -114,4 +116,10 @@ def _read_file(config_file: str) -> dict[str, object]:
     patterns = data.get("privacy", {}).get("exclude", [])
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
         raise LmmError(f"{path}: [privacy] exclude must be a list of paths or glob patterns")
-    return {"privacy_exclude": tuple(patterns)}
+    url = data.get("team", {}).get("url")
+    if url is not None and not (isinstance(url, str) and url.startswith(TEAM_SCHEMES)):
+        raise LmmError(f"{path}: [team] url must be a postgresql://... address (got {url!r})")
+    return {"privacy_exclude": tuple(patterns), **({"team_url": url} if url else {})}
+
+
+TEAM_SCHEMES = ("postgresql://", "postgres://")

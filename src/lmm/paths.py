@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 DB_NAME = "lmm.db"
+CONFIG_NAME = "config.toml"
 SERVER_INFO = "server.json"  # where `lmm serve` listens and its token (serve/server.py)
 SOCKET_NAME = "lmm.sock"  # the server's default Unix socket
 INJECTIONS_NAME = "injections.jsonl"  # what the hooks injected lately (hooks.note_injection)
@@ -33,6 +34,11 @@ def home() -> Path:
 
 def db_path() -> Path:
     return home() / DB_NAME
+
+
+def config_file() -> Path:
+    """`$LMM_HOME/config.toml`: what config.Settings reads beside the environment."""
+    return home() / CONFIG_NAME
 
 
 def claude_projects() -> Path:

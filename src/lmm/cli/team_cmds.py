@@ -6,15 +6,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from lmm import config
+from lmm import config, paths
 from lmm.cli.output import emit
 from lmm.errors import LmmError
 
 
 def _url(args: argparse.Namespace) -> str:
-    url = args.to or config.settings().team_url
+    url = args.to or config.settings(str(paths.config_file())).team_url
     if not url:
-        raise LmmError("no team store: pass --to postgresql://... or set LMM_TEAM_URL")
+        raise LmmError(
+            "no team store: pass --to postgresql://..., set LMM_TEAM_URL or [team] url in "
+            "config.toml"
+        )
     return str(url)
 
 

@@ -21,7 +21,7 @@ def _config_patterns(config_file: str) -> tuple[str, ...]:
 
 
 def config_file() -> Path:
-    return paths.home() / "config.toml"
+    return paths.config_file()
 
 
 @functools.lru_cache(maxsize=4096)

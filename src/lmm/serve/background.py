@@ -224,10 +224,10 @@ def _team(store: Store, transcripts: list[str]) -> None:
     round's entries back to the queue."""
     import logging
 
-    from lmm import config
+    from lmm import config, paths
     from lmm.memory import share
 
-    url = config.settings().team_url
+    url = config.settings(str(paths.config_file())).team_url
     if not url:
         return
     log = logging.getLogger("lmm.serve.background")
