@@ -1,12 +1,20 @@
-"""A prompt about the present ('now', 'currently') lets the newer of two statements lead."""
+"""Current over stale: a prompt about the present ('now', 'currently') lets the newer of two
+statements lead, and a later decision that changed what an older line says leads the brief."""
 
 from __future__ import annotations
 
 import pytest
 
+from builders import make_turn
+from lmm.records import SessionInfo
+from lmm.retrieve.changes import change_of
 from lmm.retrieve.evidence import Unit, score_units
+from lmm.retrieve.recall import RecallConfig, recall
 from lmm.retrieve.search import Hit, Source
 from lmm.retrieve.synth import SynthConfig, asks_current, newness, select_evidence
+from lmm.store import cognitions
+from lmm.store.cognitions import Cognition
+from lmm.store.db import Store
 
 
 def hit(id: int, text: str, score: float, when: str | None) -> Hit:
@@ -65,3 +73,78 @@ def test_a_stem_joins_parsing_and_parse() -> None:
     units = [Unit(0, 0, "parse module", words=frozenset(["parse", "module"]))]
     score_units("parsing code", units)
     assert units[0].score > 0
+
+
+# ---- a later decision that changed what an older line says leads the brief
+
+
+@pytest.mark.parametrize(
+    "text, change",
+    [
+        ("Let's move off chrono entirely to jiff.", ("chrono", "jiff")),
+        ("Switch the benches to divan.", ("benches", "divan")),
+        ("Rename the `parse` module to `ingest` — it reads terribly.", ("parse module", "ingest")),
+        ("Use httpx instead of requests.", ("requests", "httpx")),
+        ("We replaced the fixed window with GCRA.", ("fixed window", "GCRA")),
+        ("port 8080 -> 9090", ("8080", "9090")),
+        ("Bump MSRV to 1.80 and keep LazyLock", ("MSRV", "1.80")),
+        ("Keep the config dir named logslice though, not lsl", None),
+        ("Ship it as two commits.", None),
+        ("Move the whole retry loop and its backoff and jitter helpers to utils", None),
+    ],
+)
+def test_a_decision_that_changes_something_says_what_and_to_what(
+    text: str, change: tuple[str, str] | None
+) -> None:
+    assert change_of(text) == change
+
+
+DAY1, DAY2, DAY3 = (
+    "2026-04-16T09:00:00.000Z",
+    "2026-05-12T09:00:00.000Z",
+    "2026-05-20T09:00:00.000Z",
+)
+
+
+@pytest.fixture
+def bench_store(store: Store) -> Store:
+    """tidepool: the benches were written with criterion on day 1; on day 2 the user switched
+    them to divan."""
+    store.add_session(SessionInfo("s1", "claude", project="/home/dev/tidepool"))
+    store.add_turns([
+        make_turn("s1", "a", "add a criterion benchmark for the sync path", timestamp=DAY1),
+        make_turn("s1", "b", "Added benches/sync.rs with criterion; run it with cargo bench.",
+                  role="assistant", timestamp=DAY1),
+    ])  # fmt: skip
+    project = store.project_id("/home/dev/tidepool")
+    cognitions.add(store, Cognition("Switch the benches to divan.", "decision", project,
+                                    valid_from=DAY2))  # fmt: skip
+    return store
+
+
+def brief_lines(store: Store, prompt: str) -> list[str]:
+    cfg = RecallConfig(generate=False)
+    text = recall(store, prompt, project="/home/dev/tidepool", config=cfg).brief.text or ""
+    return text.splitlines()
+
+
+def test_the_decision_that_replaced_what_a_line_says_leads_with_its_date(
+    bench_store: Store,
+) -> None:
+    lines = brief_lines(bench_store, "what do the tidepool benchmarks run on?")
+    assert lines[0] == "[1] Switch the benches to divan. (decision, 2026-05-12)"
+    assert any("criterion" in line and "2026-04-16" in line for line in lines[1:])
+
+
+def test_no_decision_leads_a_brief_about_something_else_or_already_current(
+    bench_store: Store,
+) -> None:
+    assert not any(
+        "divan" in x for x in brief_lines(bench_store, "how do I add a criterion sync path?")
+    )
+    project = bench_store.project_id("/home/dev/tidepool")
+    bench_store.add_turns([make_turn("s1", "c", "The benchmarks run on divan since the switch.",
+                                     role="assistant", timestamp=DAY3)])  # fmt: skip
+    lines = brief_lines(bench_store, "what do the tidepool benchmarks run on?")
+    assert project is not None and "divan" in lines[0]  # a newer line says how it is now
+    assert not any(line.startswith("[1] Switch the benches") for line in lines)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from lmm import config
 from lmm.errors import LmmError
 from lmm.lm import speed
-from lmm.retrieve import activities, scope
+from lmm.retrieve import activities, changes, scope
 from lmm.retrieve import evidence as ev_units
 from lmm.retrieve import search as search_module
 from lmm.retrieve.search import Hit, retrieve
@@ -170,6 +170,10 @@ def recall(
         synth = replace(synth, max_tokens=rest)
     never = never_seen(store, query, project) if cfg.unseen_topics and hits else []
     evidence = [] if never else select_evidence(query, hits, synth)
+    if evidence and ev_units.asks(query):  # a later decision on a shown line's topic leads
+        evidence = changes.with_changes(
+            changes.later_changes(store, query, project, evidence), evidence
+        )
     rules = activities.rules_for(store, query, project, cfg.rules) if cfg.rules and query else []
     if rules:  # the standing rules of what a request for work sets out to do, on top
         evidence = with_rules(rules, evidence)

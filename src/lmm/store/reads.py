@@ -165,6 +165,18 @@ def rule_rows(store: Store, projects: list[int], categories: Sequence[str]) -> l
     return store.db.execute(sql, list(categories)).fetchall()
 
 
+def decision_rows(store: Store, projects: list[int] | None) -> list[Any]:
+    """Active decisions in `projects` (None: all) and the user-wide ones: id, text, valid_from,
+    newest first (what `retrieve.changes` reads)."""
+    sql = (
+        "SELECT x.id, x.text, x.valid_from FROM cognitions x "
+        "WHERE x.status = 'active' AND x.category = 'decision'"
+        + scope_sql("x.project_id", projects, "cognition")
+        + " ORDER BY x.valid_from DESC, x.id DESC"
+    )
+    return store.db.execute(sql).fetchall()
+
+
 def user_wide_rivals(store: Store, projects: list[int]) -> list[sqlite3.Row]:
     """Pairs of an active user-wide cognition and an active cognition of `projects` about the
     same subject: u.id, u_category, u_extra, c_category, c_extra."""

@@ -1,0 +1,109 @@
+"""Current over stale: a later decision that changed what an older line of a brief says.
+
+"Let's move off chrono entirely to jiff", "Switch the benches to divan", "Rename the binary to
+lsl" make older lines about chrono, the benches or the binary's name out of date. When a
+question asks about what such a decision changed and its brief shows an older line that still
+names the old thing, the decision leads the brief with its date: the agent reads the current
+state first and the older lines as history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from lmm.retrieve import evidence
+from lmm.retrieve.search import Hit, cognition_hits, own_name, scope_projects
+from lmm.store import reads
+
+if TYPE_CHECKING:
+    from lmm.retrieve.synth import Evidence
+    from lmm.store.db import Store
+
+MAX_CHANGES = 2  # later decisions put first in one brief
+MAX_OLD_WORDS = 3  # what was replaced is named in a few words, not a sentence
+
+_OLD = r"(?P<old>[^,;.]+?)"
+_NEW = r"(?P<new>[`\w][\w`./:@+-]*)"
+_THE = r"(?:the\s+|our\s+|my\s+)?"
+# "move off chrono (entirely) to jiff", "replace X with Y", "drop X for Y", "use Y instead of
+# X", "X → Y", "rename the parse module to ingest", "switch the benches to divan", "bump MSRV to
+# 1.80"
+_CHANGES = [
+    re.compile(rf"\b(?:move|moving|moved|switch|switching|switched|migrate|migrating|migrated"
+               rf"|port|porting|ported|go|going)\s+(?:off|away from|from)\s+{_THE}{_OLD}\s+"
+               rf"(?:entirely\s+|completely\s+)?(?:to|onto|over to)\s+{_NEW}", re.I),
+    re.compile(rf"\b(?:replace|replacing|replaced|swap|swapping|swapped)\s+{_THE}{_OLD}\s+"
+               rf"(?:with|for|by)\s+{_NEW}", re.I),
+    re.compile(rf"\b(?:drop|dropping|dropped)\s+{_THE}{_OLD}\s+(?:for|in favou?r of)\s+{_NEW}",
+               re.I),
+    re.compile(rf"\b(?:use|using)\s+{_NEW}\s+instead of\s+{_THE}{_OLD}(?:$|[,;.])", re.I),
+    re.compile(r"(?P<old>`?[\w./:@-]+`?)\s*(?:→|->)\s*(?P<new>`?[\w./:@-]+`?)"),
+    re.compile(rf"\b(?:rename|renaming|renamed|switch|switching|switched|move|moving|moved|bump"
+               rf"|bumping|bumped|upgrade|upgrading|upgraded)\s+{_THE}{_OLD}\s+to\s+{_NEW}",
+               re.I),
+]  # fmt: skip
+
+
+def change_of(text: str) -> tuple[str, str] | None:
+    """(what was so before, what is so now) of a decision that changes something, else None."""
+    for rx in _CHANGES:
+        if (m := rx.search(text)) and len(m["old"].split()) <= MAX_OLD_WORDS:
+            return " ".join(m["old"].replace("`", "").split()), m["new"].strip("`,. ")
+    return None
+
+
+def later_changes(
+    store: Store, query: str, project: str | None, shown: list[Evidence]
+) -> list[Hit]:
+    """Decisions of `project` (and user-wide ones) that changed what `query` asks about (it
+    names the old thing), newer than a shown line of a turn that still names the old thing and
+    not the new one, unless a line as new as the decision names the new one, and not shown
+    themselves: newest first, `MAX_CHANGES` at most."""
+    lines = [
+        (frozenset(re.findall(r"\w+", ev.text.lower())), ev.hit.source.timestamp or "")
+        for ev in shown
+        if ev.hit.kind == "turn" and ev.hit.source.timestamp
+    ]
+    if not lines:
+        return []
+    own = own_name(project)
+    asked = frozenset(t for t in evidence.query_terms(query) if t != own)
+    ids = {ev.hit.id for ev in shown if ev.hit.kind == "cognition"}
+    found: list[int] = []
+    for row in reads.decision_rows(store, scope_projects(store, project)):
+        since = row["valid_from"] or ""
+        change = change_of(row["text"])
+        if row["id"] in ids or not since or change is None:
+            continue
+        old = [t for t in evidence.query_terms(change[0]) if t != own and len(t) > 2]
+        new = change[1].lower()
+        if not old or not all(_related(t, asked) for t in old):
+            continue
+        if any(when >= since and new in words for words, when in lines):
+            continue  # a shown line already says how it is now
+        if any(
+            when < since and new not in words and any(evidence.matches(t, words) for t in old)
+            for words, when in lines
+        ):
+            found.append(int(row["id"]))
+        if len(found) == MAX_CHANGES:
+            break
+    return cognition_hits(store, found)
+
+
+def _related(term: str, asked: frozenset[str]) -> bool:
+    """Whether `term` and one of the query's terms are forms of one word ("benches" and
+    "benchmarks", "parse" and "parsing")."""
+    return evidence.matches(term, asked) or any(
+        evidence.matches(a, frozenset([term])) for a in asked
+    )
+
+
+def with_changes(changes: list[Hit], shown: list[Evidence]) -> list[Evidence]:
+    """`changes` first, then `shown`, numbered from 1."""
+    from lmm.retrieve.synth import Evidence
+
+    first = [Evidence(0, h, h.text, 1.0) for h in changes]
+    return [replace(ev, n=n) for n, ev in enumerate(first + shown, start=1)]
