@@ -7,7 +7,7 @@ import pytest
 
 from builders import make_turn
 from lmm.records import SessionInfo
-from lmm.retrieve.changes import change_of
+from lmm.retrieve.changes import asks_changes, change_of
 from lmm.retrieve.evidence import Unit, score_units
 from lmm.retrieve.recall import RecallConfig, recall
 from lmm.retrieve.search import Hit, Source
@@ -148,3 +148,57 @@ def test_no_decision_leads_a_brief_about_something_else_or_already_current(
     lines = brief_lines(bench_store, "what do the tidepool benchmarks run on?")
     assert project is not None and "divan" in lines[0]  # a newer line says how it is now
     assert not any(line.startswith("[1] Switch the benches") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "prompt, asks",
+    [
+        ("list the library swaps we've made", True),
+        ("how has time handling evolved?", True),
+        ("give me the history of the quota algorithm", True),
+        ("summarize every port-related change", False),  # "change" names one, not what changed
+        ("what changed in the port over time?", True),
+        ("what do the benchmarks run on?", False),
+    ],
+)
+def test_asks_changes(prompt: str, asks: bool) -> None:
+    assert asks_changes(prompt) is asks
+
+
+@pytest.fixture
+def swaps_store(bench_store: Store) -> Store:
+    """bench_store, plus: chrono gave way to jiff, the port moved twice (stated twice the second
+    time), and a decision that changes nothing."""
+    project = bench_store.project_id("/home/dev/tidepool")
+    for text, day in [
+        ("Let's move off chrono entirely to jiff.", "2026-04-20T09:00:00.000Z"),
+        ("Switch the port from 8080 to 9090.", "2026-04-29T09:00:00.000Z"),
+        ("Bump the port to 9191.", "2026-05-03T09:00:00.000Z"),
+        ("Commit it: `chore: bump the port to 9191`", "2026-05-03T10:00:00.000Z"),
+        ("Keep the config dir named tidepool.", "2026-05-04T09:00:00.000Z"),
+    ]:
+        cognitions.add(bench_store, Cognition(text, "decision", project, valid_from=day))
+    return bench_store
+
+
+def test_a_question_about_what_changed_lists_the_changes_oldest_first(swaps_store: Store) -> None:
+    listed = [
+        ln for ln in brief_lines(swaps_store, "list the swaps in tidepool") if "decision" in ln
+    ]
+    assert [ln.split(" (decision")[0] for ln in listed] == [
+        "[1] Let's move off chrono entirely to jiff.",
+        "[2] Switch the port from 8080 to 9090.",
+        "[3] Commit it: `chore: bump the port to 9191`",  # the same change: its latest wording
+        "[4] Switch the benches to divan.",
+    ]
+
+
+def test_a_question_naming_what_changed_gets_only_those_changes_in_order(
+    swaps_store: Store,
+) -> None:
+    lines = brief_lines(swaps_store, "how did the port change over time?")
+    assert [ln.split(" (decision")[0] for ln in lines if "(decision" in ln] == [
+        "[1] Switch the port from 8080 to 9090.",
+        "[2] Bump the port to 9191.",
+        "[3] Commit it: `chore: bump the port to 9191`",
+    ]  # found by the search themselves, and put in the order they were decided

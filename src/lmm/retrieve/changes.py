@@ -23,6 +23,19 @@ if TYPE_CHECKING:
 
 MAX_CHANGES = 2  # later decisions put first in one brief
 MAX_OLD_WORDS = 3  # what was replaced is named in a few words, not a sentence
+MAX_LISTED = 4  # changes listed for a question asking what changed
+
+# a question asking what changed: "list the library swaps", "how has X evolved", "history of X"
+_ASKS_CHANGES = re.compile(
+    r"\b(swaps?|swapped|switch(?:es|ed)|replace(?:d|ments?)|migrat(?:ed|ions?)|changes|changed"
+    r"|evolved?|evolution|history)\b|\bover time\b",
+    re.I,
+)
+_CHANGE_ASKING = frozenset(
+    {"swap", "swaps", "swapped", "switches", "switched", "replaced", "replacement", "replacements",
+     "migrated", "migration", "migrations", "changes", "changed", "evolve", "evolved", "evolution",
+     "history", "time"}
+)  # fmt: skip
 
 _OLD = r"(?P<old>[^,;.]+?)"
 _NEW = r"(?P<new>[`\w][\w`./:@+-]*)"
@@ -93,6 +106,40 @@ def later_changes(
     return cognition_hits(store, found)
 
 
+def asks_changes(query: str) -> bool:
+    """Whether `query` asks what changed over time rather than how a thing is."""
+    return bool(_ASKS_CHANGES.search(query))
+
+
+def listed_changes(
+    store: Store, query: str, project: str | None, shown: list[Evidence]
+) -> list[Hit]:
+    """For a question asking what changed: the decisions of `project` (and user-wide ones) that
+    changed something and are not shown, oldest first, `MAX_LISTED` at most. When the question
+    names a topic, only the changes that name it ("how did the port change"); every change when
+    none does and something else answers ("list the library swaps"), none when nothing does."""
+    own = own_name(project)
+    asked = frozenset(
+        t for t in evidence.query_terms(query) if t != own and t not in _CHANGE_ASKING
+    )
+    found: list[tuple[str, int, str, bool]] = []  # (since, id, new, names the asked topic)
+    for row in reads.decision_rows(store, scope_projects(store, project)):
+        if (change := change_of(row["text"])) is None:
+            continue
+        named = [t for t in evidence.query_terms(row["text"]) if t != own]
+        topical = any(_related(t, asked) for t in named)
+        found.append((row["valid_from"] or "", int(row["id"]), change[1].lower(), topical))
+    if any(f[3] for f in found):
+        found = [f for f in found if f[3]]
+    elif asked and not shown:
+        return []
+    found.sort()
+    latest = {new: i for _, i, new, _ in found}  # one change stated twice: its latest wording
+    shown_ids = {ev.hit.id for ev in shown if ev.hit.kind == "cognition"}
+    kept = [i for _, i, new, _ in found if latest[new] == i and i not in shown_ids]
+    return cognition_hits(store, kept[-MAX_LISTED:])
+
+
 def _related(term: str, asked: frozenset[str]) -> bool:
     """Whether `term` and one of the query's terms are forms of one word ("benches" and
     "benchmarks", "parse" and "parsing")."""
@@ -101,9 +148,16 @@ def _related(term: str, asked: frozenset[str]) -> bool:
     )
 
 
-def with_changes(changes: list[Hit], shown: list[Evidence]) -> list[Evidence]:
-    """`changes` first, then `shown`, numbered from 1."""
+def with_changes(
+    changes: list[Hit], shown: list[Evidence], *, history: bool = False
+) -> list[Evidence]:
+    """`changes` first, then `shown`, numbered from 1. With `history` (a question asking what
+    changed) the shown decisions that changed something join them, all oldest first."""
     from lmm.retrieve.synth import Evidence
 
     first = [Evidence(0, h, h.text, 1.0) for h in changes]
+    if history:
+        moved = [ev for ev in shown if ev.hit.kind == "cognition" and change_of(ev.hit.text)]
+        shown = [ev for ev in shown if ev not in moved]
+        first = sorted(first + moved, key=lambda ev: ev.hit.source.timestamp or "")
     return [replace(ev, n=n) for n, ev in enumerate(first + shown, start=1)]

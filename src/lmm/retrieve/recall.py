@@ -170,10 +170,12 @@ def recall(
         synth = replace(synth, max_tokens=rest)
     never = never_seen(store, query, project) if cfg.unseen_topics and hits else []
     evidence = [] if never else select_evidence(query, hits, synth)
-    if evidence and ev_units.asks(query):  # a later decision on a shown line's topic leads
-        evidence = changes.with_changes(
-            changes.later_changes(store, query, project, evidence), evidence
-        )
+    asks_changes = changes.asks_changes(query)
+    if (evidence or asks_changes) and not never and ev_units.asks(query):
+        # the decisions that changed what is asked about lead
+        later = changes.listed_changes if asks_changes else changes.later_changes
+        found = later(store, query, project, evidence)
+        evidence = changes.with_changes(found, evidence, history=asks_changes)
     rules = activities.rules_for(store, query, project, cfg.rules) if cfg.rules and query else []
     if rules:  # the standing rules of what a request for work sets out to do, on top
         evidence = with_rules(rules, evidence)
