@@ -9,6 +9,7 @@ import sys
 FILE_FIELDS = {"privacy_exclude": "[privacy] exclude", "team_url": "[team] url"}  # field: where
 # config.toml holds it; a field that also has a variable takes the variable when it is set
 FILE_ONLY = ("privacy_exclude",)
+TEAM_SCHEMES = ("postgresql://", "postgres://")  # what a team store's URL starts with
 
 
 class Settings:
@@ -120,6 +121,3 @@ def _read_file(config_file: str) -> dict[str, object]:
     if url is not None and not (isinstance(url, str) and url.startswith(TEAM_SCHEMES)):
         raise LmmError(f"{path}: [team] url must be a postgresql://... address (got {url!r})")
     return {"privacy_exclude": tuple(patterns), **({"team_url": url} if url else {})}
-
-
-TEAM_SCHEMES = ("postgresql://", "postgres://")

@@ -82,7 +82,7 @@ def later_changes(
     if not lines:
         return []
     own = own_name(project)
-    asked = frozenset(t for t in evidence.query_terms(query) if t != own)
+    asked = _asked(query, own)
     ids = {ev.hit.id for ev in shown if ev.hit.kind == "cognition"}
     found: list[int] = []
     for row in reads.decision_rows(store, scope_projects(store, project)):
@@ -119,9 +119,7 @@ def listed_changes(
     names a topic, only the changes that name it ("how did the port change"); every change when
     none does and something else answers ("list the library swaps"), none when nothing does."""
     own = own_name(project)
-    asked = frozenset(
-        t for t in evidence.query_terms(query) if t != own and t not in _CHANGE_ASKING
-    )
+    asked = _asked(query, own) - _CHANGE_ASKING
     found: list[tuple[str, int, str, bool]] = []  # (since, id, new, names the asked topic)
     for row in reads.decision_rows(store, scope_projects(store, project)):
         if (change := change_of(row["text"])) is None:
@@ -138,6 +136,11 @@ def listed_changes(
     shown_ids = {ev.hit.id for ev in shown if ev.hit.kind == "cognition"}
     kept = [i for _, i, new, _ in found if latest[new] == i and i not in shown_ids]
     return cognition_hits(store, kept[-MAX_LISTED:])
+
+
+def _asked(query: str, own: str | None) -> frozenset[str]:
+    """The query's terms, the project's own name left out."""
+    return frozenset(t for t in evidence.query_terms(query) if t != own)
 
 
 def _related(term: str, asked: frozenset[str]) -> bool:
