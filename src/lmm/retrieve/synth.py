@@ -41,7 +41,7 @@ class SynthConfig:
     after: int = 1  # ... and after it (an answer follows what names its topic)
     min_support: float = 0.5  # share of a generated sentence's words found in what it cites
     max_new_tokens: int = 200  # generated tokens at most: a brief is short, small LMs ramble
-    gather_chars: int = 220  # a gathering prompt (all / every / over time): characters per line
+    gather_chars: int = 300  # a gathering prompt (all / every / over time): characters per line
     recency: float = 0.3  # a prompt about the present ('now', 'currently'): a unit's score x
     # (1 + recency x how new its hit is among the hits, 0 the oldest .. 1 the newest)
     on_none: str = "fallback"  # a model's reply of NONE: "fallback" (the extractive brief) or
