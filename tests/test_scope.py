@@ -51,6 +51,9 @@ def active(store: Store, **kw: object) -> dict[str, Cognition]:
         "When I work on Python projects, lint with ruff.",
         "Across all my repos, use conventional commits.",
         "Going forward, prefer small pull requests.",
+        "Pnpm only — never npm or yarn.",
+        "I always want type hints on public functions.",
+        "Please never force-push.",
     ],
 )
 def test_rule_phrasing_is_for_all_work(sentence: str) -> None:
@@ -71,6 +74,8 @@ def test_rule_phrasing_is_for_all_work(sentence: str) -> None:
         "I don't want node anywhere in this repo.",
         "Never call the network from here, anywhere.",
         "The bench takes ages and I never look at the html reports.",
+        "Tables: tenants, api_keys (hashed, never store raw keys), quotas.",  # an aside
+        "With the 5s flush the usage page always lags behind.",  # what a thing does
     ],
 )
 def test_project_statements_are_not(sentence: str) -> None:

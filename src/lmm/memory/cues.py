@@ -206,6 +206,22 @@ _HERE = re.compile(
 _ANYWHERE = re.compile(r"^(?:everywhere|anywhere|wherever|globally)$", re.I)
 
 
+_ASIDE = re.compile(r"\([^()]*\)")  # "(hashed, never store raw keys)": a remark on the list
+# what stands before the standing word of an instruction: the clause's start, who is told, a
+# conjunction ("always run", "I always want", "and never"); "the page always lags" describes
+_TOLD = re.compile(
+    r"(?:^|[.!?:;,—–-]\s*|\b(?:i|you|please|and|but|so|just|also|then|to|must|should)\s+)$",
+    re.I,
+)
+
+
+def _standing(sentence: str) -> bool:
+    """Whether a standing word ("always", "never", "from now on") opens an instruction of
+    `sentence`, not an aside in parentheses or what a thing always does."""
+    text = _ASIDE.sub(" ", sentence)
+    return any(_TOLD.search(text[: m.start()]) for m in _STANDING.finditer(text))
+
+
 def for_all_work(sentence: str, *, instruction: bool = True) -> bool:
     """Whether a rule the user stated holds in every project, not only the one it was said in.
 
@@ -219,7 +235,7 @@ def for_all_work(sentence: str, *, instruction: bool = True) -> bool:
     said = _EVERYWHERE.search(sentence)
     if said:
         return not (_ANYWHERE.match(said.group(0)) and _HERE.search(sentence))
-    if not instruction or not _STANDING.search(sentence) or _LOCAL.search(sentence):
+    if not instruction or not _standing(sentence) or _LOCAL.search(sentence):
         return False
     norm = consolidate.normalise(sentence)
     return not (consolidate.has_naming_shape(norm) or consolidate.is_naming_rule(norm))
