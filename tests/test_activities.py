@@ -87,3 +87,13 @@ def test_words_with_another_sense_start_nothing() -> None:
     assert "logging" not in activities.asked("git log --oneline -5")  # no logging work
     assert "logging" in activities.asked("add structlog and log every booking change as json")
     assert activities.activities("Conventional commits style, lowercase") == {"commit"}
+
+
+def test_an_error_quoted_in_nested_parentheses_names_no_activity() -> None:
+    """A workflow's error text is what failed, not what the rule is about: "database is locked"
+    inside "(OperationalError: (sqlite3.OperationalError) ...)" makes no database rule."""
+    rule = (
+        "`uv run pytest -n auto` fails here (sqlalchemy.exc.OperationalError: "
+        "(sqlite3.OperationalError) database is locked); `uv run pytest -p no:xdist` works instead."
+    )
+    assert activities.activities(rule) == {"test"}

@@ -91,7 +91,9 @@ _ASIDE = re.compile(r"\([^()]*\)|'[^'\n]*'|\"[^\"\n]*\"")
 def activities(text: str, vocabulary: dict[str, re.Pattern[str]] = RULE) -> set[str]:
     """The activities `text` names (in its own words: quoted messages and bracketed asides,
     such as the error a workflow quotes, are not read)."""
-    said = _ASIDE.sub(" ", text)
+    said, before = text, ""
+    while said != before:  # "(OperationalError: (sqlite3.OperationalError) database is locked)"
+        before, said = said, _ASIDE.sub(" ", said)
     return {name for name, pattern in vocabulary.items() if pattern.search(said)}
 
 
