@@ -379,3 +379,32 @@ def test_a_project_that_opts_out_leaves_no_trace_in_user_wide_memory(tmp_path: P
         kept = cognitions.get(s, rule.id or 0)
         assert kept is not None and (kept.scope, kept.learned_in) == ("user", None)
         assert [src.session_id for src in kept.sources] == ["s2"]
+
+
+def test_extraction_gives_back_what_a_better_reading_no_longer_takes_for_all_work(
+    store: Store,
+) -> None:
+    """A store learned before the reading improved: its extractor-made user-wide memory that is
+    no rule for all work goes back to its project on the next run; true rules and the user's own
+    moves stay user-wide."""
+    store.add_session(SessionInfo("s1", "claude", project=A))
+    pid = store.project_id(A)
+    made = {
+        text: cognitions.add(
+            store, Cognition(text, "preference", None, learned_in=pid, scope_by=by)
+        )
+        for text, by in [
+            ("With the 5s flush the usage page always lags behind.", "rule"),
+            ("Always write commit messages in the imperative mood.", "rule"),
+            ("The dashboard always shows UTC.", "user"),
+        ]
+    }
+    report = run_extraction(store, RuleExtractor())
+    assert report.unscoped == 1 and "1 back in their project" in report.summary()
+    scopes = {t: cognitions.get(store, i).scope for t, i in made.items()}  # type: ignore[union-attr]
+    assert scopes == {
+        "With the 5s flush the usage page always lags behind.": "project",
+        "Always write commit messages in the imperative mood.": "user",
+        "The dashboard always shows UTC.": "user",
+    }
+    assert run_extraction(store, RuleExtractor()).unscoped == 0  # once

@@ -97,6 +97,7 @@ class ExtractReport:
     added: int = 0  # new cognitions
     merged: int = 0  # candidates that became evidence for an existing cognition
     superseded: int = 0  # cognitions replaced by newer ones during this run
+    unscoped: int = 0  # user-wide memories that the rules no longer read as for all work
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -106,7 +107,8 @@ class ExtractReport:
             f"{self.extractor}: {self.sessions} sessions read ({self.sessions_unchanged} "
             f"unchanged), {self.turns} turns, {self.candidates} candidates ({rejected} rejected), "
             f"{self.added} new cognitions, {self.merged} merged, {self.superseded} superseded, "
-            f"{self.seconds:.2f} s ({rate:.0f} turns/s)"
+            + (f"{self.unscoped} back in their project, " if self.unscoped else "")
+            + f"{self.seconds:.2f} s ({rate:.0f} turns/s)"
         )
 
 
@@ -168,8 +170,25 @@ def run_extraction(
             if state is None or state != newest:
                 extraction.mark_read(store, sid, extractor.name, newest)
     report.rejected = dict(rejected)
+    with store.transaction():
+        report.unscoped = reread_scopes(store)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def reread_scopes(store: Store) -> int:
+    """Memories extraction made user-wide as rules for all work that `cues.for_all_work` no
+    longer reads as one ("Tables: tenants, api_keys (hashed, never store raw keys)") go back to
+    the project they were said in: a store learned before a better reading gets it too. The
+    user's own moves (`scope_by` 'user') and repeated rules stand. Returns how many moved."""
+    from lmm.memory.cues import for_all_work
+
+    moved = 0
+    for row in cognitions.rule_scoped(store):
+        if not for_all_work(row["text"], instruction=row["category"] == "preference"):
+            cognitions.unscope(store, int(row["id"]), int(row["learned_in"]))
+            moved += 1
+    return moved
 
 
 def _store(store: Store, cog: Cognition, report: ExtractReport) -> None:

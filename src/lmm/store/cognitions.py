@@ -353,7 +353,21 @@ def _stated_elsewhere(store: Store, cog: Cognition) -> int | None:
     return None
 
 
-def _set_project(store: Store, cog_id: int, project_id: int | None, scope_by: str) -> None:
+def rule_scoped(store: Store) -> list[Any]:
+    """The active memories extraction made user-wide as rules for all work (`scope_by` 'rule'),
+    with the project they were said in: id, category, text, learned_in."""
+    return store.db.execute(
+        "SELECT id, category, text, learned_in FROM cognitions WHERE status = 'active' "
+        "AND project_id IS NULL AND scope_by = 'rule' AND learned_in IS NOT NULL"
+    ).fetchall()
+
+
+def unscope(store: Store, cog_id: int, project_id: int) -> None:
+    """Give a memory extraction had made user-wide back to `project_id`, as stated there."""
+    _set_project(store, cog_id, project_id, None)
+
+
+def _set_project(store: Store, cog_id: int, project_id: int | None, scope_by: str | None) -> None:
     """Give row `cog_id` the scope of `project_id` (None: user-wide). Its uid follows the new
     scope unless another row holds that uid; `learned_in` keeps where it was first stated."""
     row = store.db.execute(
