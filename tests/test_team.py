@@ -214,12 +214,47 @@ def test_the_team_commands_set_up_grant_and_list(
     assert "(fact, alice" in out and "VPN" in out
 
 
-def test_an_unreachable_store_says_so_without_the_password(tmp_path: Path) -> None:
+def test_an_unreachable_store_says_so_without_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(team, "RETRY_DELAYS", (0.0, 0.0))
     url = f"postgresql://alice:hunter2secret@/nodb?host={tmp_path}&port=1"
     with pytest.raises(LmmError, match="cannot reach the team store") as caught, team.connect(url):
         pass
     assert "hunter2secret" not in str(caught.value)
     assert team.safe_url(url).startswith("postgresql://alice:***@")
+
+
+def test_a_server_restarting_gets_two_more_tries_and_a_refusal_none(
+    urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(team, "RETRY_DELAYS", (0.0, 0.0))
+    real = psycopg.connect
+    said: list[str] = []
+
+    def connect(url: str, **kw: Any) -> Any:
+        if len(said) < len(answers):
+            said.append(answers[len(said)])
+            raise psycopg.OperationalError(said[-1])
+        return real(url, **kw)
+
+    monkeypatch.setattr(psycopg, "connect", connect)
+    answers = ["FATAL:  the database system is starting up"] * 2
+    with team.connect(urls["alice"]) as conn:  # the third try finds it back
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    said.clear()
+    answers = ["FATAL:  the database system is starting up"] * 3
+    with pytest.raises(LmmError, match="starting up"), team.connect(urls["alice"]):
+        pass
+    assert len(said) == 3
+    said.clear()
+    answers = ['FATAL:  password authentication failed for user "alice"']
+    with (
+        pytest.raises(LmmError, match="password authentication failed"),
+        team.connect(urls["alice"]),
+    ):
+        pass
+    assert len(said) == 1  # a refusal is no restart: no second try
 
 
 def test_no_team_store_named_is_a_clear_error(
@@ -411,6 +446,7 @@ def test_the_background_job_pulls_the_teams_memories_of_the_sessions_projects(
         (got,) = cognitions.list_(store, origin="team")
     assert (got.text, got.project) == ("Deploys go out on Tuesdays.", "/home/dev/tidepool")
     assert got.extra["shared_by"] == "alice"
+    monkeypatch.setattr(team, "RETRY_DELAYS", (0.0, 0.0))
     monkeypatch.setenv("LMM_TEAM_URL", "postgresql://bob@/nodb?host=/nonexistent")
     with open_store() as store:
         background._team(store, transcripts)  # unreachable: logged, the round goes on

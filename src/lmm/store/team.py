@@ -9,6 +9,7 @@ numbered migrations of its own (`team_schema`).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
     import psycopg
 
 MEMBER_ROLE = "lmm_member"  # the group role every member is granted
+RETRY_DELAYS = (0.5, 1.5)  # seconds before connecting again to a server that is restarting
+# what a server says while it restarts (or its socket is gone for that moment)
+_TRANSIENT = re.compile(
+    r"starting up|shutting down|Connection refused|No such file or directory|"
+    r"server closed the connection|terminating connection",
+    re.I,
+)
 
 # Secret shapes the server refuses outright (the client redacts far more before sending).
 SERVER_SECRET_PATTERN = (
@@ -120,17 +128,24 @@ def safe_url(url: str) -> str:
 @contextmanager
 def connect(url: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection to the team store, in autocommit mode: each write below is its own
-    transaction. Credentials come from the URL, the environment (PGPASSWORD) or libpq's password
-    file (~/.pgpass, which libpq reads only when it is 0600)."""
+    transaction. A server that is restarting gets `RETRY_DELAYS` more tries; any other refusal
+    (a wrong password, no such database) fails at once. Credentials come from the URL, the
+    environment (PGPASSWORD) or libpq's password file (~/.pgpass, which libpq reads only when it
+    is 0600)."""
     try:
         import psycopg
     except ImportError as exc:
         raise MissingExtra("team", "psycopg") from exc
-    try:
-        conn = psycopg.connect(url, connect_timeout=10, autocommit=True)
-    except psycopg.OperationalError as exc:
-        message = str(exc).replace(url, safe_url(url)).strip()
-        raise LmmError(f"cannot reach the team store {safe_url(url)}: {message}") from exc
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            conn = psycopg.connect(url, connect_timeout=10, autocommit=True)
+            break
+        except psycopg.OperationalError as exc:
+            if delay is not None and _TRANSIENT.search(str(exc)):
+                time.sleep(delay)  # a server restarting: it is back in a moment
+                continue
+            message = str(exc).replace(url, safe_url(url)).strip()
+            raise LmmError(f"cannot reach the team store {safe_url(url)}: {message}") from exc
     try:
         yield conn
     except psycopg.Error as exc:
