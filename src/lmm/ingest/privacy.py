@@ -20,10 +20,6 @@ def _config_patterns(config_file: str) -> tuple[str, ...]:
     return tuple(str(Path(p).expanduser()).rstrip("/") for p in patterns)
 
 
-def config_file() -> Path:
-    return paths.config_file()
-
-
 @functools.lru_cache(maxsize=4096)
 def _has_marker(folder: str) -> bool:
     here = Path(folder)
@@ -40,7 +36,7 @@ def excluded(project: str | None) -> bool:
     """True when `project` (a full folder path) has opted out of memory."""
     if not project:
         return False
-    return _excluded(project, str(config_file()))
+    return _excluded(project, str(paths.config_file()))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,10 +62,10 @@ def excluded_now(folder: str | None) -> bool:
         return False
     folder = folder.rstrip("/") or "/"
     try:
-        mtime = config_file().stat().st_mtime_ns
+        mtime = paths.config_file().stat().st_mtime_ns
     except OSError:
         mtime = 0
-    if _listed(folder, _fresh_patterns(str(config_file()), mtime)):
+    if _listed(folder, _fresh_patterns(str(paths.config_file()), mtime)):
         return True
     return folder.startswith("/") and _has_marker.__wrapped__(folder)
 

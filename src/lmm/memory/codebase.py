@@ -76,13 +76,14 @@ def ingest_code(store: Store, root: Path) -> CodeReport:
         from lmm.errors import InputError
 
         raise InputError(f"{root} is not a folder; pass the root of a repository")
+    from lmm import paths
     from lmm.ingest import privacy
 
     if privacy.excluded_now(str(root)):
         from lmm.errors import InputError
 
         raise InputError(
-            f"{root} has opted out of memory ({privacy.MARKER} or {privacy.config_file()}); "
+            f"{root} has opted out of memory ({privacy.MARKER} or {paths.config_file()}); "
             "remove the opt-out to learn it"
         )
     report = CodeReport(root=str(root))

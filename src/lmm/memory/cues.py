@@ -206,7 +206,6 @@ _HERE = re.compile(
 _ANYWHERE = re.compile(r"^(?:everywhere|anywhere|wherever|globally)$", re.I)
 
 
-_ASIDE = re.compile(r"\([^()]*\)")  # "(hashed, never store raw keys)": a remark on the list
 # what stands before the standing word of an instruction: the clause's start, who is told, a
 # conjunction ("always run", "I always want", "and never"); "the page always lags" describes
 _TOLD = re.compile(
@@ -218,7 +217,7 @@ _TOLD = re.compile(
 def _standing(sentence: str) -> bool:
     """Whether a standing word ("always", "never", "from now on") opens an instruction of
     `sentence`, not an aside in parentheses or what a thing always does."""
-    text = _ASIDE.sub(" ", sentence)
+    text = consolidate.without_parentheses(sentence)  # "(hashed, never store raw keys)"
     return any(_TOLD.search(text[: m.start()]) for m in _STANDING.finditer(text))
 
 

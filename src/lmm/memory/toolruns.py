@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from lmm.memory.seam import Candidate, SessionView, grounds, squash
 from lmm.records import Turn
 from lmm.text import consolidate
+from lmm.text.shell import invocations
 
 SIMILAR_WITHIN = 10  # Bash calls after a failure in which a similar success counts as its fix
 
@@ -218,12 +219,9 @@ def command_subject(purpose: str, command: str, prefix: str = "command") -> str:
     rx = next(rx for p, rx in _KINDS if p == purpose)
     m = rx.search(command)
     tool = m.group(0).split()[0] if m else _program(command)
-    env = sorted(w.split("=", 1)[0] for w in _ENV_WORD.findall(command[: m.start()] if m else ""))
+    env = sorted({e.split("=", 1)[0] for inv in invocations(command) for e in inv.env})
     # set variables make another recipe (a cross-build beside the plain build), not a newer one
     return f"{prefix} to {purpose} ({_TOOLCHAIN_OF.get(tool, tool)}{''.join(f' {e}' for e in env)})"
-
-
-_ENV_WORD = re.compile(r"(?:^|\s)([A-Za-z_]\w*=\S*)")
 
 
 def command_purpose(command: str) -> str | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from lmm.retrieve import evidence, scope
 from lmm.retrieve.search import Hit, cognition_hits, scope_projects
 from lmm.store import reads
+from lmm.text import consolidate
 
 if TYPE_CHECKING:
     from lmm.store.db import Store
@@ -84,16 +85,15 @@ _ADDS = re.compile(r"\b(?:add|install|uninstall|remove|drop|upgrade|bump|pin|nee
                    r"([a-z@][\w.@/-]*)", re.I)  # fmt: skip
 
 
-# what a rule quotes rather than says: an error message in brackets, a commit message in quotes
-_ASIDE = re.compile(r"\([^()]*\)|'[^'\n]*'|\"[^\"\n]*\"")
+# what a rule quotes rather than says: a commit message in quotes (an error in brackets:
+# `consolidate.without_parentheses`)
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 
 
 def activities(text: str, vocabulary: dict[str, re.Pattern[str]] = RULE) -> set[str]:
     """The activities `text` names (in its own words: quoted messages and bracketed asides,
     such as the error a workflow quotes, are not read)."""
-    said, before = text, ""
-    while said != before:  # "(OperationalError: (sqlite3.OperationalError) database is locked)"
-        before, said = said, _ASIDE.sub(" ", said)
+    said = _QUOTED.sub(" ", consolidate.without_parentheses(text))
     return {name for name, pattern in vocabulary.items() if pattern.search(said)}
 
 

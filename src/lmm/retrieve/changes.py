@@ -9,9 +9,9 @@ state first and the older lines as history.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lmm.retrieve import evidence
 from lmm.retrieve.search import Hit, cognition_hits, own_name, scope_projects
@@ -59,8 +59,16 @@ _CHANGES = [
 ]  # fmt: skip
 
 
+def _decisions(store: Store, project: str | None) -> list[Any]:
+    """The active decisions of `project` and the user-wide ones, newest first."""
+    rows = reads.rule_rows(store, scope_projects(store, project), ("decision",))
+    return sorted(rows, key=lambda r: (r["valid_from"] or "", r["id"]), reverse=True)
+
+
+@functools.lru_cache(maxsize=8192)
 def change_of(text: str) -> tuple[str, str] | None:
-    """(what was so before, what is so now) of a decision that changes something, else None."""
+    """(what was so before, what is so now) of a decision that changes something, else None;
+    remembered: `lmm serve` reads the same decisions for every question."""
     for rx in _CHANGES:
         if (m := rx.search(text)) and len(m["old"].split()) <= MAX_OLD_WORDS:
             return " ".join(m["old"].replace("`", "").split()), m["new"].strip("`,. ")
@@ -85,7 +93,7 @@ def later_changes(
     asked = _asked(query, own)
     ids = {ev.hit.id for ev in shown if ev.hit.kind == "cognition"}
     found: list[int] = []
-    for row in reads.decision_rows(store, scope_projects(store, project)):
+    for row in _decisions(store, project):
         since = row["valid_from"] or ""
         change = change_of(row["text"])
         if row["id"] in ids or not since or change is None:
@@ -121,7 +129,7 @@ def listed_changes(
     own = own_name(project)
     asked = _asked(query, own) - _CHANGE_ASKING
     found: list[tuple[str, int, str, bool]] = []  # (since, id, new, names the asked topic)
-    for row in reads.decision_rows(store, scope_projects(store, project)):
+    for row in _decisions(store, project):
         if (change := change_of(row["text"])) is None:
             continue
         named = [t for t in evidence.query_terms(row["text"]) if t != own]
@@ -156,11 +164,10 @@ def with_changes(
 ) -> list[Evidence]:
     """`changes` first, then `shown`, numbered from 1. With `history` (a question asking what
     changed) the shown decisions that changed something join them, all oldest first."""
-    from lmm.retrieve.synth import Evidence
+    from lmm.retrieve.synth import lead_with
 
-    first = [Evidence(0, h, h.text, 1.0) for h in changes]
     if history:
         moved = [ev for ev in shown if ev.hit.kind == "cognition" and change_of(ev.hit.text)]
         shown = [ev for ev in shown if ev not in moved]
-        first = sorted(first + moved, key=lambda ev: ev.hit.source.timestamp or "")
-    return [replace(ev, n=n) for n, ev in enumerate(first + shown, start=1)]
+        changes = sorted(changes + [ev.hit for ev in moved], key=lambda h: h.source.timestamp or "")
+    return lead_with(changes, shown)

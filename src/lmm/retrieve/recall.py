@@ -24,6 +24,7 @@ from lmm.retrieve.synth import (
     excerpt,
     extractive_brief,
     generate_brief,
+    lead_with,
     select_evidence,
 )
 from lmm.store import reads, vectors
@@ -216,8 +217,7 @@ def with_rules(rules: list[activities.Rule], evidence: list[Evidence]) -> list[E
     moves up), numbered from 1."""
     ids = {r.hit.id for r in rules}
     rest = [ev for ev in evidence if not (ev.hit.kind == "cognition" and ev.hit.id in ids)]
-    first = [Evidence(0, r.hit, r.hit.text, 1.0) for r in rules]
-    return [replace(ev, n=n) for n, ev in enumerate(first + rest, start=1)]
+    return lead_with([r.hit for r in rules], rest)
 
 
 def never_seen(store: Store, query: str, project: str | None) -> list[str]:

@@ -249,6 +249,12 @@ def select_evidence(query: str, hits: list[Hit], cfg: SynthConfig | None = None)
     return chosen
 
 
+def lead_with(hits: list[Hit], rest: list[Evidence]) -> list[Evidence]:
+    """`hits` as whole lines of evidence first (rules, decisions), then `rest`, numbered from 1."""
+    first = [Evidence(0, h, h.text, 1.0) for h in hits]
+    return [replace(ev, n=n) for n, ev in enumerate(first + rest, start=1)]
+
+
 def one_per_session(groups: list[evidence.Focus], hits: list[Hit]) -> list[evidence.Focus]:
     """`groups` with each session's best first, then the others, each part in its order."""
     seen: set[str | None] = set()

@@ -153,28 +153,17 @@ def recent_session_rows(store: Store, project: str, limit: int) -> list[sqlite3.
 # ---- cognitions
 
 
-def rule_rows(store: Store, projects: list[int], categories: Sequence[str]) -> list[Any]:
-    """Active cognitions of `categories` in `projects` and the user-wide ones: id, text,
-    salience, evidence (what `activities.rules_for` reads)."""
+def rule_rows(store: Store, projects: list[int] | None, categories: Sequence[str]) -> list[Any]:
+    """Active cognitions of `categories` in `projects` (None: all) and the user-wide ones: id,
+    text, salience, evidence, valid_from (what `activities.rules_for` and `retrieve.changes`
+    read)."""
     marks = ", ".join("?" * len(categories))
     sql = (
-        "SELECT x.id, x.text, x.salience, x.evidence FROM cognitions x "
+        "SELECT x.id, x.text, x.salience, x.evidence, x.valid_from FROM cognitions x "
         f"WHERE x.status = 'active' AND x.category IN ({marks})"
         + scope_sql("x.project_id", projects, "cognition")
     )
     return store.db.execute(sql, list(categories)).fetchall()
-
-
-def decision_rows(store: Store, projects: list[int] | None) -> list[Any]:
-    """Active decisions in `projects` (None: all) and the user-wide ones: id, text, valid_from,
-    newest first (what `retrieve.changes` reads)."""
-    sql = (
-        "SELECT x.id, x.text, x.valid_from FROM cognitions x "
-        "WHERE x.status = 'active' AND x.category = 'decision'"
-        + scope_sql("x.project_id", projects, "cognition")
-        + " ORDER BY x.valid_from DESC, x.id DESC"
-    )
-    return store.db.execute(sql).fetchall()
 
 
 def user_wide_rivals(store: Store, projects: list[int]) -> list[sqlite3.Row]:

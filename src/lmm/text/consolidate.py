@@ -19,6 +19,17 @@ STOPWORDS = frozenset(
 )
 
 
+_PARENTHESES = re.compile(r"\([^()]*\)")
+
+
+def without_parentheses(text: str) -> str:
+    """`text` with its asides in parentheses blanked out, nested ones too: "(OperationalError:
+    (sqlite3.OperationalError) database is locked)" goes whole."""
+    while (less := _PARENTHESES.sub(" ", text)) != text:
+        text = less
+    return text
+
+
 @functools.lru_cache(maxsize=8192)
 def normalise(text: str) -> str:
     """Lower case, plain quotes, single spaces, no trailing punctuation."""
